@@ -1,0 +1,51 @@
+"""The ingestion job queue: at-least-once delivery of job ids to workers.
+
+Adapters: `sqlite.py` (embedded default, persisted in the SQLite store's file),
+`redis_streams.py` (production: one stream + consumer group, dead-letter stream).
+A received message stays invisible to other consumers for the visibility timeout; if it is
+neither acked nor released by then, another consumer receives it again (attempt + 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class QueueMessage:
+    message_id: str
+    job_id: str
+    tenant_id: str
+    # 1 on first delivery; grows each time the message is delivered again.
+    delivery_count: int
+
+
+class JobQueue(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def enqueue(self, job_id: str, tenant_id: str) -> str:
+        """Add a message; return its id."""
+
+    async def receive(self, consumer: str, wait_seconds: float) -> QueueMessage | None:
+        """The next visible message (reclaiming any whose visibility timeout ran out), or None
+        after waiting up to `wait_seconds`."""
+
+    async def ack(self, message: QueueMessage) -> None:
+        """Done with it: never deliver again."""
+
+    async def release(self, message: QueueMessage, delay_seconds: float = 0.0) -> None:
+        """Give it back undone, visible again after `delay_seconds` (drain on SIGTERM, backoff)."""
+
+    async def dead_letter(self, message: QueueMessage, reason: str) -> None:
+        """Move it to the dead-letter queue with the reason."""
+
+    async def depth(self) -> int:
+        """Messages waiting or in flight (for Redis: consumer-group lag + pending)."""
+
+    async def dead_letters(self) -> list[tuple[QueueMessage, str]]: ...
+
+    async def replay_dead_letters(self) -> int:
+        """Re-enqueue every dead letter; return how many."""

@@ -1,0 +1,94 @@
+"""The relational store: documents, jobs, conversations and API keys.
+
+Adapters: `sqlite.py` (embedded default), `postgres.py` (production, through PgBouncer).
+Every method is scoped to a tenant where the data is; a wrong tenant looks like "not found".
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ragplatform.domain.models import (
+    ApiKey,
+    Conversation,
+    Document,
+    Job,
+    JobState,
+    NewUpload,
+    Page,
+    Turn,
+    UploadOutcome,
+)
+
+
+class Store(Protocol):
+    async def open(self) -> None:
+        """Connect and apply the schema if asked to by settings. Idempotent."""
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise `Unavailable` if the store cannot answer now."""
+
+    # --- documents and jobs -------------------------------------------------------------
+    async def record_upload(self, upload: NewUpload) -> UploadOutcome:
+        """In one transaction: dedupe on (tenant, content hash) -> existing document and its
+        latest job, `deduplicated=True`, unless that job FAILED (then a new job is queued);
+        otherwise create or update the document named (tenant, filename) and create a QUEUED
+        job for it."""
+
+    async def get_document(self, tenant_id: str, document_id: str) -> Document:
+        """Raise `NotFound` if missing or another tenant's."""
+
+    async def list_documents(self, tenant_id: str, limit: int, cursor: str = "") -> Page[Document]: ...
+
+    async def delete_document(self, tenant_id: str, document_id: str) -> Document:
+        """Delete the document and its jobs; return it as it was. Raise `NotFound`."""
+
+    async def get_job(self, tenant_id: str, job_id: str) -> Job: ...
+
+    async def get_job_any_tenant(self, job_id: str) -> Job:
+        """For workers, which receive only a job id from the queue."""
+
+    async def list_jobs(
+        self, tenant_id: str, state: JobState | None, limit: int, cursor: str = ""
+    ) -> Page[Job]: ...
+
+    async def start_job(self, job_id: str) -> Job:
+        """QUEUED/RUNNING -> RUNNING, attempts + 1. Raise `NotFound` if the job is gone."""
+
+    async def set_job_progress(self, job_id: str, chunks_total: int, chunks_done: int) -> None: ...
+
+    async def succeed_job(self, job_id: str, chunk_count: int) -> Job:
+        """RUNNING -> SUCCEEDED and the document's chunk_count set, in one transaction."""
+
+    async def fail_job(self, job_id: str, error: str) -> Job:
+        """-> FAILED with a reason a person can act on."""
+
+    async def requeue_job(self, job_id: str, error: str) -> Job:
+        """-> QUEUED again (a retry is coming), keeping the last error for display."""
+
+    async def count_jobs(self, state: JobState) -> int: ...
+
+    # --- conversations -------------------------------------------------------------------
+    async def create_conversation(self, tenant_id: str, title: str) -> Conversation: ...
+
+    async def append_turns(self, tenant_id: str, conversation_id: str, turns: list[Turn]) -> Conversation:
+        """Append atomically. Raise `NotFound`."""
+
+    async def get_conversation(self, tenant_id: str, conversation_id: str) -> Conversation: ...
+
+    async def get_turns(self, tenant_id: str, conversation_id: str, max_turns: int = 0) -> list[Turn]:
+        """Oldest first; only the most recent `max_turns` when > 0."""
+
+    async def list_conversations(self, tenant_id: str, limit: int, cursor: str = "") -> Page[Conversation]: ...
+
+    # --- API keys --------------------------------------------------------------------------
+    async def create_api_key(self, tenant_id: str, name: str, key_hash: str) -> ApiKey: ...
+
+    async def find_api_key(self, key_hash: str) -> ApiKey | None:
+        """The key with this hash, or None (revoked keys are returned with revoked=True)."""
+
+    async def list_api_keys(self, tenant_id: str | None = None) -> list[ApiKey]: ...
+
+    async def revoke_api_key(self, key_id: str) -> ApiKey: ...

@@ -1,0 +1,218 @@
+"""Typed settings, one class per service, read once from `RAG_`-prefixed environment variables.
+
+These names are the contract with the operator (it renders them into Deployments) and with
+`docs/configuration.md`. `load_settings()` validates at start-up and turns every problem into
+one clear message that names the variable and what it accepts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "RAG_"
+ServiceName = Literal["gateway", "ingestion", "ingestion-worker", "retrieval", "generation", "conversation"]
+SERVICE_NAMES: tuple[ServiceName, ...] = (
+    "gateway",
+    "ingestion",
+    "ingestion-worker",
+    "retrieval",
+    "generation",
+    "conversation",
+)
+
+
+class SettingsError(Exception):
+    """Start-up configuration is invalid; the message lists each bad variable."""
+
+
+class CommonSettings(BaseSettings):
+    """Settings every service process reads."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Lowest log level written."
+    )
+    log_format: Literal["json", "console"] = Field(
+        "json", description="`json` (one object per line, for collectors) or `console` (for people)."
+    )
+    grpc_host: str = Field("[::]", description="Address the gRPC server binds to.")
+    grpc_port: int = Field(50051, ge=0, le=65535, description="gRPC port (0 picks a free one).")
+    metrics_port: int = Field(
+        9090, ge=0, le=65535, description="Prometheus /metrics HTTP port (0 picks a free one)."
+    )
+    metrics_enabled: bool = Field(True, description="Serve Prometheus metrics.")
+    grace_period_seconds: float = Field(
+        20.0, gt=0, le=3600, description="On SIGTERM, time allowed for in-flight calls to finish."
+    )
+    internal_token: SecretStr | None = Field(
+        None,
+        description="Shared secret the gateway sends to internal services; when set, internal "
+        "services refuse calls without it.",
+    )
+    data_dir: Path = Field(
+        Path(".ragplatform"), description="Directory of the embedded backends' files (SQLite, blobs, vectors)."
+    )
+
+
+class StoreSettings(CommonSettings):
+    store_url: str = Field(
+        "",
+        description="`sqlite:///PATH` or `postgresql://USER@HOST:PORT/DB`; empty: SQLite in RAG_DATA_DIR.",
+    )
+    store_password: SecretStr | None = Field(
+        None, description="Password for RAG_STORE_URL (kept out of the URL so it can come from a Secret)."
+    )
+    store_pool_min: int = Field(1, ge=0, le=100, description="PostgreSQL pool: connections kept open.")
+    store_pool_max: int = Field(10, ge=1, le=1000, description="PostgreSQL pool: most connections.")
+    store_migrate: bool = Field(True, description="Apply schema migrations at start-up.")
+    store_timeout_seconds: float = Field(5.0, gt=0, description="Per-statement timeout.")
+
+    @field_validator("store_url")
+    @classmethod
+    def _known_store_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite://", "postgresql://", "postgres://")):
+            raise ValueError("must start with sqlite:// or postgresql:// (or be empty for the embedded SQLite)")
+        return value
+
+
+class QueueSettings(StoreSettings):
+    queue_url: str = Field(
+        "", description="`redis://HOST:PORT/DB` for Redis Streams; empty: the queue lives in the SQLite store."
+    )
+    queue_name: str = Field("ingestion", description="Stream / queue name.")
+    visibility_timeout_seconds: float = Field(
+        300.0, gt=0, description="A received job not acked within this is delivered again."
+    )
+    job_max_attempts: int = Field(3, ge=1, le=100, description="Attempts before a job is FAILED and dead-lettered.")
+
+
+class BlobSettings(CommonSettings):
+    blob_url: str = Field("", description="`file:///DIR` or `s3://BUCKET[/PREFIX]`; empty: RAG_DATA_DIR/blobs.")
+    s3_endpoint_url: str = Field("", description="S3-compatible endpoint (empty: AWS).")
+    s3_region: str = Field("us-east-1", description="S3 region.")
+    s3_access_key_id: SecretStr | None = Field(None, description="S3 access key id (empty: the AWS default chain).")
+    s3_secret_access_key: SecretStr | None = Field(None, description="S3 secret access key.")
+
+
+class EmbedderSettings(CommonSettings):
+    embedder: Literal["minilm", "hashing", "openai"] = Field(
+        "minilm",
+        description="`minilm` (local all-MiniLM-L6-v2, needs the local-embeddings extra), `openai` "
+        "(an OpenAI-compatible endpoint) or `hashing` (lexical feature hashing, no model).",
+    )
+    embedding_url: str = Field("", description="Base URL of the OpenAI-compatible embeddings endpoint.")
+    embedding_model: str = Field("text-embedding-3-small", description="Embedding model name at that endpoint.")
+    embedding_api_key: SecretStr | None = Field(None, description="API key for the embeddings endpoint.")
+    embedding_dimension: int = Field(384, ge=8, le=8192, description="Vector size (openai and hashing embedders).")
+    embedding_timeout_seconds: float = Field(30.0, gt=0, description="Per-request timeout to the endpoint.")
+
+
+class VectorSettings(CommonSettings):
+    vector_url: str = Field(
+        "", description="`http(s)://HOST:6333` for a Qdrant server; empty: the embedded engine in RAG_DATA_DIR."
+    )
+    vector_api_key: SecretStr | None = Field(None, description="Qdrant API key.")
+    vector_collection: str = Field("ragplatform_chunks", description="Collection name.")
+
+
+class UpstreamSettings(CommonSettings):
+    """Addresses of the internal services the gateway calls."""
+
+    ingestion_addr: str = Field("127.0.0.1:50052", description="host:port of the ingestion service.")
+    retrieval_addr: str = Field("127.0.0.1:50053", description="host:port of the retrieval service.")
+    generation_addr: str = Field("127.0.0.1:50054", description="host:port of the generation service.")
+    conversation_addr: str = Field("127.0.0.1:50055", description="host:port of the conversation service.")
+
+
+class GatewaySettings(UpstreamSettings, StoreSettings):
+    redis_url: SecretStr | None = Field(
+        None, description="Redis for rate limits and the answer cache; empty: in-process (one replica only)."
+    )
+    rate_limit_rps: float = Field(20.0, gt=0, description="Requests per second allowed per API key.")
+    rate_limit_burst: int = Field(40, ge=1, description="Requests an API key may make at once.")
+    answer_cache_ttl_seconds: int = Field(600, ge=0, description="Answer cache lifetime; 0 disables the cache.")
+    default_top_k: int = Field(5, ge=1, le=50, description="Passages retrieved when a request does not say.")
+    ask_timeout_seconds: float = Field(
+        60.0, gt=0, description="Deadline for an Ask when the client sets none (or a longer one)."
+    )
+    max_question_chars: int = Field(4000, ge=1, description="Longest question accepted.")
+
+
+class IngestionSettings(QueueSettings, BlobSettings):
+    max_upload_bytes: int = Field(
+        50 * 1024 * 1024, ge=1, description="Largest file accepted; larger uploads fail with INVALID_ARGUMENT."
+    )
+    retrieval_addr: str = Field(
+        "127.0.0.1:50053", description="host:port of the retrieval service (to delete a document's chunks)."
+    )
+
+
+class WorkerSettings(QueueSettings, BlobSettings, EmbedderSettings):
+    retrieval_addr: str = Field("127.0.0.1:50053", description="host:port of the retrieval service.")
+    worker_concurrency: int = Field(1, ge=1, le=64, description="Jobs one worker process runs at once.")
+    chunk_tokens: int = Field(256, ge=16, le=8192, description="Target chunk size in tokens.")
+    chunk_overlap_tokens: int = Field(32, ge=0, le=4096, description="Tokens repeated between neighbours.")
+    embed_batch_size: int = Field(32, ge=1, le=2048, description="Chunks embedded per batch.")
+    retry_backoff_seconds: float = Field(5.0, ge=0, description="First retry delay; doubles per attempt.")
+    poll_seconds: float = Field(1.0, gt=0, description="Longest wait for a message before polling again.")
+
+
+class RetrievalSettings(VectorSettings, EmbedderSettings):
+    max_top_k: int = Field(50, ge=1, le=1000, description="Largest top_k accepted.")
+
+
+class GenerationSettings(CommonSettings):
+    llm: Literal["extractive", "openai"] = Field(
+        "extractive",
+        description="`extractive` (quotes the best passages, no model) or `openai` (an OpenAI-compatible endpoint).",
+    )
+    llm_url: str = Field("", description="Base URL of the OpenAI-compatible chat endpoint.")
+    llm_model: str = Field("gpt-4o-mini", description="Chat model name.")
+    llm_fallback_model: str = Field("", description="Model tried when the primary fails or times out.")
+    llm_api_key: SecretStr | None = Field(None, description="API key for the chat endpoint.")
+    llm_timeout_seconds: float = Field(30.0, gt=0, description="Per-request timeout to the endpoint.")
+    llm_max_retries: int = Field(2, ge=0, le=10, description="Retries of a failed request before falling back.")
+    llm_max_tokens: int = Field(512, ge=1, le=32768, description="Default upper bound on answer tokens.")
+
+
+class ConversationSettings(StoreSettings):
+    max_history_turns: int = Field(10, ge=0, le=1000, description="Turns returned to Ask as context.")
+
+
+SETTINGS_BY_SERVICE: dict[str, type[CommonSettings]] = {
+    "gateway": GatewaySettings,
+    "ingestion": IngestionSettings,
+    "ingestion-worker": WorkerSettings,
+    "retrieval": RetrievalSettings,
+    "generation": GenerationSettings,
+    "conversation": ConversationSettings,
+}
+
+S = TypeVar("S", bound=CommonSettings)
+
+
+def env_var_names(settings_cls: type[CommonSettings]) -> set[str]:
+    """Every environment variable a settings class reads."""
+    return {ENV_PREFIX + name.upper() for name in settings_cls.model_fields}
+
+
+def load_settings(settings_cls: type[S], **overrides: object) -> S:
+    """Read and validate settings; raise `SettingsError` naming every bad variable."""
+    try:
+        return settings_cls(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            var = ENV_PREFIX + field.upper()
+            value = error.get("input")
+            problems.append(f"  {var}={value!r}: {error['msg']}")
+        raise SettingsError(
+            f"invalid configuration for {settings_cls.__name__}:\n" + "\n".join(problems)
+            + "\nFix these environment variables (see docs/configuration.md) and start again."
+        ) from None

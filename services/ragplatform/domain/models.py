@@ -1,0 +1,186 @@
+"""Plain data types shared by services and backends."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+# Namespace for deterministic chunk point ids: uuid5(NAMESPACE, f"{document_id}:{chunk_index}").
+CHUNK_ID_NAMESPACE = uuid.UUID("6f1c2f5e-8d0b-4b8e-9a54-3f0b1c7d2e11")
+
+
+def chunk_point_id(document_id: str, chunk_index: int) -> str:
+    """The vector store id of a chunk: the same document and index always give the same id,
+    so re-indexing overwrites instead of duplicating."""
+    return str(uuid.uuid5(CHUNK_ID_NAMESPACE, f"{document_id}:{chunk_index}"))
+
+
+class JobState(enum.StrEnum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+class Role(enum.StrEnum):
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+@dataclass(frozen=True)
+class Document:
+    document_id: str
+    tenant_id: str
+    filename: str
+    content_type: str
+    content_hash: str
+    size_bytes: int
+    blob_key: str
+    metadata: dict[str, str]
+    chunk_count: int
+    created_at: datetime
+    updated_at: datetime
+    latest_job_id: str = ""
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    tenant_id: str
+    document_id: str
+    state: JobState
+    error: str
+    attempts: int
+    chunks_total: int
+    chunks_done: int
+    created_at: datetime
+    updated_at: datetime
+    filename: str = ""
+
+
+@dataclass(frozen=True)
+class NewUpload:
+    """What ingestion knows about an upload once its bytes are stored."""
+
+    tenant_id: str
+    filename: str
+    content_type: str
+    content_hash: str
+    size_bytes: int
+    blob_key: str
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UploadOutcome:
+    document: Document
+    job: Job
+    deduplicated: bool
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a parsed document, before embedding."""
+
+    index: int
+    text: str
+    token_count: int
+
+
+@dataclass(frozen=True)
+class ChunkPoint:
+    """An embedded chunk as stored in the vector store."""
+
+    tenant_id: str
+    document_id: str
+    filename: str
+    chunk_index: int
+    text: str
+    vector: list[float]
+    content_hash: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def point_id(self) -> str:
+        return chunk_point_id(self.document_id, self.chunk_index)
+
+
+@dataclass(frozen=True)
+class ScoredPassage:
+    chunk_id: str
+    document_id: str
+    filename: str
+    chunk_index: int
+    text: str
+    score: float
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    tenant_id: str
+    vector: list[float]
+    top_k: int = 5
+    filters: dict[str, str] = field(default_factory=dict)
+    score_threshold: float = 0.0
+    document_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Citation:
+    index: int
+    document_id: str
+    filename: str
+    chunk_id: str
+    quote: str
+    score: float
+
+
+@dataclass(frozen=True)
+class TokenUsage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: Role
+    content: str
+    citations: tuple[Citation, ...] = ()
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Conversation:
+    conversation_id: str
+    tenant_id: str
+    title: str
+    created_at: datetime
+    updated_at: datetime
+    turn_count: int
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    key_id: str
+    tenant_id: str
+    name: str
+    created_at: datetime
+    revoked: bool = False
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a listing; pass `next_cursor` back to get the next (empty on the last)."""
+
+    items: list[T]
+    next_cursor: str = ""
