@@ -1,0 +1,1 @@
+"""The conversation service: threads of questions and answers, per tenant."""

@@ -1,0 +1,35 @@
+"""Wiring: settings -> backends -> servicer -> `ServiceApp`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import grpc
+
+from ragplatform.backends.store.factory import open_store
+from ragplatform.conversation.service import ConversationService
+from ragplatform.conversation.servicer import ConversationServicer
+from ragplatform.core.server import Registrar, ServiceApp
+from ragplatform.core.settings import ConversationSettings
+from ragplatform.v1 import conversation_pb2, conversation_pb2_grpc
+
+SERVICE_NAME = conversation_pb2.DESCRIPTOR.services_by_name["ConversationService"].full_name
+
+
+def build_app(settings: ConversationSettings) -> ServiceApp:
+    @asynccontextmanager
+    async def lifespan() -> AsyncIterator[Registrar]:
+        store = await open_store(settings)
+        try:
+            servicer = ConversationServicer(ConversationService(store))
+
+            def register(server: grpc.aio.Server) -> Sequence[str]:
+                conversation_pb2_grpc.add_ConversationServiceServicer_to_server(servicer, server)
+                return [SERVICE_NAME]
+
+            yield register
+        finally:
+            await store.close()
+
+    return ServiceApp(name="conversation", lifespan=lifespan)

@@ -1,0 +1,53 @@
+"""Access log: binds request id and tenant for every log line of the call, logs its outcome."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import grpc
+import structlog
+
+from ragplatform.core.context import (
+    REQUEST_ID_HEADER,
+    TENANT_HEADER,
+    new_request_id,
+    request_id_var,
+    tenant_var,
+)
+from ragplatform.core.interceptors.base import ScopedInterceptor, metadata_value
+
+log = structlog.get_logger("ragplatform.access")
+
+
+class AccessLogInterceptor(ScopedInterceptor):
+    @asynccontextmanager
+    async def scope(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+        request_id = metadata_value(context, REQUEST_ID_HEADER) or new_request_id()
+        tenant = metadata_value(context, TENANT_HEADER)
+        rid_token = request_id_var.set(request_id)
+        tenant_token = tenant_var.set(tenant)
+        context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
+        started = time.perf_counter()
+        with structlog.contextvars.bound_contextvars(request_id=request_id, method=method):
+            outcome = "OK"
+            try:
+                yield
+            except BaseException as exc:
+                code = context.code()
+                outcome = code.name if isinstance(code, grpc.StatusCode) else type(exc).__name__
+                raise
+            finally:
+                code = context.code()
+                if isinstance(code, grpc.StatusCode) and outcome == "OK":
+                    outcome = code.name
+                log.info(
+                    "rpc",
+                    code=outcome,
+                    tenant=tenant_var.get(),
+                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                )
+                request_id_var.reset(rid_token)
+                tenant_var.reset(tenant_token)

@@ -1,0 +1,80 @@
+"""`ScopedInterceptor`: turn an async context manager around a call into a gRPC interceptor."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import grpc
+
+# Methods of the infrastructure services: no auth, no access log noise.
+INFRASTRUCTURE_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+
+def is_infrastructure(method: str) -> bool:
+    return method.startswith(INFRASTRUCTURE_PREFIXES)
+
+
+class ScopedInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Subclasses implement `scope(method, context)`; the call runs inside it."""
+
+    skip_infrastructure = True
+
+    def scope(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> AbstractAsyncContextManager[None]:
+        raise NotImplementedError
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or (self.skip_infrastructure and is_infrastructure(method)):
+            return handler
+        return _wrap(handler, method, self.scope)
+
+
+def _wrap(
+    handler: grpc.RpcMethodHandler[Any, Any],
+    method: str,
+    scope: Callable[[str, Any], AbstractAsyncContextManager[None]],
+) -> grpc.RpcMethodHandler[Any, Any]:
+    def unary_response(behaviour: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def call(request: Any, context: Any) -> Any:
+            async with scope(method, context):
+                return await behaviour(request, context)
+
+        return call
+
+    def stream_response(behaviour: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+        async def call(request: Any, context: Any) -> AsyncIterator[Any]:
+            async with scope(method, context):
+                async for item in behaviour(request, context):
+                    yield item
+
+        return call
+
+    kwargs = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(unary_response(handler.unary_unary), **kwargs)
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(unary_response(handler.stream_unary), **kwargs)
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(stream_response(handler.unary_stream), **kwargs)  # type: ignore[arg-type]
+    if handler.stream_stream:
+        return grpc.stream_stream_rpc_method_handler(stream_response(handler.stream_stream), **kwargs)  # type: ignore[arg-type]
+    return handler
+
+
+def metadata_value(context: grpc.aio.ServicerContext[Any, Any], key: str) -> str:
+    """The first value of an invocation metadata key, or ''."""
+    for item in context.invocation_metadata() or ():
+        if item[0] == key:
+            value = item[1]
+            return value.decode() if isinstance(value, bytes) else str(value)
+    return ""

@@ -1,0 +1,28 @@
+"""Prometheus metrics shared by every service, and the HTTP endpoint that serves them."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+GRPC_HANDLED = Counter(
+    "ragplatform_grpc_server_handled_total", "gRPC calls completed, by method and status code", ["method", "code"]
+)
+GRPC_LATENCY = Histogram(
+    "ragplatform_grpc_server_handling_seconds",
+    "Time to complete a gRPC call (streams included), by method",
+    ["method"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64),
+)
+GRPC_IN_FLIGHT = Gauge("ragplatform_grpc_server_in_flight", "gRPC calls in progress, by method", ["method"])
+
+JOBS_FINISHED = Counter("ragplatform_ingestion_jobs_total", "Ingestion jobs finished, by outcome", ["outcome"])
+CHUNKS_INDEXED = Counter("ragplatform_ingestion_chunks_total", "Chunks embedded and indexed")
+QUEUE_DEPTH = Gauge("ragplatform_ingestion_queue_depth", "Ingestion messages waiting or in flight")
+ANSWER_CACHE = Counter("ragplatform_answer_cache_total", "Answer cache lookups, by result", ["result"])
+TOKENS_USED = Counter("ragplatform_llm_tokens_total", "Tokens spent by the answer model, by tenant and kind", ["tenant", "kind"])
+
+
+def start_metrics_server(host: str, port: int) -> int:
+    """Serve /metrics on a daemon thread; return the bound port (useful when port is 0)."""
+    server, _thread = start_http_server(port, addr=host)
+    return int(server.server_port)

@@ -1,0 +1,158 @@
+"""One `serve()` for every service: grpc.aio with health, reflection, interceptors, metrics and a
+graceful drain on SIGTERM (health -> NOT_SERVING, in-flight calls finish within the grace period).
+
+A service is described by a `ServiceApp`: its name, a function that registers its servicers on a
+server (returning the full names of the services it added), and an async context manager holding
+its resources (stores, channels) for the life of the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import structlog
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from ragplatform.core.interceptors.access_log import AccessLogInterceptor
+from ragplatform.core.interceptors.auth import InternalTokenInterceptor
+from ragplatform.core.interceptors.deadlines import DeadlineInterceptor
+from ragplatform.core.interceptors.errors import ErrorMappingInterceptor
+from ragplatform.core.interceptors.metrics import MetricsInterceptor
+from ragplatform.core.metrics import start_metrics_server
+from ragplatform.core.settings import CommonSettings
+
+log = structlog.get_logger("ragplatform.server")
+
+# Registers servicers on the server; returns the fully qualified service names it added.
+Registrar = Callable[[grpc.aio.Server], Sequence[str]]
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
+
+@dataclass
+class ServiceApp:
+    name: str
+    # Entered before the server starts, exited after it stops; yields the registrar.
+    lifespan: Callable[[], AbstractAsyncContextManager[Registrar]]
+    # Extra server interceptors (e.g. the gateway's API-key check), run inside the common ones.
+    extra_interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] = ()
+    # Whether the internal-token check applies (not for the public gateway).
+    internal: bool = True
+    # Cap on any call's duration when the client sets no (or a longer) deadline.
+    max_call_seconds: float | None = None
+    # Background tasks run while serving (e.g. the worker loop); cancelled/drained on stop.
+    background: Sequence[Callable[[asyncio.Event], Any]] = field(default_factory=tuple)
+
+
+@dataclass
+class RunningService:
+    app: ServiceApp
+    server: grpc.aio.Server
+    port: int
+    metrics_port: int
+    health: HealthServicer
+    stopping: asyncio.Event
+    _exit: contextlib.AsyncExitStack
+    _tasks: list[asyncio.Task[Any]]
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def stop(self, grace: float) -> None:
+        """Drain: NOT_SERVING, stop background work, let in-flight calls finish, then close."""
+        if self.stopping.is_set():
+            return
+        self.stopping.set()
+        await self.health.enter_graceful_shutdown()
+        log.info("draining", service=self.app.name, grace_seconds=grace)
+        if self._tasks:
+            _done, pending = await asyncio.wait(self._tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self.server.stop(grace)
+        await self._exit.aclose()
+        log.info("stopped", service=self.app.name)
+
+
+def build_interceptors(app: ServiceApp, settings: CommonSettings) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
+    chain: list[grpc.aio.ServerInterceptor[Any, Any]] = [
+        AccessLogInterceptor(),
+        MetricsInterceptor(),
+        ErrorMappingInterceptor(),
+    ]
+    if app.internal and settings.internal_token is not None:
+        chain.append(InternalTokenInterceptor(settings.internal_token.get_secret_value()))
+    chain.extend(app.extra_interceptors)
+    chain.append(DeadlineInterceptor(app.max_call_seconds))
+    return chain
+
+
+async def start_service(app: ServiceApp, settings: CommonSettings) -> RunningService:
+    """Start the service and return once it is SERVING (port 0 picks a free port)."""
+    exit_stack = contextlib.AsyncExitStack()
+    try:
+        registrar = await exit_stack.enter_async_context(app.lifespan())
+        server = grpc.aio.server(
+            interceptors=build_interceptors(app, settings),
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.keepalive_time_ms", 30_000),
+                ("grpc.http2.max_pings_without_data", 0),
+                ("grpc.keepalive_permit_without_calls", 1),
+            ],
+        )
+        service_names = list(registrar(server))
+        health_servicer = HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection(
+            [*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+            server,
+        )
+        port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+        if port == 0:
+            raise OSError(f"could not bind {settings.grpc_host}:{settings.grpc_port}; is the port in use?")
+        await server.start()
+    except BaseException:
+        await exit_stack.aclose()
+        raise
+    metrics_port = 0
+    if settings.metrics_enabled:
+        host = "127.0.0.1" if settings.grpc_host in ("127.0.0.1", "localhost") else "0.0.0.0"
+        metrics_port = start_metrics_server(host, settings.metrics_port)
+    for name in ("", *service_names):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    stopping = asyncio.Event()
+    tasks = [asyncio.create_task(job(stopping)) for job in app.background]
+    log.info("serving", service=app.name, port=port, metrics_port=metrics_port)
+    return RunningService(app, server, port, metrics_port, health_servicer, stopping, exit_stack, tasks)
+
+
+async def serve(app: ServiceApp, settings: CommonSettings) -> None:
+    """Run until SIGTERM or SIGINT, then drain within the grace period."""
+    running = await start_service(app, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    waiter = asyncio.create_task(stop.wait())
+    terminated = asyncio.create_task(running.server.wait_for_termination())
+    await asyncio.wait({waiter, terminated}, return_when=asyncio.FIRST_COMPLETED)
+    await running.stop(settings.grace_period_seconds)
+    for task in (waiter, terminated):
+        task.cancel()
+
+
+@contextlib.asynccontextmanager
+async def no_resources(registrar: Registrar) -> AsyncIterator[Registrar]:
+    yield registrar

@@ -1,0 +1,1 @@
+"""The generation service: streamed, cited answers."""

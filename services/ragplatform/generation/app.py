@@ -1,0 +1,35 @@
+"""Wiring: settings -> answer generator -> servicer -> `ServiceApp`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import grpc
+
+from ragplatform.backends.llms.factory import make_answer_generator
+from ragplatform.core.server import Registrar, ServiceApp
+from ragplatform.core.settings import GenerationSettings
+from ragplatform.generation.service import GenerationService
+from ragplatform.generation.servicer import GenerationServicer
+from ragplatform.v1 import generation_pb2, generation_pb2_grpc
+
+SERVICE_NAME = generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name
+
+
+def build_app(settings: GenerationSettings) -> ServiceApp:
+    @asynccontextmanager
+    async def lifespan() -> AsyncIterator[Registrar]:
+        generator = make_answer_generator(settings)
+        try:
+            servicer = GenerationServicer(GenerationService(generator, settings.llm_max_tokens))
+
+            def register(server: grpc.aio.Server) -> Sequence[str]:
+                generation_pb2_grpc.add_GenerationServiceServicer_to_server(servicer, server)
+                return [SERVICE_NAME]
+
+            yield register
+        finally:
+            await generator.close()
+
+    return ServiceApp(name="generation", lifespan=lifespan)

@@ -1,0 +1,1 @@
+"""The retrieval service: the one owner of the vector store."""

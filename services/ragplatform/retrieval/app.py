@@ -1,0 +1,38 @@
+"""Wiring: settings -> embedder + vector store -> servicer -> `ServiceApp`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import grpc
+
+from ragplatform.backends.embedders.factory import make_embedder
+from ragplatform.backends.vectors.factory import open_vector_store
+from ragplatform.core.server import Registrar, ServiceApp
+from ragplatform.core.settings import RetrievalSettings
+from ragplatform.retrieval.service import RetrievalService
+from ragplatform.retrieval.servicer import RetrievalServicer
+from ragplatform.v1 import retrieval_pb2, retrieval_pb2_grpc
+
+SERVICE_NAME = retrieval_pb2.DESCRIPTOR.services_by_name["RetrievalService"].full_name
+
+
+def build_app(settings: RetrievalSettings) -> ServiceApp:
+    @asynccontextmanager
+    async def lifespan() -> AsyncIterator[Registrar]:
+        embedder = make_embedder(settings)
+        vectors = open_vector_store(settings)
+        await vectors.open(embedder.dimension)
+        try:
+            servicer = RetrievalServicer(RetrievalService(embedder, vectors, settings.max_top_k))
+
+            def register(server: grpc.aio.Server) -> Sequence[str]:
+                retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server(servicer, server)
+                return [SERVICE_NAME]
+
+            yield register
+        finally:
+            await vectors.close()
+
+    return ServiceApp(name="retrieval", lifespan=lifespan)

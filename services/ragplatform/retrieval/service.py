@@ -1,0 +1,72 @@
+"""Retrieval rules, independent of gRPC: validate, embed the query, search within the tenant."""
+
+from __future__ import annotations
+
+from ragplatform.backends.embedders.base import Embedder
+from ragplatform.backends.vectors.base import VectorStore
+from ragplatform.domain.errors import InvalidArgument
+from ragplatform.domain.models import ChunkPoint, ScoredPassage, SearchQuery
+
+DEFAULT_TOP_K = 5
+MAX_QUERY_CHARS = 8000
+
+
+class RetrievalService:
+    def __init__(self, embedder: Embedder, vectors: VectorStore, max_top_k: int) -> None:
+        self._embedder = embedder
+        self._vectors = vectors
+        self._max_top_k = max_top_k
+
+    async def search(
+        self,
+        tenant_id: str,
+        query: str,
+        top_k: int,
+        filters: dict[str, str],
+        score_threshold: float,
+        document_ids: tuple[str, ...] = (),
+    ) -> list[ScoredPassage]:
+        if not tenant_id:
+            raise InvalidArgument("tenant_id is required")
+        query = query.strip()
+        if not query:
+            raise InvalidArgument("query is empty; send the text to search for")
+        if len(query) > MAX_QUERY_CHARS:
+            raise InvalidArgument(f"query is longer than {MAX_QUERY_CHARS} characters; shorten it")
+        if top_k < 0 or top_k > self._max_top_k:
+            raise InvalidArgument(f"top_k must be between 1 and {self._max_top_k} (0 means {DEFAULT_TOP_K})")
+        if not 0.0 <= score_threshold <= 1.0:
+            raise InvalidArgument("score_threshold must be between 0 and 1")
+        vector = await self._embedder.embed_query(query)
+        return await self._vectors.search(
+            SearchQuery(
+                tenant_id=tenant_id,
+                vector=vector,
+                top_k=top_k or DEFAULT_TOP_K,
+                filters=filters,
+                score_threshold=score_threshold,
+                document_ids=document_ids,
+            )
+        )
+
+    async def upsert(self, points: list[ChunkPoint]) -> int:
+        dimension = self._embedder.dimension
+        for point in points:
+            if not point.tenant_id or not point.document_id:
+                raise InvalidArgument("tenant_id and document_id are required")
+            if len(point.vector) != dimension:
+                raise InvalidArgument(
+                    f"chunk {point.chunk_index} has a {len(point.vector)}-dimensional vector; this "
+                    f"platform's embedder ({self._embedder.name}) makes {dimension}. Configure the "
+                    "workers and retrieval with the same RAG_EMBEDDER settings"
+                )
+        if points:
+            await self._vectors.upsert(points)
+        return len(points)
+
+    async def delete_document(self, tenant_id: str, document_id: str, keep_below_index: int) -> None:
+        if not tenant_id or not document_id:
+            raise InvalidArgument("tenant_id and document_id are required")
+        if keep_below_index < 0:
+            raise InvalidArgument("keep_below_index must be 0 or positive")
+        await self._vectors.delete_document(tenant_id, document_id, keep_below_index)

@@ -1,0 +1,51 @@
+"""gRPC face of the retrieval service: proto <-> domain only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ragplatform.core.convert import passage_to_proto
+from ragplatform.domain.models import ChunkPoint
+from ragplatform.retrieval.service import RetrievalService
+from ragplatform.v1 import retrieval_pb2, retrieval_pb2_grpc
+
+
+class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
+    def __init__(self, service: RetrievalService) -> None:
+        self._service = service
+
+    async def Search(self, request: retrieval_pb2.SearchRequest, context: Any) -> retrieval_pb2.SearchResponse:
+        passages = await self._service.search(
+            request.tenant_id,
+            request.query,
+            request.top_k,
+            dict(request.filters),
+            request.score_threshold,
+            tuple(request.document_ids),
+        )
+        return retrieval_pb2.SearchResponse(passages=[passage_to_proto(p) for p in passages])
+
+    async def UpsertChunks(
+        self, request: retrieval_pb2.UpsertChunksRequest, context: Any
+    ) -> retrieval_pb2.UpsertChunksResponse:
+        metadata = dict(request.metadata)
+        points = [
+            ChunkPoint(
+                tenant_id=request.tenant_id,
+                document_id=request.document_id,
+                filename=request.filename,
+                chunk_index=chunk.chunk_index,
+                text=chunk.text,
+                vector=list(chunk.vector),
+                content_hash=request.content_hash,
+                metadata=metadata,
+            )
+            for chunk in request.chunks
+        ]
+        return retrieval_pb2.UpsertChunksResponse(upserted=await self._service.upsert(points))
+
+    async def DeleteDocumentChunks(
+        self, request: retrieval_pb2.DeleteDocumentChunksRequest, context: Any
+    ) -> retrieval_pb2.DeleteDocumentChunksResponse:
+        await self._service.delete_document(request.tenant_id, request.document_id, request.keep_below_index)
+        return retrieval_pb2.DeleteDocumentChunksResponse()
