@@ -1,0 +1,1 @@
+"""One parser per document format; `ragplatform.domain.parsing.parse_document` picks one."""

@@ -1,0 +1,21 @@
+"""The result every parser returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ParsedDocument:
+    """The readable text of a document, ready for chunking.
+
+    `text` is never empty and keeps paragraph breaks as blank lines (the chunker prefers to cut
+    there). `title` is the document's own title when it has one (HTML `<title>`, the first
+    heading, PDF metadata), else "". `page_count` is the number of pages of a paged format (PDF)
+    and 0 otherwise.
+    """
+
+    text: str
+    content_type: str
+    title: str = ""
+    page_count: int = 0

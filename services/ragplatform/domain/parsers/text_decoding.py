@@ -1,0 +1,86 @@
+"""Bytes to text for the text formats (plain text, Markdown, HTML)."""
+
+from __future__ import annotations
+
+import codecs
+import re
+import unicodedata
+
+from ragplatform.domain.errors import DocumentRejected
+
+# Above this share of control characters the "text" is almost certainly a binary file that was
+# given a text extension; indexing it would only fill the vector store with noise.
+_MAX_CONTROL_CHAR_RATIO = 0.01
+_ALLOWED_CONTROL = frozenset("\t\n\r\f\v")
+_BOMS: tuple[tuple[bytes, str], ...] = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def decode_text(data: bytes, filename: str) -> str:
+    """Decode a text file: a byte-order mark decides first, then UTF-8, then Windows-1252.
+
+    Returns the text with `\\r\\n` and `\\r` turned into `\\n` and no BOM. Raises
+    `DocumentRejected` with an actionable message when the bytes are not text (NUL bytes, a high
+    share of control characters, or bytes no supported encoding can read).
+    """
+    text = _decode(data, filename)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    _reject_binary(text, filename)
+    return text
+
+
+def _decode(data: bytes, filename: str) -> str:
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError as exc:
+                raise DocumentRejected(
+                    f"{filename!r} starts with a {encoding.upper()} byte-order mark but is not valid "
+                    f"{encoding.upper()} ({exc.reason} at byte {exc.start}); re-save it as UTF-8 and "
+                    "upload again."
+                ) from None
+    if b"\x00" in data:
+        raise DocumentRejected(
+            f"{filename!r} contains NUL bytes, so it is a binary file rather than text; upload a text, "
+            "Markdown, HTML or PDF file instead."
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        # The usual encoding of older Windows text files; strict, so junk bytes still fail.
+        return data.decode("cp1252")
+    except UnicodeDecodeError:
+        raise DocumentRejected(
+            f"{filename!r} is neither UTF-8 nor Windows-1252 text (it may be a binary file); "
+            "re-save it as UTF-8 and upload again."
+        ) from None
+
+
+def _reject_binary(text: str, filename: str) -> None:
+    if not text:
+        return
+    control = sum(1 for ch in text if ch not in _ALLOWED_CONTROL and unicodedata.category(ch) == "Cc")
+    if control / len(text) > _MAX_CONTROL_CHAR_RATIO:
+        raise DocumentRejected(
+            f"{filename!r} looks like a binary file ({control} control characters in {len(text)}); "
+            "upload a text, Markdown, HTML or PDF file instead."
+        )
+
+
+_SPACES = re.compile(r"[^\S\n]+")
+_MANY_NEWLINES = re.compile(r"\n{3,}")
+
+
+def tidy_whitespace(text: str) -> str:
+    """Collapse runs of spaces within lines, trim each line, keep at most one blank line between
+    paragraphs, and strip the ends."""
+    lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
+    return _MANY_NEWLINES.sub("\n\n", "\n".join(lines)).strip()
