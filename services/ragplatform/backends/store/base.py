@@ -70,6 +70,10 @@ class Store(Protocol):
 
     async def count_jobs(self, state: JobState) -> int: ...
 
+    async def corpus_version(self, tenant_id: str) -> int:
+        """A counter that grows whenever the tenant's searchable documents change (a job
+        succeeds, a document is deleted); 0 for a tenant with none. The answer cache keys on it."""
+
     # --- conversations -------------------------------------------------------------------
     async def create_conversation(self, tenant_id: str, title: str) -> Conversation: ...
 
