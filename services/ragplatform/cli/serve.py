@@ -1,0 +1,37 @@
+"""`ragplatform serve SERVICE`: one service per process, configured from RAG_* variables."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+
+from ragplatform.core.logging import configure_logging
+from ragplatform.core.server import serve as serve_app
+from ragplatform.core.settings import SERVICE_NAMES, SettingsError, load_settings
+from ragplatform.domain.errors import RagError
+from ragplatform.services_registry import app_builder, settings_class
+
+
+def serve(
+    service: str = typer.Argument(..., help=f"One of: {', '.join(SERVICE_NAMES)}."),
+) -> None:
+    """Run one service until SIGTERM/SIGINT (then drain in-flight calls and stop)."""
+    if service not in SERVICE_NAMES:
+        typer.echo(f"error: unknown service {service!r}; choose one of: {', '.join(SERVICE_NAMES)}", err=True)
+        raise typer.Exit(2)
+    try:
+        settings = load_settings(settings_class(service))
+    except SettingsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    configure_logging(settings.log_level, settings.log_format, service=service)
+    app = app_builder(service)(settings)
+    try:
+        asyncio.run(serve_app(app, settings))
+    except RagError as exc:
+        typer.echo(f"error: {service} could not start: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    except OSError as exc:
+        typer.echo(f"error: {service} could not start: {exc}", err=True)
+        raise typer.Exit(1) from None

@@ -1,0 +1,229 @@
+"""Commands that talk to a running gateway: ingest, ask, search, jobs, docs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import grpc
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ragplatform.cli import admin
+from ragplatform.cli.dev import DEV_KEY_FILE
+from ragplatform.client import TERMINAL_STATES, GatewayClient, job_state_name
+from ragplatform.v1 import common_pb2
+
+console = Console()
+err_console = Console(stderr=True)
+jobs_app = typer.Typer(help="Ingestion jobs.", no_args_is_help=False, invoke_without_command=True)
+docs_app = typer.Typer(help="Documents.", invoke_without_command=True)
+T = TypeVar("T")
+
+GATEWAY_OPTION = typer.Option("127.0.0.1:50051", "--gateway", envvar="RAG_GATEWAY", help="Gateway host:port.")
+KEY_OPTION = typer.Option("", "--api-key", envvar="RAG_API_KEY", help="API key (default: the dev key in ./.ragplatform).")
+
+
+def resolve_api_key(api_key: str) -> str:
+    if api_key:
+        return api_key
+    dev_key = Path(".ragplatform") / DEV_KEY_FILE
+    if dev_key.exists():
+        return dev_key.read_text().strip()
+    err_console.print(
+        "[red]error:[/red] no API key: pass --api-key or set RAG_API_KEY "
+        "(create one with `ragplatform keys create --tenant NAME`)"
+    )
+    raise typer.Exit(2)
+
+
+def run_client(gateway: str, api_key: str, action: Callable[[GatewayClient], Awaitable[T]]) -> T:
+    async def main() -> T:
+        async with GatewayClient(gateway, resolve_api_key(api_key)) as client:
+            return await action(client)
+
+    try:
+        return asyncio.run(main())
+    except grpc.aio.AioRpcError as exc:
+        hint = " (is `ragplatform dev` running?)" if exc.code() == grpc.StatusCode.UNAVAILABLE else ""
+        err_console.print(f"[red]error:[/red] {exc.code().name}: {exc.details()}{hint}")
+        raise typer.Exit(1) from None
+
+
+def collect_files(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")))
+        elif path.is_file():
+            files.append(path)
+        else:
+            err_console.print(f"[red]error:[/red] {path} does not exist")
+            raise typer.Exit(2)
+    return files
+
+
+def ingest(
+    paths: list[Path] = typer.Argument(..., help="Files or folders (folders are read recursively)."),
+    wait: bool = typer.Option(True, help="Wait for the jobs to finish and print a summary."),
+    label: list[str] = typer.Option([], "--label", help="Metadata label KEY=VALUE (repeatable)."),
+    timeout: float = typer.Option(600.0, help="Seconds to wait for the jobs."),
+    gateway: str = GATEWAY_OPTION,
+    api_key: str = KEY_OPTION,
+) -> None:
+    """Upload documents and wait until they are searchable."""
+    files = collect_files(paths)
+    labels = dict(item.split("=", 1) for item in label if "=" in item)
+
+    async def action(client: GatewayClient) -> int:
+        rows: list[tuple[str, str, str]] = []  # (file, state, detail)
+        jobs: dict[str, str] = {}
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        ) as progress:
+            task = progress.add_task("uploading", total=len(files))
+            for path in files:
+                try:
+                    reply = await client.ingest_file(path, labels)
+                except grpc.aio.AioRpcError as exc:
+                    if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                        raise
+                    rows.append((str(path), "REJECTED", f"{exc.code().name}: {exc.details()}"))
+                else:
+                    if reply.deduplicated and reply.job.state == common_pb2.JOB_STATE_SUCCEEDED:
+                        rows.append((str(path), "UNCHANGED", "already ingested"))
+                    else:
+                        jobs[reply.job.job_id] = str(path)
+                progress.advance(task)
+            if wait and jobs:
+                wait_task = progress.add_task("ingesting", total=len(jobs))
+                pending = dict(jobs)
+                deadline = time.monotonic() + timeout
+                while pending and time.monotonic() < deadline:
+                    for job_id in list(pending):
+                        job = await client.get_job(job_id)
+                        if job.state in TERMINAL_STATES:
+                            detail = f"{job.chunks_done} chunks" if job.state == common_pb2.JOB_STATE_SUCCEEDED else job.error
+                            rows.append((pending.pop(job_id), job_state_name(job.state), detail))
+                            progress.advance(wait_task)
+                    if pending:
+                        await asyncio.sleep(0.5)
+                rows.extend((path, "TIMED OUT", f"job {job_id} still running") for job_id, path in pending.items())
+            elif jobs:
+                rows.extend((path, "QUEUED", f"job {job_id}") for job_id, path in jobs.items())
+        table = Table(title="ingest summary")
+        for column in ("file", "state", "detail"):
+            table.add_column(column)
+        failed = 0
+        for file, state, detail in rows:
+            bad = state in ("FAILED", "REJECTED", "TIMED OUT")
+            failed += bad
+            table.add_row(file, f"[red]{state}[/red]" if bad else state, detail)
+        console.print(table)
+        console.print(f"{len(rows) - failed} ok, {failed} failed")
+        return failed
+
+    failed = run_client(gateway, api_key, action)
+    if failed:
+        raise typer.Exit(1)
+
+
+def ask(
+    question: str = typer.Argument(..., help="The question."),
+    conversation: str = typer.Option("", help="Continue this conversation id."),
+    top_k: int = typer.Option(0, help="Passages to retrieve (0: the platform default)."),
+    timeout: float = typer.Option(120.0, help="Deadline in seconds."),
+    gateway: str = GATEWAY_OPTION,
+    api_key: str = KEY_OPTION,
+) -> None:
+    """Ask a question: the answer streams, then its citations."""
+
+    async def action(client: GatewayClient) -> None:
+        async for message in client.ask(question, conversation_id=conversation, top_k=top_k, timeout=timeout):
+            kind = message.WhichOneof("event")
+            if kind == "delta":
+                console.print(message.delta, end="", soft_wrap=True, highlight=False, markup=False)
+            elif kind == "done":
+                done = message.done
+                console.print()
+                if done.citations:
+                    console.print("\n[bold]Citations[/bold]")
+                    for c in done.citations:
+                        console.print(f"  [{c.index}] {c.filename}  (score {c.score:.2f})", markup=False)
+                console.print(
+                    f"\nmodel {done.model}{' (extractive)' if done.extractive else ''}"
+                    f"{' · cached' if done.cached else ''} · tokens {done.usage.total_tokens}"
+                    f" · conversation {done.conversation_id}",
+                    style="dim",
+                )
+
+    run_client(gateway, api_key, action)
+
+
+def search(
+    query: str = typer.Argument(..., help="The query."),
+    top_k: int = typer.Option(5, help="Passages to return."),
+    gateway: str = GATEWAY_OPTION,
+    api_key: str = KEY_OPTION,
+) -> None:
+    """Search passages without generating an answer."""
+    reply = run_client(gateway, api_key, lambda c: c.search(query, top_k))
+    for p in reply.passages:
+        console.print(f"[bold]{p.score:.3f}[/bold] {p.filename} #{p.chunk_index}: {p.text[:200]}", markup=True)
+
+
+@jobs_app.callback()
+def jobs(
+    ctx: typer.Context,
+    state: str = typer.Option("", help="Only QUEUED, RUNNING, SUCCEEDED or FAILED."),
+    gateway: str = GATEWAY_OPTION,
+    api_key: str = KEY_OPTION,
+) -> None:
+    """List ingestion jobs, newest first."""
+    if ctx.invoked_subcommand:
+        return
+    wanted = common_pb2.JOB_STATE_UNSPECIFIED
+    if state:
+        try:
+            wanted = common_pb2.JobState.Value(f"JOB_STATE_{state.upper()}")
+        except ValueError:
+            err_console.print("[red]error:[/red] --state must be QUEUED, RUNNING, SUCCEEDED or FAILED")
+            raise typer.Exit(2) from None
+    reply = run_client(gateway, api_key, lambda c: c.list_jobs(wanted))
+    table = Table()
+    for column in ("job", "file", "state", "progress", "attempts", "error"):
+        table.add_column(column)
+    for j in reply.jobs:
+        table.add_row(j.job_id, j.filename, job_state_name(j.state), f"{j.chunks_done}/{j.chunks_total}", str(j.attempts), j.error)
+    console.print(table)
+
+
+jobs_app.command("replay")(admin.replay)
+
+
+@docs_app.callback()
+def docs(ctx: typer.Context, gateway: str = GATEWAY_OPTION, api_key: str = KEY_OPTION) -> None:
+    """List documents, newest first."""
+    if ctx.invoked_subcommand:
+        return
+    reply = run_client(gateway, api_key, lambda c: c.list_documents())
+    table = Table()
+    for column in ("document", "file", "type", "bytes", "chunks"):
+        table.add_column(column)
+    for d in reply.documents:
+        table.add_row(d.document_id, d.filename, d.content_type, str(d.size_bytes), str(d.chunk_count))
+    console.print(table)
+
+
+@docs_app.command("delete")
+def delete_doc(
+    document_id: str = typer.Argument(...), gateway: str = GATEWAY_OPTION, api_key: str = KEY_OPTION
+) -> None:
+    """Delete a document and its chunks."""
+    reply = run_client(gateway, api_key, lambda c: c.delete_document(document_id))
+    console.print(f"deleted {reply.document.filename} ({reply.document.document_id})")

@@ -1,0 +1,105 @@
+"""Wiring of the gateway: store (API keys), cache/rate limiter, channels -> `ServiceApp`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import grpc
+
+from ragplatform.backends.cache.factory import open_answer_cache, open_rate_limiter
+from ragplatform.backends.store.factory import open_store
+from ragplatform.core.clients import open_channel
+from ragplatform.core.server import Registrar, ServiceApp
+from ragplatform.core.settings import GatewaySettings
+from ragplatform.gateway.ask import AskFlow, AskLimits
+from ragplatform.gateway.auth import ApiKeyAuthenticator, ApiKeyInterceptor
+from ragplatform.gateway.servicer import GatewayServicer
+from ragplatform.v1 import (
+    conversation_pb2_grpc,
+    gateway_pb2,
+    gateway_pb2_grpc,
+    generation_pb2_grpc,
+    ingestion_pb2_grpc,
+    retrieval_pb2_grpc,
+)
+
+SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
+MAX_TOP_K = 50
+HISTORY_TURNS = 10
+
+
+class _LateInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """The API-key interceptor needs the store, which opens in the lifespan; the server's
+    interceptor list is fixed before that. This forwards to it once it exists."""
+
+    def __init__(self) -> None:
+        self.target: ApiKeyInterceptor | None = None
+
+    async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        assert self.target is not None, "gateway lifespan has not started"
+        return await self.target.intercept_service(continuation, handler_call_details)
+
+
+def build_app(settings: GatewaySettings) -> ServiceApp:
+    token = settings.internal_token.get_secret_value() if settings.internal_token else None
+    auth = _LateInterceptor()
+
+    @asynccontextmanager
+    async def lifespan() -> AsyncIterator[Registrar]:
+        async with AsyncExitStack() as stack:
+            store = await open_store(settings)
+            stack.push_async_callback(store.close)
+            limiter = await open_rate_limiter(settings)
+            cache = await open_answer_cache(settings)
+            channels = {
+                name: open_channel(address, token)
+                for name, address in (
+                    ("ingestion", settings.ingestion_addr),
+                    ("retrieval", settings.retrieval_addr),
+                    ("generation", settings.generation_addr),
+                    ("conversation", settings.conversation_addr),
+                )
+            }
+            for channel in channels.values():
+                stack.push_async_callback(channel.close)
+            retrieval = retrieval_pb2_grpc.RetrievalServiceStub(channels["retrieval"])
+            conversation = conversation_pb2_grpc.ConversationServiceStub(channels["conversation"])
+            ask = AskFlow(
+                retrieval=retrieval,
+                generation=generation_pb2_grpc.GenerationServiceStub(channels["generation"]),
+                conversation=conversation,
+                store=store,
+                cache=cache,
+                limits=AskLimits(
+                    default_top_k=settings.default_top_k,
+                    max_top_k=MAX_TOP_K,
+                    max_question_chars=settings.max_question_chars,
+                    history_turns=HISTORY_TURNS,
+                    cache_ttl_seconds=settings.answer_cache_ttl_seconds,
+                ),
+            )
+            auth.target = ApiKeyInterceptor(
+                ApiKeyAuthenticator(store), limiter, settings.rate_limit_rps, settings.rate_limit_burst
+            )
+            servicer = GatewayServicer(
+                ask,
+                ingestion_pb2_grpc.IngestionServiceStub(channels["ingestion"]),
+                retrieval,
+                conversation,
+                settings.default_top_k,
+            )
+
+            def register(server: grpc.aio.Server) -> Sequence[str]:
+                gateway_pb2_grpc.add_GatewayServiceServicer_to_server(servicer, server)
+                return [SERVICE_NAME]
+
+            yield register
+
+    return ServiceApp(
+        name="gateway",
+        lifespan=lifespan,
+        extra_interceptors=[auth],
+        internal=False,
+        max_call_seconds=settings.ask_timeout_seconds,
+    )

@@ -1,0 +1,218 @@
+"""The Ask flow: conversation history and retrieval in parallel, then a streamed generation,
+then both turns stored. Deadlines travel with every hop (see core/clients.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import structlog
+
+from ragplatform.backends.cache.base import AnswerCache
+from ragplatform.backends.store.base import Store
+from ragplatform.core.clients import upstream_errors
+from ragplatform.core.context import request_id_var
+from ragplatform.core.metrics import ANSWER_CACHE
+from ragplatform.domain.errors import InvalidArgument, Unavailable
+from ragplatform.gateway.answer_cache import answer_cache_key
+from ragplatform.v1 import (
+    common_pb2,
+    conversation_pb2,
+    conversation_pb2_grpc,
+    gateway_pb2,
+    generation_pb2,
+    generation_pb2_grpc,
+    retrieval_pb2,
+    retrieval_pb2_grpc,
+)
+
+log = structlog.get_logger("ragplatform.gateway.ask")
+
+
+@dataclass(frozen=True)
+class AskLimits:
+    default_top_k: int
+    max_top_k: int
+    max_question_chars: int
+    history_turns: int
+    cache_ttl_seconds: int
+
+
+def validate_ask(request: gateway_pb2.AskRequest, limits: AskLimits) -> None:
+    question = request.question.strip()
+    if not question:
+        raise InvalidArgument("question is empty; ask something about your documents")
+    if len(request.question) > limits.max_question_chars:
+        raise InvalidArgument(
+            f"question is {len(request.question)} characters; the limit is {limits.max_question_chars}"
+        )
+    if request.top_k < 0 or request.top_k > limits.max_top_k:
+        raise InvalidArgument(f"top_k must be between 1 and {limits.max_top_k} (0 means {limits.default_top_k})")
+    if not 0.0 <= request.score_threshold <= 1.0:
+        raise InvalidArgument("score_threshold must be between 0 and 1")
+    if request.max_tokens < 0:
+        raise InvalidArgument("max_tokens must be 0 (default) or positive")
+
+
+class AskFlow:
+    def __init__(
+        self,
+        retrieval: retrieval_pb2_grpc.RetrievalServiceStub,
+        generation: generation_pb2_grpc.GenerationServiceStub,
+        conversation: conversation_pb2_grpc.ConversationServiceStub,
+        store: Store,
+        cache: AnswerCache,
+        limits: AskLimits,
+    ) -> None:
+        self._retrieval = retrieval
+        self._generation = generation
+        self._conversation = conversation
+        self._store = store
+        self._cache = cache
+        self._limits = limits
+
+    async def ask(self, tenant_id: str, request: gateway_pb2.AskRequest) -> AsyncIterator[gateway_pb2.AskResponse]:
+        validate_ask(request, self._limits)
+        top_k = request.top_k or self._limits.default_top_k
+        history_task = asyncio.create_task(self._history_or_new(tenant_id, request))
+        try:
+            cache_key = await self._cache_key(tenant_id, request, top_k)
+            cached = await self._cache.get(cache_key) if cache_key and not request.conversation_id else None
+            if cached is not None:
+                ANSWER_CACHE.labels("hit").inc()
+                async for message in self._replay(tenant_id, request.question, cached, await history_task):
+                    yield message
+                return
+            if cache_key:
+                ANSWER_CACHE.labels("miss").inc()
+            with upstream_errors("retrieval"):
+                search = await self._retrieval.Search(
+                    retrieval_pb2.SearchRequest(
+                        tenant_id=tenant_id,
+                        query=request.question,
+                        top_k=top_k,
+                        filters=request.filters,
+                        score_threshold=request.score_threshold,
+                    )
+                )
+            sources = gateway_pb2.AskSources(passages=search.passages)
+            yield gateway_pb2.AskResponse(sources=sources)
+            conversation_id, history = await history_task
+        finally:
+            if not history_task.done():
+                history_task.cancel()
+        answer: list[str] = []
+        done: generation_pb2.GenerationDone | None = None
+        with upstream_errors("generation"):
+            stream = self._generation.Generate(
+                generation_pb2.GenerateRequest(
+                    tenant_id=tenant_id,
+                    question=request.question,
+                    passages=search.passages,
+                    history=history,
+                    model=request.model,
+                    max_tokens=request.max_tokens,
+                )
+            )
+            async for event in stream:
+                if event.WhichOneof("event") == "delta":
+                    answer.append(event.delta)
+                    yield gateway_pb2.AskResponse(delta=event.delta)
+                else:
+                    done = event.done
+        if done is None:
+            raise Unavailable("the generation service ended the answer early; retry")
+        ask_done = gateway_pb2.AskDone(
+            citations=done.citations,
+            usage=done.usage,
+            conversation_id=conversation_id,
+            model=done.model,
+            extractive=done.extractive,
+            cached=False,
+            request_id=request_id_var.get(),
+        )
+        text = "".join(answer)
+        await self._store_turns(tenant_id, conversation_id, request.question, text, list(done.citations))
+        if cache_key:
+            await self._cache.set(cache_key, _encode(sources, text, ask_done), self._limits.cache_ttl_seconds)
+        yield gateway_pb2.AskResponse(done=ask_done)
+
+    async def _cache_key(self, tenant_id: str, request: gateway_pb2.AskRequest, top_k: int) -> str:
+        if self._limits.cache_ttl_seconds <= 0:
+            return ""
+        version = await self._store.corpus_version(tenant_id)
+        return answer_cache_key(
+            tenant_id,
+            request.question,
+            version,
+            request.model,
+            top_k,
+            dict(request.filters),
+            round(request.score_threshold, 4),
+        )
+
+    async def _history_or_new(
+        self, tenant_id: str, request: gateway_pb2.AskRequest
+    ) -> tuple[str, list[common_pb2.Turn]]:
+        with upstream_errors("conversation"):
+            if request.conversation_id:
+                reply = await self._conversation.GetHistory(
+                    conversation_pb2.GetHistoryRequest(
+                        tenant_id=tenant_id,
+                        conversation_id=request.conversation_id,
+                        max_turns=self._limits.history_turns,
+                    )
+                )
+                return reply.conversation.conversation_id, list(reply.turns)
+            created = await self._conversation.CreateConversation(
+                conversation_pb2.CreateConversationRequest(tenant_id=tenant_id, title=request.question)
+            )
+            return created.conversation_id, []
+
+    async def _store_turns(
+        self, tenant_id: str, conversation_id: str, question: str, answer: str, citations: list[common_pb2.Citation]
+    ) -> None:
+        with upstream_errors("conversation"):
+            await self._conversation.AppendTurns(
+                conversation_pb2.AppendTurnsRequest(
+                    tenant_id=tenant_id,
+                    conversation_id=conversation_id,
+                    turns=[
+                        common_pb2.Turn(role=common_pb2.ROLE_USER, content=question),
+                        common_pb2.Turn(role=common_pb2.ROLE_ASSISTANT, content=answer, citations=citations),
+                    ],
+                )
+            )
+
+    async def _replay(
+        self, tenant_id: str, question: str, cached: bytes, conversation: tuple[str, list[common_pb2.Turn]]
+    ) -> AsyncIterator[gateway_pb2.AskResponse]:
+        sources, text, done = _decode(cached)
+        conversation_id, _history = conversation
+        yield gateway_pb2.AskResponse(sources=sources)
+        yield gateway_pb2.AskResponse(delta=text)
+        await self._store_turns(tenant_id, conversation_id, question, text, list(done.citations))
+        done.conversation_id = conversation_id
+        done.cached = True
+        done.request_id = request_id_var.get()
+        yield gateway_pb2.AskResponse(done=done)
+
+
+def _encode(sources: gateway_pb2.AskSources, text: str, done: gateway_pb2.AskDone) -> bytes:
+    return json.dumps(
+        {
+            "sources": base64.b64encode(sources.SerializeToString()).decode(),
+            "answer": text,
+            "done": base64.b64encode(done.SerializeToString()).decode(),
+        }
+    ).encode()
+
+
+def _decode(data: bytes) -> tuple[gateway_pb2.AskSources, str, gateway_pb2.AskDone]:
+    raw = json.loads(data)
+    sources = gateway_pb2.AskSources.FromString(base64.b64decode(raw["sources"]))
+    done = gateway_pb2.AskDone.FromString(base64.b64decode(raw["done"]))
+    return sources, str(raw["answer"]), done

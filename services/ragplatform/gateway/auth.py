@@ -1,0 +1,88 @@
+"""API-key authentication and per-key rate limiting, as a server interceptor.
+
+Keys arrive as `authorization: Bearer <key>` (or `x-api-key: <key>`); only their SHA-256 is
+stored. A key's lookup is cached in-process briefly so that a hot gateway does not hit the
+store on every call; a revoked key stops working within that TTL.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import grpc
+import structlog
+
+from ragplatform.backends.cache.base import RateLimiter
+from ragplatform.backends.store.api_keys import hash_api_key
+from ragplatform.backends.store.base import Store
+from ragplatform.core.context import tenant_var
+from ragplatform.core.interceptors.base import ScopedInterceptor, metadata_value
+from ragplatform.domain.errors import ResourceExhausted, Unauthenticated
+from ragplatform.domain.models import ApiKey
+
+HOW_TO_GET_A_KEY = "send 'authorization: Bearer <key>'; create a key with `ragplatform keys create --tenant NAME`"
+
+
+def extract_api_key(authorization: str, x_api_key: str) -> str:
+    """The key from the metadata, or '' when none was sent."""
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        return ""
+    return x_api_key.strip()
+
+
+class ApiKeyAuthenticator:
+    def __init__(self, store: Store, cache_seconds: float = 30.0, max_entries: int = 10_000) -> None:
+        self._store = store
+        self._ttl = cache_seconds
+        self._max = max_entries
+        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+
+    async def authenticate(self, key: str) -> ApiKey:
+        if not key:
+            raise Unauthenticated(f"missing API key: {HOW_TO_GET_A_KEY}")
+        digest = hash_api_key(key)
+        now = time.monotonic()
+        cached = self._cache.get(digest)
+        if cached is not None and cached[0] > now:
+            found = cached[1]
+        else:
+            found = await self._store.find_api_key(digest)
+            if len(self._cache) >= self._max:
+                self._cache.clear()
+            self._cache[digest] = (now + self._ttl, found)
+        if found is None:
+            raise Unauthenticated(f"unknown API key: {HOW_TO_GET_A_KEY}")
+        if found.revoked:
+            raise Unauthenticated(f"API key {found.key_id} was revoked: {HOW_TO_GET_A_KEY}")
+        return found
+
+
+class ApiKeyInterceptor(ScopedInterceptor):
+    def __init__(self, authenticator: ApiKeyAuthenticator, limiter: RateLimiter, rps: float, burst: int) -> None:
+        self._authenticator = authenticator
+        self._limiter = limiter
+        self._rps = rps
+        self._burst = burst
+
+    @asynccontextmanager
+    async def scope(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+        key = extract_api_key(metadata_value(context, "authorization"), metadata_value(context, "x-api-key"))
+        api_key = await self._authenticator.authenticate(key)
+        wait = await self._limiter.acquire(f"key:{api_key.key_id}", self._rps, self._burst)
+        if wait > 0:
+            raise ResourceExhausted(
+                f"rate limit of {self._rps:g} requests/s for this API key reached; retry in {wait:.2f} s",
+                retry_after_seconds=wait,
+            )
+        token = tenant_var.set(api_key.tenant_id)
+        try:
+            with structlog.contextvars.bound_contextvars(tenant=api_key.tenant_id):
+                yield
+        finally:
+            tenant_var.reset(token)

@@ -1,0 +1,160 @@
+"""gRPC face of the gateway: authenticates (interceptor), then forwards to internal services
+with the caller's tenant. No tenant ever comes from the request body."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ragplatform.core.clients import upstream_errors
+from ragplatform.core.context import tenant_var
+from ragplatform.domain.errors import InvalidArgument, Unauthenticated
+from ragplatform.gateway.ask import AskFlow
+from ragplatform.v1 import (
+    common_pb2,
+    conversation_pb2,
+    conversation_pb2_grpc,
+    gateway_pb2,
+    gateway_pb2_grpc,
+    ingestion_pb2,
+    ingestion_pb2_grpc,
+    retrieval_pb2,
+    retrieval_pb2_grpc,
+)
+
+
+def current_tenant() -> str:
+    tenant = tenant_var.get()
+    if not tenant:  # the API-key interceptor always sets it; this guards a wiring mistake
+        raise Unauthenticated("no tenant for this call; send an API key")
+    return tenant
+
+
+async def upload_requests(
+    tenant_id: str, requests: AsyncIterator[gateway_pb2.IngestRequest]
+) -> AsyncIterator[ingestion_pb2.UploadRequest]:
+    first = True
+    async for message in requests:
+        kind = message.WhichOneof("payload")
+        if first:
+            if kind != "metadata":
+                raise InvalidArgument("an upload must start with a metadata message (filename, content type)")
+            meta = message.metadata
+            yield ingestion_pb2.UploadRequest(
+                metadata=ingestion_pb2.UploadMetadata(
+                    tenant_id=tenant_id,
+                    filename=meta.filename,
+                    content_type=meta.content_type,
+                    metadata=meta.metadata,
+                )
+            )
+            first = False
+        elif kind == "chunk":
+            yield ingestion_pb2.UploadRequest(chunk=message.chunk)
+        else:
+            raise InvalidArgument("metadata may only be sent once, as the first message of an upload")
+    if first:
+        raise InvalidArgument("the upload stream was empty; send metadata, then the file's bytes")
+
+
+class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
+    def __init__(
+        self,
+        ask: AskFlow,
+        ingestion: ingestion_pb2_grpc.IngestionServiceStub,
+        retrieval: retrieval_pb2_grpc.RetrievalServiceStub,
+        conversation: conversation_pb2_grpc.ConversationServiceStub,
+        default_top_k: int,
+    ) -> None:
+        self._ask = ask
+        self._ingestion = ingestion
+        self._retrieval = retrieval
+        self._conversation = conversation
+        self._default_top_k = default_top_k
+
+    async def Ask(  # type: ignore[override]
+        self, request: gateway_pb2.AskRequest, context: Any
+    ) -> AsyncIterator[gateway_pb2.AskResponse]:
+        async for message in self._ask.ask(current_tenant(), request):
+            yield message
+
+    async def Search(
+        self, request: gateway_pb2.GatewaySearchRequest, context: Any
+    ) -> gateway_pb2.GatewaySearchResponse:
+        with upstream_errors("retrieval"):
+            reply = await self._retrieval.Search(
+                retrieval_pb2.SearchRequest(
+                    tenant_id=current_tenant(),
+                    query=request.query,
+                    top_k=request.top_k or self._default_top_k,
+                    filters=request.filters,
+                    score_threshold=request.score_threshold,
+                )
+            )
+        return gateway_pb2.GatewaySearchResponse(passages=reply.passages)
+
+    async def Ingest(  # type: ignore[override]
+        self, request_iterator: AsyncIterator[gateway_pb2.IngestRequest], context: Any
+    ) -> ingestion_pb2.UploadResponse:
+        tenant = current_tenant()
+        with upstream_errors("ingestion"):
+            return await self._ingestion.Upload(upload_requests(tenant, request_iterator))  # type: ignore[no-any-return]
+
+    async def GetJob(self, request: gateway_pb2.GatewayGetJobRequest, context: Any) -> common_pb2.Job:
+        with upstream_errors("ingestion"):
+            return await self._ingestion.GetJob(  # type: ignore[no-any-return]
+                ingestion_pb2.GetJobRequest(tenant_id=current_tenant(), job_id=request.job_id)
+            )
+
+    async def ListJobs(
+        self, request: gateway_pb2.GatewayListJobsRequest, context: Any
+    ) -> ingestion_pb2.ListJobsResponse:
+        with upstream_errors("ingestion"):
+            return await self._ingestion.ListJobs(  # type: ignore[no-any-return]
+                ingestion_pb2.ListJobsRequest(
+                    tenant_id=current_tenant(),
+                    state=request.state,
+                    page_size=request.page_size,
+                    page_token=request.page_token,
+                )
+            )
+
+    async def ListDocuments(
+        self, request: gateway_pb2.GatewayListDocumentsRequest, context: Any
+    ) -> ingestion_pb2.ListDocumentsResponse:
+        with upstream_errors("ingestion"):
+            return await self._ingestion.ListDocuments(  # type: ignore[no-any-return]
+                ingestion_pb2.ListDocumentsRequest(
+                    tenant_id=current_tenant(), page_size=request.page_size, page_token=request.page_token
+                )
+            )
+
+    async def DeleteDocument(
+        self, request: gateway_pb2.GatewayDeleteDocumentRequest, context: Any
+    ) -> ingestion_pb2.DeleteDocumentResponse:
+        with upstream_errors("ingestion"):
+            return await self._ingestion.DeleteDocument(  # type: ignore[no-any-return]
+                ingestion_pb2.DeleteDocumentRequest(tenant_id=current_tenant(), document_id=request.document_id)
+            )
+
+    async def ListConversations(
+        self, request: gateway_pb2.GatewayListConversationsRequest, context: Any
+    ) -> conversation_pb2.ListConversationsResponse:
+        with upstream_errors("conversation"):
+            return await self._conversation.ListConversations(  # type: ignore[no-any-return]
+                conversation_pb2.ListConversationsRequest(
+                    tenant_id=current_tenant(), page_size=request.page_size, page_token=request.page_token
+                )
+            )
+
+    async def GetConversation(
+        self, request: gateway_pb2.GatewayGetConversationRequest, context: Any
+    ) -> conversation_pb2.GetHistoryResponse:
+        with upstream_errors("conversation"):
+            return await self._conversation.GetHistory(  # type: ignore[no-any-return]
+                conversation_pb2.GetHistoryRequest(
+                    tenant_id=current_tenant(),
+                    conversation_id=request.conversation_id,
+                    max_turns=request.max_turns,
+                )
+            )

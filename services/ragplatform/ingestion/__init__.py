@@ -1,0 +1,1 @@
+"""The ingestion service (uploads, documents, jobs) and the queue-fed ingestion worker."""

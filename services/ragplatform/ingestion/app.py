@@ -1,0 +1,56 @@
+"""Wiring of the ingestion service: store, blobs, queue, retrieval channel -> `ServiceApp`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import grpc
+
+from ragplatform.backends.blobs.factory import open_blob_store
+from ragplatform.backends.queue.factory import open_queue
+from ragplatform.backends.store.factory import open_store
+from ragplatform.core.clients import open_channel, upstream_errors
+from ragplatform.core.server import Registrar, ServiceApp
+from ragplatform.core.settings import IngestionSettings
+from ragplatform.ingestion.service import IngestionService
+from ragplatform.ingestion.servicer import IngestionServicer
+from ragplatform.v1 import ingestion_pb2, ingestion_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
+
+SERVICE_NAME = ingestion_pb2.DESCRIPTOR.services_by_name["IngestionService"].full_name
+
+
+def build_app(settings: IngestionSettings) -> ServiceApp:
+    token = settings.internal_token.get_secret_value() if settings.internal_token else None
+
+    @asynccontextmanager
+    async def lifespan() -> AsyncIterator[Registrar]:
+        store = await open_store(settings)
+        queue = await open_queue(settings)
+        blobs = await open_blob_store(settings)
+        channel = open_channel(settings.retrieval_addr, token)
+        retrieval = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+
+        async def delete_chunks(tenant_id: str, document_id: str) -> None:
+            with upstream_errors("retrieval"):
+                await retrieval.DeleteDocumentChunks(
+                    retrieval_pb2.DeleteDocumentChunksRequest(tenant_id=tenant_id, document_id=document_id),
+                    timeout=30,
+                )
+
+        try:
+            service = IngestionService(store, blobs, queue, delete_chunks, settings.max_upload_bytes)
+            servicer = IngestionServicer(service)
+
+            def register(server: grpc.aio.Server) -> Sequence[str]:
+                ingestion_pb2_grpc.add_IngestionServiceServicer_to_server(servicer, server)
+                return [SERVICE_NAME]
+
+            yield register
+        finally:
+            await channel.close()
+            await blobs.close()
+            await queue.close()
+            await store.close()
+
+    return ServiceApp(name="ingestion", lifespan=lifespan)

@@ -1,0 +1,135 @@
+"""Ingestion rules, independent of gRPC: accept uploads, record documents and jobs, enqueue."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import structlog
+
+from ragplatform.backends.blobs.base import BlobStore, blob_key
+from ragplatform.backends.queue.base import JobQueue
+from ragplatform.backends.store.base import Store
+from ragplatform.domain.content_types import detect_content_type
+from ragplatform.domain.errors import InvalidArgument, RagError, Unavailable
+from ragplatform.domain.models import Document, Job, JobState, NewUpload, Page, UploadOutcome
+from ragplatform.domain.paging import clamp_page_size
+from ragplatform.ingestion.upload import spool
+
+log = structlog.get_logger("ragplatform.ingestion")
+
+MAX_FILENAME_CHARS = 255
+MAX_METADATA_ENTRIES = 32
+MAX_METADATA_CHARS = 256
+
+# Removes a document's chunks from the vector store (the retrieval service owns it).
+DeleteChunks = Callable[[str, str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class UploadHeader:
+    tenant_id: str
+    filename: str
+    content_type: str
+    metadata: dict[str, str]
+
+
+def validate_header(header: UploadHeader) -> UploadHeader:
+    """Check everything knowable before a byte is read; return it with the content type resolved."""
+    if not header.tenant_id:
+        raise InvalidArgument("tenant_id is required")
+    filename = header.filename.strip()
+    if not filename:
+        raise InvalidArgument("filename is required: it names the document in citations")
+    if len(filename) > MAX_FILENAME_CHARS or "/" in filename or "\\" in filename or "\x00" in filename:
+        raise InvalidArgument(
+            f"filename {filename[:60]!r} is not a plain file name (no slashes, at most {MAX_FILENAME_CHARS} characters)"
+        )
+    if len(header.metadata) > MAX_METADATA_ENTRIES:
+        raise InvalidArgument(f"at most {MAX_METADATA_ENTRIES} metadata labels are allowed")
+    for key, value in header.metadata.items():
+        if not key or len(key) > MAX_METADATA_CHARS or len(value) > MAX_METADATA_CHARS:
+            raise InvalidArgument(
+                f"metadata label {key[:40]!r} is invalid: keys must be non-empty and keys and values at most "
+                f"{MAX_METADATA_CHARS} characters"
+            )
+    content_type = detect_content_type(filename, header.content_type)
+    return UploadHeader(header.tenant_id, filename, content_type, dict(header.metadata))
+
+
+class IngestionService:
+    def __init__(
+        self,
+        store: Store,
+        blobs: BlobStore,
+        queue: JobQueue,
+        delete_chunks: DeleteChunks,
+        max_upload_bytes: int,
+    ) -> None:
+        self._store = store
+        self._blobs = blobs
+        self._queue = queue
+        self._delete_chunks = delete_chunks
+        self._max_upload_bytes = max_upload_bytes
+
+    async def upload(self, header: UploadHeader, chunks: AsyncIterator[bytes]) -> UploadOutcome:
+        header = validate_header(header)
+        spooled = await spool(chunks, header.filename, self._max_upload_bytes)
+        try:
+            key = blob_key(header.tenant_id, spooled.content_hash)
+            if not await self._blobs.exists(key):
+                await self._blobs.put(key, spooled.file, spooled.size)
+        finally:
+            spooled.file.close()
+        outcome = await self._store.record_upload(
+            NewUpload(
+                tenant_id=header.tenant_id,
+                filename=header.filename,
+                content_type=header.content_type,
+                content_hash=spooled.content_hash,
+                size_bytes=spooled.size,
+                blob_key=key,
+                metadata=header.metadata,
+            )
+        )
+        if outcome.deduplicated:
+            log.info("upload deduplicated", document_id=outcome.document.document_id, job_id=outcome.job.job_id)
+            return outcome
+        try:
+            await self._queue.enqueue(outcome.job.job_id, header.tenant_id)
+        except RagError as exc:
+            # The job must not sit QUEUED with no message behind it: fail it with a reason.
+            await self._store.fail_job(
+                outcome.job.job_id, f"the job could not be queued ({exc.message}); upload the file again"
+            )
+            raise Unavailable(f"the ingestion queue is unavailable ({exc.message}); retry the upload") from exc
+        log.info("upload queued", document_id=outcome.document.document_id, job_id=outcome.job.job_id)
+        return outcome
+
+    async def get_job(self, tenant_id: str, job_id: str) -> Job:
+        if not job_id:
+            raise InvalidArgument("job_id is required")
+        return await self._store.get_job(_tenant(tenant_id), job_id)
+
+    async def list_jobs(self, tenant_id: str, state: JobState | None, page_size: int, cursor: str) -> Page[Job]:
+        return await self._store.list_jobs(_tenant(tenant_id), state, clamp_page_size(page_size), cursor)
+
+    async def list_documents(self, tenant_id: str, page_size: int, cursor: str) -> Page[Document]:
+        return await self._store.list_documents(_tenant(tenant_id), clamp_page_size(page_size), cursor)
+
+    async def delete_document(self, tenant_id: str, document_id: str) -> Document:
+        if not document_id:
+            raise InvalidArgument("document_id is required")
+        document = await self._store.get_document(_tenant(tenant_id), document_id)
+        # Chunks first: from this moment no answer can cite the document.
+        await self._delete_chunks(tenant_id, document_id)
+        deleted = await self._store.delete_document(tenant_id, document_id)
+        await self._blobs.delete(document.blob_key)
+        log.info("document deleted", document_id=document_id)
+        return deleted
+
+
+def _tenant(tenant_id: str) -> str:
+    if not tenant_id:
+        raise InvalidArgument("tenant_id is required")
+    return tenant_id

@@ -1,0 +1,187 @@
+"""The ingestion worker loop: receive a job id, run the pipeline, record the outcome, ack.
+
+At-least-once: a message is acked only after the job's outcome is stored. A worker that dies
+mid-job loses nothing (the message comes back after the visibility timeout and the job runs
+again; indexing is idempotent). Retryable failures are retried with exponential backoff up to
+RAG_JOB_MAX_ATTEMPTS; after that, or for a document that can never be ingested, the job is
+FAILED with a reason and the message is dead-lettered (retryable) or acked (rejected).
+On stop, a worker takes no new message; the job in hand finishes, or is released if the grace
+period runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from dataclasses import dataclass
+
+import structlog
+
+from ragplatform.backends.blobs.base import BlobStore
+from ragplatform.backends.embedders.base import Embedder
+from ragplatform.backends.queue.base import JobQueue, QueueMessage
+from ragplatform.backends.store.base import Store
+from ragplatform.core.context import tenant_var
+from ragplatform.core.metrics import CHUNKS_INDEXED, JOBS_FINISHED, QUEUE_DEPTH
+from ragplatform.domain.errors import DocumentRejected, InvalidArgument, NotFound, RagError
+from ragplatform.domain.models import Job, JobState
+from ragplatform.ingestion.pipeline import ChunkingPolicy, IndexChunks, TrimChunks, ingest_document
+
+log = structlog.get_logger("ragplatform.worker")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int
+    backoff_seconds: float
+
+    def delay(self, attempt: int) -> float:
+        """Backoff before attempt `attempt + 1`: backoff, 2x, 4x ... capped at 10 minutes."""
+        return float(min(600.0, self.backoff_seconds * (2 ** max(0, attempt - 1))))
+
+
+class IngestionWorker:
+    def __init__(
+        self,
+        store: Store,
+        queue: JobQueue,
+        blobs: BlobStore,
+        embedder: Embedder,
+        index: IndexChunks,
+        trim: TrimChunks,
+        chunking: ChunkingPolicy,
+        retry: RetryPolicy,
+        poll_seconds: float = 1.0,
+        consumer: str = "",
+    ) -> None:
+        self._store = store
+        self._queue = queue
+        self._blobs = blobs
+        self._embedder = embedder
+        self._index = index
+        self._trim = trim
+        self._chunking = chunking
+        self._retry = retry
+        self._poll = poll_seconds
+        self.consumer = consumer or f"{socket.gethostname()}-{id(self):x}"
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Process messages until `stopping` is set."""
+        while not stopping.is_set():
+            try:
+                message = await self._queue.receive(self.consumer, self._poll)
+            except RagError as exc:
+                log.warning("queue unavailable; retrying", error=exc.message)
+                await _sleep_unless(stopping, min(5.0, self._poll * 2))
+                continue
+            if message is None:
+                await self._report_depth()
+                continue
+            await self.handle(message)
+
+    async def handle(self, message: QueueMessage) -> None:
+        """Process one message to an outcome; never raises except on cancellation (then the
+        message is released for another worker)."""
+        token = tenant_var.set(message.tenant_id)
+        try:
+            with structlog.contextvars.bound_contextvars(job_id=message.job_id, tenant=message.tenant_id):
+                try:
+                    await self._process(message)
+                except asyncio.CancelledError:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(self._release(message, "the worker stopped; the job was released"))
+                    raise
+        finally:
+            tenant_var.reset(token)
+
+    async def _process(self, message: QueueMessage) -> None:
+        try:
+            job = await self._store.get_job_any_tenant(message.job_id)
+        except NotFound:
+            log.info("job no longer exists (document deleted); dropping message")
+            await self._queue.ack(message)
+            return
+        except RagError as exc:
+            await self._retry_or_give_up(message, None, f"the store is unavailable: {exc.message}")
+            return
+        if job.state == JobState.SUCCEEDED or (job.state == JobState.FAILED and message.delivery_count > 1):
+            await self._queue.ack(message)  # a duplicate delivery of a finished job
+            return
+        if message.delivery_count > self._retry.max_attempts:
+            await self._give_up(message, job, job.error or "the job kept failing")
+            return
+        try:
+            chunks = await self._run_job(job)
+        except DocumentRejected as exc:
+            await self._store.fail_job(job.job_id, exc.message)
+            await self._queue.ack(message)
+            JOBS_FINISHED.labels("rejected").inc()
+            log.info("job rejected", reason=exc.message)
+        except (RagError, OSError) as exc:
+            reason = exc.message if isinstance(exc, RagError) else f"{type(exc).__name__}: {exc}"
+            await self._retry_or_give_up(message, job, reason)
+        except Exception as exc:
+            log.exception("job crashed")
+            await self._retry_or_give_up(message, job, f"unexpected error ({type(exc).__name__}); see worker logs")
+        else:
+            await self._queue.ack(message)
+            JOBS_FINISHED.labels("succeeded").inc()
+            CHUNKS_INDEXED.inc(chunks)
+            log.info("job succeeded", chunks=chunks)
+
+    async def _run_job(self, job: Job) -> int:
+        document = await self._store.get_document(job.tenant_id, job.document_id)
+        if document.latest_job_id and document.latest_job_id != job.job_id:
+            raise DocumentRejected(
+                f"superseded: {document.filename} was uploaded again (job {document.latest_job_id} ingests it)"
+            )
+        job = await self._store.start_job(job.job_id)
+        data = await self._blobs.get(document.blob_key)
+
+        async def progress(total: int, done: int) -> None:
+            await self._store.set_job_progress(job.job_id, total, done)
+
+        chunks = await ingest_document(
+            data, document, self._embedder, self._chunking, self._index, self._trim, progress
+        )
+        await self._store.succeed_job(job.job_id, chunks)
+        return chunks
+
+    async def _retry_or_give_up(self, message: QueueMessage, job: Job | None, reason: str) -> None:
+        if message.delivery_count >= self._retry.max_attempts:
+            await self._give_up(message, job, reason)
+            return
+        delay = self._retry.delay(message.delivery_count)
+        log.warning("job failed; will retry", reason=reason, attempt=message.delivery_count, retry_in=delay)
+        with contextlib.suppress(RagError):
+            if job is not None:
+                await self._store.requeue_job(job.job_id, f"attempt {message.delivery_count} failed: {reason}")
+        with contextlib.suppress(RagError):
+            await self._queue.release(message, delay)
+
+    async def _give_up(self, message: QueueMessage, job: Job | None, reason: str) -> None:
+        attempts = max(message.delivery_count, job.attempts if job else 0)
+        final = (
+            f"gave up after {attempts} attempt(s): {reason}. Fix the cause, then replay it with "
+            "`ragplatform jobs replay` or upload the file again"
+        )
+        with contextlib.suppress(RagError):
+            await self._store.fail_job(message.job_id, final)
+        await self._queue.dead_letter(message, final)
+        JOBS_FINISHED.labels("failed").inc()
+        log.warning("job dead-lettered", reason=reason)
+
+    async def _release(self, message: QueueMessage, reason: str) -> None:
+        with contextlib.suppress(RagError, InvalidArgument):
+            await self._store.requeue_job(message.job_id, reason)
+        await self._queue.release(message, 0.0)
+
+    async def _report_depth(self) -> None:
+        with contextlib.suppress(RagError):
+            QUEUE_DEPTH.set(await self._queue.depth())
+
+
+async def _sleep_unless(stopping: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), seconds)

@@ -1,0 +1,85 @@
+"""Wiring of the ingestion worker: a process that serves only gRPC health and metrics, and runs
+RAG_WORKER_CONCURRENCY worker loops in the background."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import grpc
+
+from ragplatform.backends.blobs.factory import open_blob_store
+from ragplatform.backends.embedders.factory import make_embedder
+from ragplatform.backends.queue.factory import open_queue
+from ragplatform.backends.store.factory import open_store
+from ragplatform.core.clients import open_channel, upstream_errors
+from ragplatform.core.server import Registrar, ServiceApp
+from ragplatform.core.settings import WorkerSettings
+from ragplatform.domain.models import ChunkPoint, Document
+from ragplatform.ingestion.pipeline import ChunkingPolicy
+from ragplatform.ingestion.worker import IngestionWorker, RetryPolicy
+from ragplatform.v1 import retrieval_pb2, retrieval_pb2_grpc
+
+
+def build_worker_app(settings: WorkerSettings) -> ServiceApp:
+    token = settings.internal_token.get_secret_value() if settings.internal_token else None
+    workers: list[IngestionWorker] = []
+
+    @asynccontextmanager
+    async def lifespan() -> AsyncIterator[Registrar]:
+        store = await open_store(settings)
+        queue = await open_queue(settings)
+        blobs = await open_blob_store(settings)
+        embedder = make_embedder(settings)
+        channel = open_channel(settings.retrieval_addr, token)
+        retrieval = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+
+        async def index(document: Document, points: list[ChunkPoint]) -> None:
+            request = retrieval_pb2.UpsertChunksRequest(
+                tenant_id=document.tenant_id,
+                document_id=document.document_id,
+                filename=document.filename,
+                metadata=document.metadata,
+                content_hash=document.content_hash,
+                chunks=[
+                    retrieval_pb2.IndexedChunk(chunk_index=p.chunk_index, text=p.text, vector=p.vector)
+                    for p in points
+                ],
+            )
+            with upstream_errors("retrieval"):
+                await retrieval.UpsertChunks(request, timeout=60)
+
+        async def trim(document: Document, keep_below: int) -> None:
+            request = retrieval_pb2.DeleteDocumentChunksRequest(
+                tenant_id=document.tenant_id, document_id=document.document_id, keep_below_index=keep_below
+            )
+            with upstream_errors("retrieval"):
+                await retrieval.DeleteDocumentChunks(request, timeout=60)
+
+        chunking = ChunkingPolicy(settings.chunk_tokens, settings.chunk_overlap_tokens, settings.embed_batch_size)
+        retry = RetryPolicy(settings.job_max_attempts, settings.retry_backoff_seconds)
+        workers.extend(
+            IngestionWorker(store, queue, blobs, embedder, index, trim, chunking, retry, settings.poll_seconds)
+            for _ in range(settings.worker_concurrency)
+        )
+        try:
+
+            def register(server: grpc.aio.Server) -> Sequence[str]:
+                return []
+
+            yield register
+        finally:
+            await channel.close()
+            await blobs.close()
+            await queue.close()
+            await store.close()
+
+    async def run_worker(index: int, stopping: Any) -> None:
+        await workers[index].run(stopping)
+
+    return ServiceApp(
+        name="ingestion-worker",
+        lifespan=lifespan,
+        background=[lambda stopping, i=i: run_worker(i, stopping) for i in range(settings.worker_concurrency)],
+    )
