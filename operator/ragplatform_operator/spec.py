@@ -174,6 +174,7 @@ class _TierCommon(_SpecModel):
     )
     env: list[EnvVar] = Field(
         default_factory=list,
+        max_length=100,
         description="Extra environment variables; one with the name of a variable the operator renders "
         "replaces it.",
     )
@@ -566,7 +567,9 @@ class PlatformSpec(_SpecModel):
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
         "IfNotPresent", description="Pull policy of every container."
     )
-    image_pull_secrets: list[str] | None = Field(None, description="Names of Secrets used to pull images.")
+    image_pull_secrets: list[str] | None = Field(
+        None, max_length=20, description="Names of Secrets used to pull images."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Lowest log level written."
     )
