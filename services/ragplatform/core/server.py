@@ -67,13 +67,16 @@ class RunningService:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    async def stop(self, grace: float) -> None:
-        """Drain: NOT_SERVING, stop background work, let in-flight calls finish, then close."""
+    async def stop(self, grace: float, drain_delay: float = 0.0) -> None:
+        """Drain: NOT_SERVING (still taking calls for `drain_delay`), stop background work, let
+        in-flight calls finish within `grace`, then close."""
         if self.stopping.is_set():
             return
         self.stopping.set()
         await self.health.enter_graceful_shutdown()
-        log.info("draining", service=self.app.name, grace_seconds=grace)
+        log.info("draining", service=self.app.name, grace_seconds=grace, drain_delay_seconds=drain_delay)
+        if drain_delay > 0:
+            await asyncio.sleep(drain_delay)
         if self._tasks:
             _done, pending = await asyncio.wait(self._tasks, timeout=grace)
             for task in pending:
@@ -148,7 +151,7 @@ async def serve(app: ServiceApp, settings: CommonSettings) -> None:
     waiter = asyncio.create_task(stop.wait())
     terminated = asyncio.create_task(running.server.wait_for_termination())
     await asyncio.wait({waiter, terminated}, return_when=asyncio.FIRST_COMPLETED)
-    await running.stop(settings.grace_period_seconds)
+    await running.stop(settings.grace_period_seconds, settings.drain_delay_seconds)
     for task in (waiter, terminated):
         task.cancel()
 

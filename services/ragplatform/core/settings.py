@@ -49,6 +49,13 @@ class CommonSettings(BaseSettings):
     grace_period_seconds: float = Field(
         20.0, gt=0, le=3600, description="On SIGTERM, time allowed for in-flight calls to finish."
     )
+    drain_delay_seconds: float = Field(
+        2.0,
+        ge=0,
+        le=300,
+        description="On SIGTERM, keep accepting calls this long while health reports NOT_SERVING, so "
+        "load balancers and clients stop routing here before the server stops taking new calls.",
+    )
     internal_token: SecretStr | None = Field(
         None,
         description="Shared secret the gateway sends to internal services; when set, internal "

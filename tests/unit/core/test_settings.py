@@ -1,0 +1,53 @@
+import pytest
+
+from ragplatform.core.settings import (
+    SETTINGS_BY_SERVICE,
+    GatewaySettings,
+    SettingsError,
+    StoreSettings,
+    WorkerSettings,
+    env_var_names,
+    load_settings,
+)
+
+
+def test_defaults_need_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(__import__("os").environ):
+        if name.startswith("RAG_"):
+            monkeypatch.delenv(name)
+    for cls in SETTINGS_BY_SERVICE.values():
+        load_settings(cls)
+
+
+def test_environment_variables_are_read_with_the_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_GRPC_PORT", "6000")
+    monkeypatch.setenv("RAG_RATE_LIMIT_RPS", "2.5")
+    settings = load_settings(GatewaySettings)
+    assert settings.grpc_port == 6000
+    assert settings.rate_limit_rps == 2.5
+
+
+def test_every_bad_variable_is_named_with_what_it_accepts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_GRPC_PORT", "seventy")
+    monkeypatch.setenv("RAG_CHUNK_TOKENS", "2")
+    monkeypatch.setenv("RAG_EMBEDDER", "word2vec")
+    with pytest.raises(SettingsError) as info:
+        load_settings(WorkerSettings)
+    message = str(info.value)
+    assert "RAG_GRPC_PORT='seventy'" in message
+    assert "RAG_CHUNK_TOKENS='2'" in message
+    assert "RAG_EMBEDDER='word2vec'" in message
+    assert "minilm" in message  # says what is accepted
+    assert "docs/configuration.md" in message
+
+
+def test_store_url_scheme_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_STORE_URL", "mysql://db/rag")
+    with pytest.raises(SettingsError, match="RAG_STORE_URL"):
+        load_settings(StoreSettings)
+
+
+def test_env_var_names_lists_what_a_service_reads() -> None:
+    names = env_var_names(WorkerSettings)
+    assert {"RAG_QUEUE_URL", "RAG_EMBEDDER", "RAG_RETRIEVAL_ADDR", "RAG_GRPC_PORT"} <= names
+    assert "RAG_LLM_URL" not in names
