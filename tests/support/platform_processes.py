@@ -1,0 +1,139 @@
+"""Start the platform as separate processes (`python -m ragplatform serve <service>`), as
+containers run it: one process per service, configured only through environment variables.
+
+Used by the end-to-end tests (embedded backends) and the production-shape tests (real
+PostgreSQL/PgBouncer/Redis/moto S3 passed in through `extra_env`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+SERVICES = ("retrieval", "generation", "conversation", "ingestion", "ingestion-worker", "gateway")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_serving(address: str, timeout: float = 60.0, process: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(f"process for {address} exited with {process.returncode}")
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError as exc:
+                last = str(exc.code())
+            time.sleep(0.1)
+    raise TimeoutError(f"{address} was not SERVING within {timeout}s (last: {last})")
+
+
+@dataclass
+class PlatformProcesses:
+    data_dir: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    logs: dict[str, Path] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        for service in SERVICES:
+            self.ports.setdefault(service, free_port())
+
+    def address(self, service: str) -> str:
+        return f"127.0.0.1:{self.ports[service]}"
+
+    @property
+    def gateway(self) -> str:
+        return self.address("gateway")
+
+    def env(self, service: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+        env.update(
+            {
+                "RAG_DATA_DIR": str(self.data_dir),
+                "RAG_GRPC_HOST": "127.0.0.1",
+                "RAG_GRPC_PORT": str(self.ports[service]),
+                "RAG_METRICS_ENABLED": "false",
+                "RAG_LOG_FORMAT": "json",
+                "RAG_DRAIN_DELAY_SECONDS": "0",
+                "RAG_INTERNAL_TOKEN": "e2e-internal-token",
+                "RAG_INGESTION_ADDR": self.address("ingestion"),
+                "RAG_RETRIEVAL_ADDR": self.address("retrieval"),
+                "RAG_GENERATION_ADDR": self.address("generation"),
+                "RAG_CONVERSATION_ADDR": self.address("conversation"),
+                "RAG_EMBEDDER": "hashing",
+                "RAG_LLM": "extractive",
+                "RAG_POLL_SECONDS": "0.1",
+                "RAG_RETRY_BACKOFF_SECONDS": "0.2",
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start(self, service: str) -> None:
+        log_path = self.data_dir / f"{service}.log"
+        self.logs[service] = log_path
+        log = log_path.open("ab")
+        self.processes[service] = subprocess.Popen(
+            [sys.executable, "-m", "ragplatform", "serve", service],
+            env=self.env(service),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        wait_serving(self.address(service), process=self.processes[service])
+
+    def start_all(self) -> None:
+        for service in SERVICES:
+            self.start(service)
+
+    def kill(self, service: str, sig: int = signal.SIGKILL) -> int:
+        process = self.processes.pop(service)
+        process.send_signal(sig)
+        return process.wait(timeout=30)
+
+    def stop_all(self) -> None:
+        for service in reversed(SERVICES):
+            process = self.processes.pop(service, None)
+            if process is None:
+                continue
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def create_api_key(self, tenant: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "ragplatform", "keys", "create", "--tenant", tenant],
+            env=self.env("gateway"),
+            capture_output=True,
+            check=True,
+            timeout=60,
+        )
+        return result.stdout.decode().strip().splitlines()[-1]
+
+    def log_text(self, service: str) -> str:
+        path = self.logs.get(service)
+        return path.read_text(errors="replace") if path and path.exists() else ""
