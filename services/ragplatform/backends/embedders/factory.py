@@ -1,0 +1,26 @@
+"""Pick the embedder RAG_EMBEDDER names. Adapters are imported only when chosen, so a process
+never loads torch or the `openai` package it does not use."""
+
+from __future__ import annotations
+
+from ragplatform.backends.embedders.base import Embedder
+from ragplatform.core.settings import EmbedderSettings
+
+
+def make_embedder(settings: EmbedderSettings) -> Embedder:
+    """The configured embedder, not yet loaded (models load on first use).
+
+    Raises `FailedPrecondition` when `minilm` is chosen and the local-embeddings extra is missing
+    (the message names the install command and the `hashing` alternative).
+    """
+    if settings.embedder == "hashing":
+        from ragplatform.backends.embedders.hashing import HashingEmbedder
+
+        return HashingEmbedder(settings.embedding_dimension)
+    if settings.embedder == "minilm":
+        from ragplatform.backends.embedders.minilm import MiniLMEmbedder
+
+        return MiniLMEmbedder()
+    from ragplatform.backends.embedders.openai_compatible import OpenAIEmbedder
+
+    return OpenAIEmbedder(settings)

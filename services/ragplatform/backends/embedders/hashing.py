@@ -1,0 +1,89 @@
+"""Feature-hashing embedder: lexical, dependency-free, fast, deterministic across processes.
+
+Each text becomes the bag of its lower-cased word unigrams and bigrams; every feature is hashed
+(BLAKE2b, never Python's per-process salted `hash()`) to one of `dimension` buckets with a sign
+taken from the same digest, weighted by 1 + log(term frequency), and the vector is L2-normalised.
+Texts sharing words get positive cosine similarity; it knows nothing of synonyms or paraphrase,
+so it serves tests and machines without torch, not relevance-sensitive deployments.
+
+Callers may rely on: the same text gives the same vector in any process on any machine (for a given
+dimension); every vector has unit length (text without a word maps to one fixed unit vector).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import math
+import re
+from collections import Counter
+from functools import lru_cache
+
+from ragplatform.backends.embedders.tokens import estimate_tokens
+
+_WORDS = re.compile(r"\w+")
+# Stands in for a text without any word, so that it still gets a unit-length vector.
+_EMPTY_FEATURE = "\x00empty"
+# Below this many characters a batch is embedded on the event loop: a thread hop costs more.
+_INLINE_CHARS = 2_000
+
+
+@lru_cache(maxsize=200_000)
+def _bucket(feature: str, dimension: int) -> tuple[int, float]:
+    digest = hashlib.blake2b(feature.encode("utf-8"), digest_size=8).digest()
+    value = int.from_bytes(digest, "little")
+    # Low bit picks the sign (signed hashing makes collisions cancel on average instead of adding up).
+    sign = 1.0 if value & 1 else -1.0
+    return (value >> 1) % dimension, sign
+
+
+def _features(text: str) -> Counter[str]:
+    words = _WORDS.findall(text.lower())
+    features: Counter[str] = Counter(words)
+    features.update(f"{a} {b}" for a, b in itertools.pairwise(words))
+    return features
+
+
+def hash_embed(text: str, dimension: int) -> list[float]:
+    """The unit-length feature-hashing vector of `text` (pure function, see module docstring)."""
+    features = _features(text) or Counter([_EMPTY_FEATURE])
+    vector = [0.0] * dimension
+    for feature, count in features.items():
+        index, sign = _bucket(feature, dimension)
+        vector[index] += sign * (1.0 + math.log(count))
+    norm = math.sqrt(sum(x * x for x in vector))
+    if norm == 0.0:  # every feature cancelled out in colliding buckets: astronomically rare
+        return hash_embed(text + " " + _EMPTY_FEATURE, dimension)
+    return [x / norm for x in vector]
+
+
+class HashingEmbedder:
+    """`Embedder` by feature hashing into `dimension` dimensions (RAG_EMBEDDING_DIMENSION)."""
+
+    def __init__(self, dimension: int) -> None:
+        if dimension < 8:
+            raise ValueError(f"hashing embedder dimension must be at least 8, got {dimension}")
+        self._dimension = dimension
+
+    @property
+    def name(self) -> str:
+        return f"hashing-{self._dimension}"
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    def _embed_all(self, texts: list[str]) -> list[list[float]]:
+        return [hash_embed(text, self._dimension) for text in texts]
+
+    async def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        if sum(len(text) for text in texts) <= _INLINE_CHARS:
+            return self._embed_all(texts)
+        return await asyncio.to_thread(self._embed_all, texts)
+
+    async def embed_query(self, text: str) -> list[float]:
+        return (await self.embed_documents([text]))[0]
+
+    def count_tokens(self, text: str) -> int:
+        return estimate_tokens(text)

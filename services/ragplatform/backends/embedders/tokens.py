@@ -1,0 +1,36 @@
+"""A model-free token counter, for embedders that have no tokenizer of their own.
+
+`estimate_tokens` approximates what a WordPiece/BPE tokenizer (as used by MiniLM or OpenAI
+models) would count for English text, and deliberately errs on the high side: the chunker uses
+it to keep chunks under a model's input limit, and a chunk a little smaller than asked is
+harmless while a chunk cut off by the model loses text from the index.
+
+Callers may rely on: deterministic, ≥ 1 for any text with a visible character, 0 for empty or
+whitespace-only text, additive over whitespace-separated pieces (so the chunker may count words
+one by one).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+# A word (letters, digits, underscore, including non-ASCII letters) or one other visible character.
+_PIECES = re.compile(r"\w+|[^\w\s]")
+
+# Words up to this length are usually a single piece in a ~30k-word vocabulary.
+_WHOLE_WORD_CHARS = 6
+# Longer (rarer) words split into sub-word pieces of about this many characters.
+_CHARS_PER_SUBWORD = 4
+
+
+def estimate_tokens(text: str) -> int:
+    """Estimated token count of `text` (see the module docstring for the guarantees)."""
+    total = 0
+    for match in _PIECES.finditer(text):
+        piece = match.group()
+        if len(piece) <= _WHOLE_WORD_CHARS:
+            total += 1
+        else:
+            total += math.ceil(len(piece) / _CHARS_PER_SUBWORD)
+    return total
