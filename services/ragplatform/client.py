@@ -50,7 +50,11 @@ class GatewayClient:
     ) -> AsyncIterator[gateway_pb2.AskResponse]:
         call = self._stub.Ask(
             gateway_pb2.AskRequest(
-                question=question, conversation_id=conversation_id, top_k=top_k, filters=filters or {}, model=model
+                question=question,
+                conversation_id=conversation_id,
+                top_k=top_k,
+                filters=filters or {},
+                model=model,
             ),
             metadata=self._metadata,
             timeout=timeout or self.timeout,
@@ -59,8 +63,10 @@ class GatewayClient:
             yield message
 
     async def search(self, query: str, top_k: int = 0) -> gateway_pb2.GatewaySearchResponse:
-        return await self._stub.Search(  # type: ignore[no-any-return]
-            gateway_pb2.GatewaySearchRequest(query=query, top_k=top_k), metadata=self._metadata, timeout=self.timeout
+        return await self._stub.Search(
+            gateway_pb2.GatewaySearchRequest(query=query, top_k=top_k),
+            metadata=self._metadata,
+            timeout=self.timeout,
         )
 
     async def ingest_bytes(
@@ -75,49 +81,52 @@ class GatewayClient:
             for start in range(0, len(data), UPLOAD_PIECE_BYTES):
                 yield gateway_pb2.IngestRequest(chunk=data[start : start + UPLOAD_PIECE_BYTES])
 
-        return await self._stub.Ingest(requests(), metadata=self._metadata, timeout=self.timeout)  # type: ignore[no-any-return]
+        return await self._stub.Ingest(requests(), metadata=self._metadata, timeout=self.timeout)
 
     async def ingest_file(self, path: Path, metadata: dict[str, str] | None = None) -> ingestion_pb2.UploadResponse:
         content_type = mimetypes.guess_type(path.name)[0] or ""
         return await self.ingest_bytes(path.name, path.read_bytes(), content_type, metadata)
 
     async def get_job(self, job_id: str) -> common_pb2.Job:
-        return await self._stub.GetJob(  # type: ignore[no-any-return]
+        return await self._stub.GetJob(
             gateway_pb2.GatewayGetJobRequest(job_id=job_id), metadata=self._metadata, timeout=self.timeout
         )
 
     async def list_jobs(
-        self, state: common_pb2.JobState.ValueType = common_pb2.JOB_STATE_UNSPECIFIED, page_size: int = 50, page_token: str = ""
+        self,
+        state: common_pb2.JobState.ValueType = common_pb2.JOB_STATE_UNSPECIFIED,
+        page_size: int = 50,
+        page_token: str = "",
     ) -> ingestion_pb2.ListJobsResponse:
-        return await self._stub.ListJobs(  # type: ignore[no-any-return]
+        return await self._stub.ListJobs(
             gateway_pb2.GatewayListJobsRequest(state=state, page_size=page_size, page_token=page_token),
             metadata=self._metadata,
             timeout=self.timeout,
         )
 
     async def list_documents(self, page_size: int = 50, page_token: str = "") -> ingestion_pb2.ListDocumentsResponse:
-        return await self._stub.ListDocuments(  # type: ignore[no-any-return]
+        return await self._stub.ListDocuments(
             gateway_pb2.GatewayListDocumentsRequest(page_size=page_size, page_token=page_token),
             metadata=self._metadata,
             timeout=self.timeout,
         )
 
     async def delete_document(self, document_id: str) -> ingestion_pb2.DeleteDocumentResponse:
-        return await self._stub.DeleteDocument(  # type: ignore[no-any-return]
+        return await self._stub.DeleteDocument(
             gateway_pb2.GatewayDeleteDocumentRequest(document_id=document_id),
             metadata=self._metadata,
             timeout=self.timeout,
         )
 
     async def list_conversations(self, page_size: int = 50) -> conversation_pb2.ListConversationsResponse:
-        return await self._stub.ListConversations(  # type: ignore[no-any-return]
+        return await self._stub.ListConversations(
             gateway_pb2.GatewayListConversationsRequest(page_size=page_size),
             metadata=self._metadata,
             timeout=self.timeout,
         )
 
     async def get_conversation(self, conversation_id: str) -> conversation_pb2.GetHistoryResponse:
-        return await self._stub.GetConversation(  # type: ignore[no-any-return]
+        return await self._stub.GetConversation(
             gateway_pb2.GatewayGetConversationRequest(conversation_id=conversation_id),
             metadata=self._metadata,
             timeout=self.timeout,
@@ -127,5 +136,5 @@ class GatewayClient:
 TERMINAL_STATES = (common_pb2.JOB_STATE_SUCCEEDED, common_pb2.JOB_STATE_FAILED)
 
 
-def job_state_name(state: int) -> str:
-    return common_pb2.JobState.Name(state).removeprefix("JOB_STATE_")  # type: ignore[arg-type]
+def job_state_name(state: common_pb2.JobState.ValueType) -> str:
+    return common_pb2.JobState.Name(state).removeprefix("JOB_STATE_")

@@ -11,7 +11,9 @@ from tests.e2e.conftest import CORPUS, INVALID, UPLOAD_LIMIT, RunningPlatform, w
 pytestmark = pytest.mark.e2e
 
 
-async def ask(platform: RunningPlatform, question: str, key: str | None = None, **kwargs: object) -> list[gateway_pb2.AskResponse]:
+async def ask(
+    platform: RunningPlatform, question: str, key: str | None = None, **kwargs: object
+) -> list[gateway_pb2.AskResponse]:
     async with platform.client(key) as client:
         return [m async for m in client.ask(question, **kwargs)]  # type: ignore[arg-type]
 
@@ -66,7 +68,9 @@ async def test_a_conversation_keeps_both_turns_of_each_question(platform: Runnin
     assert history.turns[3].citations
 
 
-async def test_tenants_never_see_each_others_documents_jobs_or_conversations(platform: RunningPlatform) -> None:
+async def test_tenants_never_see_each_others_documents_jobs_or_conversations(
+    platform: RunningPlatform,
+) -> None:
     a_answer = await ask(platform, "What is the maximum pressure of the Zephyr-9 pump?")
     async with platform.client(platform.key_b) as b:
         assert list((await b.list_documents()).documents) == []
@@ -144,7 +148,8 @@ async def test_identical_content_is_not_ingested_twice_and_a_change_replaces_old
         await wait_for_jobs(client, [v2.job.job_id])
         passages = (await client.search("Quibbler gadget", top_k=10)).passages
         texts = [p.text for p in passages if p.filename == "changing.md"]
-        assert texts and all("440 hertz" in t for t in texts)
+        assert texts
+        assert all("440 hertz" in t for t in texts)
         assert not any("teal" in t for t in texts)
 
 

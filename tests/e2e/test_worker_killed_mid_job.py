@@ -17,7 +17,7 @@ from tests.support.platform_processes import PlatformProcesses
 
 pytestmark = pytest.mark.e2e
 
-WORDS = "harbor ferry pump drone station cafe aurora kestrel zephyr nordlys".split()
+WORDS = ["harbor", "ferry", "pump", "drone", "station", "cafe", "aurora", "kestrel", "zephyr", "nordlys"]
 
 
 def long_document(paragraphs: int) -> bytes:

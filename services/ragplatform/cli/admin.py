@@ -21,7 +21,9 @@ console = Console()
 T = TypeVar("T")
 keys_app = typer.Typer(help="API keys (stored hashed; a key is shown once, at creation).", no_args_is_help=True)
 
-DATA_DIR_OPTION = typer.Option(None, "--data-dir", help="Embedded backends' directory (default: RAG_DATA_DIR or ./.ragplatform).")
+DATA_DIR_OPTION = typer.Option(
+    None, "--data-dir", help="Embedded backends' directory (default: RAG_DATA_DIR or ./.ragplatform)."
+)
 
 
 def _overrides(data_dir: Path | None) -> dict[str, object]:
@@ -65,14 +67,18 @@ def create_key(
 
 
 @keys_app.command("list")
-def list_keys(tenant: str = typer.Option("", help="Only this tenant's keys."), data_dir: Path | None = DATA_DIR_OPTION) -> None:
+def list_keys(
+    tenant: str = typer.Option("", help="Only this tenant's keys."), data_dir: Path | None = DATA_DIR_OPTION
+) -> None:
     """List API keys (ids and tenants; never the keys)."""
 
     async def main() -> None:
         store = await open_store(load_settings(StoreSettings, **_overrides(data_dir)))
         try:
             for k in await store.list_api_keys(tenant or None):
-                console.print(f"{k.key_id}  tenant={k.tenant_id}  name={k.name!r}  {'REVOKED' if k.revoked else 'active'}")
+                console.print(
+                    f"{k.key_id}  tenant={k.tenant_id}  name={k.name!r}  {'REVOKED' if k.revoked else 'active'}"
+                )
         finally:
             await store.close()
 

@@ -30,7 +30,14 @@ DEV_TENANT = "dev"
 DEV_KEY_FILE = "dev-api-key"
 # Start order: backends before their callers.
 ORDER = ("retrieval", "generation", "conversation", "ingestion", "ingestion-worker", "gateway")
-OFFSETS = {"gateway": 0, "ingestion": 1, "retrieval": 2, "generation": 3, "conversation": 4, "ingestion-worker": 5}
+OFFSETS = {
+    "gateway": 0,
+    "ingestion": 1,
+    "retrieval": 2,
+    "generation": 3,
+    "conversation": 4,
+    "ingestion-worker": 5,
+}
 
 
 def dev_overrides(service: str, data_dir: Path, port_base: int, metrics_base: int) -> dict[str, Any]:
@@ -82,11 +89,15 @@ async def run_dev(data_dir: Path, port_base: int, metrics_base: int, console: Co
         table.add_column("gRPC")
         table.add_column("metrics")
         for item in sorted(running, key=lambda r: OFFSETS[r.app.name]):
-            table.add_row(item.app.name, item.address, f"http://127.0.0.1:{item.metrics_port}/metrics" if item.metrics_port else "-")
+            table.add_row(
+                item.app.name,
+                item.address,
+                f"http://127.0.0.1:{item.metrics_port}/metrics" if item.metrics_port else "-",
+            )
         console.print(table)
         console.print(f"data directory: {data_dir.resolve()}")
         console.print(f"API key (tenant '{DEV_TENANT}'): {key}  (also in {data_dir / DEV_KEY_FILE})")
-        console.print("try:  ragplatform ingest tests/fixtures/docs   then   ragplatform ask \"...\"")
+        console.print('try:  ragplatform ingest tests/fixtures/docs   then   ragplatform ask "..."')
         console.print("Ctrl-C stops it.")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -101,7 +112,9 @@ async def run_dev(data_dir: Path, port_base: int, metrics_base: int, console: Co
 
 
 def dev(
-    data_dir: Path = typer.Option(Path(".ragplatform"), envvar="RAG_DATA_DIR", help="Where the embedded backends keep their files."),
+    data_dir: Path = typer.Option(
+        Path(".ragplatform"), envvar="RAG_DATA_DIR", help="Where the embedded backends keep their files."
+    ),
     port_base: int = typer.Option(50051, help="Gateway port; the other services take the next five."),
     metrics_base: int = typer.Option(9464, help="First Prometheus port (0 turns metrics off)."),
     log_format: str = typer.Option("console", help="console or json."),

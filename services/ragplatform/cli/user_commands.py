@@ -26,7 +26,9 @@ docs_app = typer.Typer(help="Documents.", invoke_without_command=True)
 T = TypeVar("T")
 
 GATEWAY_OPTION = typer.Option("127.0.0.1:50051", "--gateway", envvar="RAG_GATEWAY", help="Gateway host:port.")
-KEY_OPTION = typer.Option("", "--api-key", envvar="RAG_API_KEY", help="API key (default: the dev key in ./.ragplatform).")
+KEY_OPTION = typer.Option(
+    "", "--api-key", envvar="RAG_API_KEY", help="API key (default: the dev key in ./.ragplatform)."
+)
 
 
 def resolve_api_key(api_key: str) -> str:
@@ -84,7 +86,11 @@ def ingest(
         rows: list[tuple[str, str, str]] = []  # (file, state, detail)
         jobs: dict[str, str] = {}
         with Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
         ) as progress:
             task = progress.add_task("uploading", total=len(files))
             for path in files:
@@ -108,7 +114,11 @@ def ingest(
                     for job_id in list(pending):
                         job = await client.get_job(job_id)
                         if job.state in TERMINAL_STATES:
-                            detail = f"{job.chunks_done} chunks" if job.state == common_pb2.JOB_STATE_SUCCEEDED else job.error
+                            detail = (
+                                f"{job.chunks_done} chunks"
+                                if job.state == common_pb2.JOB_STATE_SUCCEEDED
+                                else job.error
+                            )
                             rows.append((pending.pop(job_id), job_state_name(job.state), detail))
                             progress.advance(wait_task)
                     if pending:
@@ -199,7 +209,14 @@ def jobs(
     for column in ("job", "file", "state", "progress", "attempts", "error"):
         table.add_column(column)
     for j in reply.jobs:
-        table.add_row(j.job_id, j.filename, job_state_name(j.state), f"{j.chunks_done}/{j.chunks_total}", str(j.attempts), j.error)
+        table.add_row(
+            j.job_id,
+            j.filename,
+            job_state_name(j.state),
+            f"{j.chunks_done}/{j.chunks_total}",
+            str(j.attempts),
+            j.error,
+        )
     console.print(table)
 
 

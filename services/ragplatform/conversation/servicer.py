@@ -25,9 +25,7 @@ class ConversationServicer(conversation_pb2_grpc.ConversationServiceServicer):
     async def GetHistory(
         self, request: conversation_pb2.GetHistoryRequest, context: Any
     ) -> conversation_pb2.GetHistoryResponse:
-        conversation, turns = await self._service.history(
-            request.tenant_id, request.conversation_id, request.max_turns
-        )
+        conversation, turns = await self._service.history(request.tenant_id, request.conversation_id, request.max_turns)
         return conversation_pb2.GetHistoryResponse(
             conversation=conversation_to_proto(conversation), turns=[turn_to_proto(t) for t in turns]
         )

@@ -55,10 +55,10 @@ SERVICE_CONFIG = json.dumps(
 
 
 class _ContextForwarder(
-    grpc.aio.UnaryUnaryClientInterceptor,  # type: ignore[type-arg]
-    grpc.aio.UnaryStreamClientInterceptor,  # type: ignore[type-arg]
-    grpc.aio.StreamUnaryClientInterceptor,  # type: ignore[type-arg]
-    grpc.aio.StreamStreamClientInterceptor,  # type: ignore[type-arg]
+    grpc.aio.UnaryUnaryClientInterceptor,
+    grpc.aio.UnaryStreamClientInterceptor,
+    grpc.aio.StreamUnaryClientInterceptor,
+    grpc.aio.StreamStreamClientInterceptor,
 ):
     def __init__(self, internal_token: str | None) -> None:
         self._token = internal_token
@@ -94,7 +94,9 @@ class _ContextForwarder(
 
 def target_for(address: str) -> str:
     """`host:port` -> `dns:///host:port`; addresses with a scheme are kept."""
-    return address if "://" in address or address.startswith(("dns:", "unix:", "ipv4:", "ipv6:")) else f"dns:///{address}"
+    return (
+        address if "://" in address or address.startswith(("dns:", "unix:", "ipv4:", "ipv6:")) else f"dns:///{address}"
+    )
 
 
 def open_channel(address: str, internal_token: str | None = None) -> grpc.aio.Channel:
@@ -107,7 +109,7 @@ def open_channel(address: str, internal_token: str | None = None) -> grpc.aio.Ch
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.keepalive_time_ms", 30_000),
         ],
-        interceptors=[_ContextForwarder(internal_token)],  # type: ignore[list-item]
+        interceptors=[_ContextForwarder(internal_token)],
     )
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 GRPC_HANDLED = Counter(
-    "ragplatform_grpc_server_handled_total", "gRPC calls completed, by method and status code", ["method", "code"]
+    "ragplatform_grpc_server_handled_total",
+    "gRPC calls completed, by method and status code",
+    ["method", "code"],
 )
 GRPC_LATENCY = Histogram(
     "ragplatform_grpc_server_handling_seconds",
@@ -19,7 +21,9 @@ JOBS_FINISHED = Counter("ragplatform_ingestion_jobs_total", "Ingestion jobs fini
 CHUNKS_INDEXED = Counter("ragplatform_ingestion_chunks_total", "Chunks embedded and indexed")
 QUEUE_DEPTH = Gauge("ragplatform_ingestion_queue_depth", "Ingestion messages waiting or in flight")
 ANSWER_CACHE = Counter("ragplatform_answer_cache_total", "Answer cache lookups, by result", ["result"])
-TOKENS_USED = Counter("ragplatform_llm_tokens_total", "Tokens spent by the answer model, by tenant and kind", ["tenant", "kind"])
+TOKENS_USED = Counter(
+    "ragplatform_llm_tokens_total", "Tokens spent by the answer model, by tenant and kind", ["tenant", "kind"]
+)
 
 
 def start_metrics_server(host: str, port: int) -> int:

@@ -119,7 +119,11 @@ async def start_service(app: ServiceApp, settings: CommonSettings) -> RunningSer
         health_servicer = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
-            [*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+            [
+                *service_names,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ],
             server,
         )
         port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")

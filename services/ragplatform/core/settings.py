@@ -8,7 +8,7 @@ one clear message that names the variable and what it accepts.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,17 +34,13 @@ class CommonSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
-    log_level: Literal["debug", "info", "warning", "error"] = Field(
-        "info", description="Lowest log level written."
-    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Lowest log level written.")
     log_format: Literal["json", "console"] = Field(
         "json", description="`json` (one object per line, for collectors) or `console` (for people)."
     )
     grpc_host: str = Field("[::]", description="Address the gRPC server binds to.")
     grpc_port: int = Field(50051, ge=0, le=65535, description="gRPC port (0 picks a free one).")
-    metrics_port: int = Field(
-        9090, ge=0, le=65535, description="Prometheus /metrics HTTP port (0 picks a free one)."
-    )
+    metrics_port: int = Field(9090, ge=0, le=65535, description="Prometheus /metrics HTTP port (0 picks a free one).")
     metrics_enabled: bool = Field(True, description="Serve Prometheus metrics.")
     grace_period_seconds: float = Field(
         20.0, gt=0, le=3600, description="On SIGTERM, time allowed for in-flight calls to finish."
@@ -62,7 +58,8 @@ class CommonSettings(BaseSettings):
         "services refuse calls without it.",
     )
     data_dir: Path = Field(
-        Path(".ragplatform"), description="Directory of the embedded backends' files (SQLite, blobs, vectors)."
+        Path(".ragplatform"),
+        description="Directory of the embedded backends' files (SQLite, blobs, vectors).",
     )
 
 
@@ -89,7 +86,8 @@ class StoreSettings(CommonSettings):
 
 class QueueSettings(StoreSettings):
     queue_url: str = Field(
-        "", description="`redis://HOST:PORT/DB` for Redis Streams; empty: the queue lives in the SQLite store."
+        "",
+        description="`redis://HOST:PORT/DB` for Redis Streams; empty: the queue lives in the SQLite store.",
     )
     queue_name: str = Field("ingestion", description="Stream / queue name.")
     visibility_timeout_seconds: float = Field(
@@ -121,7 +119,8 @@ class EmbedderSettings(CommonSettings):
 
 class VectorSettings(CommonSettings):
     vector_url: str = Field(
-        "", description="`http(s)://HOST:6333` for a Qdrant server; empty: the embedded engine in RAG_DATA_DIR."
+        "",
+        description="`http(s)://HOST:6333` for a Qdrant server; empty: the embedded engine in RAG_DATA_DIR.",
     )
     vector_api_key: SecretStr | None = Field(None, description="Qdrant API key.")
     vector_collection: str = Field("ragplatform_chunks", description="Collection name.")
@@ -152,7 +151,9 @@ class GatewaySettings(UpstreamSettings, StoreSettings):
 
 class IngestionSettings(QueueSettings, BlobSettings):
     max_upload_bytes: int = Field(
-        50 * 1024 * 1024, ge=1, description="Largest file accepted; larger uploads fail with INVALID_ARGUMENT."
+        50 * 1024 * 1024,
+        ge=1,
+        description="Largest file accepted; larger uploads fail with INVALID_ARGUMENT.",
     )
     retrieval_addr: str = Field(
         "127.0.0.1:50053", description="host:port of the retrieval service (to delete a document's chunks)."
@@ -208,10 +209,10 @@ def env_var_names(settings_cls: type[CommonSettings]) -> set[str]:
     return {ENV_PREFIX + name.upper() for name in settings_cls.model_fields}
 
 
-def load_settings(settings_cls: type[S], **overrides: object) -> S:
+def load_settings(settings_cls: type[S], **overrides: Any) -> S:
     """Read and validate settings; raise `SettingsError` naming every bad variable."""
     try:
-        return settings_cls(**overrides)  # type: ignore[arg-type]
+        return settings_cls(**overrides)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
@@ -220,6 +221,7 @@ def load_settings(settings_cls: type[S], **overrides: object) -> S:
             value = error.get("input")
             problems.append(f"  {var}={value!r}: {error['msg']}")
         raise SettingsError(
-            f"invalid configuration for {settings_cls.__name__}:\n" + "\n".join(problems)
+            f"invalid configuration for {settings_cls.__name__}:\n"
+            + "\n".join(problems)
             + "\nFix these environment variables (see docs/configuration.md) and start again."
         ) from None

@@ -26,7 +26,15 @@ def answer_cache_key(
     score_threshold: float,
 ) -> str:
     material = json.dumps(
-        [tenant_id, normalise_question(question), corpus_version, model, top_k, sorted(filters.items()), score_threshold],
+        [
+            tenant_id,
+            normalise_question(question),
+            corpus_version,
+            model,
+            top_k,
+            sorted(filters.items()),
+            score_threshold,
+        ],
         separators=(",", ":"),
     )
     return "answer:" + hashlib.sha256(material.encode()).hexdigest()

@@ -29,7 +29,7 @@ MAX_TOP_K = 50
 HISTORY_TURNS = 10
 
 
-class _LateInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+class _LateInterceptor(grpc.aio.ServerInterceptor):
     """The API-key interceptor needs the store, which opens in the lifespan; the server's
     interceptor list is fixed before that. This forwards to it once it exists."""
 

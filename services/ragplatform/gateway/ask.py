@@ -173,7 +173,12 @@ class AskFlow:
             return created.conversation_id, []
 
     async def _store_turns(
-        self, tenant_id: str, conversation_id: str, question: str, answer: str, citations: list[common_pb2.Citation]
+        self,
+        tenant_id: str,
+        conversation_id: str,
+        question: str,
+        answer: str,
+        citations: list[common_pb2.Citation],
     ) -> None:
         with upstream_errors("conversation"):
             await self._conversation.AppendTurns(

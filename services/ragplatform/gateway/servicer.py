@@ -72,9 +72,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         self._conversation = conversation
         self._default_top_k = default_top_k
 
-    async def Ask(  # type: ignore[override]
-        self, request: gateway_pb2.AskRequest, context: Any
-    ) -> AsyncIterator[gateway_pb2.AskResponse]:
+    async def Ask(self, request: gateway_pb2.AskRequest, context: Any) -> AsyncIterator[gateway_pb2.AskResponse]:
         async for message in self._ask.ask(current_tenant(), request):
             yield message
 
@@ -93,16 +91,16 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             )
         return gateway_pb2.GatewaySearchResponse(passages=reply.passages)
 
-    async def Ingest(  # type: ignore[override]
+    async def Ingest(
         self, request_iterator: AsyncIterator[gateway_pb2.IngestRequest], context: Any
     ) -> ingestion_pb2.UploadResponse:
         tenant = current_tenant()
         with upstream_errors("ingestion"):
-            return await self._ingestion.Upload(upload_requests(tenant, request_iterator))  # type: ignore[no-any-return]
+            return await self._ingestion.Upload(upload_requests(tenant, request_iterator))
 
     async def GetJob(self, request: gateway_pb2.GatewayGetJobRequest, context: Any) -> common_pb2.Job:
         with upstream_errors("ingestion"):
-            return await self._ingestion.GetJob(  # type: ignore[no-any-return]
+            return await self._ingestion.GetJob(
                 ingestion_pb2.GetJobRequest(tenant_id=current_tenant(), job_id=request.job_id)
             )
 
@@ -110,7 +108,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         self, request: gateway_pb2.GatewayListJobsRequest, context: Any
     ) -> ingestion_pb2.ListJobsResponse:
         with upstream_errors("ingestion"):
-            return await self._ingestion.ListJobs(  # type: ignore[no-any-return]
+            return await self._ingestion.ListJobs(
                 ingestion_pb2.ListJobsRequest(
                     tenant_id=current_tenant(),
                     state=request.state,
@@ -123,7 +121,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         self, request: gateway_pb2.GatewayListDocumentsRequest, context: Any
     ) -> ingestion_pb2.ListDocumentsResponse:
         with upstream_errors("ingestion"):
-            return await self._ingestion.ListDocuments(  # type: ignore[no-any-return]
+            return await self._ingestion.ListDocuments(
                 ingestion_pb2.ListDocumentsRequest(
                     tenant_id=current_tenant(), page_size=request.page_size, page_token=request.page_token
                 )
@@ -133,7 +131,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         self, request: gateway_pb2.GatewayDeleteDocumentRequest, context: Any
     ) -> ingestion_pb2.DeleteDocumentResponse:
         with upstream_errors("ingestion"):
-            return await self._ingestion.DeleteDocument(  # type: ignore[no-any-return]
+            return await self._ingestion.DeleteDocument(
                 ingestion_pb2.DeleteDocumentRequest(tenant_id=current_tenant(), document_id=request.document_id)
             )
 
@@ -141,7 +139,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         self, request: gateway_pb2.GatewayListConversationsRequest, context: Any
     ) -> conversation_pb2.ListConversationsResponse:
         with upstream_errors("conversation"):
-            return await self._conversation.ListConversations(  # type: ignore[no-any-return]
+            return await self._conversation.ListConversations(
                 conversation_pb2.ListConversationsRequest(
                     tenant_id=current_tenant(), page_size=request.page_size, page_token=request.page_token
                 )
@@ -151,7 +149,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         self, request: gateway_pb2.GatewayGetConversationRequest, context: Any
     ) -> conversation_pb2.GetHistoryResponse:
         with upstream_errors("conversation"):
-            return await self._conversation.GetHistory(  # type: ignore[no-any-return]
+            return await self._conversation.GetHistory(
                 conversation_pb2.GetHistoryRequest(
                     tenant_id=current_tenant(),
                     conversation_id=request.conversation_id,

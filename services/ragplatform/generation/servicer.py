@@ -15,7 +15,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     def __init__(self, service: GenerationService) -> None:
         self._service = service
 
-    async def Generate(  # type: ignore[override]
+    async def Generate(
         self, request: generation_pb2.GenerateRequest, context: Any
     ) -> AsyncIterator[generation_pb2.GenerateResponse]:
         answer_request = AnswerRequest(

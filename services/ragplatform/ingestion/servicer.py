@@ -40,7 +40,7 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
     def __init__(self, service: IngestionService) -> None:
         self._service = service
 
-    async def Upload(  # type: ignore[override]
+    async def Upload(
         self, request_iterator: AsyncIterator[ingestion_pb2.UploadRequest], context: Any
     ) -> ingestion_pb2.UploadResponse:
         meta, data = await read_upload_stream(request_iterator)

@@ -6,7 +6,7 @@ import hashlib
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from ragplatform.domain.errors import InvalidArgument
 
@@ -31,7 +31,7 @@ def _human(n: int) -> str:
 async def spool(chunks: AsyncIterator[bytes], filename: str, max_bytes: int) -> SpooledUpload:
     """Read every chunk, refusing as soon as the total passes `max_bytes` (nothing is stored)."""
     digest = hashlib.sha256()
-    spooled: BinaryIO = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES)  # noqa: SIM115
+    spooled = cast(BinaryIO, tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES))  # noqa: SIM115
     size = 0
     try:
         async for chunk in chunks:

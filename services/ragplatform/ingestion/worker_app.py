@@ -3,10 +3,9 @@ RAG_WORKER_CONCURRENCY worker loops in the background."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
-
 import grpc
 
 from ragplatform.backends.blobs.factory import open_blob_store
@@ -43,8 +42,7 @@ def build_worker_app(settings: WorkerSettings) -> ServiceApp:
                 metadata=document.metadata,
                 content_hash=document.content_hash,
                 chunks=[
-                    retrieval_pb2.IndexedChunk(chunk_index=p.chunk_index, text=p.text, vector=p.vector)
-                    for p in points
+                    retrieval_pb2.IndexedChunk(chunk_index=p.chunk_index, text=p.text, vector=p.vector) for p in points
                 ],
             )
             with upstream_errors("retrieval"):
@@ -75,11 +73,14 @@ def build_worker_app(settings: WorkerSettings) -> ServiceApp:
             await queue.close()
             await store.close()
 
-    async def run_worker(index: int, stopping: Any) -> None:
-        await workers[index].run(stopping)
+    def worker_loop(index: int) -> Callable[[asyncio.Event], Awaitable[None]]:
+        async def run(stopping: asyncio.Event) -> None:
+            await workers[index].run(stopping)
+
+        return run
 
     return ServiceApp(
         name="ingestion-worker",
         lifespan=lifespan,
-        background=[lambda stopping, i=i: run_worker(i, stopping) for i in range(settings.worker_concurrency)],
+        background=[worker_loop(i) for i in range(settings.worker_concurrency)],
     )

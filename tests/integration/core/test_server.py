@@ -81,7 +81,9 @@ async def collect(channel: grpc.aio.Channel, question: str, **kwargs: object) ->
     return [m async for m in stub.Generate(request(question), **kwargs)]
 
 
-async def test_streams_and_reports_health_and_reflection(running: tuple[RunningService, ScriptedGenerator]) -> None:
+async def test_streams_and_reports_health_and_reflection(
+    running: tuple[RunningService, ScriptedGenerator],
+) -> None:
     service, _ = running
     async with grpc.aio.insecure_channel(service.address) as channel:
         messages = await collect(channel, "hi")
@@ -101,7 +103,9 @@ async def test_streams_and_reports_health_and_reflection(running: tuple[RunningS
         assert "grpc.health.v1.Health" in services
 
 
-async def test_domain_error_keeps_its_status_and_message(running: tuple[RunningService, ScriptedGenerator]) -> None:
+async def test_domain_error_keeps_its_status_and_message(
+    running: tuple[RunningService, ScriptedGenerator],
+) -> None:
     service, _ = running
     async with grpc.aio.insecure_channel(service.address) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as info:
@@ -122,7 +126,9 @@ async def test_unknown_error_is_internal_with_a_generic_message(
     assert "req-42" in (info.value.details() or "")
 
 
-async def test_validation_error_is_invalid_argument(running: tuple[RunningService, ScriptedGenerator]) -> None:
+async def test_validation_error_is_invalid_argument(
+    running: tuple[RunningService, ScriptedGenerator],
+) -> None:
     service, _ = running
     async with grpc.aio.insecure_channel(service.address) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as info:
@@ -131,7 +137,9 @@ async def test_validation_error_is_invalid_argument(running: tuple[RunningServic
     assert "question is empty" in (info.value.details() or "")
 
 
-async def test_client_deadline_gives_deadline_exceeded(running: tuple[RunningService, ScriptedGenerator]) -> None:
+async def test_client_deadline_gives_deadline_exceeded(
+    running: tuple[RunningService, ScriptedGenerator],
+) -> None:
     service, _ = running
     async with grpc.aio.insecure_channel(service.address) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as info:
@@ -173,5 +181,3 @@ async def test_drain_finishes_in_flight_calls_and_reports_not_serving(
         messages = await in_flight
         assert messages[-1].done.model == "scripted"
         await stopper
-
-

@@ -23,7 +23,5 @@ class InternalTokenInterceptor(ScopedInterceptor):
     async def scope(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
         given = metadata_value(context, INTERNAL_TOKEN_HEADER).encode()
         if not hmac.compare_digest(given, self._token):
-            raise Unauthenticated(
-                "this internal service needs the platform's internal token; call the gateway instead"
-            )
+            raise Unauthenticated("this internal service needs the platform's internal token; call the gateway instead")
         yield

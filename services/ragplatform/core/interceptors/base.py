@@ -16,7 +16,7 @@ def is_infrastructure(method: str) -> bool:
     return method.startswith(INFRASTRUCTURE_PREFIXES)
 
 
-class ScopedInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+class ScopedInterceptor(grpc.aio.ServerInterceptor):
     """Subclasses implement `scope(method, context)`; the call runs inside it."""
 
     skip_infrastructure = True
@@ -65,9 +65,9 @@ def _wrap(
     if handler.stream_unary:
         return grpc.stream_unary_rpc_method_handler(unary_response(handler.stream_unary), **kwargs)
     if handler.unary_stream:
-        return grpc.unary_stream_rpc_method_handler(stream_response(handler.unary_stream), **kwargs)  # type: ignore[arg-type]
+        return grpc.unary_stream_rpc_method_handler(stream_response(handler.unary_stream), **kwargs)
     if handler.stream_stream:
-        return grpc.stream_stream_rpc_method_handler(stream_response(handler.stream_stream), **kwargs)  # type: ignore[arg-type]
+        return grpc.stream_stream_rpc_method_handler(stream_response(handler.stream_stream), **kwargs)
     return handler
 
 
