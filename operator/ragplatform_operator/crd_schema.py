@@ -94,17 +94,11 @@ def status_schema() -> dict[str, Any]:
             "type": _described(
                 "Ready, Progressing, Degraded, or one per component (e.g. GatewayReady).", {"type": "string"}
             ),
-            "status": _described(
-                "True, False or Unknown.", {"type": "string", "enum": ["True", "False", "Unknown"]}
-            ),
+            "status": _described("True, False or Unknown.", {"type": "string", "enum": ["True", "False", "Unknown"]}),
             "reason": _described("One CamelCase word saying why.", {"type": "string"}),
             "message": _described("What is happening, and what to do if anything.", {"type": "string"}),
-            "lastTransitionTime": _described(
-                "When status last changed.", {"type": "string", "format": "date-time"}
-            ),
-            "observedGeneration": _described(
-                "metadata.generation this condition describes.", {"type": "integer"}
-            ),
+            "lastTransitionTime": _described("When status last changed.", {"type": "string", "format": "date-time"}),
+            "observedGeneration": _described("metadata.generation this condition describes.", {"type": "integer"}),
         },
     }
     components: dict[str, Any] = {tier: _replicas_status(f"the {tier} tier") for tier in TIER_NAMES}
@@ -115,9 +109,7 @@ def status_schema() -> dict[str, Any]:
         "description": "Observed state of the platform, written by the operator.",
         "x-kubernetes-preserve-unknown-fields": True,
         "properties": {
-            "observedGeneration": _described(
-                "metadata.generation the operator last reconciled.", {"type": "integer"}
-            ),
+            "observedGeneration": _described("metadata.generation the operator last reconciled.", {"type": "integer"}),
             "conditions": _described(
                 "Current conditions: Ready, Progressing, Degraded and one per component.",
                 {
@@ -131,6 +123,11 @@ def status_schema() -> dict[str, Any]:
                 "Desired and ready replicas per component.",
                 {"type": "object", "properties": components},
             ),
+            "autoscaler": _described(
+                "The queue autoscaler's memory across operator restarts (last decision, recent "
+                "recommendations); read lastDecision to see why the workers were last scaled.",
+                {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+            ),
             "queue": _described(
                 "The ingestion queue and the last worker scaling decision.",
                 {
@@ -139,16 +136,12 @@ def status_schema() -> dict[str, Any]:
                         "depth": _described(
                             "Jobs queued or in flight (consumer-group lag + pending).", {"type": "integer"}
                         ),
-                        "desiredReplicas": _described(
-                            "Workers the autoscaler wants now.", {"type": "integer"}
-                        ),
+                        "desiredReplicas": _described("Workers the autoscaler wants now.", {"type": "integer"}),
                         "lastScaleTime": _described(
                             "When the worker count was last changed.",
                             {"type": "string", "format": "date-time"},
                         ),
-                        "lastScaleReason": _described(
-                            "Why the worker count was last changed.", {"type": "string"}
-                        ),
+                        "lastScaleReason": _described("Why the worker count was last changed.", {"type": "string"}),
                         "lastError": _described(
                             "Why the queue depth could not be read, if it could not.", {"type": "string"}
                         ),
@@ -183,12 +176,8 @@ def _printer_columns() -> list[dict[str, Any]]:
         column("Workers", "string", ".status.tiers.workers.ready", "Ready/desired ingestion workers."),
         column("Queue", "integer", ".status.queue.depth", "Ingestion jobs queued or in flight."),
         column("Reason", "string", '.status.conditions[?(@.type=="Ready")].reason', "Why (not) ready.", 1),
-        column(
-            "Retrieval", "string", ".status.tiers.retrieval.ready", "Ready/desired retrieval replicas.", 1
-        ),
-        column(
-            "Generation", "string", ".status.tiers.generation.ready", "Ready/desired generation replicas.", 1
-        ),
+        column("Retrieval", "string", ".status.tiers.retrieval.ready", "Ready/desired retrieval replicas.", 1),
+        column("Generation", "string", ".status.tiers.generation.ready", "Ready/desired generation replicas.", 1),
         column("Age", "date", ".metadata.creationTimestamp", "Time since creation."),
     ]
 

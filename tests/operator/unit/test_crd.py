@@ -1,0 +1,273 @@
+"""The RagPlatform CRD: generated from the spec models, structural, documented, and it accepts the
+examples and rejects invalid platforms with messages that say what to fix."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from ragplatform_operator.crd_schema import render_crd
+from ragplatform_operator.spec import SpecError, parse_spec
+from tests.operator.unit.conftest import EXAMPLE_FILES, K8S_VERSION, REPO_ROOT, load_example
+from tests.operator.unit.crd_evaluation import (
+    CRD_PATH,
+    all_cel_rules,
+    apply_defaults,
+    cel_violations,
+    load_crd,
+    root_schema,
+    schema_errors,
+)
+
+CHART_CRD_PATH = REPO_ROOT / "charts" / "ragplatform-operator" / "crds" / CRD_PATH.name
+
+
+def test_crd_file_is_up_to_date_with_the_spec_models() -> None:
+    assert CRD_PATH.read_text(encoding="utf-8") == render_crd(), (
+        "crds/ is stale: run `python -m ragplatform_operator.crd_schema`"
+    )
+
+
+def test_chart_ships_the_identical_crd_file() -> None:
+    assert CHART_CRD_PATH.read_bytes() == CRD_PATH.read_bytes()
+
+
+def test_crd_is_a_valid_kubernetes_object() -> None:
+    kubernetes_validate.validate(load_crd(), K8S_VERSION, strict=True)
+
+
+def test_crd_names_scope_status_and_printer_columns() -> None:
+    crd = load_crd()
+    version = crd["spec"]["versions"][0]
+
+    assert crd["metadata"]["name"] == "ragplatforms.ragplatform.io"
+    assert crd["spec"]["scope"] == "Namespaced"
+    assert crd["spec"]["names"]["shortNames"] == ["rag"]
+    assert (version["name"], version["served"], version["storage"]) == ("v1alpha1", True, True)
+    assert version["subresources"] == {"status": {}}
+    columns = {column["name"]: column["jsonPath"] for column in version["additionalPrinterColumns"]}
+    assert {"Ready", "Gateway", "Workers", "Queue", "Age"} <= set(columns)
+    # Every status column points at a field the status schema declares.
+    status = root_schema(crd)["properties"]["status"]
+    for name, path in columns.items():
+        if path.startswith(".status.") and "[" not in path:
+            node = status
+            for part in path.removeprefix(".status.").split("."):
+                assert part in node.get("properties", {}), f"column {name}: {path} is not in the status schema"
+                node = node["properties"][part]
+
+
+def _walk(schema: dict[str, Any], path: str) -> list[tuple[str, dict[str, Any]]]:
+    nodes = [(path, schema)]
+    for name, child in schema.get("properties", {}).items():
+        nodes += _walk(child, f"{path}.{name}")
+    if isinstance(schema.get("items"), dict):
+        nodes += _walk(schema["items"], f"{path}[]")
+    if isinstance(schema.get("additionalProperties"), dict):
+        nodes += _walk(schema["additionalProperties"], f"{path}{{}}")
+    return nodes
+
+
+def test_every_field_has_a_description() -> None:
+    root = root_schema(load_crd())
+    undocumented = [
+        f"{path}.{name}"
+        for path, node in _walk(root, "")
+        for name, child in node.get("properties", {}).items()
+        if not child.get("description")
+    ]
+    assert undocumented == []
+
+
+def test_schema_is_structural() -> None:
+    for path, node in _walk(root_schema(load_crd()), ""):
+        assert not {"$ref", "anyOf", "oneOf", "allOf", "title"} & set(node), path
+        assert node.get("additionalProperties") is not False, path
+        assert not ("properties" in node and "additionalProperties" in node), path
+        if not node.get("x-kubernetes-int-or-string"):
+            assert "type" in node, f"{path} has no type"
+
+
+@pytest.mark.parametrize("example", EXAMPLE_FILES, ids=lambda p: p.name)
+def test_examples_pass_the_schema_and_every_cel_rule(example: Any) -> None:
+    root = root_schema(load_crd())
+    document = apply_defaults(root, load_example(example.stem))
+
+    assert schema_errors(root, document) == []
+    assert cel_violations(root, document) == []
+
+
+@pytest.mark.parametrize("example", EXAMPLE_FILES, ids=lambda p: p.name)
+def test_crd_defaults_agree_with_the_spec_models(example: Any) -> None:
+    root = root_schema(load_crd())
+    raw = load_example(example.stem)
+    defaulted = apply_defaults(root, raw)
+
+    assert parse_spec(defaulted["spec"]) == parse_spec(raw["spec"])
+
+
+Mutation = Callable[[dict[str, Any]], Any]
+
+# Rejected by the OpenAPI schema alone: (mutation, path, words of the message).
+SCHEMA_REJECTIONS: list[tuple[str, Mutation, str, str]] = [
+    (
+        "negative replicas",
+        lambda d: d["spec"].update(gateway={"replicas": -1}),
+        "spec.gateway.replicas",
+        "less than the minimum of 0",
+    ),
+    ("no postgres", lambda d: d["spec"].pop("postgres"), "spec", "'postgres' is a required property"),
+    (
+        "bad pool mode",
+        lambda d: d["spec"]["pgbouncer"].update(poolMode="statement"),
+        "spec.pgbouncer.poolMode",
+        "is not one of ['transaction', 'session']",
+    ),
+    (
+        "url without scheme",
+        lambda d: d["spec"]["llm"].update(url="api.openai.com/v1"),
+        "spec.llm.url",
+        "does not match '^https?://'",
+    ),
+    (
+        "secret ref without key",
+        lambda d: d["spec"]["redis"].update(urlSecretRef={"name": "redis"}),
+        "spec.redis.urlSecretRef",
+        "'key' is a required property",
+    ),
+    (
+        "tiny embedding",
+        lambda d: d["spec"]["embedding"].update(dimension=2),
+        "spec.embedding.dimension",
+        "less than the minimum of 8",
+    ),
+    (
+        "bad storage size",
+        lambda d: d["spec"]["vectorStore"]["managed"].update(storage={"size": "lots"}),
+        "spec.vectorStore.managed.storage.size",
+        "does not match",
+    ),
+    (
+        "string replicas",
+        lambda d: d["spec"].update(workers={"replicas": "three"}),
+        "spec.workers.replicas",
+        "'three' is not of type 'integer'",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("mutation", "path", "words"), [c[1:] for c in SCHEMA_REJECTIONS], ids=[c[0] for c in SCHEMA_REJECTIONS]
+)
+def test_schema_rejects_invalid_platforms_with_the_path(mutation: Mutation, path: str, words: str) -> None:
+    root = root_schema(load_crd())
+    document = load_example("minimal")
+    mutation(document)
+
+    errors = schema_errors(root, apply_defaults(root, document))
+
+    assert any(error.startswith(path + ":") and words in error for error in errors), errors
+    # The operator's own validation refuses the same spec.
+    with pytest.raises(SpecError):
+        parse_spec(document["spec"])
+
+
+# Rejected only by CEL rules: (mutation, path, message).
+CEL_REJECTIONS: list[tuple[str, Mutation, str, str]] = [
+    (
+        "cpu min above max",
+        lambda d: d["spec"].update(gateway={"autoscaling": {"minReplicas": 4, "maxReplicas": 2}}),
+        "spec.gateway.autoscaling",
+        "minReplicas must be less than or equal to maxReplicas",
+    ),
+    (
+        "queue min above max",
+        lambda d: d["spec"].update(workers={"autoscaling": {"minReplicas": 12, "maxReplicas": 3}}),
+        "spec.workers.autoscaling",
+        "minReplicas must be less than or equal to maxReplicas",
+    ),
+    (
+        "replicas and autoscaling",
+        lambda d: d["spec"].update(generation={"replicas": 2, "autoscaling": {"maxReplicas": 3}}),
+        "spec.generation",
+        "set either replicas (a fixed count) or autoscaling (bounds), not both",
+    ),
+    (
+        "workers replicas and autoscaling",
+        lambda d: d["spec"].update(workers={"replicas": 2, "autoscaling": {"maxReplicas": 3}}),
+        "spec.workers",
+        "set either replicas (a fixed count) or autoscaling (bounds), not both",
+    ),
+    (
+        "gateway replicas and autoscaling",
+        lambda d: d["spec"].update(gateway={"replicas": 2, "autoscaling": {"maxReplicas": 3}}),
+        "spec.gateway",
+        "set either replicas (a fixed count) or autoscaling (bounds), not both",
+    ),
+    (
+        "both vector stores",
+        lambda d: d["spec"]["vectorStore"].update(external={"url": "https://qdrant.example:6333"}),
+        "spec.vectorStore",
+        "set exactly one of vectorStore.managed or vectorStore.external",
+    ),
+    (
+        "no vector store",
+        lambda d: d["spec"]["vectorStore"].pop("managed"),
+        "spec.vectorStore",
+        "set exactly one of vectorStore.managed or vectorStore.external",
+    ),
+    (
+        "env with value and secret",
+        lambda d: d["spec"].update(
+            conversation={
+                "env": [{"name": "RAG_X", "value": "1", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]
+            }
+        ),
+        "spec.conversation.env[0]",
+        "set exactly one of value or valueFrom",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("mutation", "path", "message"), [c[1:] for c in CEL_REJECTIONS], ids=[c[0] for c in CEL_REJECTIONS]
+)
+def test_cel_rules_reject_what_the_schema_cannot_say(mutation: Mutation, path: str, message: str) -> None:
+    root = root_schema(load_crd())
+    document = load_example("minimal")
+    mutation(document)
+    defaulted = apply_defaults(root, document)
+
+    assert schema_errors(root, defaulted) == []
+    assert (path, message) in [(p, m) for p, _, m in cel_violations(root, defaulted)]
+    # The twin check in spec.py catches the same spec when no API server evaluated the rule.
+    with pytest.raises(SpecError):
+        parse_spec(document["spec"])
+
+
+@pytest.mark.parametrize("name", ["Demo", "a" * 41, "9lives"])
+def test_cel_rule_refuses_names_that_cannot_prefix_children(name: str) -> None:
+    root = root_schema(load_crd())
+    document = load_example("minimal")
+    document["metadata"]["name"] = name
+
+    violations = cel_violations(root, apply_defaults(root, document))
+
+    assert [p for p, _, _ in violations] == ["<root>"]
+
+
+def test_every_cel_rule_is_exercised_by_an_invalid_case() -> None:
+    root = root_schema(load_crd())
+    triggered: set[str] = set()
+    for _, mutation, _, _ in CEL_REJECTIONS:
+        document = load_example("minimal")
+        mutation(document)
+        triggered |= {rule for _, rule, _ in cel_violations(root, apply_defaults(root, document))}
+    document = load_example("minimal")
+    document["metadata"]["name"] = "Bad"
+    triggered |= {rule for _, rule, _ in cel_violations(root, apply_defaults(root, document))}
+
+    assert all_cel_rules(root) == triggered
