@@ -18,7 +18,7 @@ from ragplatform.backends.store.sqlite_database import sqlite_path
 from ragplatform.backends.store.sqlite_schema import LATEST_VERSION
 from ragplatform.core.settings import StoreSettings, load_settings
 from ragplatform.domain.errors import FailedPrecondition, Unavailable
-from ragplatform.domain.models import JobState
+from ragplatform.domain.models import JobState, Role, Turn
 from tests.support.store_contract import StoreContract, new_tenant, upload
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -205,3 +205,22 @@ async def test_processes_opening_and_writing_one_fresh_file_at_once_lose_nothing
         )
     finally:
         await store.close()
+
+
+async def test_cancelled_callers_leave_no_transaction_half_done(store: SqliteStore) -> None:
+    tenant = new_tenant()
+    conversation = await store.create_conversation(tenant, "c")
+    tasks = [
+        asyncio.create_task(store.append_turns(tenant, conversation.conversation_id, [Turn(Role.USER, f"q{i}")]))
+        for i in range(20)
+    ]
+    await asyncio.sleep(0)
+    for task in tasks[::2]:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+    # The store still takes writes, and the turn count agrees with the stored turns.
+    await store.append_turns(tenant, conversation.conversation_id, [Turn(Role.USER, "after")])
+    turns = await store.get_turns(tenant, conversation.conversation_id)
+    assert turns[-1].content == "after"
+    assert (await store.get_conversation(tenant, conversation.conversation_id)).turn_count == len(turns)

@@ -85,9 +85,7 @@ class SqliteQueue:
             )
             if row is None:
                 return None
-            return QueueMessage(
-                row["message_id"], row["job_id"], row["tenant_id"], int(row["delivery_count"])
-            )
+            return QueueMessage(row["message_id"], row["job_id"], row["tenant_id"], int(row["delivery_count"]))
 
         return await self._db.write(transaction)
 
@@ -107,8 +105,7 @@ class SqliteQueue:
         async def transaction(conn: aiosqlite.Connection) -> None:
             await execute(
                 conn,
-                "UPDATE queue_messages SET visible_at = ?, consumer = ''"
-                " WHERE message_id = ? AND delivery_count = ?",
+                "UPDATE queue_messages SET visible_at = ?, consumer = '' WHERE message_id = ? AND delivery_count = ?",
                 (now_us() + _us(max(0.0, delay_seconds)), message.message_id, message.delivery_count),
             )
 
@@ -137,9 +134,7 @@ class SqliteQueue:
     async def depth(self) -> int:
         """Messages waiting or in flight (dead letters are elsewhere and not counted)."""
         row = await self._db.read(
-            lambda conn: fetch_one(
-                conn, "SELECT COUNT(*) FROM queue_messages WHERE queue = ?", (self._queue,)
-            )
+            lambda conn: fetch_one(conn, "SELECT COUNT(*) FROM queue_messages WHERE queue = ?", (self._queue,))
         )
         return int(row[0]) if row else 0
 

@@ -188,9 +188,7 @@ class SqliteStore:
 
         return await self._db.read(transaction)
 
-    async def list_jobs(
-        self, tenant_id: str, state: JobState | None, limit: int, cursor: str = ""
-    ) -> Page[Job]:
+    async def list_jobs(self, tenant_id: str, state: JobState | None, limit: int, cursor: str = "") -> Page[Job]:
         sql = _JOB_SELECT + " WHERE j.tenant_id = ?"
         params: list[Any] = [tenant_id]
         if state is not None:
@@ -243,8 +241,7 @@ class SqliteStore:
             # older content must not overwrite the count.
             await execute(
                 conn,
-                "UPDATE documents SET chunk_count = ?, updated_at = ?"
-                " WHERE document_id = ? AND latest_job_id = ?",
+                "UPDATE documents SET chunk_count = ?, updated_at = ? WHERE document_id = ? AND latest_job_id = ?",
                 (chunk_count, now, job.document_id, job_id),
             )
             await _bump_corpus_version(conn, job.tenant_id)
@@ -266,9 +263,7 @@ class SqliteStore:
 
     async def corpus_version(self, tenant_id: str) -> int:
         row = await self._db.read(
-            lambda conn: fetch_one(
-                conn, "SELECT version FROM corpus_versions WHERE tenant_id = ?", (tenant_id,)
-            )
+            lambda conn: fetch_one(conn, "SELECT version FROM corpus_versions WHERE tenant_id = ?", (tenant_id,))
         )
         return int(row[0]) if row else 0
 
@@ -310,8 +305,7 @@ class SqliteStore:
             )
             await execute(
                 conn,
-                "UPDATE conversations SET turn_count = turn_count + ?, updated_at = ?"
-                " WHERE conversation_id = ?",
+                "UPDATE conversations SET turn_count = turn_count + ?, updated_at = ? WHERE conversation_id = ?",
                 (len(turns), now, conversation_id),
             )
             return _conversation(await _require_conversation(conn, tenant_id, conversation_id))
@@ -361,9 +355,7 @@ class SqliteStore:
                     (key_id, tenant_id, name, key_hash, now_us()),
                 )
             except sqlite3.IntegrityError:
-                raise AlreadyExists(
-                    "an API key with this secret exists already; generate a new key"
-                ) from None
+                raise AlreadyExists("an API key with this secret exists already; generate a new key") from None
             row = await fetch_one(conn, "SELECT * FROM api_keys WHERE key_id = ?", (key_id,))
             assert row is not None
             return _api_key(row)
@@ -519,9 +511,7 @@ def _api_key(row: sqlite3.Row) -> ApiKey:
 
 
 def _job_not_found(job_id: str) -> NotFound:
-    return NotFound(
-        f"job {job_id!r} was not found (or its document was deleted); list jobs to see current ones"
-    )
+    return NotFound(f"job {job_id!r} was not found (or its document was deleted); list jobs to see current ones")
 
 
 async def _fetch_job(conn: aiosqlite.Connection, job_id: str) -> Job | None:
@@ -545,18 +535,14 @@ async def _require_document(conn: aiosqlite.Connection, tenant_id: str, document
     return row
 
 
-async def _require_conversation(
-    conn: aiosqlite.Connection, tenant_id: str, conversation_id: str
-) -> sqlite3.Row:
+async def _require_conversation(conn: aiosqlite.Connection, tenant_id: str, conversation_id: str) -> sqlite3.Row:
     row = await fetch_one(
         conn,
         "SELECT * FROM conversations WHERE conversation_id = ? AND tenant_id = ?",
         (conversation_id, tenant_id),
     )
     if row is None:
-        raise NotFound(
-            f"conversation {conversation_id!r} was not found; start a new one or list conversations"
-        )
+        raise NotFound(f"conversation {conversation_id!r} was not found; start a new one or list conversations")
     return row
 
 

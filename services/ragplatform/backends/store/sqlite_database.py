@@ -22,7 +22,7 @@ import asyncio
 import random
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -136,9 +136,10 @@ class SqliteDatabase:
             raise
 
     async def close(self) -> None:
-        """Close both connections. Idempotent."""
-        writer, reader = self._writer, self._reader
-        self._writer = self._reader = None
+        """Close both connections once their running transactions end. Idempotent."""
+        async with self._write_lock, self._read_lock:
+            writer, reader = self._writer, self._reader
+            self._writer = self._reader = None
         for conn in (writer, reader):
             if conn is not None:
                 await conn.close()
@@ -147,21 +148,20 @@ class SqliteDatabase:
         """Run `transaction` inside `BEGIN IMMEDIATE ... COMMIT`, retried if the lock stays busy.
 
         Exceptions raised by `transaction` roll it back and propagate unchanged; it may run more
-        than once, so it must only touch the database.
+        than once, so it must only touch the database. A cancelled caller gets `CancelledError`
+        at once while the transaction still commits or rolls back on its own.
         """
-        return await self._run(self._write_lock, "writer", "BEGIN IMMEDIATE", transaction)
+        return await _uncancellable(self._run(self._write_lock, "writer", "BEGIN IMMEDIATE", transaction))
 
     async def read(self, transaction: Transaction[T]) -> T:
         """Run `transaction` on the read connection in one snapshot (a deferred transaction)."""
-        return await self._run(self._read_lock, "reader", "BEGIN", transaction)
+        return await _uncancellable(self._run(self._read_lock, "reader", "BEGIN", transaction))
 
     async def _run(self, lock: asyncio.Lock, which: str, begin: str, transaction: Transaction[T]) -> T:
         async with lock:
             conn = self._writer if which == "writer" else self._reader
             if conn is None:
-                raise Unavailable(
-                    f"the SQLite store {self.path} is not open (or was closed); restart the service"
-                )
+                raise Unavailable(f"the SQLite store {self.path} is not open (or was closed); restart the service")
             for attempt in range(_LOCK_RETRIES + 1):
                 try:
                     await conn.execute(begin)
@@ -237,16 +237,28 @@ async def _set_wal(conn: aiosqlite.Connection, path: Path) -> None:
             await asyncio.sleep(_RETRY_BASE_SECONDS * (2**attempt))
 
 
+async def _uncancellable(work: Coroutine[Any, Any, T]) -> T:
+    # Cancelling a coroutine between BEGIN and COMMIT would leave the connection inside a
+    # transaction (and holding the file's write lock); so the transaction runs as its own task,
+    # and only the wait for it is cancelled.
+    task = asyncio.ensure_future(work)
+    task.add_done_callback(_retrieve_exception)
+    return await asyncio.shield(task)
+
+
+def _retrieve_exception(task: asyncio.Future[Any]) -> None:
+    # Marks the outcome as seen when the caller was cancelled and will never look at it.
+    if not task.cancelled():
+        task.exception()
+
+
 async def _rollback(conn: aiosqlite.Connection) -> None:
     if conn.in_transaction:
-        # Shielded: a cancelled request must still leave the connection out of its transaction.
-        await asyncio.shield(conn.execute("ROLLBACK"))
+        await conn.execute("ROLLBACK")
 
 
 async def _schema_version(conn: aiosqlite.Connection) -> int:
-    table = await fetch_one(
-        conn, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
-    )
+    table = await fetch_one(conn, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'")
     if table is None:
         return 0
     row = await fetch_one(conn, "SELECT COALESCE(MAX(version), 0) FROM schema_version")

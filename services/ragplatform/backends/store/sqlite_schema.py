@@ -63,8 +63,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                 created_at      INTEGER NOT NULL,
                 updated_at      INTEGER NOT NULL
             )""",
-            "CREATE INDEX conversations_by_age"
-            " ON conversations (tenant_id, created_at DESC, conversation_id DESC)",
+            "CREATE INDEX conversations_by_age ON conversations (tenant_id, created_at DESC, conversation_id DESC)",
             """CREATE TABLE turns (
                 conversation_id TEXT NOT NULL REFERENCES conversations (conversation_id) ON DELETE CASCADE,
                 seq             INTEGER NOT NULL,
