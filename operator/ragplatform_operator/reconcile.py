@@ -1,0 +1,394 @@
+"""The level-based reconciliation of one RagPlatform, and the queue-depth autoscaling pass.
+
+`Reconciler.reconcile` is one idempotent pass from the current state, in named steps that
+return early: parse the spec -> render the children -> apply them (and prune) -> write the
+status. kopf runs it on create/update/resume and on a timer, so a deleted or edited child is
+repaired and a restarted operator carries on. `Reconciler.autoscale` reads the queue depth,
+asks the pure autoscaler for a decision and applies the worker count.
+
+Both passes of one RagPlatform hold its `PlatformMemory.lock`, so they never interleave. The
+autoscaler's state lives in that memory and is persisted in `status.autoscaler.state`, from
+where a restarted operator picks it up (a restart never resets the worker count).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from ragplatform_operator.apply import (
+    ApplyResult,
+    ChildChange,
+    ChildKey,
+    apply_children,
+    contains,
+    key_of,
+    list_children,
+)
+from ragplatform_operator.autoscaler import ScalingDecision, ScalingPolicy, ScalingState, decide
+from ragplatform_operator.builders import build_children, worker_replicas_in_force
+from ragplatform_operator.kube_api import KubeApi, KubeApiError
+from ragplatform_operator.queue_depth import QueueDepthReader, QueueDepthUnavailable
+from ragplatform_operator.spec import PlatformSpec, SpecError, check_platform_name, parse_spec
+from ragplatform_operator.status import (
+    COMPONENT_BY_LABEL,
+    COMPONENTS,
+    QueueObservation,
+    ReconcileOutcome,
+    WorkloadObservation,
+    build_status,
+    observe_workload,
+)
+
+# emit(type, reason, message): posts an Event on the RagPlatform (kopf.event in production).
+EventEmitter = Callable[[str, str, str], None]
+_COMPONENT_LABEL = "app.kubernetes.io/component"
+_WORKLOAD_KINDS = ("Deployment", "StatefulSet")
+_MEMORY_KEY = "ragplatform"
+
+
+@dataclass
+class PlatformMemory:
+    """What the operator keeps in memory about one RagPlatform between passes."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    scaling: ScalingState | None = None
+    queue: QueueObservation | None = None
+    last_poll: float | None = None
+
+
+def memory_of(memo: MutableMapping[str, Any]) -> PlatformMemory:
+    """The `PlatformMemory` in kopf's per-object memo, created on first use."""
+    memory = memo.get(_MEMORY_KEY)
+    if not isinstance(memory, PlatformMemory):
+        memory = PlatformMemory()
+        memo[_MEMORY_KEY] = memory
+    return memory
+
+
+@dataclass(frozen=True)
+class PlatformRef:
+    """The identity and last-known status of the RagPlatform a pass works on."""
+
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+    status: Mapping[str, Any]
+    raw_spec: Mapping[str, Any]
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> PlatformRef:
+        meta = body.get("metadata") or {}
+        return cls(
+            name=str(meta.get("name")),
+            namespace=str(meta.get("namespace")),
+            uid=str(meta.get("uid")),
+            generation=int(meta.get("generation") or 1),
+            status=dict(body.get("status") or {}),
+            raw_spec=dict(body.get("spec") or {}),
+        )
+
+    @property
+    def spec_changed(self) -> bool:
+        """True until this generation of the spec has been reconciled once."""
+        return self.status.get("observedGeneration") != self.generation
+
+
+@dataclass(frozen=True)
+class PassReport:
+    """How a reconcile pass ended: the changes made, or why it stopped early."""
+
+    changes: tuple[ChildChange, ...] = ()
+    spec_error: str | None = None
+    apply_error: str | None = None
+
+
+def _drop_nones(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _drop_nones(v) for k, v in value.items() if v is not None}
+    return value
+
+
+class Reconciler:
+    """Reconciles RagPlatforms through `api`, reading queue depths with `queue_reader`."""
+
+    def __init__(
+        self,
+        api: KubeApi,
+        queue_reader: QueueDepthReader,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.api = api
+        self.queue_reader = queue_reader
+        self._clock = clock
+        self._monotonic = monotonic
+
+    # --- the reconcile pass ----------------------------------------------------------------
+
+    async def reconcile(
+        self,
+        body: Mapping[str, Any],
+        memory: PlatformMemory,
+        emit: EventEmitter,
+        logger: logging.Logger | logging.LoggerAdapter[Any],
+        *,
+        apply_all: bool,
+    ) -> PassReport:
+        """One pass: parse -> render -> apply + prune -> status. Never raises for a bad spec."""
+        async with memory.lock:
+            platform = PlatformRef.from_body(body)
+
+            # Step 1: a typed, validated spec, or a Degraded condition that says what to fix.
+            spec_or_error = self._parse(platform)
+            if isinstance(spec_or_error, str):
+                await self._report_invalid_spec(platform, spec_or_error, emit)
+                return PassReport(spec_error=spec_or_error)
+            spec = spec_or_error
+
+            # Step 2: render every child (pure).
+            children = build_children(
+                platform.name, platform.namespace, platform.uid, spec, self._worker_replicas(platform, memory, spec)
+            )
+
+            # Step 3: apply what is missing or drifted (everything when asked), prune the rest.
+            try:
+                existing = await list_children(self.api, platform.namespace, platform.name, platform.uid)
+                result = await apply_children(
+                    self.api, children, existing, apply_all=apply_all, spec_changed=platform.spec_changed
+                )
+            except KubeApiError as exc:
+                message = (
+                    f"applying the platform's objects failed: {exc}. The operator retries; if this persists, "
+                    "check its RBAC permissions and the API server."
+                )
+                logger.warning(message)
+                await self._write_status(platform, {}, ReconcileOutcome(apply_error=message), memory)
+                return PassReport(apply_error=message)
+            for change in result.changes:
+                emit("Normal", change.action.value, change.message)
+
+            # Step 4: status from the children's own status.
+            workloads = _observe_workloads(spec, children, result)
+            await self._write_status(platform, workloads, ReconcileOutcome(), memory)
+            return PassReport(changes=tuple(result.changes))
+
+    @staticmethod
+    def _parse(platform: PlatformRef) -> PlatformSpec | str:
+        try:
+            check_platform_name(platform.name)
+            return parse_spec(dict(platform.raw_spec))
+        except SpecError as exc:
+            return str(exc)
+
+    async def _report_invalid_spec(self, platform: PlatformRef, message: str, emit: EventEmitter) -> None:
+        degraded: Mapping[str, Any] = next(
+            (c for c in platform.status.get("conditions") or [] if c.get("type") == "Degraded"), {}
+        )
+        already_reported = (
+            degraded.get("reason") == "InvalidSpec"
+            and degraded.get("message") == message
+            and platform.status.get("observedGeneration") == platform.generation
+        )
+        if not already_reported:
+            emit("Warning", "InvalidSpec", message)
+        await self._write_status(platform, {}, ReconcileOutcome(spec_error=message), None)
+
+    @staticmethod
+    def _worker_replicas(platform: PlatformRef, memory: PlatformMemory, spec: PlatformSpec) -> int:
+        if memory.scaling is not None:
+            return worker_replicas_in_force(spec, memory.scaling.replicas)
+        persisted = (platform.status.get("autoscaler") or {}).get("state")
+        replicas = persisted.get("replicas") if isinstance(persisted, Mapping) else None
+        return worker_replicas_in_force(spec, replicas if isinstance(replicas, int) else None)
+
+    async def _write_status(
+        self,
+        platform: PlatformRef,
+        workloads: Mapping[str, WorkloadObservation | None],
+        outcome: ReconcileOutcome,
+        memory: PlatformMemory | None,
+    ) -> None:
+        status = build_status(
+            generation=platform.generation,
+            workloads=workloads,
+            outcome=outcome,
+            queue=memory.queue if memory is not None else None,
+            previous_conditions=platform.status.get("conditions") or [],
+            now=self._clock(),
+        )
+        if contains(platform.status, _drop_nones(status)) and not _clears_something(platform.status, status):
+            return  # nothing new: spare the API server a write and the watchers an event
+        await self.api.patch_platform_status(platform.namespace, platform.name, status)
+
+    # --- the autoscaling pass --------------------------------------------------------------
+
+    async def autoscale(
+        self,
+        body: Mapping[str, Any],
+        memory: PlatformMemory,
+        emit: EventEmitter,
+        logger: logging.Logger | logging.LoggerAdapter[Any],
+    ) -> ScalingDecision | None:
+        """Read the queue depth when due, decide, apply the worker count, record it in status.
+
+        Returns the decision, or None when nothing was decided (not due, fixed worker count,
+        invalid spec, or the queue could not be read — which is recorded in status instead).
+        """
+        async with memory.lock:
+            platform = PlatformRef.from_body(body)
+            spec = self._parse(platform)
+            if isinstance(spec, str):
+                return None  # the reconcile pass reports the invalid spec
+            scaling = spec.workers.queue_autoscaling
+            if scaling is None:
+                memory.queue, memory.scaling = QueueObservation(fixed_replicas=True), None
+                return None
+            now_tick = self._monotonic()
+            if memory.last_poll is not None and now_tick - memory.last_poll < scaling.polling_interval_seconds:
+                return None
+            memory.last_poll = now_tick
+
+            policy = ScalingPolicy(
+                min_replicas=scaling.min_replicas,
+                max_replicas=scaling.max_replicas,
+                target_per_replica=scaling.target_queue_depth_per_replica,
+                activation_queue_depth=scaling.activation_queue_depth,
+                scale_up_window_seconds=scaling.scale_up_stabilization_seconds,
+                scale_down_window_seconds=scaling.scale_down_stabilization_seconds,
+            )
+            state = memory.scaling or ScalingState.from_status(
+                (platform.status.get("autoscaler") or {}).get("state"),
+                default_replicas=self._worker_replicas(platform, memory, spec),
+            )
+            previous = memory.queue or _queue_from_status(platform.status)
+            try:
+                depth = await self._read_depth(platform, spec)
+            except QueueDepthUnavailable as exc:
+                if previous.error is None:
+                    emit("Warning", "QueueUnreachable", str(exc))
+                    logger.warning(str(exc))
+                memory.queue = replace(previous, depth=None, error=str(exc), fixed_replicas=False)
+                await self._write_autoscale_status(platform, spec, memory)
+                return None
+
+            now = self._clock()
+            decision = decide(policy, state, depth, now)
+            memory.scaling = decision.state
+            queue = replace(
+                previous,
+                depth=depth,
+                desired_replicas=decision.replicas,
+                error=None,
+                fixed_replicas=False,
+                autoscaler_state=decision.state.to_status(),
+            )
+            last = previous.last_decision or {}
+            if (last.get("reason"), last.get("toReplicas")) != (decision.reason.value, decision.replicas):
+                queue = replace(queue, last_decision=_decision_record(decision, now))
+            if decision.changed:
+                await self._apply_worker_count(platform, spec, decision.replicas)
+                emit("Normal", decision.reason.value, decision.message)
+                logger.info(decision.message)
+                queue = replace(queue, last_scale_time=now, last_scale_reason=decision.message)
+            memory.queue = queue
+            await self._write_autoscale_status(platform, spec, memory)
+            return decision
+
+    async def _read_depth(self, platform: PlatformRef, spec: PlatformSpec) -> int:
+        ref = spec.redis.url_secret_ref
+        try:
+            url = await self.api.read_secret_value(platform.namespace, ref.name, ref.key)
+        except KubeApiError as exc:
+            raise QueueDepthUnavailable(
+                f"cannot read the Redis URL from key {ref.key!r} of Secret {platform.namespace}/{ref.name} "
+                f"({exc}); create that Secret or fix spec.redis.urlSecretRef"
+            ) from None
+        return await self.queue_reader.depth(url.strip(), spec.redis.queue_name)
+
+    async def _apply_worker_count(self, platform: PlatformRef, spec: PlatformSpec, replicas: int) -> None:
+        children = build_children(platform.name, platform.namespace, platform.uid, spec, replicas)
+        worker = next(
+            c
+            for c in children
+            if c["kind"] == "Deployment" and c["metadata"]["labels"].get(_COMPONENT_LABEL) == "workers"
+        )
+        await self.api.apply(worker)
+
+    async def _write_autoscale_status(self, platform: PlatformRef, spec: PlatformSpec, memory: PlatformMemory) -> None:
+        children = build_children(
+            platform.name, platform.namespace, platform.uid, spec, self._worker_replicas(platform, memory, spec)
+        )
+        try:
+            existing = await list_children(
+                self.api, platform.namespace, platform.name, platform.uid, kinds=_WORKLOAD_KINDS
+            )
+        except KubeApiError:
+            return  # the reconcile pass reports API trouble; the queue figures wait for it
+        workloads = _observe_workloads(spec, children, ApplyResult(changes=[], live=existing))
+        await self._write_status(platform, workloads, ReconcileOutcome(), memory)
+
+
+def _clears_something(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """True when `new` sets to None (deletes) a key that `old` still has."""
+    for key, value in new.items():
+        if value is None and old.get(key) is not None:
+            return True
+        if isinstance(value, Mapping) and isinstance(old.get(key), Mapping) and _clears_something(old[key], value):
+            return True
+    return False
+
+
+def _queue_from_status(status: Mapping[str, Any]) -> QueueObservation:
+    """What a previous operator process recorded about the queue (after a restart)."""
+    queue = status.get("queue") or {}
+    last_time = queue.get("lastScaleTime")
+    try:
+        parsed_time = datetime.fromisoformat(last_time) if isinstance(last_time, str) else None
+    except ValueError:
+        parsed_time = None
+    last_decision = (status.get("autoscaler") or {}).get("lastDecision")
+    return QueueObservation(
+        depth=queue.get("depth"),
+        desired_replicas=queue.get("desiredReplicas"),
+        error=queue.get("lastError"),
+        last_scale_time=parsed_time,
+        last_scale_reason=queue.get("lastScaleReason"),
+        last_decision=last_decision if isinstance(last_decision, Mapping) else None,
+    )
+
+
+def _decision_record(decision: ScalingDecision, now: datetime) -> dict[str, Any]:
+    return {
+        "time": now.replace(microsecond=0).isoformat(),
+        "reason": decision.reason.value,
+        "message": decision.message,
+        "queueDepth": decision.queue_depth,
+        "fromReplicas": decision.previous_replicas,
+        "toReplicas": decision.replicas,
+    }
+
+
+def _observe_workloads(
+    spec: PlatformSpec, children: list[dict[str, Any]], result: ApplyResult
+) -> dict[str, WorkloadObservation | None]:
+    """Each component's workload, observed from its live object (or as missing)."""
+    workloads: dict[str, WorkloadObservation | None] = {}
+    for child in children:
+        if child["kind"] not in _WORKLOAD_KINDS:
+            continue
+        component = COMPONENT_BY_LABEL.get(child["metadata"]["labels"].get(_COMPONENT_LABEL, ""))
+        if component is None:
+            continue
+        key: ChildKey = key_of(child)
+        workloads[component] = observe_workload(child["kind"], key[1], result.live.get(key))
+    if spec.vector_store.managed is None:
+        workloads["vectorStore"] = None
+    return {k: workloads[k] for k in COMPONENTS if k in workloads}
