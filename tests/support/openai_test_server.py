@@ -8,9 +8,9 @@ adapters are exercised over real HTTP, with real streaming, timeouts and error s
   passage (`[n] filename: text`, as `ragplatform.domain.prompts` writes them) whose words best
   match the question, with an `[n]` citation; with no passages it gives the prompt's "no answer"
   sentence.
-* `POST /v1/embeddings` — deterministic unit vectors by feature hashing of the words (similar
-  texts get similar vectors), of a configurable dimension (or the request's `dimensions`), as
-  floats or base64 like the real API.
+* `POST /v1/embeddings` — deterministic unit vectors by feature hashing of the words (the same
+  vectors as the `hashing` embedder: similar texts get similar vectors), of a configurable
+  dimension (or the request's `dimensions`), as floats or base64 like the real API.
 * `GET /v1/models`, `GET /health`.
 
 Behaviour is chosen per model name, so one server serves every test:
@@ -42,9 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import hashlib
 import json
-import math
 import re
 import signal
 import struct
@@ -58,8 +56,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from ragplatform.backends.embedders.hashing import hash_embed
 from ragplatform.domain.prompts import NO_ANSWER
-from ragplatform.domain.text_matching import content_words, overlap_score, split_sentences, words
+from ragplatform.domain.text_matching import content_words, overlap_score, split_sentences
 
 _PASSAGE = re.compile(r"^\[(\d+)\] ([^:\n]+): (.*)$")
 _WORD_PIECES = re.compile(r"\S+\s*")
@@ -298,16 +297,9 @@ def compose_answer(messages: list[dict[str, Any]]) -> str:
 
 
 def hashed_vector(text: str, dimension: int) -> list[float]:
-    """A deterministic unit vector: each word adds ±1 at a position chosen by its hash."""
-    vector = [0.0] * dimension
-    for word in words(text) or ["<empty>"]:
-        digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
-        value = int.from_bytes(digest, "little")
-        vector[value % dimension] += 1.0 if (value >> 32) & 1 else -1.0
-    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
-    if norm == 1.0 and not any(vector):
-        vector[0] = 1.0
-    return [v / norm for v in vector]
+    """A deterministic unit vector: the same as the `hashing` embedder's for this dimension, so
+    that retrieval through this double behaves like the embedded default."""
+    return hash_embed(text, dimension)
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:

@@ -1,0 +1,138 @@
+"""Embeddings from any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp, TEI ...).
+
+Texts go in batches (a few in flight at once), each retried with jittered exponential backoff on
+timeouts, connection errors, HTTP 429 and 5xx. Every vector's size is checked against
+RAG_EMBEDDING_DIMENSION, because the vector collection is created with that size and a mismatch
+would otherwise surface later as an obscure vector-store error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+from openai import AsyncOpenAI, Omit, omit
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity.wait import wait_base
+
+from ragplatform.backends.embedders.tokens import estimate_tokens
+from ragplatform.backends.openai_errors import is_transient, map_openai_error
+from ragplatform.core.settings import EmbedderSettings
+from ragplatform.domain.errors import FailedPrecondition, RagError
+
+DEFAULT_RETRY_WAIT: wait_base = wait_random_exponential(multiplier=0.25, max=4.0)
+DEFAULT_BATCH_SIZE = 64
+# Batches in flight at once: enough to hide network latency, few enough not to trip rate limits.
+CONCURRENT_BATCHES = 4
+
+
+class OpenAIEmbedder:
+    """`Embedder` over `openai.AsyncOpenAI`. Callers may rely on: one unit-length vector of
+    `dimension` floats per text, in order; `FailedPrecondition` when the endpoint's vectors have
+    another size, its key is refused or the model is unknown (the message names the setting);
+    `Unavailable` / `ResourceExhausted` when the endpoint is down or rate-limiting after retries."""
+
+    def __init__(
+        self,
+        settings: EmbedderSettings,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_retries: int = 2,
+        retry_wait: wait_base = DEFAULT_RETRY_WAIT,
+    ) -> None:
+        if not settings.embedding_url and settings.embedding_api_key is None:
+            raise FailedPrecondition(
+                "RAG_EMBEDDER=openai needs RAG_EMBEDDING_URL (the base URL of an OpenAI-compatible server) "
+                "or RAG_EMBEDDING_API_KEY (for api.openai.com). Set one, or use RAG_EMBEDDER=minilm or hashing."
+            )
+        self._settings = settings
+        api_key = settings.embedding_api_key.get_secret_value() if settings.embedding_api_key else ""
+        self._client = AsyncOpenAI(
+            base_url=settings.embedding_url or None,
+            api_key=api_key or "no-key-configured",
+            timeout=settings.embedding_timeout_seconds,
+            max_retries=0,  # retries are ours, with backoff and a bound
+        )
+        self._batch_size = batch_size
+        self._max_retries = max_retries
+        self._retry_wait = retry_wait
+        self._in_flight = asyncio.Semaphore(CONCURRENT_BATCHES)
+        # OpenAI's text-embedding-3 models can shorten their vectors to the size we need; other
+        # servers reject the parameter, so it is sent only to those models.
+        model = settings.embedding_model
+        self._dimensions: int | Omit = settings.embedding_dimension if model.startswith("text-embedding-3") else omit
+
+    @property
+    def name(self) -> str:
+        return f"openai:{self._settings.embedding_model}"
+
+    @property
+    def dimension(self) -> int:
+        return self._settings.embedding_dimension
+
+    def count_tokens(self, text: str) -> int:
+        """An estimate that errs high (the endpoint's tokenizer is not available here)."""
+        return estimate_tokens(text)
+
+    async def embed_query(self, text: str) -> list[float]:
+        [vector] = await self.embed_documents([text])
+        return vector
+
+    async def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        batches = [texts[i : i + self._batch_size] for i in range(0, len(texts), self._batch_size)]
+        results = await asyncio.gather(*(self._embed_batch(batch) for batch in batches))
+        return [vector for batch in results for vector in batch]
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def _embed_batch(self, texts: list[str]) -> list[list[float]]:
+        # The API rejects empty strings; a space embeds as "no content", which is what they are.
+        inputs = [text if text.strip() else " " for text in texts]
+        async with self._in_flight:
+            try:
+                retrying = AsyncRetrying(
+                    stop=stop_after_attempt(self._max_retries + 1),
+                    wait=self._retry_wait,
+                    retry=retry_if_exception(is_transient),
+                    reraise=True,
+                )
+                async for attempt in retrying:
+                    with attempt:
+                        response = await self._client.embeddings.create(
+                            model=self._settings.embedding_model,
+                            input=inputs,
+                            encoding_format="float",  # every compatible server speaks floats
+                            dimensions=self._dimensions,
+                        )
+            except RagError:
+                raise
+            except Exception as exc:
+                raise map_openai_error(
+                    exc,
+                    url=self._settings.embedding_url,
+                    model=self._settings.embedding_model,
+                    key_var="RAG_EMBEDDING_API_KEY",
+                    model_var="RAG_EMBEDDING_MODEL",
+                    timeout=self._settings.embedding_timeout_seconds,
+                ) from exc
+        ordered = sorted(response.data, key=lambda item: item.index)
+        if len(ordered) != len(inputs):
+            raise FailedPrecondition(
+                f"the embeddings endpoint returned {len(ordered)} vectors for {len(inputs)} texts; it is not "
+                "OpenAI-compatible enough to use. Check RAG_EMBEDDING_URL."
+            )
+        return [self._checked(item.embedding) for item in ordered]
+
+    def _checked(self, vector: list[float]) -> list[float]:
+        expected = self._settings.embedding_dimension
+        if len(vector) != expected:
+            raise FailedPrecondition(
+                f"the embedding model {self._settings.embedding_model!r} returns {len(vector)}-dimensional "
+                f"vectors, but RAG_EMBEDDING_DIMENSION={expected}. Set RAG_EMBEDDING_DIMENSION={len(vector)} "
+                "for every service that embeds (a vector collection created with the old size must be "
+                "recreated and its documents re-ingested)."
+            )
+        norm = math.sqrt(sum(x * x for x in vector))
+        # Most endpoints return unit vectors already; some (self-hosted models) do not.
+        return [x / norm for x in vector] if norm > 0 else vector
