@@ -1,0 +1,650 @@
+"""The production store: PostgreSQL through PgBouncer in transaction pooling mode, via asyncpg.
+
+Callers may rely on:
+* Transaction pooling is safe: no server-side prepared-statement cache (`statement_cache_size=0`),
+  no session state (no SET, no session advisory locks, no LISTEN); every multi-row change runs
+  in one transaction, so it lands on one server connection and is atomic.
+* Failing fast and recovering: a database that cannot be reached (refused, reset, shutting
+  down, a statement past RAG_STORE_TIMEOUT_SECONDS, no pool connection within that time) raises
+  `Unavailable`; the pool replaces broken connections by itself, so the same store object works
+  again once the database answers, with no process restart.
+* Tenant scoping: every tenant-scoped query filters on the tenant, so another tenant's row looks
+  missing (`NotFound`).
+* Pool sizes come from RAG_STORE_POOL_MIN / RAG_STORE_POOL_MAX; the password from
+  RAG_STORE_PASSWORD (kept out of the URL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+import asyncpg
+
+from ragplatform.backends.store.pagination import clamp_limit, decode_cursor, encode_cursor
+from ragplatform.backends.store.postgres_migrations import apply_migrations, check_schema
+from ragplatform.core.settings import StoreSettings
+from ragplatform.domain.errors import AlreadyExists, NotFound, Unavailable
+from ragplatform.domain.models import (
+    ApiKey,
+    Citation,
+    Conversation,
+    Document,
+    Job,
+    JobState,
+    NewUpload,
+    Page,
+    Role,
+    Turn,
+    UploadOutcome,
+)
+
+__all__ = ["PostgresStore", "apply_migrations", "migrate"]
+
+T = TypeVar("T")
+
+_JOB_SELECT = (
+    "SELECT j.job_id, j.tenant_id, j.document_id, j.state, j.error, j.attempts, j.chunks_total,"
+    " j.chunks_done, j.created_at, j.updated_at, d.filename"
+    " FROM jobs j JOIN documents d ON d.document_id = j.document_id"
+)
+_DOCUMENT_COLUMNS = (
+    "document_id, tenant_id, filename, content_type, content_hash, size_bytes, blob_key,"
+    " metadata::text AS metadata, chunk_count, latest_job_id, created_at, updated_at"
+)
+# S608 (SQL built from strings) is silenced where only the constant column list is interpolated;
+# every value travels as a $n parameter.
+# SQLSTATE classes that mean "the database cannot answer now", not "the request is wrong":
+# 08 connection exceptions (PgBouncer reports its own failures as 08P01), 57P operator
+# intervention (shutdown, restart), 53 insufficient resources (too many connections).
+_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P", "53")
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _redacted(url: str) -> str:
+    parsed = urlparse(url)
+    return f"{parsed.hostname or '?'}:{parsed.port or 5432}{parsed.path}"
+
+
+def is_unavailable_error(exc: BaseException) -> bool:
+    """Whether `exc` means the database is unreachable or not serving (worth a retry later)."""
+    if isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError):
+        return True
+    if isinstance(exc, asyncpg.PostgresError):
+        sqlstate = str(getattr(exc, "sqlstate", "") or "")
+        return sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES)
+    return False
+
+
+class PostgresStore:
+    """`Store` on PostgreSQL. Construct, then `await open()` (the factory does both)."""
+
+    def __init__(self, settings: StoreSettings) -> None:
+        self._settings = settings
+        self._url = settings.store_url.replace("postgres://", "postgresql://", 1)
+        self._timeout = settings.store_timeout_seconds
+        self._pool: asyncpg.Pool | None = None
+        self._open_lock = asyncio.Lock()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Create the pool, then migrate (RAG_STORE_MIGRATE=true) or check the schema version.
+        Idempotent. Raise `Unavailable` when the database cannot be reached."""
+        async with self._open_lock:
+            if self._pool is not None:
+                return
+            password = self._settings.store_password
+            try:
+                pool = await asyncpg.create_pool(
+                    dsn=self._url,
+                    password=password.get_secret_value() if password else None,
+                    min_size=min(self._settings.store_pool_min, self._settings.store_pool_max),
+                    max_size=self._settings.store_pool_max,
+                    # PgBouncer in transaction mode hands each transaction any server connection:
+                    # a statement prepared on one would be missing on the next.
+                    statement_cache_size=0,
+                    command_timeout=self._timeout,
+                    timeout=self._timeout,
+                    # Connections idle this long are closed, so a pool shrinks after a burst.
+                    max_inactive_connection_lifetime=60.0,
+                )
+            except Exception as exc:
+                if is_unavailable_error(exc):
+                    raise self._unavailable(exc) from exc
+                raise
+            self._pool = pool
+        try:
+            async with self._connection() as conn:
+                if self._settings.store_migrate:
+                    await apply_migrations(conn)
+                else:
+                    await check_schema(conn)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), self._timeout)
+            except (TimeoutError, OSError, asyncpg.InterfaceError):
+                pool.terminate()
+
+    async def ping(self) -> None:
+        async with self._connection() as conn:
+            await conn.fetchval("SELECT 1")
+
+    def _unavailable(self, exc: BaseException) -> Unavailable:
+        detail = f"{exc.__class__.__name__}: {exc}".strip().rstrip(":")
+        return Unavailable(
+            f"PostgreSQL at {_redacted(self._url)} cannot answer now ({detail}); check RAG_STORE_URL, "
+            "that PgBouncer and PostgreSQL are running, then retry"
+        )
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection; connection-level failures inside the block become `Unavailable`."""
+        pool = self._pool
+        if pool is None:
+            raise Unavailable("the PostgreSQL store is not open (or was closed); restart the service")
+        try:
+            async with pool.acquire(timeout=self._timeout) as conn:
+                yield conn
+        except Unavailable:
+            raise
+        except Exception as exc:
+            if is_unavailable_error(exc):
+                raise self._unavailable(exc) from exc
+            raise
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self._connection() as conn, conn.transaction():
+            yield conn
+
+    # --- documents and jobs ------------------------------------------------------------------
+    async def record_upload(self, upload: NewUpload) -> UploadOutcome:
+        async with self._transaction() as conn:
+            # Serialise uploads per tenant for the rest of this transaction: two concurrent
+            # uploads of one file must not both create the document. Transaction-scoped, so it
+            # is safe through PgBouncer.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"upload:{upload.tenant_id}")
+            same_content = await conn.fetchrow(
+                f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE tenant_id = $1 AND content_hash = $2"  # noqa: S608
+                " ORDER BY filename = $3 DESC, updated_at DESC LIMIT 1",
+                upload.tenant_id,
+                upload.content_hash,
+                upload.filename,
+            )
+            if same_content is not None and same_content["latest_job_id"]:
+                latest = await _fetch_job(conn, same_content["latest_job_id"])
+                if latest is not None and latest.state != JobState.FAILED:
+                    return UploadOutcome(_document(same_content), latest, deduplicated=True)
+            job_id = new_id()
+            metadata = json.dumps(upload.metadata, sort_keys=True)
+            # chunk_count keeps describing the indexed (old) content until the new job succeeds.
+            document_id = await conn.fetchval(
+                "INSERT INTO documents (document_id, tenant_id, filename, content_type, content_hash,"
+                " size_bytes, blob_key, metadata, chunk_count, latest_job_id, created_at, updated_at)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, 0, $9, now(), now())"
+                " ON CONFLICT (tenant_id, filename) DO UPDATE SET content_type = EXCLUDED.content_type,"
+                " content_hash = EXCLUDED.content_hash, size_bytes = EXCLUDED.size_bytes,"
+                " blob_key = EXCLUDED.blob_key, metadata = EXCLUDED.metadata,"
+                " latest_job_id = EXCLUDED.latest_job_id, updated_at = now()"
+                " RETURNING document_id",
+                new_id(),
+                upload.tenant_id,
+                upload.filename,
+                upload.content_type,
+                upload.content_hash,
+                upload.size_bytes,
+                upload.blob_key,
+                metadata,
+                job_id,
+            )
+            await conn.execute(
+                "INSERT INTO jobs (job_id, tenant_id, document_id, state, created_at, updated_at)"
+                " VALUES ($1, $2, $3, $4, now(), now())",
+                job_id,
+                upload.tenant_id,
+                document_id,
+                JobState.QUEUED.value,
+            )
+            document = await _require_document(conn, upload.tenant_id, document_id)
+            job = await _require_job(conn, job_id)
+            return UploadOutcome(_document(document), job, deduplicated=False)
+
+    async def get_document(self, tenant_id: str, document_id: str) -> Document:
+        async with self._connection() as conn:
+            return _document(await _require_document(conn, tenant_id, document_id))
+
+    async def list_documents(self, tenant_id: str, limit: int, cursor: str = "") -> Page[Document]:
+        return await self._page(
+            f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE tenant_id = $1",  # noqa: S608
+            [tenant_id],
+            "created_at",
+            "document_id",
+            limit,
+            cursor,
+            _document,
+            lambda d: (d.created_at, d.document_id),
+        )
+
+    async def delete_document(self, tenant_id: str, document_id: str) -> Document:
+        async with self._transaction() as conn:
+            row = await conn.fetchrow(
+                f"DELETE FROM documents WHERE document_id = $1 AND tenant_id = $2 RETURNING {_DOCUMENT_COLUMNS}",  # noqa: S608
+                document_id,
+                tenant_id,
+            )
+            if row is None:
+                raise _document_not_found(document_id)
+            # Jobs go with it (ON DELETE CASCADE).
+            await _bump_corpus_version(conn, tenant_id)
+            return _document(row)
+
+    async def get_job(self, tenant_id: str, job_id: str) -> Job:
+        async with self._connection() as conn:
+            job = await _fetch_job(conn, job_id)
+        if job is None or job.tenant_id != tenant_id:
+            raise _job_not_found(job_id)
+        return job
+
+    async def get_job_any_tenant(self, job_id: str) -> Job:
+        async with self._connection() as conn:
+            return await _require_job(conn, job_id)
+
+    async def list_jobs(self, tenant_id: str, state: JobState | None, limit: int, cursor: str = "") -> Page[Job]:
+        sql = _JOB_SELECT + " WHERE j.tenant_id = $1"
+        params: list[Any] = [tenant_id]
+        if state is not None:
+            sql += " AND j.state = $2"
+            params.append(state.value)
+        return await self._page(
+            sql, params, "j.created_at", "j.job_id", limit, cursor, _job, lambda j: (j.created_at, j.job_id)
+        )
+
+    async def start_job(self, job_id: str) -> Job:
+        """QUEUED/RUNNING -> RUNNING with attempts + 1. A job already SUCCEEDED or FAILED is
+        returned unchanged, so a worker holding a redelivered message sees that and acks it."""
+        async with self._transaction() as conn:
+            await conn.execute(
+                "UPDATE jobs SET state = 'RUNNING', attempts = attempts + 1, updated_at = now()"
+                " WHERE job_id = $1 AND state IN ('QUEUED', 'RUNNING')",
+                job_id,
+            )
+            return await _require_job(conn, job_id)
+
+    async def set_job_progress(self, job_id: str, chunks_total: int, chunks_done: int) -> None:
+        async with self._connection() as conn:
+            status = await conn.execute(
+                "UPDATE jobs SET chunks_total = $2, chunks_done = $3, updated_at = now() WHERE job_id = $1",
+                job_id,
+                chunks_total,
+                chunks_done,
+            )
+        if status == "UPDATE 0":
+            raise _job_not_found(job_id)
+
+    async def succeed_job(self, job_id: str, chunk_count: int) -> Job:
+        async with self._transaction() as conn:
+            updated = await conn.fetchrow(
+                "UPDATE jobs SET state = 'SUCCEEDED', error = '', chunks_total = $2, chunks_done = $2,"
+                " updated_at = now() WHERE job_id = $1 RETURNING document_id, tenant_id",
+                job_id,
+                chunk_count,
+            )
+            if updated is None:
+                raise _job_not_found(job_id)
+            # Only the document's latest job describes what is indexed now: a late finisher for
+            # older content must not overwrite the count.
+            await conn.execute(
+                "UPDATE documents SET chunk_count = $1, updated_at = now()"
+                " WHERE document_id = $2 AND latest_job_id = $3",
+                chunk_count,
+                updated["document_id"],
+                job_id,
+            )
+            await _bump_corpus_version(conn, updated["tenant_id"])
+            return await _require_job(conn, job_id)
+
+    async def fail_job(self, job_id: str, error: str) -> Job:
+        return await self._set_state(job_id, JobState.FAILED, error)
+
+    async def requeue_job(self, job_id: str, error: str) -> Job:
+        return await self._set_state(job_id, JobState.QUEUED, error)
+
+    async def count_jobs(self, state: JobState) -> int:
+        async with self._connection() as conn:
+            return int(await conn.fetchval("SELECT COUNT(*) FROM jobs WHERE state = $1", state.value))
+
+    async def corpus_version(self, tenant_id: str) -> int:
+        async with self._connection() as conn:
+            value = await conn.fetchval("SELECT version FROM corpus_versions WHERE tenant_id = $1", tenant_id)
+        return int(value) if value is not None else 0
+
+    # --- conversations -----------------------------------------------------------------------
+    async def create_conversation(self, tenant_id: str, title: str) -> Conversation:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                "INSERT INTO conversations (conversation_id, tenant_id, title, turn_count, created_at, updated_at)"
+                " VALUES ($1, $2, $3, 0, now(), now()) RETURNING *",
+                new_id(),
+                tenant_id,
+                title,
+            )
+        assert row is not None  # RETURNING of a successful insert
+        return _conversation(row)
+
+    async def append_turns(self, tenant_id: str, conversation_id: str, turns: list[Turn]) -> Conversation:
+        async with self._transaction() as conn:
+            # FOR UPDATE: concurrent appends to one conversation queue here, so each reads the
+            # turn count the previous one wrote and sequence numbers never collide.
+            row = await conn.fetchrow(
+                "SELECT * FROM conversations WHERE conversation_id = $1 AND tenant_id = $2 FOR UPDATE",
+                conversation_id,
+                tenant_id,
+            )
+            if row is None:
+                raise _conversation_not_found(conversation_id)
+            if not turns:
+                return _conversation(row)
+            first = int(row["turn_count"])
+            await conn.executemany(
+                "INSERT INTO turns (conversation_id, seq, role, content, citations, created_at)"
+                " VALUES ($1, $2, $3, $4, $5::jsonb, COALESCE($6, now()))",
+                [
+                    (
+                        conversation_id,
+                        first + offset,
+                        turn.role.value,
+                        turn.content,
+                        _citations_json(turn.citations),
+                        turn.created_at,
+                    )
+                    for offset, turn in enumerate(turns)
+                ],
+            )
+            updated = await conn.fetchrow(
+                "UPDATE conversations SET turn_count = turn_count + $2, updated_at = now()"
+                " WHERE conversation_id = $1 RETURNING *",
+                conversation_id,
+                len(turns),
+            )
+            assert updated is not None  # locked above
+            return _conversation(updated)
+
+    async def get_conversation(self, tenant_id: str, conversation_id: str) -> Conversation:
+        async with self._connection() as conn:
+            return _conversation(await _require_conversation(conn, tenant_id, conversation_id))
+
+    async def get_turns(self, tenant_id: str, conversation_id: str, max_turns: int = 0) -> list[Turn]:
+        async with self._transaction() as conn:
+            await _require_conversation(conn, tenant_id, conversation_id)
+            sql = (
+                "SELECT role, content, citations::text AS citations, created_at FROM turns"
+                " WHERE conversation_id = $1 ORDER BY seq DESC"
+            )
+            params: list[Any] = [conversation_id]
+            if max_turns > 0:
+                sql += " LIMIT $2"
+                params.append(max_turns)
+            rows = await conn.fetch(sql, *params)
+        return [_turn(row) for row in reversed(rows)]
+
+    async def list_conversations(self, tenant_id: str, limit: int, cursor: str = "") -> Page[Conversation]:
+        return await self._page(
+            "SELECT * FROM conversations WHERE tenant_id = $1",
+            [tenant_id],
+            "created_at",
+            "conversation_id",
+            limit,
+            cursor,
+            _conversation,
+            lambda c: (c.created_at, c.conversation_id),
+        )
+
+    # --- API keys ----------------------------------------------------------------------------
+    async def create_api_key(self, tenant_id: str, name: str, key_hash: str) -> ApiKey:
+        async with self._connection() as conn:
+            try:
+                row = await conn.fetchrow(
+                    "INSERT INTO api_keys (key_id, tenant_id, name, key_hash, revoked, created_at)"
+                    " VALUES ($1, $2, $3, $4, false, now()) RETURNING *",
+                    new_id(),
+                    tenant_id,
+                    name,
+                    key_hash,
+                )
+            except asyncpg.UniqueViolationError:
+                raise AlreadyExists("an API key with this secret exists already; generate a new key") from None
+        assert row is not None
+        return _api_key(row)
+
+    async def find_api_key(self, key_hash: str) -> ApiKey | None:
+        async with self._connection() as conn:
+            row = await conn.fetchrow("SELECT * FROM api_keys WHERE key_hash = $1", key_hash)
+        return _api_key(row) if row else None
+
+    async def list_api_keys(self, tenant_id: str | None = None) -> list[ApiKey]:
+        async with self._connection() as conn:
+            if tenant_id is None:
+                rows = await conn.fetch("SELECT * FROM api_keys ORDER BY created_at, key_id")
+            else:
+                rows = await conn.fetch(
+                    "SELECT * FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, key_id", tenant_id
+                )
+        return [_api_key(row) for row in rows]
+
+    async def revoke_api_key(self, key_id: str) -> ApiKey:
+        async with self._connection() as conn:
+            row = await conn.fetchrow("UPDATE api_keys SET revoked = true WHERE key_id = $1 RETURNING *", key_id)
+        if row is None:
+            raise NotFound(f"API key {key_id!r} was not found; list the keys to see their ids")
+        return _api_key(row)
+
+    # --- helpers -----------------------------------------------------------------------------
+    async def _set_state(self, job_id: str, state: JobState, error: str) -> Job:
+        async with self._transaction() as conn:
+            status = await conn.execute(
+                "UPDATE jobs SET state = $2, error = $3, updated_at = now() WHERE job_id = $1",
+                job_id,
+                state.value,
+                error,
+            )
+            if status == "UPDATE 0":
+                raise _job_not_found(job_id)
+            return await _require_job(conn, job_id)
+
+    async def _page(
+        self,
+        base_sql: str,
+        params: list[Any],
+        created_column: str,
+        id_column: str,
+        limit: int,
+        cursor: str,
+        convert: Callable[[asyncpg.Record], T],
+        position: Callable[[T], tuple[Any, str]],
+    ) -> Page[T]:
+        """Keyset pagination, newest first: one row more than asked tells whether a page follows."""
+        limit = clamp_limit(limit)
+        sql, args = base_sql, list(params)
+        if cursor:
+            created_at, item_id = decode_cursor(cursor)
+            n = len(args)
+            sql += f" AND ({created_column}, {id_column}) < (${n + 1}::timestamptz, ${n + 2}::text)"
+            args += [created_at, item_id]
+        sql += f" ORDER BY {created_column} DESC, {id_column} DESC LIMIT ${len(args) + 1}"
+        args.append(limit + 1)
+        async with self._connection() as conn:
+            rows = await conn.fetch(sql, *args)
+        items = [convert(row) for row in rows[:limit]]
+        next_cursor = encode_cursor(*position(items[-1])) if len(rows) > limit else ""
+        return Page(items=items, next_cursor=next_cursor)
+
+
+async def migrate(settings: StoreSettings) -> list[int]:
+    """Apply pending migrations to RAG_STORE_URL's database and return the versions applied (for
+    `ragplatform migrate`; services migrate at start-up when RAG_STORE_MIGRATE is true)."""
+    store = PostgresStore(settings.model_copy(update={"store_migrate": False, "store_pool_min": 0}))
+    # open() with migrate off would refuse an old schema, so connect by hand.
+    password = settings.store_password
+    url = store._url
+    try:
+        conn = await asyncpg.connect(
+            url,
+            password=password.get_secret_value() if password else None,
+            statement_cache_size=0,
+            timeout=settings.store_timeout_seconds,
+            command_timeout=max(settings.store_timeout_seconds, 300.0),
+        )
+    except Exception as exc:
+        if is_unavailable_error(exc):
+            raise store._unavailable(exc) from exc
+        raise
+    try:
+        return await apply_migrations(conn)
+    finally:
+        await conn.close()
+
+
+# --- row conversion and lookups ----------------------------------------------------------------
+def _document(row: asyncpg.Record) -> Document:
+    return Document(
+        document_id=row["document_id"],
+        tenant_id=row["tenant_id"],
+        filename=row["filename"],
+        content_type=row["content_type"],
+        content_hash=row["content_hash"],
+        size_bytes=int(row["size_bytes"]),
+        blob_key=row["blob_key"],
+        metadata={str(k): str(v) for k, v in json.loads(row["metadata"]).items()},
+        chunk_count=int(row["chunk_count"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        latest_job_id=row["latest_job_id"],
+    )
+
+
+def _job(row: asyncpg.Record) -> Job:
+    return Job(
+        job_id=row["job_id"],
+        tenant_id=row["tenant_id"],
+        document_id=row["document_id"],
+        state=JobState(row["state"]),
+        error=row["error"],
+        attempts=int(row["attempts"]),
+        chunks_total=int(row["chunks_total"]),
+        chunks_done=int(row["chunks_done"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        filename=row["filename"],
+    )
+
+
+def _conversation(row: asyncpg.Record) -> Conversation:
+    return Conversation(
+        conversation_id=row["conversation_id"],
+        tenant_id=row["tenant_id"],
+        title=row["title"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        turn_count=int(row["turn_count"]),
+    )
+
+
+def _turn(row: asyncpg.Record) -> Turn:
+    return Turn(
+        role=Role(row["role"]),
+        content=row["content"],
+        citations=tuple(Citation(**item) for item in json.loads(row["citations"])),
+        created_at=row["created_at"],
+    )
+
+
+def _citations_json(citations: Sequence[Citation]) -> str:
+    return json.dumps(
+        [
+            {
+                "index": c.index,
+                "document_id": c.document_id,
+                "filename": c.filename,
+                "chunk_id": c.chunk_id,
+                "quote": c.quote,
+                "score": c.score,
+            }
+            for c in citations
+        ]
+    )
+
+
+def _api_key(row: asyncpg.Record) -> ApiKey:
+    return ApiKey(
+        key_id=row["key_id"],
+        tenant_id=row["tenant_id"],
+        name=row["name"],
+        created_at=row["created_at"],
+        revoked=bool(row["revoked"]),
+    )
+
+
+def _job_not_found(job_id: str) -> NotFound:
+    return NotFound(f"job {job_id!r} was not found (or its document was deleted); list jobs to see current ones")
+
+
+def _document_not_found(document_id: str) -> NotFound:
+    return NotFound(f"document {document_id!r} was not found; list documents to see the ones that exist")
+
+
+def _conversation_not_found(conversation_id: str) -> NotFound:
+    return NotFound(f"conversation {conversation_id!r} was not found; start a new one or list conversations")
+
+
+async def _fetch_job(conn: asyncpg.Connection, job_id: str) -> Job | None:
+    row = await conn.fetchrow(_JOB_SELECT + " WHERE j.job_id = $1", job_id)
+    return _job(row) if row else None
+
+
+async def _require_job(conn: asyncpg.Connection, job_id: str) -> Job:
+    job = await _fetch_job(conn, job_id)
+    if job is None:
+        raise _job_not_found(job_id)
+    return job
+
+
+async def _require_document(conn: asyncpg.Connection, tenant_id: str, document_id: str) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE document_id = $1 AND tenant_id = $2",  # noqa: S608
+        document_id,
+        tenant_id,
+    )
+    if row is None:
+        raise _document_not_found(document_id)
+    return row
+
+
+async def _require_conversation(conn: asyncpg.Connection, tenant_id: str, conversation_id: str) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        "SELECT * FROM conversations WHERE conversation_id = $1 AND tenant_id = $2", conversation_id, tenant_id
+    )
+    if row is None:
+        raise _conversation_not_found(conversation_id)
+    return row
+
+
+async def _bump_corpus_version(conn: asyncpg.Connection, tenant_id: str) -> None:
+    await conn.execute(
+        "INSERT INTO corpus_versions (tenant_id, version) VALUES ($1, 1)"
+        " ON CONFLICT (tenant_id) DO UPDATE SET version = corpus_versions.version + 1",
+        tenant_id,
+    )
