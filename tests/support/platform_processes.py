@@ -91,6 +91,10 @@ class PlatformProcesses:
         return env
 
     def start(self, service: str) -> None:
+        self.launch(service)
+        wait_serving(self.address(service), process=self.processes[service])
+
+    def launch(self, service: str) -> None:
         log_path = self.data_dir / f"{service}.log"
         self.logs[service] = log_path
         log = log_path.open("ab")
@@ -101,11 +105,13 @@ class PlatformProcesses:
             stderr=subprocess.STDOUT,
         )
         log.close()
-        wait_serving(self.address(service), process=self.processes[service])
 
     def start_all(self) -> None:
+        """Launch every process at once (none needs another to start), then wait for each."""
         for service in SERVICES:
-            self.start(service)
+            self.launch(service)
+        for service in SERVICES:
+            wait_serving(self.address(service), process=self.processes[service])
 
     def kill(self, service: str, sig: int = signal.SIGKILL) -> int:
         process = self.processes.pop(service)

@@ -54,12 +54,9 @@ SERVICE_CONFIG = json.dumps(
 )
 
 
-class _ContextForwarder(
-    grpc.aio.UnaryUnaryClientInterceptor,
-    grpc.aio.UnaryStreamClientInterceptor,
-    grpc.aio.StreamUnaryClientInterceptor,
-    grpc.aio.StreamStreamClientInterceptor,
-):
+class _ContextForwarder:
+    """Adds request id, tenant and internal token; caps the timeout at the caller's deadline."""
+
     def __init__(self, internal_token: str | None) -> None:
         self._token = internal_token
 
@@ -79,15 +76,24 @@ class _ContextForwarder(
             details.method, timeout, metadata, details.credentials, details.wait_for_ready
         )
 
+
+# grpc.aio files each interceptor under ONE call kind, so each kind needs its own object.
+class _UnaryUnary(_ContextForwarder, grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._details(details), request)
 
+
+class _UnaryStream(_ContextForwarder, grpc.aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._details(details), request)
 
+
+class _StreamUnary(_ContextForwarder, grpc.aio.StreamUnaryClientInterceptor):
     async def intercept_stream_unary(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
         return await continuation(self._details(details), request_iterator)
 
+
+class _StreamStream(_ContextForwarder, grpc.aio.StreamStreamClientInterceptor):
     async def intercept_stream_stream(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
         return await continuation(self._details(details), request_iterator)
 
@@ -109,7 +115,7 @@ def open_channel(address: str, internal_token: str | None = None) -> grpc.aio.Ch
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.keepalive_time_ms", 30_000),
         ],
-        interceptors=[_ContextForwarder(internal_token)],
+        interceptors=[cls(internal_token) for cls in (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)],
     )
 
 
@@ -127,4 +133,6 @@ def upstream_errors(service: str) -> Iterator[None]:
         elif code == grpc.StatusCode.UNAUTHENTICATED:
             message = f"the {service} service refused the internal token; check RAG_INTERNAL_TOKEN on both sides"
             code = grpc.StatusCode.INTERNAL
+        elif code == grpc.StatusCode.INTERNAL:
+            message = f"the {service} service failed: {message}"
         raise error_for(code, message) from None

@@ -16,6 +16,7 @@ _CODES: dict[type[errors.RagError], grpc.StatusCode] = {
     errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
     errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+    errors.Internal: grpc.StatusCode.INTERNAL,
     errors.DocumentRejected: grpc.StatusCode.INVALID_ARGUMENT,
 }
 

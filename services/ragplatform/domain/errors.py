@@ -54,5 +54,9 @@ class DeadlineExceeded(RagError):
     """The work did not finish within the caller's deadline."""
 
 
+class Internal(RagError):
+    """Something on our side is broken (misconfiguration, a bug); the caller cannot fix it."""
+
+
 class DocumentRejected(RagError):
     """A worker cannot ingest a document (corrupt, empty after parsing). Not retried."""
