@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import aiosqlite
@@ -18,22 +18,27 @@ from ragplatform.backends.store.pagination import (
     clamp_limit,
     decode_cursor,
     encode_cursor,
-    from_microseconds,
     to_microseconds,
 )
 from ragplatform.backends.store.sqlite_database import SqliteDatabase, execute, fetch_all, fetch_one, now_us
+from ragplatform.backends.store.sqlite_rows import (
+    api_key_from_row,
+    citations_to_json,
+    conversation_from_row,
+    document_from_row,
+    job_from_row,
+    turn_from_row,
+)
 from ragplatform.core.settings import StoreSettings
 from ragplatform.domain.errors import AlreadyExists, NotFound
 from ragplatform.domain.models import (
     ApiKey,
-    Citation,
     Conversation,
     Document,
     Job,
     JobState,
     NewUpload,
     Page,
-    Role,
     Turn,
     UploadOutcome,
 )
@@ -83,7 +88,7 @@ class SqliteStore:
             if same_content is not None and same_content["latest_job_id"]:
                 latest = await _fetch_job(conn, same_content["latest_job_id"])
                 if latest is not None and latest.state != JobState.FAILED:
-                    return UploadOutcome(_document(same_content), latest, deduplicated=True)
+                    return UploadOutcome(document_from_row(same_content), latest, deduplicated=True)
             now = now_us()
             job_id = new_id()
             metadata = json.dumps(upload.metadata, sort_keys=True)
@@ -141,13 +146,13 @@ class SqliteStore:
             job = await _fetch_job(conn, job_id)
             assert document is not None  # written just above
             assert job is not None
-            return UploadOutcome(_document(document), job, deduplicated=False)
+            return UploadOutcome(document_from_row(document), job, deduplicated=False)
 
         return await self._db.write(transaction)
 
     async def get_document(self, tenant_id: str, document_id: str) -> Document:
         async def transaction(conn: aiosqlite.Connection) -> Document:
-            return _document(await _require_document(conn, tenant_id, document_id))
+            return document_from_row(await _require_document(conn, tenant_id, document_id))
 
         return await self._db.read(transaction)
 
@@ -159,13 +164,13 @@ class SqliteStore:
             "document_id",
             limit,
             cursor,
-            _document,
+            document_from_row,
             lambda d: (d.created_at, d.document_id),
         )
 
     async def delete_document(self, tenant_id: str, document_id: str) -> Document:
         async def transaction(conn: aiosqlite.Connection) -> Document:
-            document = _document(await _require_document(conn, tenant_id, document_id))
+            document = document_from_row(await _require_document(conn, tenant_id, document_id))
             await execute(conn, "DELETE FROM jobs WHERE document_id = ?", (document_id,))
             await execute(conn, "DELETE FROM documents WHERE document_id = ?", (document_id,))
             await _bump_corpus_version(conn, tenant_id)
@@ -195,7 +200,7 @@ class SqliteStore:
             sql += " AND j.state = ?"
             params.append(state.value)
         return await self._page(
-            sql, params, "j.created_at", "j.job_id", limit, cursor, _job, lambda j: (j.created_at, j.job_id)
+            sql, params, "j.created_at", "j.job_id", limit, cursor, job_from_row, lambda j: (j.created_at, j.job_id)
         )
 
     async def start_job(self, job_id: str) -> Job:
@@ -277,7 +282,7 @@ class SqliteStore:
                 " updated_at) VALUES (?, ?, ?, 0, ?, ?)",
                 (conversation_id, tenant_id, title, now, now),
             )
-            return _conversation(await _require_conversation(conn, tenant_id, conversation_id))
+            return conversation_from_row(await _require_conversation(conn, tenant_id, conversation_id))
 
         return await self._db.write(transaction)
 
@@ -285,7 +290,7 @@ class SqliteStore:
         async def transaction(conn: aiosqlite.Connection) -> Conversation:
             row = await _require_conversation(conn, tenant_id, conversation_id)
             if not turns:
-                return _conversation(row)
+                return conversation_from_row(row)
             now = now_us()
             first = int(row["turn_count"])
             await conn.executemany(
@@ -297,7 +302,7 @@ class SqliteStore:
                         first + offset,
                         turn.role.value,
                         turn.content,
-                        _citations_json(turn.citations),
+                        citations_to_json(turn.citations),
                         to_microseconds(turn.created_at) if turn.created_at else now,
                     )
                     for offset, turn in enumerate(turns)
@@ -308,13 +313,13 @@ class SqliteStore:
                 "UPDATE conversations SET turn_count = turn_count + ?, updated_at = ? WHERE conversation_id = ?",
                 (len(turns), now, conversation_id),
             )
-            return _conversation(await _require_conversation(conn, tenant_id, conversation_id))
+            return conversation_from_row(await _require_conversation(conn, tenant_id, conversation_id))
 
         return await self._db.write(transaction)
 
     async def get_conversation(self, tenant_id: str, conversation_id: str) -> Conversation:
         async def transaction(conn: aiosqlite.Connection) -> Conversation:
-            return _conversation(await _require_conversation(conn, tenant_id, conversation_id))
+            return conversation_from_row(await _require_conversation(conn, tenant_id, conversation_id))
 
         return await self._db.read(transaction)
 
@@ -327,7 +332,7 @@ class SqliteStore:
                 sql += " LIMIT ?"
                 params.append(max_turns)
             rows = await fetch_all(conn, sql, params)
-            return [_turn(row) for row in reversed(rows)]
+            return [turn_from_row(row) for row in reversed(rows)]
 
         return await self._db.read(transaction)
 
@@ -339,7 +344,7 @@ class SqliteStore:
             "conversation_id",
             limit,
             cursor,
-            _conversation,
+            conversation_from_row,
             lambda c: (c.created_at, c.conversation_id),
         )
 
@@ -358,7 +363,7 @@ class SqliteStore:
                 raise AlreadyExists("an API key with this secret exists already; generate a new key") from None
             row = await fetch_one(conn, "SELECT * FROM api_keys WHERE key_id = ?", (key_id,))
             assert row is not None
-            return _api_key(row)
+            return api_key_from_row(row)
 
         return await self._db.write(transaction)
 
@@ -366,7 +371,7 @@ class SqliteStore:
         row = await self._db.read(
             lambda conn: fetch_one(conn, "SELECT * FROM api_keys WHERE key_hash = ?", (key_hash,))
         )
-        return _api_key(row) if row else None
+        return api_key_from_row(row) if row else None
 
     async def list_api_keys(self, tenant_id: str | None = None) -> list[ApiKey]:
         params: tuple[str, ...] = ()
@@ -378,7 +383,7 @@ class SqliteStore:
                 (tenant_id,),
             )
         rows = await self._db.read(lambda conn: fetch_all(conn, sql, params))
-        return [_api_key(row) for row in rows]
+        return [api_key_from_row(row) for row in rows]
 
     async def revoke_api_key(self, key_id: str) -> ApiKey:
         async def transaction(conn: aiosqlite.Connection) -> ApiKey:
@@ -386,7 +391,7 @@ class SqliteStore:
             row = await fetch_one(conn, "SELECT * FROM api_keys WHERE key_id = ?", (key_id,))
             if row is None:
                 raise NotFound(f"API key {key_id!r} was not found; list the keys to see their ids")
-            return _api_key(row)
+            return api_key_from_row(row)
 
         return await self._db.write(transaction)
 
@@ -430,93 +435,14 @@ class SqliteStore:
         return Page(items=items, next_cursor=next_cursor)
 
 
-# --- row conversion and lookups ------------------------------------------------------------
-def _document(row: sqlite3.Row) -> Document:
-    return Document(
-        document_id=row["document_id"],
-        tenant_id=row["tenant_id"],
-        filename=row["filename"],
-        content_type=row["content_type"],
-        content_hash=row["content_hash"],
-        size_bytes=int(row["size_bytes"]),
-        blob_key=row["blob_key"],
-        metadata=dict(json.loads(row["metadata"])),
-        chunk_count=int(row["chunk_count"]),
-        created_at=from_microseconds(row["created_at"]),
-        updated_at=from_microseconds(row["updated_at"]),
-        latest_job_id=row["latest_job_id"],
-    )
-
-
-def _job(row: sqlite3.Row) -> Job:
-    return Job(
-        job_id=row["job_id"],
-        tenant_id=row["tenant_id"],
-        document_id=row["document_id"],
-        state=JobState(row["state"]),
-        error=row["error"],
-        attempts=int(row["attempts"]),
-        chunks_total=int(row["chunks_total"]),
-        chunks_done=int(row["chunks_done"]),
-        created_at=from_microseconds(row["created_at"]),
-        updated_at=from_microseconds(row["updated_at"]),
-        filename=row["filename"],
-    )
-
-
-def _conversation(row: sqlite3.Row) -> Conversation:
-    return Conversation(
-        conversation_id=row["conversation_id"],
-        tenant_id=row["tenant_id"],
-        title=row["title"],
-        created_at=from_microseconds(row["created_at"]),
-        updated_at=from_microseconds(row["updated_at"]),
-        turn_count=int(row["turn_count"]),
-    )
-
-
-def _turn(row: sqlite3.Row) -> Turn:
-    return Turn(
-        role=Role(row["role"]),
-        content=row["content"],
-        citations=tuple(Citation(**item) for item in json.loads(row["citations"])),
-        created_at=from_microseconds(row["created_at"]),
-    )
-
-
-def _citations_json(citations: Sequence[Citation]) -> str:
-    return json.dumps(
-        [
-            {
-                "index": c.index,
-                "document_id": c.document_id,
-                "filename": c.filename,
-                "chunk_id": c.chunk_id,
-                "quote": c.quote,
-                "score": c.score,
-            }
-            for c in citations
-        ]
-    )
-
-
-def _api_key(row: sqlite3.Row) -> ApiKey:
-    return ApiKey(
-        key_id=row["key_id"],
-        tenant_id=row["tenant_id"],
-        name=row["name"],
-        created_at=from_microseconds(row["created_at"]),
-        revoked=bool(row["revoked"]),
-    )
-
-
+# --- lookups ------------------------------------------------------------------------------
 def _job_not_found(job_id: str) -> NotFound:
     return NotFound(f"job {job_id!r} was not found (or its document was deleted); list jobs to see current ones")
 
 
 async def _fetch_job(conn: aiosqlite.Connection, job_id: str) -> Job | None:
     row = await fetch_one(conn, _JOB_SELECT + " WHERE j.job_id = ?", (job_id,))
-    return _job(row) if row else None
+    return job_from_row(row) if row else None
 
 
 async def _require_job(conn: aiosqlite.Connection, job_id: str) -> Job:
