@@ -153,8 +153,7 @@ class CpuAutoscaling(_SpecModel):
     def _min_le_max(self) -> Self:
         if self.min_replicas > self.max_replicas:
             raise ValueError(
-                f"minReplicas ({self.min_replicas}) must be less than or equal to "
-                f"maxReplicas ({self.max_replicas})"
+                f"minReplicas ({self.min_replicas}) must be less than or equal to maxReplicas ({self.max_replicas})"
             )
         return self
 
@@ -166,17 +165,14 @@ _REPLICAS_XOR_AUTOSCALING = _cel(
 
 
 class _TierCommon(_SpecModel):
-    image: str | None = Field(
-        None, min_length=1, description="Container image of this tier; omitted: spec.image."
-    )
+    image: str | None = Field(None, min_length=1, description="Container image of this tier; omitted: spec.image.")
     resources: ResourceRequirements | None = Field(
         None, description="CPU and memory requests and limits; omitted: sensible defaults for the tier."
     )
     env: list[EnvVar] = Field(
         default_factory=list,
         max_length=100,
-        description="Extra environment variables; one with the name of a variable the operator renders "
-        "replaces it.",
+        description="Extra environment variables; one with the name of a variable the operator renders replaces it.",
     )
     node_selector: dict[str, str] | None = Field(None, description="Node labels the tier's pods must run on.")
 
@@ -285,8 +281,7 @@ class QueueAutoscaling(_SpecModel):
         0,
         ge=0,
         le=3600,
-        description="A higher worker count must have been wanted for this long before scaling up "
-        "(0: at once).",
+        description="A higher worker count must have been wanted for this long before scaling up (0: at once).",
     )
     scale_down_stabilization_seconds: int = Field(
         300,
@@ -302,8 +297,7 @@ class QueueAutoscaling(_SpecModel):
     def _min_le_max(self) -> Self:
         if self.min_replicas > self.max_replicas:
             raise ValueError(
-                f"minReplicas ({self.min_replicas}) must be less than or equal to "
-                f"maxReplicas ({self.max_replicas})"
+                f"minReplicas ({self.min_replicas}) must be less than or equal to maxReplicas ({self.max_replicas})"
             )
         return self
 
@@ -320,9 +314,7 @@ class WorkersTierSpec(_TierCommon):
         description="Fixed number of workers; turns queue autoscaling off. Omit both this and autoscaling "
         "for queue autoscaling with its defaults.",
     )
-    autoscaling: QueueAutoscaling | None = Field(
-        None, description="Scale the workers on the ingestion queue's depth."
-    )
+    autoscaling: QueueAutoscaling | None = Field(None, description="Scale the workers on the ingestion queue's depth.")
     termination_grace_period_seconds: int = Field(
         300,
         ge=10,
@@ -362,9 +354,7 @@ class PostgresSpec(_SpecModel):
         description="Host name (or IP address) of the PostgreSQL server.",
     )
     port: int = Field(5432, ge=1, le=65535, description="Port of the PostgreSQL server.")
-    database: str = Field(
-        min_length=1, max_length=63, pattern=_PG_NAME, description="Database the platform uses."
-    )
+    database: str = Field(min_length=1, max_length=63, pattern=_PG_NAME, description="Database the platform uses.")
     user: str = Field(
         min_length=1,
         max_length=63,
@@ -384,8 +374,7 @@ class PgBouncerSpec(_SpecModel):
     replicas: int = Field(2, ge=1, le=100, description="PgBouncer replicas.")
     pool_mode: Literal["transaction", "session"] = Field(
         "transaction",
-        description="transaction (recommended: a server connection is held only during a transaction) "
-        "or session.",
+        description="transaction (recommended: a server connection is held only during a transaction) or session.",
     )
     default_pool_size: int = Field(
         20, ge=1, le=10000, description="Server connections per database and user, per PgBouncer replica."
@@ -404,9 +393,7 @@ class QdrantStorageSpec(_SpecModel):
         pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$",
         description="Volume size per replica, e.g. 10Gi.",
     )
-    storage_class_name: str | None = Field(
-        None, description="StorageClass of the volumes; omitted: the default class."
-    )
+    storage_class_name: str | None = Field(None, description="StorageClass of the volumes; omitted: the default class.")
 
 
 class ManagedQdrantSpec(_SpecModel):
@@ -418,9 +405,7 @@ class ManagedQdrantSpec(_SpecModel):
         description="Qdrant version (the unprivileged image of this version is used).",
     )
     image: str | None = Field(None, min_length=1, description="Full image reference; overrides version.")
-    replicas: int = Field(
-        1, ge=1, le=100, description="Qdrant nodes; more than 1 runs Qdrant in distributed mode."
-    )
+    replicas: int = Field(1, ge=1, le=100, description="Qdrant nodes; more than 1 runs Qdrant in distributed mode.")
     storage: QdrantStorageSpec = Field(
         default_factory=lambda: QdrantStorageSpec.model_validate({}),
         json_schema_extra={"default": {}},
@@ -433,8 +418,7 @@ class ManagedQdrantSpec(_SpecModel):
         None,
         max_length=100,
         pattern=r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\S+\s+){4}\S+)$",
-        description="Cron schedule (e.g. '0 3 * * *') of a CronJob that snapshots the collection on "
-        "every node.",
+        description="Cron schedule (e.g. '0 3 * * *') of a CronJob that snapshots the collection on every node.",
     )
     resources: ResourceRequirements | None = Field(None, description="Qdrant's CPU and memory.")
 
@@ -442,9 +426,7 @@ class ManagedQdrantSpec(_SpecModel):
 class ExternalQdrantSpec(_SpecModel):
     """A Qdrant server the operator does not run."""
 
-    url: str = Field(
-        pattern=r"^https?://", description="URL of the Qdrant HTTP API, e.g. https://qdrant.example:6333."
-    )
+    url: str = Field(pattern=r"^https?://", description="URL of the Qdrant HTTP API, e.g. https://qdrant.example:6333.")
     api_key_secret_ref: SecretKeyRef | None = Field(None, description="Secret key holding Qdrant's API key.")
 
 
@@ -462,9 +444,7 @@ class VectorStoreSpec(_SpecModel):
         }
     )
 
-    managed: ManagedQdrantSpec | None = Field(
-        None, description="Run Qdrant as a StatefulSet in this namespace."
-    )
+    managed: ManagedQdrantSpec | None = Field(None, description="Run Qdrant as a StatefulSet in this namespace.")
     external: ExternalQdrantSpec | None = Field(None, description="Use an existing Qdrant server.")
     collection: str = Field(
         "ragplatform_chunks",
@@ -551,9 +531,7 @@ class NetworkPolicySpec(_SpecModel):
 
 
 def _tier_field(cls: type[_SpecModel], what: str) -> Any:
-    return Field(
-        default_factory=lambda: cls.model_validate({}), json_schema_extra={"default": {}}, description=what
-    )
+    return Field(default_factory=lambda: cls.model_validate({}), json_schema_extra={"default": {}}, description=what)
 
 
 class PlatformSpec(_SpecModel):
@@ -570,18 +548,14 @@ class PlatformSpec(_SpecModel):
     image_pull_secrets: list[str] | None = Field(
         None, max_length=20, description="Names of Secrets used to pull images."
     )
-    log_level: Literal["debug", "info", "warning", "error"] = Field(
-        "info", description="Lowest log level written."
-    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Lowest log level written.")
     internal_token_secret_ref: SecretKeyRef | None = Field(
         None, description="Secret key holding the token the gateway sends to internal services (recommended)."
     )
     network_policy: NetworkPolicySpec = _tier_field(NetworkPolicySpec, "NetworkPolicies.")
     gateway: GatewayTierSpec = _tier_field(GatewayTierSpec, "The gateway tier.")
     ingestion: TierSpec = _tier_field(TierSpec, "The ingestion service tier (uploads, jobs).")
-    workers: WorkersTierSpec = _tier_field(
-        WorkersTierSpec, "The ingestion workers (parse, chunk, embed, index)."
-    )
+    workers: WorkersTierSpec = _tier_field(WorkersTierSpec, "The ingestion workers (parse, chunk, embed, index).")
     retrieval: TierSpec = _tier_field(TierSpec, "The retrieval service tier (vector search).")
     generation: TierSpec = _tier_field(TierSpec, "The generation service tier (LLM calls).")
     conversation: TierSpec = _tier_field(TierSpec, "The conversation service tier (history).")

@@ -78,14 +78,8 @@ def _blob_env(spec: PlatformSpec) -> list[dict[str, Any]]:
         env.append(_value("RAG_S3_ENDPOINT_URL", storage.endpoint))
     if storage.credentials_secret_ref is not None:
         creds = storage.credentials_secret_ref
-        env.append(
-            _secret("RAG_S3_ACCESS_KEY_ID", SecretKeyRef(name=creds.name, key=creds.access_key_id_key))
-        )
-        env.append(
-            _secret(
-                "RAG_S3_SECRET_ACCESS_KEY", SecretKeyRef(name=creds.name, key=creds.secret_access_key_key)
-            )
-        )
+        env.append(_secret("RAG_S3_ACCESS_KEY_ID", SecretKeyRef(name=creds.name, key=creds.access_key_id_key)))
+        env.append(_secret("RAG_S3_SECRET_ACCESS_KEY", SecretKeyRef(name=creds.name, key=creds.secret_access_key_key)))
     return env
 
 
@@ -178,9 +172,7 @@ def _apply_extra_env(env: list[dict[str, Any]], extra: list[Any]) -> list[dict[s
     position = {item["name"]: index for index, item in enumerate(env)}
     for var in extra:
         rendered = (
-            _value(var.name, var.value)
-            if var.value is not None
-            else _secret(var.name, var.value_from.secret_key_ref)
+            _value(var.name, var.value) if var.value is not None else _secret(var.name, var.value_from.secret_key_ref)
         )
         if var.name in position:
             env[position[var.name]] = rendered

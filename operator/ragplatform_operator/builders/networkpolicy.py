@@ -51,9 +51,7 @@ def _from_components(owner: Owner, components: tuple[str, ...]) -> list[dict[str
 
 
 def _from_platform(owner: Owner) -> list[dict[str, Any]]:
-    return [
-        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": APP_NAME, INSTANCE_LABEL: owner.name}}}
-    ]
+    return [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": APP_NAME, INSTANCE_LABEL: owner.name}}}]
 
 
 def _policy(owner: Owner, component: str, ingress: list[dict[str, Any]]) -> Manifest:

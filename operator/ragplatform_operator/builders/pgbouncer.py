@@ -160,8 +160,6 @@ def build_pgbouncer_service(owner: Owner) -> Manifest:
         "metadata": object_meta(owner, COMPONENT),
         "spec": {
             "selector": selector_labels(owner, COMPONENT),
-            "ports": [
-                {"name": "postgres", "port": PGBOUNCER_PORT, "targetPort": "postgres", "protocol": "TCP"}
-            ],
+            "ports": [{"name": "postgres", "port": PGBOUNCER_PORT, "targetPort": "postgres", "protocol": "TCP"}],
         },
     }

@@ -46,9 +46,7 @@ def tmp_volume(size_limit: str = "1Gi") -> dict[str, Any]:
 TMP_MOUNT: dict[str, Any] = {"name": "tmp", "mountPath": "/tmp"}
 
 
-def merged_resources(
-    defaults: dict[str, dict[str, str]], given: ResourceRequirements | None
-) -> dict[str, Any]:
+def merged_resources(defaults: dict[str, dict[str, str]], given: ResourceRequirements | None) -> dict[str, Any]:
     """The container's resources: `given` merged key by key over `defaults`.
 
     Merging (rather than replacing) keeps a CPU request in place for the HPA when a user only

@@ -88,9 +88,7 @@ def build_qdrant_statefulset(owner: Owner, spec: PlatformSpec, managed: ManagedQ
         "image": qdrant_image(managed),
         "imagePullPolicy": spec.image_pull_policy,
         "env": env,
-        "ports": [
-            {"name": name, "containerPort": port, "protocol": "TCP"} for name, port in QDRANT_PORTS.items()
-        ],
+        "ports": [{"name": name, "containerPort": port, "protocol": "TCP"} for name, port in QDRANT_PORTS.items()],
         "resources": merged_resources({"requests": DEFAULT_RESOURCES["requests"]}, managed.resources),
         # Loading large collections at start-up can take minutes.
         "startupProbe": _http_probe("/livez", period=5, failures=120),
@@ -201,9 +199,7 @@ def build_qdrant_snapshot_cronjob(
     env: list[dict[str, Any]] = []
     if managed.api_key_secret_ref is not None:
         ref = managed.api_key_secret_ref
-        env.append(
-            {"name": "QDRANT_API_KEY", "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
-        )
+        env.append({"name": "QDRANT_API_KEY", "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
     pod_spec: dict[str, Any] = {
         "restartPolicy": "OnFailure",
         "automountServiceAccountToken": False,

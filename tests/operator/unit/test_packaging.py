@@ -1,0 +1,136 @@
+"""skaffold.yaml, the Dockerfiles and the wheel they install: everything referenced exists and
+the images get what they need."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.operator.unit.conftest import REPO_ROOT
+
+SKAFFOLD = REPO_ROOT / "skaffold.yaml"
+
+
+def _configs() -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(SKAFFOLD.read_text()) if doc]
+
+
+def _referenced_paths(config: dict[str, Any]) -> list[str]:
+    paths: list[str] = []
+    sections = [config] + [profile for profile in config.get("profiles", [])]
+    for section in sections:
+        for artifact in section.get("build", {}).get("artifacts", []):
+            context = artifact.get("context", ".")
+            paths.append(context)
+            paths.append(str(Path(context) / artifact.get("docker", {}).get("dockerfile", "Dockerfile")))
+        for release in section.get("deploy", {}).get("helm", {}).get("releases", []):
+            paths.append(release["chartPath"])
+            paths += release.get("valuesFiles", [])
+        paths += section.get("manifests", {}).get("rawYaml", [])
+        for patch in section.get("patches", []):
+            if patch.get("path", "").endswith(("/rawYaml", "/chartPath", "/dockerfile")):
+                values = patch["value"] if isinstance(patch["value"], list) else [patch["value"]]
+                paths += values
+    return paths
+
+
+def test_skaffold_references_only_files_that_exist() -> None:
+    configs = _configs()
+    referenced = [path for config in configs for path in _referenced_paths(config)]
+
+    assert len(referenced) >= 6, "the parser found too few references to be checking anything"
+    missing = [path for path in referenced if not (REPO_ROOT / path).exists()]
+    assert missing == []
+
+
+def test_skaffold_builds_both_images_and_feeds_them_to_the_chart_and_the_example() -> None:
+    configs = _configs()
+    images = {a["image"]: a["docker"]["dockerfile"] for c in configs for a in c["build"]["artifacts"]}
+
+    assert images == {
+        "ghcr.io/ragplatform/ragplatform-operator": "Dockerfile.operator",
+        "ghcr.io/ragplatform/ragplatform": "Dockerfile.services",
+    }
+    release = configs[0]["deploy"]["helm"]["releases"][0]
+    assert "IMAGE_REPO_ghcr_io_ragplatform_ragplatform_operator" in release["setValueTemplates"]["image.repository"]
+    # The example config depends on the operator config (the CRD must exist first).
+    assert configs[1]["requires"] == [{"configs": [configs[0]["metadata"]["name"]]}]
+    assert {p["name"] for c in configs for p in c.get("profiles", [])} == {"dev"}
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile.services", "Dockerfile.operator"])
+def test_images_are_multi_stage_slim_and_non_root(dockerfile: str) -> None:
+    text = (REPO_ROOT / dockerfile).read_text()
+
+    assert len(re.findall(r"^FROM ", text, flags=re.MULTILINE)) == 2
+    assert "slim" in text
+    # The numeric user the rendered pod security contexts run as.
+    assert re.search(r"^USER 10001:10001$", text, flags=re.MULTILINE)
+    for source in re.findall(r"^COPY (?!--from)(.+) \S+$", text, flags=re.MULTILINE):
+        for path in source.split():
+            assert (REPO_ROOT / path).exists(), f"{dockerfile} copies missing {path}"
+    assert (REPO_ROOT / f"{dockerfile}.dockerignore").exists()
+
+
+def _top_level_imports(package: Path) -> set[str]:
+    names: set[str] = set()
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+def test_operator_image_installs_every_third_party_package_the_operator_imports() -> None:
+    text = (REPO_ROOT / "Dockerfile.operator").read_text()
+    match = re.search(r'ARG OPERATOR_DEPENDENCIES="([^"]+)"', text)
+    assert match is not None
+    installed = {name.lower().replace("-", "_") for name in match.group(1).split()}
+    # Import names that differ from distribution names.
+    installed |= {"yaml"} if "pyyaml" in installed else set()
+
+    imports = _top_level_imports(REPO_ROOT / "operator" / "ragplatform_operator")
+    third_party = {name for name in imports if name not in sys.stdlib_module_names and name != "ragplatform_operator"}
+
+    assert third_party - installed == set()
+
+
+@pytest.mark.slow
+def test_the_wheel_the_images_install_carries_the_data_files(tmp_path: Path) -> None:
+    # Builds the real wheel (no network: setuptools from the venv) and looks inside.
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(REPO_ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    wheel = next(tmp_path.glob("ragplatform-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+
+    sources = REPO_ROOT / "services"
+    data_files = {str(p.relative_to(sources)) for p in sources.rglob("*.sql")}
+    assert data_files, "expected the PostgreSQL migrations"
+    assert data_files - names == set()
+    assert "ragplatform_operator/py.typed" in names
+    assert any(name.startswith("ragplatform_operator/builders/") for name in names)
