@@ -57,6 +57,13 @@ def run_client(gateway: str, api_key: str, action: Callable[[GatewayClient], Awa
         raise typer.Exit(1) from None
 
 
+def display_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def collect_files(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
@@ -99,12 +106,12 @@ def ingest(
                 except grpc.aio.AioRpcError as exc:
                     if exc.code() == grpc.StatusCode.UNAVAILABLE:
                         raise
-                    rows.append((str(path), "REJECTED", f"{exc.code().name}: {exc.details()}"))
+                    rows.append((display_path(path), "REJECTED", f"{exc.code().name}: {exc.details()}"))
                 else:
                     if reply.deduplicated and reply.job.state == common_pb2.JOB_STATE_SUCCEEDED:
-                        rows.append((str(path), "UNCHANGED", "already ingested"))
+                        rows.append((display_path(path), "UNCHANGED", "already ingested"))
                     else:
-                        jobs[reply.job.job_id] = str(path)
+                        jobs[reply.job.job_id] = display_path(path)
                 progress.advance(task)
             if wait and jobs:
                 wait_task = progress.add_task("ingesting", total=len(jobs))

@@ -31,6 +31,8 @@ def build_worker_app(settings: WorkerSettings) -> ServiceApp:
         queue = await open_queue(settings)
         blobs = await open_blob_store(settings)
         embedder = make_embedder(settings)
+        # Load the model before reporting SERVING: the first job should not pay for it.
+        await embedder.embed_documents(["warm up"])
         channel = open_channel(settings.retrieval_addr, token)
         retrieval = retrieval_pb2_grpc.RetrievalServiceStub(channel)
 

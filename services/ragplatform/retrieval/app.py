@@ -22,6 +22,8 @@ def build_app(settings: RetrievalSettings) -> ServiceApp:
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[Registrar]:
         embedder = make_embedder(settings)
+        # Load the model now, so the service reports SERVING only once it can answer quickly.
+        await embedder.embed_query("warm up")
         vectors = open_vector_store(settings)
         await vectors.open(embedder.dimension)
         try:
