@@ -183,6 +183,35 @@ async def test_a_second_process_cannot_open_an_owned_store(store: EdgeVectorStor
     assert "already open in another process" in stdout.decode()
 
 
+async def test_writes_survive_a_process_that_dies_without_closing(tmp_path: Path) -> None:
+    path = tmp_path / "crashed"
+    script = textwrap.dedent(
+        f"""
+        import asyncio, os
+        from pathlib import Path
+        from ragplatform.backends.vectors.embedded_edge import EdgeVectorStore
+        from ragplatform.domain.models import ChunkPoint
+        async def main():
+            store = EdgeVectorStore(Path({str(path)!r}))
+            await store.open({DIM})
+            vector = lambda i: [1.0, float(i)] + [0.0] * {DIM - 2}
+            await store.upsert([ChunkPoint("t", "d", "f", i, "x", vector(i)) for i in range(50)])
+            await store.delete_document("t", "d", keep_below_index=40)
+            os._exit(0)  # no close, no flush: as if killed
+        asyncio.run(main())
+        """
+    )
+    process = await asyncio.create_subprocess_exec(sys.executable, "-c", script, stderr=asyncio.subprocess.PIPE)
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, stderr.decode()
+    store = EdgeVectorStore(path)
+    await store.open(DIM)
+    try:
+        assert await store.count("t") == 40
+    finally:
+        await store.close()
+
+
 async def test_concurrent_searches_and_writes(store: EdgeVectorStore) -> None:
     async def writer(tenant: str) -> None:
         for i in range(20):

@@ -11,8 +11,9 @@ the vectors through retrieval's gRPC API.
 Callers may rely on:
 * the directory is created on `open(dimension)` with cosine distance; reopening checks that the
   stored dimension equals `dimension` and raises `FailedPrecondition` naming both otherwise;
-* upserts are durable when they return (the engine writes a write-ahead log) and idempotent
-  (point ids come from `ChunkPoint.point_id`);
+* upserts and deletes survive a crash of the process once they return (the engine writes a
+  write-ahead log first; `close` flushes segments), and upserts are idempotent (point ids come
+  from `ChunkPoint.point_id`);
 * every search filters on the tenant id; metadata filters are exact matches, all required;
 * calls run in worker threads: the engine is thread-safe and releases the GIL, so searches run in
   parallel; writes are serialised (one lock), and `close` waits for the write in progress.
