@@ -9,7 +9,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from ragplatform_operator.crd_schema import render_crd
+from ragplatform_operator.crd_schema import render_crd, render_reference
 from ragplatform_operator.spec import SpecError, parse_spec
 from tests.operator.unit.conftest import EXAMPLE_FILES, K8S_VERSION, REPO_ROOT, load_example
 from tests.operator.unit.crd_evaluation import (
@@ -271,3 +271,16 @@ def test_every_cel_rule_is_exercised_by_an_invalid_case() -> None:
     triggered |= {rule for _, rule, _ in cel_violations(root, apply_defaults(root, document))}
 
     assert all_cel_rules(root) == triggered
+
+
+def test_field_reference_doc_is_up_to_date_and_lists_every_spec_field() -> None:
+    reference = REPO_ROOT / "docs" / "operator" / "reference.md"
+    text = reference.read_text(encoding="utf-8")
+
+    assert text == render_reference(), (
+        "docs/operator/reference.md is stale: run `python -m ragplatform_operator.crd_schema`"
+    )
+    spec = root_schema(load_crd())["properties"]["spec"]
+    for path, node in _walk(spec, "spec"):
+        for name in node.get("properties", {}):
+            assert f"`{path}.{name}`" in text, f"{path}.{name} missing from the reference"
