@@ -23,6 +23,7 @@ Behaviour is chosen per model name, so one server serves every test:
 | `missing-model`        | HTTP 404 (model does not exist)                                     |
 | `flaky-model`          | HTTP 503 for the first `flaky_failures` requests, then answers      |
 | `midstream-fail-model` | streams two deltas, then drops the connection                       |
+| `no-usage-model`       | streams without the usage chunk (ignores `stream_options`)          |
 | anything else          | answers normally                                                    |
 
 Every request waits `latency` seconds first (the model's "thinking" time; a request may set its
@@ -44,6 +45,7 @@ import asyncio
 import base64
 import json
 import re
+import resource
 import signal
 import struct
 import time
@@ -165,7 +167,8 @@ class OpenAITestServer:
                     "usage": usage,
                 }
             )
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        # Some servers ignore stream_options; "no-usage-model" behaves like them.
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage")) and model != "no-usage-model"
         return await self._stream_chat(request, completion_id, model, answer, usage if include_usage else None)
 
     async def _stream_chat(
@@ -324,6 +327,13 @@ async def openai_server() -> AsyncIterator[OpenAITestServer]:
         yield server
 
 
+def _raise_open_file_limit() -> None:
+    """Benchmarks hold thousands of concurrent streams; each is an open socket."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the test double as its own process until SIGTERM or SIGINT."""
     parser = argparse.ArgumentParser(description="OpenAI-compatible TEST DOUBLE (not a language model).")
@@ -334,6 +344,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dimension", type=int, default=384, help="embedding size")
     parser.add_argument("--api-key", default=None, help="require this bearer token")
     args = parser.parse_args(argv)
+    _raise_open_file_limit()
     server = OpenAITestServer(
         host=args.host,
         port=args.port,

@@ -25,6 +25,7 @@ _WORD = re.compile(r"\S+")
 # A sentence ends with . ! ? or an ellipsis, maybe followed by closing quotes or brackets.
 _SENTENCE_END = re.compile("[.!?\u2026][\"'\u201d\u2019)\\]]*$")
 _PARAGRAPH_GAP = re.compile(r"\n[^\S\n]*\n")
+_SENTENCE_TAIL = frozenset(".!?\u2026\"'\u201d\u2019)]")
 
 # Break strengths, strongest first: the chunker prefers to cut where the text itself pauses.
 _PARAGRAPH, _SENTENCE, _LINE, _WORD_ONLY = 3, 2, 1, 0
@@ -33,7 +34,7 @@ _PARAGRAPH, _SENTENCE, _LINE, _WORD_ONLY = 3, 2, 1, 0
 _MIN_FILL = 0.5
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Word:
     start: int
     end: int
@@ -90,16 +91,18 @@ def _words(text: str, count_tokens: Callable[[str], int]) -> list[_Word]:
         tokens = cache.get(word)
         if tokens is None:
             tokens = cache[word] = max(1, count_tokens(word))
-        gap = text[match.end() : matches[i + 1].start()] if i + 1 < len(matches) else "\n\n"
-        if _PARAGRAPH_GAP.search(gap):
+        end = match.end()
+        next_start = matches[i + 1].start() if i + 1 < len(matches) else -1
+        # Cheap tests first: most gaps are one space and most words end in a letter.
+        if next_start == -1:
             strength = _PARAGRAPH
-        elif _SENTENCE_END.search(word):
-            strength = _SENTENCE
-        elif "\n" in gap:
-            strength = _LINE
+        elif next_start - end > 1 and "\n" in text[end:next_start]:
+            strength = _PARAGRAPH if _PARAGRAPH_GAP.search(text, end, next_start) else _LINE
         else:
             strength = _WORD_ONLY
-        words.append(_Word(match.start(), match.end(), tokens, strength))
+        if strength < _SENTENCE and word[-1] in _SENTENCE_TAIL and _SENTENCE_END.search(word):
+            strength = _SENTENCE
+        words.append(_Word(match.start(), end, tokens, strength))
     return words
 
 

@@ -89,6 +89,13 @@ async def test_streams_a_cited_answer_with_usage(server: OpenAITestServer) -> No
     assert "[2] zephyr.md:" in sent.body["messages"][-1]["content"]
 
 
+async def test_usage_is_counted_in_words_when_the_server_reports_none(server: OpenAITestServer) -> None:
+    text, done, _ = await collect(make(server, llm_model="no-usage-model"))
+    assert "42 bar" in text
+    assert done.usage.completion_tokens == len(text.split())
+    assert done.usage.prompt_tokens == len(QUESTION.split()) + sum(len(p.text.split()) for p in PASSAGES)
+
+
 async def test_without_passages_the_model_says_so(server: OpenAITestServer) -> None:
     text, done, _ = await collect(make(server), passages=[])
     assert text == NO_ANSWER

@@ -210,7 +210,7 @@ class OpenAIAnswerGenerator:
         answer = "".join(parts)
         if usage is None:
             # Some servers ignore include_usage; count words rather than report nothing.
-            prompt = request.question + " ".join(p.text for p in request.passages)
+            prompt = " ".join([request.question, *(p.text for p in request.passages)])
             usage = TokenUsage(prompt_tokens=len(prompt.split()), completion_tokens=len(answer.split()))
         yield AnswerDone(
             citations=assemble_citations(answer, request.passages),
