@@ -142,6 +142,9 @@ class GatewaySettings(UpstreamSettings, StoreSettings):
     rate_limit_rps: float = Field(20.0, gt=0, description="Requests per second allowed per API key.")
     rate_limit_burst: int = Field(40, ge=1, description="Requests an API key may make at once.")
     answer_cache_ttl_seconds: int = Field(600, ge=0, description="Answer cache lifetime; 0 disables the cache.")
+    tenant_daily_token_budget: int = Field(
+        0, ge=0, description="LLM tokens a tenant may spend per UTC day (0: unlimited); past it, Ask is refused."
+    )
     default_top_k: int = Field(5, ge=1, le=50, description="Passages retrieved when a request does not say.")
     ask_timeout_seconds: float = Field(
         60.0, gt=0, description="Deadline for an Ask when the client sets none (or a longer one)."

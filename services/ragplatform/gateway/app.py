@@ -7,7 +7,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import grpc
 
-from ragplatform.backends.cache.factory import open_answer_cache, open_rate_limiter
+from ragplatform.backends.cache.factory import open_answer_cache, open_rate_limiter, open_token_budget
 from ragplatform.backends.store.factory import open_store
 from ragplatform.core.clients import open_channel
 from ragplatform.core.server import Registrar, ServiceApp
@@ -71,12 +71,14 @@ def build_app(settings: GatewaySettings) -> ServiceApp:
                 conversation=conversation,
                 store=store,
                 cache=cache,
+                budget=await open_token_budget(settings),
                 limits=AskLimits(
                     default_top_k=settings.default_top_k,
                     max_top_k=MAX_TOP_K,
                     max_question_chars=settings.max_question_chars,
                     history_turns=HISTORY_TURNS,
                     cache_ttl_seconds=settings.answer_cache_ttl_seconds,
+                    daily_token_budget=settings.tenant_daily_token_budget,
                 ),
             )
             auth.target = ApiKeyInterceptor(

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 import structlog
 
-from ragplatform.backends.cache.base import AnswerCache
+from ragplatform.backends.cache.base import AnswerCache, TokenBudget
 from ragplatform.backends.store.base import Store
 from ragplatform.core.clients import upstream_errors
 from ragplatform.core.context import request_id_var
 from ragplatform.core.metrics import ANSWER_CACHE
-from ragplatform.domain.errors import InvalidArgument, Unavailable
+from ragplatform.domain.errors import InvalidArgument, ResourceExhausted, Unavailable
 from ragplatform.gateway.answer_cache import answer_cache_key
 from ragplatform.v1 import (
     common_pb2,
@@ -39,6 +39,7 @@ class AskLimits:
     max_question_chars: int
     history_turns: int
     cache_ttl_seconds: int
+    daily_token_budget: int = 0
 
 
 def validate_ask(request: gateway_pb2.AskRequest, limits: AskLimits) -> None:
@@ -65,6 +66,7 @@ class AskFlow:
         conversation: conversation_pb2_grpc.ConversationServiceStub,
         store: Store,
         cache: AnswerCache,
+        budget: TokenBudget,
         limits: AskLimits,
     ) -> None:
         self._retrieval = retrieval
@@ -72,10 +74,12 @@ class AskFlow:
         self._conversation = conversation
         self._store = store
         self._cache = cache
+        self._budget = budget
         self._limits = limits
 
     async def ask(self, tenant_id: str, request: gateway_pb2.AskRequest) -> AsyncIterator[gateway_pb2.AskResponse]:
         validate_ask(request, self._limits)
+        await self._check_budget(tenant_id)
         top_k = request.top_k or self._limits.default_top_k
         history_task = asyncio.create_task(self._history_or_new(tenant_id, request))
         try:
@@ -135,10 +139,24 @@ class AskFlow:
             request_id=request_id_var.get(),
         )
         text = "".join(answer)
+        if self._limits.daily_token_budget:
+            await self._budget.spend(tenant_id, done.usage.total_tokens)
         await self._store_turns(tenant_id, conversation_id, request.question, text, list(done.citations))
         if cache_key:
             await self._cache.set(cache_key, _encode(sources, text, ask_done), self._limits.cache_ttl_seconds)
         yield gateway_pb2.AskResponse(done=ask_done)
+
+    async def _check_budget(self, tenant_id: str) -> None:
+        limit = self._limits.daily_token_budget
+        if not limit:
+            return
+        wait = await self._budget.check(tenant_id, limit)
+        if wait > 0:
+            raise ResourceExhausted(
+                f"tenant {tenant_id!r} has spent its daily budget of {limit} LLM tokens; it resets at 00:00 UTC "
+                f"(in {wait / 3600:.1f} h). Ask the platform team to raise RAG_TENANT_DAILY_TOKEN_BUDGET",
+                retry_after_seconds=wait,
+            )
 
     async def _cache_key(self, tenant_id: str, request: gateway_pb2.AskRequest, top_k: int) -> str:
         if self._limits.cache_ttl_seconds <= 0:
