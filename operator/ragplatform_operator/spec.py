@@ -362,8 +362,11 @@ class PostgresSpec(_SpecModel):
         description="User the platform (and PgBouncer) connects as.",
     )
     password_secret_ref: SecretKeyRef = Field(description="Secret key holding that user's password.")
-    ssl_mode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = Field(
-        "prefer", description="TLS mode of PgBouncer's connections to PostgreSQL."
+    # verify-ca / verify-full would need a CA bundle mounted into PgBouncer; not offered yet.
+    ssl_mode: Literal["disable", "allow", "prefer", "require"] = Field(
+        "prefer",
+        description="TLS mode of PgBouncer's connections to PostgreSQL (require: encrypted, server "
+        "certificate not verified).",
     )
 
 
