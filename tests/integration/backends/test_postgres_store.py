@@ -11,7 +11,7 @@ import pytest
 
 from ragplatform.backends.store.postgres import PostgresStore, migrate
 from ragplatform.backends.store.postgres_migrations import latest_version, load_migrations
-from ragplatform.core.settings import StoreSettings
+from ragplatform.core.settings import StoreSettings, load_settings
 from ragplatform.domain.errors import FailedPrecondition, Unavailable
 from tests.support.servers import PostgresDatabase
 from tests.support.store_contract import StoreContract, new_tenant, upload
@@ -19,7 +19,7 @@ from tests.support.store_contract import StoreContract, new_tenant, upload
 
 def settings_for(url: str, **overrides: object) -> StoreSettings:
     fields: dict[str, object] = {"store_pool_min": 1, "store_pool_max": 5, "store_timeout_seconds": 5.0}
-    return StoreSettings(store_url=url, **{**fields, **overrides})  # type: ignore[arg-type]
+    return load_settings(StoreSettings, store_url=url, **{**fields, **overrides})
 
 
 @pytest.fixture

@@ -1,0 +1,347 @@
+"""The production job queue: one Redis Stream per queue, read through a consumer group.
+
+Keys (NAME = RAG_QUEUE_NAME, `ingestion` by default):
+  ragplatform:queue:NAME           the stream; group `workers` (created at open, from the start)
+  ragplatform:queue:NAME:dead      dead letters: job_id, tenant_id, deliveries, reason, message_id
+  ragplatform:queue:NAME:delayed   released messages waiting out their delay (a sorted set
+                                   scored by the Unix time in ms at which they become visible)
+
+Callers may rely on:
+* At-least-once delivery. A received message sits in the group's pending list (PEL) until it is
+  acked; once it has been idle longer than RAG_VISIBILITY_TIMEOUT_SECONDS another consumer
+  takes it over with XAUTOCLAIM. Workers must therefore process idempotently (they do: point
+  ids are deterministic and job state lives in the store).
+* `delivery_count` counts every delivery of the job's message, across releases: it is the PEL's
+  delivery counter plus the deliveries the entry carries from before a release.
+* Acked, released and dead-lettered entries are deleted from the stream (XDEL), so the stream
+  holds exactly the waiting and in-flight messages.
+* `release(message, delay)` - ack + delete the entry and park the job in the delayed set, all in
+  one Lua script; due jobs move back to the stream (at its end) atomically, checked on every
+  `receive` poll. The sorted set was chosen over "re-add with a visible-after field" because a
+  consumer would otherwise receive early messages only to put them back, and over XCLAIM's IDLE
+  trick because that cannot express delays longer than the visibility timeout. A release by a
+  consumer that no longer holds the message (it was reclaimed since) is ignored.
+* `depth()` = the group's `lag` + `pending` (XINFO GROUPS, what the operator autoscales on) +
+  the delayed set's size.
+* Redis failures raise `Unavailable`; the client reconnects by itself, and a group lost with a
+  Redis restart without persistence is re-created on the next call.
+Messages enqueued by a call that raised `Unavailable` may or may not exist (the reply was lost).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
+from typing import Any, TypeVar
+
+import redis.asyncio as redis
+from redis.exceptions import ResponseError
+
+from ragplatform.backends.queue.base import QueueMessage
+from ragplatform.backends.redis_connection import COMMAND_TIMEOUT_SECONDS, connect_redis, redis_errors
+from ragplatform.core.settings import QueueSettings
+from ragplatform.domain.errors import Unavailable
+
+T = TypeVar("T")
+
+KEY_PREFIX = "ragplatform:queue:"
+GROUP = "workers"
+_SETTING = "RAG_QUEUE_URL"
+# Longest a blocked XREADGROUP waits before receive() looks for reclaimable and due messages.
+_MAX_POLL_SECONDS = 1.0
+_PROMOTE_BATCH = 100
+
+# Atomically: claim one message idle past the visibility timeout and read its delivery counter.
+_RECLAIM_LUA = """
+local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', 1)
+local entries = r[2]
+if #entries == 0 then return {r[1]} end
+local id = entries[1][1]
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+return {r[1], id, entries[1][2], p[1][4]}
+"""
+
+# Atomically: if the caller still holds the message (same total delivery count), ack and delete
+# it and park it in the delayed set until now + delay.
+_RELEASE_LUA = """
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if #p == 0 then return 0 end
+local e = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+if #e == 0 then
+  redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+  return 0
+end
+local f = {}
+for i = 1, #e[1][2], 2 do f[e[1][2][i]] = e[1][2][i + 1] end
+local total = tonumber(f['deliveries'] or '0') + tonumber(p[1][4])
+if total ~= tonumber(ARGV[3]) then return 0 end
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local member = cjson.encode({job_id = f['job_id'], tenant_id = f['tenant_id'], deliveries = total, id = ARGV[2]})
+redis.call('ZADD', KEYS[2], now_ms + tonumber(ARGV[4]), member)
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+return 1
+"""
+
+# Atomically: move due delayed jobs back to the stream.
+_PROMOTE_LUA = """
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms, 'LIMIT', 0, tonumber(ARGV[1]))
+for _, m in ipairs(due) do
+  local d = cjson.decode(m)
+  redis.call('XADD', KEYS[2], '*', 'job_id', d.job_id, 'tenant_id', d.tenant_id,
+             'deliveries', tostring(d.deliveries))
+  redis.call('ZREM', KEYS[1], m)
+end
+return #due
+"""
+
+# Atomically: move every dead letter back to the stream as a fresh message.
+_REPLAY_LUA = """
+local entries = redis.call('XRANGE', KEYS[1], '-', '+')
+for _, e in ipairs(entries) do
+  local f = {}
+  for i = 1, #e[2], 2 do f[e[2][i]] = e[2][i + 1] end
+  redis.call('XADD', KEYS[2], '*', 'job_id', f['job_id'], 'tenant_id', f['tenant_id'], 'deliveries', '0')
+  redis.call('XDEL', KEYS[1], e[1])
+end
+return #entries
+"""
+
+
+def stream_key(queue_name: str) -> str:
+    """The stream of a queue (the operator reads its depth from this key)."""
+    return KEY_PREFIX + queue_name
+
+
+def _fields(flat: Any) -> dict[str, str]:
+    """Stream entry fields as a dict, whether redis-py gave a dict or Lua a flat list."""
+    if isinstance(flat, dict):
+        return {str(k): str(v) for k, v in flat.items()}
+    items = list(flat)
+    return {str(items[i]): str(items[i + 1]) for i in range(0, len(items), 2)}
+
+
+class RedisStreamsQueue:
+    """`JobQueue` on Redis Streams. Construct, then `await open()` (the factory does both)."""
+
+    def __init__(self, settings: QueueSettings) -> None:
+        self._url = settings.queue_url
+        self.stream = stream_key(settings.queue_name)
+        self.dead_stream = self.stream + ":dead"
+        self.delayed_key = self.stream + ":delayed"
+        self._visibility_ms = max(1, int(settings.visibility_timeout_seconds * 1000))
+        # Poll often enough that a message whose visibility ran out is taken over promptly.
+        self._poll_seconds = min(_MAX_POLL_SECONDS, max(0.05, settings.visibility_timeout_seconds / 4))
+        self._redis: redis.Redis | None = None
+        self._reclaim_cursor = "0-0"
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Create the client and the consumer group (if missing). Raise `Unavailable` when Redis
+        cannot be reached."""
+        if self._redis is not None:
+            return
+        client = connect_redis(self._url, socket_timeout=COMMAND_TIMEOUT_SECONDS + _MAX_POLL_SECONDS)
+        self._redis = client
+        self._reclaim_script = client.register_script(_RECLAIM_LUA)
+        self._release_script = client.register_script(_RELEASE_LUA)
+        self._promote_script = client.register_script(_PROMOTE_LUA)
+        self._replay_script = client.register_script(_REPLAY_LUA)
+        try:
+            with self._errors():
+                await self._ensure_group()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        client, self._redis = self._redis, None
+        if client is not None:
+            await client.aclose()
+
+    def _client(self) -> redis.Redis:
+        if self._redis is None:
+            raise Unavailable("the Redis queue is not open (or was closed); restart the service")
+        return self._redis
+
+    def _errors(self) -> AbstractContextManager[None]:
+        return redis_errors(self._url, "the ingestion queue", _SETTING)
+
+    async def _ensure_group(self) -> None:
+        try:
+            # From id 0: messages added before the group existed are delivered too.
+            await self._client().xgroup_create(self.stream, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run `operation`, re-creating the group once if Redis lost it (a restart without
+        persistence), with Redis failures mapped to `Unavailable`."""
+        with self._errors():
+            try:
+                return await operation()
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                await self._ensure_group()
+                return await operation()
+
+    # --- producing ---------------------------------------------------------------------------------
+    async def enqueue(self, job_id: str, tenant_id: str) -> str:
+        async def add() -> str:
+            fields = {"job_id": job_id, "tenant_id": tenant_id, "deliveries": "0"}
+            return str(await self._client().xadd(self.stream, fields))  # type: ignore[arg-type]
+
+        return await self._call(add)
+
+    # --- consuming ---------------------------------------------------------------------------------
+    async def receive(self, consumer: str, wait_seconds: float) -> QueueMessage | None:
+        """Due delayed messages first go back to the stream; then a message whose visibility
+        timeout ran out is taken over; else a new one, waiting up to `wait_seconds`."""
+        deadline = time.monotonic() + max(0.0, wait_seconds)
+        while True:
+            message = await self._call(lambda: self._receive_once(consumer, deadline))
+            if message is not None or time.monotonic() >= deadline:
+                return message
+
+    async def _receive_once(self, consumer: str, deadline: float) -> QueueMessage | None:
+        await self._promote_script(keys=[self.delayed_key, self.stream], args=[_PROMOTE_BATCH])
+        reclaimed = await self._reclaim(consumer)
+        if reclaimed is not None:
+            return reclaimed
+        remaining = deadline - time.monotonic()
+        block_ms = int(min(remaining, self._poll_seconds) * 1000)
+        reply = await self._client().xreadgroup(
+            GROUP, consumer, {self.stream: ">"}, count=1, block=block_ms if block_ms >= 1 else None
+        )
+        for _stream, entries in _stream_entries(reply):
+            for message_id, fields in entries:
+                data = _fields(fields)
+                return QueueMessage(
+                    str(message_id), data["job_id"], data["tenant_id"], int(data.get("deliveries", "0")) + 1
+                )
+        return None
+
+    async def _reclaim(self, consumer: str) -> QueueMessage | None:
+        # XAUTOCLAIM scans the PEL in pages; the cursor carries on where the last scan stopped and
+        # wraps to the start, so every pending message is looked at within a few polls.
+        for _ in range(10):
+            result = await self._reclaim_script(
+                keys=[self.stream], args=[GROUP, consumer, self._visibility_ms, self._reclaim_cursor]
+            )
+            self._reclaim_cursor = str(result[0])
+            if len(result) > 1:
+                data = _fields(result[2])
+                return QueueMessage(
+                    str(result[1]), data["job_id"], data["tenant_id"], int(data.get("deliveries", "0")) + int(result[3])
+                )
+            if self._reclaim_cursor == "0-0":
+                return None
+        return None
+
+    async def ack(self, message: QueueMessage) -> None:
+        """Acknowledge and delete the entry, whoever holds it now: the job is done."""
+
+        async def ack() -> None:
+            async with self._client().pipeline(transaction=True) as pipe:
+                pipe.xack(self.stream, GROUP, message.message_id)
+                pipe.xdel(self.stream, message.message_id)
+                await pipe.execute()
+
+        await self._call(ack)
+
+    async def release(self, message: QueueMessage, delay_seconds: float = 0.0) -> None:
+        delay_ms = max(0, int(delay_seconds * 1000))
+
+        async def release() -> None:
+            await self._release_script(
+                keys=[self.stream, self.delayed_key],
+                args=[GROUP, message.message_id, message.delivery_count, delay_ms],
+            )
+
+        await self._call(release)
+
+    async def dead_letter(self, message: QueueMessage, reason: str) -> None:
+        async def bury() -> None:
+            async with self._client().pipeline(transaction=True) as pipe:
+                pipe.xadd(
+                    self.dead_stream,
+                    {
+                        "job_id": message.job_id,
+                        "tenant_id": message.tenant_id,
+                        "deliveries": str(message.delivery_count),
+                        "reason": reason,
+                        "message_id": message.message_id,
+                    },
+                )
+                pipe.xack(self.stream, GROUP, message.message_id)
+                pipe.xdel(self.stream, message.message_id)
+                await pipe.execute()
+
+        await self._call(bury)
+
+    # --- inspection and replay -------------------------------------------------------------------
+    async def depth(self) -> int:
+        """The group's lag + pending (XINFO GROUPS) + delayed messages."""
+
+        async def measure() -> int:
+            client = self._client()
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.xinfo_groups(self.stream)
+                pipe.xlen(self.stream)
+                pipe.zcard(self.delayed_key)
+                groups, length, delayed = await pipe.execute(raise_on_error=False)
+            if isinstance(groups, ResponseError):
+                # No stream (Redis restarted without persistence): nothing waits.
+                await self._ensure_group()
+                return int(delayed) if isinstance(delayed, int) else 0
+            for group in groups:
+                if group.get("name") == GROUP:
+                    lag = group.get("lag")
+                    # Lag is unknown (nil) after some deletions; since acked entries are deleted,
+                    # the stream's length is then exactly waiting + pending.
+                    waiting = int(lag) + int(group.get("pending", 0)) if lag is not None else int(length)
+                    return waiting + int(delayed)
+            await self._ensure_group()
+            return int(length) + int(delayed)
+
+        return await self._call(measure)
+
+    async def dead_letters(self) -> list[tuple[QueueMessage, str]]:
+        async def read() -> list[tuple[QueueMessage, str]]:
+            entries = await self._client().xrange(self.dead_stream) or []
+            letters = []
+            for entry_id, raw in entries:
+                data = _fields(raw)
+                message = QueueMessage(
+                    data.get("message_id", str(entry_id)),
+                    data["job_id"],
+                    data["tenant_id"],
+                    int(data.get("deliveries", "0")),
+                )
+                letters.append((message, data.get("reason", "")))
+            return letters
+
+        return await self._call(read)
+
+    async def replay_dead_letters(self) -> int:
+        """Move every dead letter back to the stream as a new message (delivery count restarts)."""
+
+        async def replay() -> int:
+            return int(await self._replay_script(keys=[self.dead_stream, self.stream]))
+
+        return await self._call(replay)
+
+
+def _stream_entries(reply: Any) -> list[tuple[str, list[tuple[str, Any]]]]:
+    """XREADGROUP's reply as [(stream, [(id, fields)])] for RESP2 (list) and RESP3 (dict)."""
+    if not reply:
+        return []
+    if isinstance(reply, dict):
+        return [(str(k), list(v[0] if v and isinstance(v[0], list) else v)) for k, v in reply.items()]
+    return [(str(stream), list(entries)) for stream, entries in reply]
