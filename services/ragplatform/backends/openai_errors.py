@@ -14,6 +14,11 @@ from ragplatform.domain.errors import (
 )
 
 
+class CredentialsRefused(FailedPrecondition):
+    """The endpoint refused the API key (HTTP 401/403). Every model behind the same endpoint and
+    key would refuse too, so callers should not fall back to another model."""
+
+
 def is_transient(exc: BaseException) -> bool:
     """Worth retrying: timeouts, unreachable endpoint, rate limits and server-side errors."""
     if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
@@ -45,7 +50,7 @@ def map_openai_error(exc: Exception, *, url: str, model: str, key_var: str, mode
             f"cannot reach {where}: {exc.__cause__ or exc}. Check the URL setting and that the server is running."
         )
     if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
-        return FailedPrecondition(f"{where} refused the API key (HTTP {exc.status_code}); check {key_var}.")
+        return CredentialsRefused(f"{where} refused the API key (HTTP {exc.status_code}); check {key_var}.")
     if isinstance(exc, openai.RateLimitError):
         retry_after = _retry_after(exc)
         return ResourceExhausted(

@@ -23,7 +23,7 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 import openai
 from openai import AsyncOpenAI, AsyncStream
@@ -33,10 +33,15 @@ from tenacity.wait import wait_base
 
 from ragplatform.backends.llms.base import AnswerDelta, AnswerDone, AnswerEvent, AnswerRequest
 from ragplatform.backends.llms.circuit_breaker import CircuitBreaker
-from ragplatform.backends.openai_errors import counts_against_endpoint, is_transient, map_openai_error
+from ragplatform.backends.openai_errors import (
+    CredentialsRefused,
+    counts_against_endpoint,
+    is_transient,
+    map_openai_error,
+)
 from ragplatform.core.settings import GenerationSettings
 from ragplatform.domain.citations import assemble_citations
-from ragplatform.domain.errors import FailedPrecondition, RagError, ResourceExhausted, Unavailable
+from ragplatform.domain.errors import RagError, ResourceExhausted, Unavailable
 from ragplatform.domain.models import TokenUsage
 from ragplatform.domain.prompts import build_chat_messages
 
@@ -111,7 +116,7 @@ class OpenAIAnswerGenerator:
                 opened = await self._open(model, messages, max_tokens)
             except RagError as exc:
                 failures.append((model, exc))
-                if isinstance(exc, FailedPrecondition) and "API key" in exc.message:
+                if isinstance(exc, CredentialsRefused):
                     break  # the fallback shares the endpoint and the key
                 continue
             async for event in self._relay(model, opened, request):
@@ -246,8 +251,6 @@ def _combined(failures: list[tuple[str, RagError]]) -> RagError:
     if len(failures) == 1:
         return first
     message = " Then ".join(f"model {model!r}: {error.message}" for model, error in failures)
-    kind: type[RagError] = type(first)
     if isinstance(first, ResourceExhausted):
         return ResourceExhausted(message, first.retry_after_seconds)
-    error: Any = kind(message)
-    return cast(RagError, error)
+    return type(first)(message)
