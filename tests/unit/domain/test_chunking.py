@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -140,9 +141,8 @@ _sizes = st.integers(min_value=2, max_value=60).flatmap(
 
 @settings(max_examples=300, deadline=None)
 @given(text=_texts, sizes=_sizes, counter=st.sampled_from([count_words, count_chars_quarter]))
-def test_properties_hold_for_any_text(text: str, sizes: tuple[int, int], counter: object) -> None:
+def test_properties_hold_for_any_text(text: str, sizes: tuple[int, int], counter: Callable[[str], int]) -> None:
     size, overlap = sizes
-    assert callable(counter)
     chunks = chunk_text(text, counter, size, overlap)
 
     # Deterministic.
