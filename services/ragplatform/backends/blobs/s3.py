@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 from urllib.parse import urlparse
 
 import aioboto3
-from aiobotocore.config import AioConfig
+from aiobotocore.config import AioConfig  # type: ignore[import-untyped]
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ragplatform.core.settings import BlobSettings
