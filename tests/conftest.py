@@ -2,4 +2,5 @@
 
 pytest_plugins: list[str] = [
     "tests.support.servers",  # real PostgreSQL / PgBouncer / Redis / moto S3 processes
+    "tests.support.openai_test_server",  # test double of an OpenAI-compatible endpoint
 ]

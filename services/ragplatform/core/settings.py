@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "RAG_"
@@ -172,6 +172,15 @@ class WorkerSettings(QueueSettings, BlobSettings, EmbedderSettings):
     retry_backoff_seconds: float = Field(5.0, ge=0, description="First retry delay; doubles per attempt.")
     poll_seconds: float = Field(1.0, gt=0, description="Longest wait for a message before polling again.")
 
+    @model_validator(mode="after")
+    def _overlap_below_chunk_size(self) -> WorkerSettings:
+        if self.chunk_overlap_tokens >= self.chunk_tokens:
+            raise ValueError(
+                f"RAG_CHUNK_OVERLAP_TOKENS ({self.chunk_overlap_tokens}) must be smaller than "
+                f"RAG_CHUNK_TOKENS ({self.chunk_tokens})"
+            )
+        return self
+
 
 class RetrievalSettings(VectorSettings, EmbedderSettings):
     max_top_k: int = Field(50, ge=1, le=1000, description="Largest top_k accepted.")
@@ -219,10 +228,11 @@ def load_settings(settings_cls: type[S], **overrides: Any) -> S:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else "?"
-            var = ENV_PREFIX + field.upper()
-            value = error.get("input")
-            problems.append(f"  {var}={value!r}: {error['msg']}")
+            if not error["loc"]:  # a rule across several variables: its message names them
+                problems.append(f"  {error['msg'].removeprefix('Value error, ')}")
+                continue
+            var = ENV_PREFIX + str(error["loc"][0]).upper()
+            problems.append(f"  {var}={error.get('input')!r}: {error['msg']}")
         raise SettingsError(
             f"invalid configuration for {settings_cls.__name__}:\n"
             + "\n".join(problems)

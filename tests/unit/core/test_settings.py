@@ -51,3 +51,11 @@ def test_env_var_names_lists_what_a_service_reads() -> None:
     names = env_var_names(WorkerSettings)
     assert {"RAG_QUEUE_URL", "RAG_EMBEDDER", "RAG_RETRIEVAL_ADDR", "RAG_GRPC_PORT"} <= names
     assert "RAG_LLM_URL" not in names
+
+
+def test_chunk_overlap_must_be_smaller_than_the_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_CHUNK_TOKENS", "64")
+    monkeypatch.setenv("RAG_CHUNK_OVERLAP_TOKENS", "64")
+    with pytest.raises(SettingsError) as info:
+        load_settings(WorkerSettings)
+    assert "RAG_CHUNK_OVERLAP_TOKENS (64) must be smaller than RAG_CHUNK_TOKENS (64)" in str(info.value)
