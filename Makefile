@@ -1,11 +1,14 @@
 # RagPlatform — `make help` lists the targets.
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # The CPU build of torch lies on these machines' disk; an unpinned torch downloads a CUDA build.
 TORCH := torch==2.13.0
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
+# pip on these machines warns once per package about an absent local index: not worth reading.
+PIP_NOISE := is ignored: it is neither a file nor a directory
 PROTOS := $(wildcard protos/ragplatform/v1/*.proto)
 
 .DEFAULT_GOAL := help
@@ -17,8 +20,8 @@ $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/activate
-	$(BIN)/pip install -q $(FIND_LINKS) $(TORCH)
-	$(BIN)/pip install -q $(FIND_LINKS) -e '.[dev,local-embeddings]'
+	$(BIN)/pip install -q $(FIND_LINKS) $(TORCH) 2>&1 | { grep -v "$(PIP_NOISE)" || true; }
+	$(BIN)/pip install -q $(FIND_LINKS) -e '.[dev,local-embeddings]' 2>&1 | { grep -v "$(PIP_NOISE)" || true; }
 	touch $@
 
 install: $(VENV)/.installed ## Create .venv and install the project with dev tools and local embeddings
