@@ -52,8 +52,8 @@ MAX_PLATFORM_NAME_LENGTH = 40
 PLATFORM_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 
 DEFAULT_SERVICES_IMAGE = "ghcr.io/ragplatform/ragplatform:0.1.0"
-DEFAULT_PGBOUNCER_IMAGE = "docker.io/edoburu/pgbouncer:v1.24.1-p1"
-DEFAULT_QDRANT_VERSION = "1.15.4"
+DEFAULT_PGBOUNCER_IMAGE = "docker.io/edoburu/pgbouncer:1.23.1-p2"
+DEFAULT_QDRANT_VERSION = "1.19.0"
 
 Quantity = int | str
 _SECRET_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"

@@ -19,7 +19,7 @@ def test_single_node_runs_standalone_with_a_volume(minimal: dict[str, Any]) -> N
     assert sts["spec"]["replicas"] == 1
     assert sts["spec"]["serviceName"] == "demo-qdrant-headless"
     assert "command" not in container
-    assert container["image"] == "docker.io/qdrant/qdrant:v1.15.4-unprivileged"
+    assert container["image"] == "docker.io/qdrant/qdrant:v1.19.0-unprivileged"
     claim = sts["spec"]["volumeClaimTemplates"][0]
     assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
     assert "storageClassName" not in claim["spec"]
