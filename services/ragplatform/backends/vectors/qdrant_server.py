@@ -1,0 +1,190 @@
+"""The production vector store: a Qdrant server (RAG_VECTOR_URL + RAG_VECTOR_API_KEY), through
+qdrant-client's `AsyncQdrantClient`.
+
+Callers may rely on:
+* `open(dimension)` creates the collection (cosine distance) if missing - safe when several
+  replicas race to create it - and raises `FailedPrecondition` when it exists with another
+  dimension (a different embedder was configured than the one that filled it).
+* Payload indexes on `tenant_id` (keyword, marked as the tenant key so Qdrant co-locates each
+  tenant's points), `document_id` (keyword) and `chunk_index` (integer, for partial deletes).
+* Every search is filtered on the tenant server-side; metadata filters, document ids and the
+  score threshold are added to the same filter.
+* Upserts go in batches (`upsert_batch_size` points per request) and wait for the write to be
+  applied, so a search right after sees the points; ids are deterministic, so a repeated upsert
+  overwrites instead of duplicating.
+* An unreachable server, timeouts, 5xx and 429 answers raise `Unavailable`; a refused API key
+  raises `FailedPrecondition` naming RAG_VECTOR_API_KEY.
+The payload layout is `payload.py`'s, shared with the embedded engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from qdrant_client import AsyncQdrantClient, models
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+from ragplatform.backends.vectors.payload import (
+    CHUNK_INDEX,
+    DOCUMENT_ID,
+    TENANT_ID,
+    chunk_payload,
+    metadata_path,
+    scored_passage,
+)
+from ragplatform.core.settings import VectorSettings
+from ragplatform.domain.errors import FailedPrecondition, InvalidArgument, Unavailable
+from ragplatform.domain.models import ChunkPoint, ScoredPassage, SearchQuery
+
+DEFAULT_UPSERT_BATCH = 256
+REQUEST_TIMEOUT_SECONDS = 30
+
+
+def _tenant_condition(tenant_id: str) -> models.FieldCondition:
+    return models.FieldCondition(key=TENANT_ID, match=models.MatchValue(value=tenant_id))
+
+
+class QdrantServerStore:
+    """`VectorStore` on a Qdrant server. `client` may be injected (tests use qdrant-client's
+    local mode, which speaks the same API)."""
+
+    def __init__(
+        self,
+        settings: VectorSettings,
+        *,
+        client: AsyncQdrantClient | None = None,
+        upsert_batch_size: int = DEFAULT_UPSERT_BATCH,
+    ) -> None:
+        self._url = settings.vector_url
+        self._collection = settings.vector_collection
+        self._client = client or AsyncQdrantClient(
+            url=settings.vector_url,
+            api_key=settings.vector_api_key.get_secret_value() if settings.vector_api_key else None,
+            timeout=REQUEST_TIMEOUT_SECONDS,
+            # The compatibility check is a blocking HTTP call made in the constructor: it would
+            # stall the event loop (and warn when Qdrant is briefly down at start-up).
+            check_compatibility=False,
+        )
+        self._batch = max(1, upsert_batch_size)
+        self._dimension = 0
+
+    @property
+    def collection(self) -> str:
+        return self._collection
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    async def open(self, dimension: int) -> None:
+        async with self._errors("open the collection"):
+            if not await self._client.collection_exists(self._collection):
+                await self._create_collection(dimension)
+            info = await self._client.get_collection(self._collection)
+            vectors = info.config.params.vectors
+            size = vectors.size if isinstance(vectors, models.VectorParams) else None
+            if size != dimension:
+                raise FailedPrecondition(
+                    f"the Qdrant collection {self._collection!r} holds vectors of dimension {size}, but the "
+                    f"configured embedder makes {dimension}; point RAG_VECTOR_COLLECTION at a new collection "
+                    "(and re-ingest) or configure the embedder that filled it"
+                )
+            for field, schema in (
+                (TENANT_ID, models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True)),
+                (DOCUMENT_ID, models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD)),
+                (CHUNK_INDEX, models.IntegerIndexParams(type=models.IntegerIndexType.INTEGER)),
+            ):
+                # Idempotent on the server: an existing index with the same schema is kept.
+                await self._client.create_payload_index(self._collection, field, field_schema=schema, wait=True)
+        self._dimension = dimension
+
+    async def _create_collection(self, dimension: int) -> None:
+        try:
+            await self._client.create_collection(
+                self._collection,
+                vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE),
+            )
+        except UnexpectedResponse as exc:
+            if exc.status_code != 409:  # another replica created it first: fine
+                raise
+        except ValueError as exc:  # local mode's "already exists"
+            if "already exists" not in str(exc):
+                raise
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    @asynccontextmanager
+    async def _errors(self, action: str) -> AsyncIterator[None]:
+        try:
+            yield
+        except UnexpectedResponse as exc:
+            if exc.status_code in (401, 403):
+                raise FailedPrecondition(
+                    f"Qdrant at {self._url} refused to {action} ({exc.status_code}); check RAG_VECTOR_API_KEY"
+                ) from exc
+            if exc.status_code is not None and (exc.status_code == 429 or exc.status_code >= 500):
+                raise self._unavailable(action, exc) from exc
+            raise
+        except (ResponseHandlingException, httpx.TransportError, OSError, TimeoutError) as exc:
+            raise self._unavailable(action, exc) from exc
+
+    def _unavailable(self, action: str, exc: BaseException) -> Unavailable:
+        return Unavailable(
+            f"Qdrant at {self._url} could not {action} ({exc.__class__.__name__}: {exc}); check "
+            "RAG_VECTOR_URL and that Qdrant is running, then retry"
+        )
+
+    # --- points --------------------------------------------------------------------------------
+    async def upsert(self, points: list[ChunkPoint]) -> None:
+        for point in points:
+            if self._dimension and len(point.vector) != self._dimension:
+                raise FailedPrecondition(
+                    f"a vector of dimension {len(point.vector)} cannot go into the Qdrant collection "
+                    f"{self._collection!r} of dimension {self._dimension}; the embedder changed - restart "
+                    "the workers with the embedder the collection was made for"
+                )
+        for start in range(0, len(points), self._batch):
+            batch = [
+                models.PointStruct(id=p.point_id, vector=p.vector, payload=chunk_payload(p))
+                for p in points[start : start + self._batch]
+            ]
+            async with self._errors("store vectors"):
+                await self._client.upsert(self._collection, points=batch, wait=True)
+
+    async def search(self, query: SearchQuery) -> list[ScoredPassage]:
+        if query.top_k < 1:
+            raise InvalidArgument(f"top_k must be at least 1, not {query.top_k}")
+        must: list[models.Condition] = [_tenant_condition(query.tenant_id)]
+        for key, value in sorted(query.filters.items()):
+            must.append(models.FieldCondition(key=metadata_path(key), match=models.MatchValue(value=value)))
+        if query.document_ids:
+            must.append(models.FieldCondition(key=DOCUMENT_ID, match=models.MatchAny(any=list(query.document_ids))))
+        async with self._errors("search"):
+            response = await self._client.query_points(
+                self._collection,
+                query=query.vector,
+                query_filter=models.Filter(must=must),
+                limit=query.top_k,
+                # 0 means "no threshold": cosine scores can be negative.
+                score_threshold=query.score_threshold if query.score_threshold > 0 else None,
+                with_payload=True,
+            )
+        return [scored_passage(point.id, point.score, point.payload) for point in response.points]
+
+    async def delete_document(self, tenant_id: str, document_id: str, keep_below_index: int = 0) -> None:
+        must: list[models.Condition] = [
+            _tenant_condition(tenant_id),
+            models.FieldCondition(key=DOCUMENT_ID, match=models.MatchValue(value=document_id)),
+        ]
+        if keep_below_index > 0:
+            must.append(models.FieldCondition(key=CHUNK_INDEX, range=models.Range(gte=keep_below_index)))
+        async with self._errors("delete vectors"):
+            await self._client.delete(
+                self._collection, points_selector=models.FilterSelector(filter=models.Filter(must=must)), wait=True
+            )
+
+    async def count(self, tenant_id: str | None = None) -> int:
+        count_filter = models.Filter(must=[_tenant_condition(tenant_id)]) if tenant_id is not None else None
+        async with self._errors("count vectors"):
+            result = await self._client.count(self._collection, count_filter=count_filter, exact=True)
+        return int(result.count)
