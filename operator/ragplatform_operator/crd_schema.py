@@ -192,7 +192,9 @@ def build_crd() -> dict[str, Any]:
         "properties": {
             "apiVersion": {"type": "string", "description": "Versioned schema of this object."},
             "kind": {"type": "string", "description": "Kind of this object: RagPlatform."},
-            "metadata": {"type": "object", "description": "Standard object metadata."},
+            # The API server forbids anything but `type` here (even a description): metadata is
+            # always the standard ObjectMeta.
+            "metadata": {"type": "object"},
             "spec": spec_schema(),
             "status": status_schema(),
         },

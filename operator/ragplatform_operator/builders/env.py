@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ragplatform_operator.builders.metadata import Owner
-from ragplatform_operator.spec import PlatformSpec, SecretKeyRef, TierName
+from ragplatform_operator.spec import EnvVar, PlatformSpec, SecretKeyRef, TierName
 
 GRPC_PORT = 50051
 METRICS_PORT = 9090
@@ -168,12 +168,16 @@ def build_tier_env(owner: Owner, spec: PlatformSpec, tier: TierName) -> list[dic
     return _apply_extra_env(env, tier_spec.env)
 
 
-def _apply_extra_env(env: list[dict[str, Any]], extra: list[Any]) -> list[dict[str, Any]]:
+def _extra_env_var(var: EnvVar) -> dict[str, Any]:
+    if var.value_from is not None:
+        return _secret(var.name, var.value_from.secret_key_ref)
+    return _value(var.name, var.value or "")
+
+
+def _apply_extra_env(env: list[dict[str, Any]], extra: list[EnvVar]) -> list[dict[str, Any]]:
     position = {item["name"]: index for index, item in enumerate(env)}
     for var in extra:
-        rendered = (
-            _value(var.name, var.value) if var.value is not None else _secret(var.name, var.value_from.secret_key_ref)
-        )
+        rendered = _extra_env_var(var)
         if var.name in position:
             env[position[var.name]] = rendered
         else:
