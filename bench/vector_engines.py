@@ -213,21 +213,28 @@ def fmt(value: float | None, extrapolated: bool = False, digits: int = 1) -> str
     return ("~" if extrapolated else "") + f"{value:.{digits}f}"
 
 
-def print_table(results: list[Figures]) -> None:
-    header = (
-        f"{'engine':<20} {'chunks':>7} {'upsert s':>9} {'filt p50 ms':>11} {'filt p99 ms':>11} "
-        f"{'optimize s':>10} {'hnsw p50':>8} {'hnsw p99':>8} {'reopen s':>8} {'persist':>7} {'disk MB':>8}"
+HEADER = (
+    f"{'engine':<20} {'chunks':>7} {'upsert s':>9} {'filt p50 ms':>11} {'filt p99 ms':>11} "
+    f"{'optimize s':>10} {'hnsw p50':>8} {'hnsw p99':>8} {'reopen s':>8} {'persist':>7} {'disk MB':>8}"
+)
+
+
+def row(f: Figures) -> str:
+    partial = f.query_at < f.size
+    return (
+        f"{f.engine:<20} {f.size:>7} {fmt(f.upsert_s, f.upsert_extrapolated):>9} "
+        f"{fmt(f.query_p50_ms, partial, 2):>11} {fmt(f.query_p99_ms, partial, 2):>11} "
+        f"{fmt(f.optimize_s):>10} {fmt(f.hnsw_p50_ms, digits=2):>8} {fmt(f.hnsw_p99_ms, digits=2):>8} "
+        f"{fmt(f.reopen_s, digits=2):>8} {'ok' if f.reopen_count_ok else 'FAIL':>7} {fmt(f.disk_mb):>8}"
+        + (f"   (queries at {f.query_at} points)" if partial else "")
     )
-    print(header)
-    print("-" * len(header))
+
+
+def print_table(results: list[Figures]) -> None:
+    print(HEADER)
+    print("-" * len(HEADER))
     for f in results:
-        partial = f.query_at < f.size
-        print(
-            f"{f.engine:<20} {f.size:>7} {fmt(f.upsert_s, f.upsert_extrapolated):>9} "
-            f"{fmt(f.query_p50_ms, partial, 2):>11} {fmt(f.query_p99_ms, partial, 2):>11} "
-            f"{fmt(f.optimize_s):>10} {fmt(f.hnsw_p50_ms, digits=2):>8} {fmt(f.hnsw_p99_ms, digits=2):>8} "
-            f"{fmt(f.reopen_s, digits=2):>8} {'ok' if f.reopen_count_ok else 'FAIL':>7} {fmt(f.disk_mb):>8}"
-        )
+        print(row(f))
     by_key = {(f.engine, f.size): f for f in results}
     print("\nratios (qdrant-client local / qdrant-edge-py, higher = edge faster):")
     for size in sorted({f.size for f in results}):
@@ -261,6 +268,7 @@ def main() -> None:
                     figures = bench_local(size, args.queries, Path(tmp), args.local_cap)
                 results.append(figures)
                 print(f"# {engine} {size}: done in {time.perf_counter() - started:.0f} s", flush=True)
+                print("# " + row(figures), flush=True)
                 shutil.rmtree(Path(tmp) / f"{engine}-{size}", ignore_errors=True)
     print()
     print_table(results)
