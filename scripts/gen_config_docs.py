@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Write docs/configuration.md from the typed settings (services/ragplatform/core/settings.py).
+
+The settings classes are the contract: the names the operator renders and the services read.
+Generating the table from them keeps the document true; `--check` exits 1 when the file on disk
+differs from what the settings say (tests/unit/test_config_docs.py runs the same comparison).
+
+    python scripts/gen_config_docs.py          # rewrite docs/configuration.md
+    python scripts/gen_config_docs.py --check  # fail if it is stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import typing
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+from pydantic.fields import FieldInfo
+
+from ragplatform.core.settings import ENV_PREFIX, SERVICE_NAMES, SETTINGS_BY_SERVICE, CommonSettings
+
+DOC_PATH = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
+
+HEADER = """\
+# Configuration
+
+Every service process is configured only through environment variables with the `RAG_` prefix.
+This table is generated from `services/ragplatform/core/settings.py` by
+`python scripts/gen_config_docs.py`; a test fails when it is stale, so it always matches what
+the services read and what the operator renders. Do not edit it by hand.
+
+Services: `gateway`, `ingestion`, `ingestion-worker`, `retrieval`, `generation`, `conversation`
+(as in `ragplatform serve <service>`). A variable a service does not read is ignored by it.
+Variables marked **secret** should come from a Kubernetes Secret (`valueFrom.secretKeyRef`).
+Invalid values stop the service at start-up with a message naming each bad variable.
+
+| Variable | Default | Services | Description |
+|---|---|---|---|
+"""
+
+
+def _is_secret(field: FieldInfo) -> bool:
+    annotation = field.annotation
+    return annotation is SecretStr or SecretStr in typing.get_args(annotation)
+
+
+def _default(field: FieldInfo) -> str:
+    value: Any = field.get_default(call_default_factory=True)
+    if value is None or value == "":
+        return "(empty)"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, Enum):
+        value = value.value
+    return f"`{value}`"
+
+
+def _escape(text: str) -> str:
+    return " ".join(text.replace("|", "\\|").split())
+
+
+def rows() -> list[tuple[str, str, str, str]]:
+    """(variable, default, services, description) for every setting, common ones first."""
+    names: list[str] = list(CommonSettings.model_fields)
+    for cls in SETTINGS_BY_SERVICE.values():
+        names += [n for n in cls.model_fields if n not in names]
+    table = []
+    for name in names:
+        readers = [s for s in SERVICE_NAMES if name in SETTINGS_BY_SERVICE[s].model_fields]
+        # Any class that has the field describes it the same way (fields are inherited); take
+        # the first reader's.
+        field = SETTINGS_BY_SERVICE[readers[0]].model_fields[name]
+        services = "all" if len(readers) == len(SERVICE_NAMES) else ", ".join(readers)
+        description = _escape(field.description or "")
+        if _is_secret(field):
+            description = "**secret** · " + description
+        table.append((ENV_PREFIX + name.upper(), _default(field), services, description))
+    return table
+
+
+def render() -> str:
+    lines = [f"| `{var}` | {default} | {services} | {description} |" for var, default, services, description in rows()]
+    return HEADER + "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--check", action="store_true", help="exit 1 if docs/configuration.md is stale")
+    args = parser.parse_args(argv)
+    text = render()
+    if args.check:
+        current = DOC_PATH.read_text(encoding="utf-8") if DOC_PATH.exists() else ""
+        if current != text:
+            print(f"{DOC_PATH} is stale: run `python scripts/gen_config_docs.py`", file=sys.stderr)
+            return 1
+        return 0
+    DOC_PATH.write_text(text, encoding="utf-8")
+    print(f"wrote {DOC_PATH} ({len(text.splitlines())} lines)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
