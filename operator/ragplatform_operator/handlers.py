@@ -7,7 +7,10 @@ entry point and the tests run exactly the same handlers with their own intervals
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 import kopf
@@ -32,6 +35,30 @@ def _reconciler(memo: kopf.Memo) -> Reconciler:
     if not isinstance(reconciler, Reconciler):
         raise RuntimeError("the operator was started without a Reconciler in its memo (see main.py)")
     return reconciler
+
+
+async def _unless_stopped(stopped: kopf.DaemonStopped, work: Awaitable[object]) -> None:
+    """Run a timer's pass, abandoning it when the operator stops.
+
+    kopf does not cancel a running timer on exit (it waits, then orphans it); a pass is
+    level-based, so dropping it half-way is harmless: the next operator process redoes it.
+    """
+
+    async def stop_requested() -> None:
+        await stopped.wait()
+
+    task = asyncio.ensure_future(work)
+    stopper = asyncio.ensure_future(stop_requested())
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    if not task.cancelled():
+        task.result()  # re-raise a failure for kopf to log and retry
 
 
 def configure_settings(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
@@ -86,11 +113,14 @@ def build_registry(config: OperatorConfig, *, login_via_client: bool = True) -> 
             raise kopf.TemporaryError(report.apply_error, delay=_APPLY_RETRY_DELAY_SECONDS)
 
     @kopf.timer(*resource, registry=registry, interval=config.reconcile_interval_seconds)
-    async def repair_drift(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-        await _reconciler(memo).reconcile(body, memory_of(memo), _emitter(body), logger, apply_all=False)
+    async def repair_drift(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any) -> None:
+        # `stopped` comes through **kwargs: kopf's TimerFn protocol does not declare it.
+        work = _reconciler(memo).reconcile(body, memory_of(memo), _emitter(body), logger, apply_all=False)
+        await _unless_stopped(kwargs["stopped"], work)
 
     @kopf.timer(*resource, registry=registry, interval=config.autoscale_tick_seconds)
-    async def autoscale_workers(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-        await _reconciler(memo).autoscale(body, memory_of(memo), _emitter(body), logger)
+    async def autoscale_workers(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any) -> None:
+        work = _reconciler(memo).autoscale(body, memory_of(memo), _emitter(body), logger)
+        await _unless_stopped(kwargs["stopped"], work)
 
     return registry

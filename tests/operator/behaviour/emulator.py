@@ -4,8 +4,10 @@ kmock's `KubernetesEmulator` (by kopf's author) keeps objects in memory and serv
 get, create, patch and delete. Two things the operator relies on are added here:
 
 * server-side apply creates a missing object (kmock answers a PATCH to a missing object 404);
-* objects get `metadata.uid`, `creationTimestamp` and `generation`, and a change to `spec`
-  bumps `generation`, as the real API server does (kopf and the status conditions read them).
+* objects get `metadata.uid`, `creationTimestamp`, `generation` and `resourceVersion`; a change
+  to `spec` bumps `generation` and every write bumps `resourceVersion`, as the real API server
+  does (kopf tests `resourceVersion` in its JSON patches; status conditions read `generation`);
+* `metadata.generateName` gets a unique name (kopf posts Events that way).
 
 Patches stay plain recursive dict merges: there are no field managers, no defaulting and no
 resourceVersion conflicts. The tests do not rely on more than that.
@@ -46,43 +48,74 @@ RESOURCES: dict[str, dict[str, Any]] = {
         "subresources": {"status"},
     },
 }
+_REQUEST_LOG_SIZE = 32
 VERBS = {"get", "list", "watch", "create", "patch", "update", "delete"}
 
 
 class ApiServerEmulator(kmock.KubernetesEmulator):
     """kmock's emulator with server-side-apply creation and uid/generation bookkeeping."""
 
+    _revision: int = 0
+
+    def _next_revision(self) -> str:
+        self._revision += 1
+        return str(self._revision)
+
     def declare_resources(self) -> None:
         for key, info in RESOURCES.items():
             self.resources[key] = kmock.ResourceInfo(verbs=VERBS, **info)
 
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
-        if request.resource is not None and isinstance(request.data, dict):
-            key = (request.resource, request.namespace, request.name)
-            is_apply = request.headers.get("Content-Type", "").startswith(APPLY_PATCH)
-            if request.action == enums.action.UPDATE and request.name is not None:
-                exists = key in self.objects and not self.objects[key].deleted
-                if is_apply and not exists:
-                    # Server-side apply of a missing object creates it: emulate as a create.
-                    self._stamp(request.data)
-                    async with self._lock:
-                        if key in self.objects:
-                            self.objects[key].create(request.data)
-                        else:
-                            self.objects[key] = request.data
-                        raw = self.objects[key].raw
-                        await self._buses[request.resource].put({"type": "ADDED", "object": raw})
-                elif exists and request.subresource is None and "spec" in request.data:
-                    if request.data["spec"] != self.objects[key].get("spec"):
-                        generation = self.objects[key].get("metadata", {}).get("generation", 1)
-                        request.data.setdefault("metadata", {})["generation"] = generation + 1
-            elif request.action == enums.action.CREATE:
-                self._stamp(request.data)
+        # kmock logs every request and matches each new one against that whole log, so serving
+        # gets slower with every request (quadratic). The tests assert on objects, not on the
+        # request log: keep only the latest requests (the current one is the last).
+        del self._requests[:-_REQUEST_LOG_SIZE]
+        if request.resource is not None and request.action == enums.action.UPDATE and request.name is not None:
+            key: kmock.ObjectKey = (request.resource, request.namespace, request.name)
+            if isinstance(request.data, list):
+                self._json_patch(key, request.data)
+            elif isinstance(request.data, dict):
+                await self._merge_or_apply(key, request)
+        elif request.resource is not None and request.action == enums.action.CREATE and isinstance(request.data, dict):
+            self._stamp(request.data)
         return await super()._handle(request)
 
-    @staticmethod
-    def _stamp(obj: dict[str, Any]) -> None:
+    def _json_patch(self, key: kmock.ObjectKey, ops: list[dict[str, Any]]) -> None:
+        # A failed `test` of resourceVersion is a conflict: 422, as the real API server answers
+        # (kopf then re-reads and retries); kmock itself would answer 500.
+        current = self.objects[key].get("metadata", {}).get("resourceVersion") if key in self.objects else None
+        for op in ops:
+            if op.get("op") == "test" and op.get("path") == "/metadata/resourceVersion" and op["value"] != current:
+                raise kmock.KubernetesError(status=422, reason="Invalid", message="resourceVersion changed")
+        ops.append({"op": "add", "path": "/metadata/resourceVersion", "value": self._next_revision()})
+
+    async def _merge_or_apply(self, key: kmock.ObjectKey, request: rendering.Request) -> None:
+        data: dict[str, Any] = request.data
+        exists = key in self.objects and not self.objects[key].deleted
+        if not exists and request.headers.get("Content-Type", "").startswith(APPLY_PATCH):
+            # Server-side apply of a missing object creates it: emulate a create here; kmock then
+            # merges the same data again as a patch (a no-op).
+            self._stamp(data)
+            async with self._lock:
+                if key in self.objects:
+                    self.objects[key].create(data)
+                else:
+                    self.objects[key] = data
+                raw = self.objects[key].raw
+                assert request.resource is not None
+                await self._buses[request.resource].put({"type": "ADDED", "object": raw})
+        elif exists:
+            meta = data.setdefault("metadata", {})
+            meta["resourceVersion"] = self._next_revision()
+            changes_spec = "spec" in data and data["spec"] != self.objects[key].get("spec")
+            if request.subresource is None and changes_spec:
+                meta["generation"] = self.objects[key].get("metadata", {}).get("generation", 1) + 1
+
+    def _stamp(self, obj: dict[str, Any]) -> None:
         meta = obj.setdefault("metadata", {})
+        if "name" not in meta and "generateName" in meta:
+            meta["name"] = meta["generateName"] + uuid.uuid4().hex[:10]
+        meta["resourceVersion"] = self._next_revision()
         meta.setdefault("uid", str(uuid.uuid4()))
         meta.setdefault("generation", 1)
         meta.setdefault("creationTimestamp", datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
