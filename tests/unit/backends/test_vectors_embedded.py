@@ -153,6 +153,7 @@ async def test_chunks_survive_a_reopen_and_the_dimension_is_checked(tmp_path: Pa
 
     again = EdgeVectorStore(tmp_path / "v")
     await again.open(DIM)
+    await again.open(DIM)  # opening twice is harmless
     try:
         assert await again.count("t1") == 3
         hits = await again.search(SearchQuery(tenant_id="t1", vector=unit(1, 0), top_k=1))

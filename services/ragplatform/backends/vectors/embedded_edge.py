@@ -86,6 +86,10 @@ class EdgeVectorStore:
         )
 
     def _open(self, dimension: int) -> None:
+        if self._shard is not None:  # opened already by this object: only check the dimension
+            if dimension != self._dimension:
+                raise self._mismatch(self._dimension, dimension)
+            return
         config = qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine))
         exists = (self._path / _CONFIG_FILE).is_file()
         stored = stored_dimension(self._path) if exists else None
