@@ -19,6 +19,16 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tests.support.servers import (
+    MOTO_ACCESS_KEY_ID,
+    MOTO_REGION,
+    MOTO_SECRET_ACCESS_KEY,
+    MotoS3Server,
+    PgBouncerServer,
+    PostgresServer,
+    RedisServer,
+)
+
 SERVICES = ("retrieval", "generation", "conversation", "ingestion", "ingestion-worker", "gateway")
 
 
@@ -143,3 +153,91 @@ class PlatformProcesses:
     def log_text(self, service: str) -> str:
         path = self.logs.get(service)
         return path.read_text(errors="replace") if path and path.exists() else ""
+
+    # --- additions for the production-shape tests and benchmarks ---------------------------------
+
+    def pid(self, service: str) -> int:
+        """The running process id of `service` (for memory figures and signals)."""
+        return self.processes[service].pid
+
+    def run_cli(self, *args: str, service: str = "ingestion-worker", timeout: float = 60.0) -> str:
+        """Run `python -m ragplatform ARGS` configured like `service` (env only); return its
+        output. Raises `subprocess.CalledProcessError` (with the output) when it fails."""
+        result = subprocess.run(
+            [sys.executable, "-m", "ragplatform", *args],
+            env=self.env(service),
+            capture_output=True,
+            check=False,
+            timeout=timeout,
+        )
+        output = result.stdout.decode(errors="replace") + result.stderr.decode(errors="replace")
+        if result.returncode != 0:
+            raise subprocess.CalledProcessError(result.returncode, result.args, output=output)
+        return output
+
+
+@dataclass
+class ProductionBackends:
+    """Dedicated real servers for the production shape: PostgreSQL 15 behind PgBouncer
+    (transaction pooling), Redis 7 with an append-only file (a restart keeps the queue, as a
+    production Redis would), and moto's S3 server. Dedicated, not the session fixtures, because
+    fault tests restart them.
+
+    `env(openai_url)` is the whole RAG_ environment a service needs to use them, with embeddings
+    and generation at an OpenAI-compatible endpoint (`openai_url` ends in `/v1`)."""
+
+    database: str = "ragplatform"
+    bucket: str = "ragplatform-blobs"
+    postgres: PostgresServer | None = None
+    pgbouncer: PgBouncerServer | None = None
+    redis: RedisServer | None = None
+    s3: MotoS3Server | None = None
+
+    def start(self) -> None:
+        import boto3  # type: ignore[import-untyped]
+
+        self.postgres = PostgresServer()
+        self.postgres.start()
+        self.postgres.sql(f"CREATE DATABASE {self.database}")
+        self.pgbouncer = PgBouncerServer(self.postgres)
+        self.pgbouncer.start()
+        self.redis = RedisServer(appendonly=True)
+        self.redis.start()
+        self.s3 = MotoS3Server()
+        self.s3.start()
+        boto3.client(
+            "s3",
+            endpoint_url=self.s3.endpoint_url,
+            region_name=MOTO_REGION,
+            aws_access_key_id=MOTO_ACCESS_KEY_ID,
+            aws_secret_access_key=MOTO_SECRET_ACCESS_KEY,
+        ).create_bucket(Bucket=self.bucket)
+
+    def stop(self) -> None:
+        for server in (self.pgbouncer, self.postgres, self.redis, self.s3):
+            if server is not None:
+                server.remove()
+
+    def env(self, openai_url: str, **overrides: str) -> dict[str, str]:
+        assert self.pgbouncer and self.redis and self.s3, "start() the backends first"
+        env = {
+            # Through PgBouncer (transaction pooling), as the operator wires it; trust auth here,
+            # so no RAG_STORE_PASSWORD.
+            "RAG_STORE_URL": self.pgbouncer.url(self.database),
+            "RAG_QUEUE_URL": self.redis.url,
+            "RAG_REDIS_URL": self.redis.url,
+            "RAG_BLOB_URL": f"s3://{self.bucket}",
+            "RAG_S3_ENDPOINT_URL": self.s3.endpoint_url,
+            "RAG_S3_REGION": MOTO_REGION,
+            "RAG_S3_ACCESS_KEY_ID": MOTO_ACCESS_KEY_ID,
+            "RAG_S3_SECRET_ACCESS_KEY": MOTO_SECRET_ACCESS_KEY,
+            "RAG_EMBEDDER": "openai",
+            "RAG_EMBEDDING_URL": openai_url,
+            "RAG_EMBEDDING_MODEL": "test-embedding-model",
+            "RAG_EMBEDDING_DIMENSION": "384",
+            "RAG_LLM": "openai",
+            "RAG_LLM_URL": openai_url,
+            "RAG_LLM_MODEL": "test-model",
+        }
+        env.update(overrides)
+        return env
