@@ -320,7 +320,8 @@ class WorkersTierSpec(_TierCommon):
         ge=10,
         le=86400,
         description="Time a worker gets after SIGTERM to finish or release its job before it is killed; "
-        "make it longer than your longest ingestion job.",
+        "make it longer than your longest ingestion job. A job is redelivered to another worker "
+        "only after max(300, this) seconds without an acknowledgement.",
     )
     concurrency: int = Field(1, ge=1, le=64, description="Jobs one worker process runs at once.")
 

@@ -35,6 +35,16 @@ def grace_period_seconds(termination_grace_period_seconds: int) -> int:
     return termination_grace_period_seconds - margin
 
 
+def visibility_timeout_seconds(spec: PlatformSpec) -> int:
+    """RAG_VISIBILITY_TIMEOUT_SECONDS of the workers: at least the workers' grace period.
+
+    The grace period is documented as "longer than your longest job"; a shorter visibility
+    timeout would hand a job that is still being finished to a second worker. 300 s (the
+    services' default) is the floor.
+    """
+    return max(300, spec.workers.termination_grace_period_seconds)
+
+
 def _value(name: str, value: str | int) -> dict[str, Any]:
     return {"name": name, "value": str(value)}
 
@@ -164,6 +174,7 @@ def build_tier_env(owner: Owner, spec: PlatformSpec, tier: TierName) -> list[dic
         env.append(_secret("RAG_REDIS_URL", spec.redis.url_secret_ref))
     if tier == "workers":
         env.append(_value("RAG_WORKER_CONCURRENCY", spec.workers.concurrency))
+        env.append(_value("RAG_VISIBILITY_TIMEOUT_SECONDS", visibility_timeout_seconds(spec)))
     env += _upstream_env(owner, tier)
     return _apply_extra_env(env, tier_spec.env)
 

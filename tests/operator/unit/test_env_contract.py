@@ -117,3 +117,15 @@ def test_a_custom_s3_endpoint_reaches_the_blob_users(minimal: dict[str, Any]) ->
     for tier in ("ingestion", "workers"):
         env = {e["name"]: e.get("value") for e in _env(children, "demo", tier)}
         assert env["RAG_S3_ENDPOINT_URL"] == "http://minio.storage.svc:9000"
+
+
+@pytest.mark.parametrize(("grace", "expected"), [(None, "300"), (120, "300"), (600, "600")])
+def test_a_job_is_not_redelivered_while_its_worker_may_still_finish_it(
+    minimal: dict[str, Any], grace: int | None, expected: str
+) -> None:
+    if grace is not None:
+        minimal["workers"] = {"terminationGracePeriodSeconds": grace}
+    env = {e["name"]: e.get("value") for e in _env(render(minimal), "demo", "workers")}
+
+    assert env["RAG_VISIBILITY_TIMEOUT_SECONDS"] == expected
+    assert float(env["RAG_GRACE_PERIOD_SECONDS"]) < float(expected)
