@@ -30,31 +30,30 @@ def current_tenant() -> str:
     return tenant
 
 
-async def upload_requests(
-    tenant_id: str, requests: AsyncIterator[gateway_pb2.IngestRequest]
-) -> AsyncIterator[ingestion_pb2.UploadRequest]:
-    first = True
-    async for message in requests:
-        kind = message.WhichOneof("payload")
-        if first:
-            if kind != "metadata":
-                raise InvalidArgument("an upload must start with a metadata message (filename, content type)")
-            meta = message.metadata
-            yield ingestion_pb2.UploadRequest(
-                metadata=ingestion_pb2.UploadMetadata(
-                    tenant_id=tenant_id,
-                    filename=meta.filename,
-                    content_type=meta.content_type,
-                    metadata=meta.metadata,
-                )
+def upload_request(tenant_id: str, message: gateway_pb2.IngestRequest) -> ingestion_pb2.UploadRequest:
+    """One upload message for the ingestion service, with the caller's tenant in its metadata."""
+    if message.WhichOneof("payload") == "metadata":
+        meta = message.metadata
+        return ingestion_pb2.UploadRequest(
+            metadata=ingestion_pb2.UploadMetadata(
+                tenant_id=tenant_id,
+                filename=meta.filename,
+                content_type=meta.content_type,
+                metadata=meta.metadata,
             )
-            first = False
-        elif kind == "chunk":
-            yield ingestion_pb2.UploadRequest(chunk=message.chunk)
-        else:
-            raise InvalidArgument("metadata may only be sent once, as the first message of an upload")
-    if first:
-        raise InvalidArgument("the upload stream was empty; send metadata, then the file's bytes")
+        )
+    return ingestion_pb2.UploadRequest(chunk=message.chunk)
+
+
+async def upload_requests(
+    tenant_id: str, first: gateway_pb2.IngestRequest, rest: AsyncIterator[gateway_pb2.IngestRequest]
+) -> AsyncIterator[ingestion_pb2.UploadRequest]:
+    """The whole upload, message for message. Never raises on a malformed stream: the ingestion
+    service refuses it with INVALID_ARGUMENT. (An exception raised inside a request iterator makes
+    grpc cancel the upstream call without a status, and the caller would wait for its deadline.)"""
+    yield upload_request(tenant_id, first)
+    async for message in rest:
+        yield upload_request(tenant_id, message)
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
@@ -95,8 +94,14 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         self, request_iterator: AsyncIterator[gateway_pb2.IngestRequest], context: Any
     ) -> ingestion_pb2.UploadResponse:
         tenant = current_tenant()
+        # Check the first message here, so an obviously wrong upload never reaches ingestion.
+        first = await anext(aiter(request_iterator), None)
+        if first is None:
+            raise InvalidArgument("the upload stream was empty; send metadata, then the file's bytes")
+        if first.WhichOneof("payload") != "metadata":
+            raise InvalidArgument("an upload must start with a metadata message (filename, content type)")
         with upstream_errors("ingestion"):
-            return await self._ingestion.Upload(upload_requests(tenant, request_iterator))
+            return await self._ingestion.Upload(upload_requests(tenant, first, request_iterator))
 
     async def GetJob(self, request: gateway_pb2.GatewayGetJobRequest, context: Any) -> common_pb2.Job:
         with upstream_errors("ingestion"):

@@ -68,10 +68,7 @@ class ServiceStarter:
 # Each module shares one set of services (and one event loop, which gRPC channels need); tests
 # keep apart by using their own tenant. Tests that change a service's settings or stop one use
 # `starter`, which gives them services of their own.
-MODULE = {"scope": "module", "loop_scope": "module"}
-
-
-@pytest_asyncio.fixture(**MODULE)
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def shared(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServiceStarter]:
     services = ServiceStarter(tmp_path_factory.mktemp("services"))
     try:
@@ -96,45 +93,45 @@ def tenant(request: pytest.FixtureRequest) -> str:
     return f"{readable}-{uuid.uuid4().hex[:8]}"
 
 
-@pytest_asyncio.fixture(**MODULE)
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def retrieval(shared: ServiceStarter) -> RunningService:
     return await shared.start("retrieval")
 
 
-@pytest_asyncio.fixture(**MODULE)
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def ingestion(shared: ServiceStarter, retrieval: RunningService) -> RunningService:
     return await shared.start("ingestion", retrieval_addr=retrieval.address)
 
 
-@pytest_asyncio.fixture(**MODULE)
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def generation(shared: ServiceStarter) -> RunningService:
     return await shared.start("generation")
 
 
-@pytest_asyncio.fixture(**MODULE)
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def conversation(shared: ServiceStarter) -> RunningService:
     return await shared.start("conversation")
 
 
-@pytest_asyncio.fixture(**MODULE)
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def retrieval_channel(retrieval: RunningService) -> AsyncIterator[grpc.aio.Channel]:
     async with grpc.aio.insecure_channel(retrieval.address) as channel:
         yield channel
 
 
-@pytest_asyncio.fixture(**MODULE)
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def ingestion_channel(ingestion: RunningService) -> AsyncIterator[grpc.aio.Channel]:
     async with grpc.aio.insecure_channel(ingestion.address) as channel:
         yield channel
 
 
-@pytest_asyncio.fixture(**MODULE)
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def generation_channel(generation: RunningService) -> AsyncIterator[grpc.aio.Channel]:
     async with grpc.aio.insecure_channel(generation.address) as channel:
         yield channel
 
 
-@pytest_asyncio.fixture(**MODULE)
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def conversation_channel(conversation: RunningService) -> AsyncIterator[grpc.aio.Channel]:
     async with grpc.aio.insecure_channel(conversation.address) as channel:
         yield channel
@@ -184,13 +181,18 @@ async def start_platform(starter: ServiceStarter, **overrides: Any) -> InProcess
 
 
 def upload_messages(
-    tenant_id: str, filename: str, data: bytes, content_type: str = "", piece: int = 16 * 1024, **labels: str
+    tenant_id: str,
+    filename: str,
+    data: bytes,
+    labels: dict[str, str] | None = None,
+    content_type: str = "",
+    piece: int = 16 * 1024,
 ) -> list[ingestion_pb2.UploadRequest]:
     """An upload stream for the ingestion service: metadata, then the bytes in pieces."""
     messages = [
         ingestion_pb2.UploadRequest(
             metadata=ingestion_pb2.UploadMetadata(
-                tenant_id=tenant_id, filename=filename, content_type=content_type, metadata=labels
+                tenant_id=tenant_id, filename=filename, content_type=content_type, metadata=labels or {}
             )
         )
     ]

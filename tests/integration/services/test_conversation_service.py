@@ -23,25 +23,28 @@ def assistant(text: str, *citations: common_pb2.Citation) -> common_pb2.Turn:
 
 
 async def create(channel: grpc.aio.Channel, tenant: str, title: str = "Pump questions") -> common_pb2.Conversation:
-    return await stub(channel).CreateConversation(
+    created: common_pb2.Conversation = await stub(channel).CreateConversation(
         conversation_pb2.CreateConversationRequest(tenant_id=tenant, title=title)
     )
+    return created
 
 
 async def append(
     channel: grpc.aio.Channel, tenant: str, conversation_id: str, *turns: common_pb2.Turn
 ) -> common_pb2.Conversation:
-    return await stub(channel).AppendTurns(
+    updated: common_pb2.Conversation = await stub(channel).AppendTurns(
         conversation_pb2.AppendTurnsRequest(tenant_id=tenant, conversation_id=conversation_id, turns=turns)
     )
+    return updated
 
 
 async def history(
     channel: grpc.aio.Channel, tenant: str, conversation_id: str, max_turns: int = 0
 ) -> conversation_pb2.GetHistoryResponse:
-    return await stub(channel).GetHistory(
+    reply: conversation_pb2.GetHistoryResponse = await stub(channel).GetHistory(
         conversation_pb2.GetHistoryRequest(tenant_id=tenant, conversation_id=conversation_id, max_turns=max_turns)
     )
+    return reply
 
 
 async def test_create_then_append_then_history_keeps_order_and_citations(

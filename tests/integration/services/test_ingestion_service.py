@@ -21,7 +21,10 @@ def stub(channel: grpc.aio.Channel) -> ingestion_pb2_grpc.IngestionServiceStub:
 async def upload(
     channel: grpc.aio.Channel, tenant: str, filename: str, data: bytes, **labels: str
 ) -> ingestion_pb2.UploadResponse:
-    return await stub(channel).Upload(iter(upload_messages(tenant, filename, data, **labels)))
+    reply: ingestion_pb2.UploadResponse = await stub(channel).Upload(
+        iter(upload_messages(tenant, filename, data, labels))
+    )
+    return reply
 
 
 async def refused(channel: grpc.aio.Channel, messages: list[ingestion_pb2.UploadRequest]) -> grpc.aio.AioRpcError:

@@ -7,7 +7,7 @@ import grpc
 import pytest
 
 from ragplatform.backends.embedders.hashing import HashingEmbedder
-from ragplatform.v1 import retrieval_pb2, retrieval_pb2_grpc
+from ragplatform.v1 import common_pb2, retrieval_pb2, retrieval_pb2_grpc
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -42,10 +42,11 @@ async def index(
             ],
         )
     )
-    return reply.upserted
+    upserted: int = reply.upserted
+    return upserted
 
 
-async def search(channel: grpc.aio.Channel, tenant: str, query: str, **kwargs: object) -> list[retrieval_pb2.Passage]:
+async def search(channel: grpc.aio.Channel, tenant: str, query: str, **kwargs: object) -> list[common_pb2.Passage]:
     reply = await stub(channel).Search(retrieval_pb2.SearchRequest(tenant_id=tenant, query=query, **kwargs))  # type: ignore[arg-type]
     return list(reply.passages)
 
