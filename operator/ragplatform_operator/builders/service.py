@@ -31,7 +31,6 @@ def build_tier_service(owner: Owner, spec: PlatformSpec, tier: TierName) -> Mani
         if spec.gateway.service.annotations:
             metadata["annotations"] = dict(spec.gateway.service.annotations)
     else:
+        # DNS then lists ready pods only (publishNotReadyAddresses stays at its default, false).
         service_spec["clusterIP"] = "None"
-        # Clients resolve addresses before pods are ready only to fail; publish ready pods only.
-        service_spec["publishNotReadyAddresses"] = False
     return {"apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": service_spec}

@@ -101,3 +101,27 @@ def test_production_renders_the_expected_set_of_objects(production: dict[str, An
         "CronJob": 1,
         "HorizontalPodAutoscaler": 4,
     }
+
+
+def _false_leaves(node: Any, path: str = "") -> list[str]:
+    if isinstance(node, dict):
+        return [p for key, value in node.items() for p in _false_leaves(value, f"{path}.{key}")]
+    if isinstance(node, list):
+        return [p for index, value in enumerate(node) for p in _false_leaves(value, f"{path}[{index}]")]
+    return [path] if node is False else []
+
+
+# Fields whose Go type is a pointer (*bool): the API server stores false, so rendering it is fine.
+POINTER_BOOLS = ("automountServiceAccountToken", "allowPrivilegeEscalation")
+
+
+def test_no_plain_false_fields_that_the_server_would_drop(production: dict[str, Any]) -> None:
+    # A plain `bool` with omitempty is dropped when false, so a rendered false would look like drift
+    # on every comparison with the live object.
+    offenders = [
+        f"{c['kind']}/{c['metadata']['name']}{p}"
+        for c in render(production, "rag-prod")
+        for p in _false_leaves(c)
+        if not p.endswith(POINTER_BOOLS)
+    ]
+    assert offenders == []
