@@ -35,7 +35,7 @@ async def enqueue(client: aioredis.Redis, jobs: int) -> None:
 
 async def drain(client: aioredis.Redis) -> None:
     """Play a worker: read every job and acknowledge it."""
-    answer: list[Any] = await client.xreadgroup(GROUP, "worker-1", {STREAM: ">"}, count=10_000)
+    answer: Any = await client.xreadgroup(GROUP, "worker-1", {STREAM: ">"}, count=10_000)
     ids = [entry_id for _, entries in answer for entry_id, _ in entries]
     if ids:
         await client.xack(STREAM, GROUP, *ids)
