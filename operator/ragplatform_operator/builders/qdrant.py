@@ -210,12 +210,13 @@ def build_qdrant_snapshot_cronjob(
                 "image": SNAPSHOT_IMAGE,
                 "imagePullPolicy": spec.image_pull_policy,
                 "command": ["/bin/sh", "-c", script],
-                "env": env,
                 "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
                 "securityContext": container_security_context(),
             }
         ],
     }
+    if env:
+        pod_spec["containers"][0]["env"] = env
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",

@@ -22,6 +22,9 @@ def _variants() -> list[tuple[str, dict[str, Any], int | None]]:
     external["spec"]["networkPolicy"] = {"enabled": False}
     external["spec"]["workers"] = {"replicas": 2}
     variants.append(("external-fixed-workers", external, None))
+    snapshots = load_example("minimal")
+    snapshots["spec"]["vectorStore"]["managed"]["snapshotSchedule"] = "@daily"
+    variants.append(("snapshots-without-api-key", snapshots, 3))
     variants.append(("production-scaled", load_example("production"), 12))
     return variants
 
@@ -103,11 +106,16 @@ def test_production_renders_the_expected_set_of_objects(production: dict[str, An
     }
 
 
-def _false_leaves(node: Any, path: str = "") -> list[str]:
+def _dropped_leaves(node: Any, path: str = "") -> list[str]:
+    """Paths of values the API server omits when stored: false, empty lists and empty maps."""
     if isinstance(node, dict):
-        return [p for key, value in node.items() for p in _false_leaves(value, f"{path}.{key}")]
+        if not node:
+            return [path]
+        return [p for key, value in node.items() for p in _dropped_leaves(value, f"{path}.{key}")]
     if isinstance(node, list):
-        return [p for index, value in enumerate(node) for p in _false_leaves(value, f"{path}[{index}]")]
+        if not node:
+            return [path]
+        return [p for index, value in enumerate(node) for p in _dropped_leaves(value, f"{path}[{index}]")]
     return [path] if node is False else []
 
 
@@ -115,13 +123,14 @@ def _false_leaves(node: Any, path: str = "") -> list[str]:
 POINTER_BOOLS = ("automountServiceAccountToken", "allowPrivilegeEscalation")
 
 
-def test_no_plain_false_fields_that_the_server_would_drop(production: dict[str, Any]) -> None:
-    # A plain `bool` with omitempty is dropped when false, so a rendered false would look like drift
-    # on every comparison with the live object.
+@pytest.mark.parametrize(("label", "document", "workers"), VARIANTS, ids=[v[0] for v in VARIANTS])
+def test_nothing_rendered_that_the_server_would_drop(label: str, document: dict[str, Any], workers: int | None) -> None:
+    # A plain bool, list or map with omitempty is not stored when false or empty, so rendering one
+    # would look like drift on every comparison with the live object.
     offenders = [
         f"{c['kind']}/{c['metadata']['name']}{p}"
-        for c in render(production, "rag-prod")
-        for p in _false_leaves(c)
+        for c in render(document["spec"], document["metadata"]["name"], workers)
+        for p in _dropped_leaves(c)
         if not p.endswith(POINTER_BOOLS)
     ]
     assert offenders == []
