@@ -142,3 +142,27 @@ def test_the_wheel_the_images_install_carries_the_data_files(tmp_path: Path) -> 
     assert data_files - names == set()
     assert "ragplatform_operator/py.typed" in names
     assert any(name.startswith("ragplatform_operator/builders/") for name in names)
+
+
+def test_operator_image_requirement_script_picks_the_bounded_requirements(tmp_path: Path) -> None:
+    # Runs the Dockerfile's own heredoc script against the real pyproject.toml.
+    text = (REPO_ROOT / "Dockerfile.operator").read_text()
+    script = re.search(r"<<'PY' > \S+\n(.*?)\nPY\n", text, flags=re.DOTALL)
+    names = re.search(r'ARG OPERATOR_DEPENDENCIES="([^"]+)"', text)
+    assert script is not None
+    assert names is not None
+
+    result = subprocess.run(
+        [sys.executable, "-c", script.group(1)],
+        cwd=REPO_ROOT,
+        env={"OPERATOR_DEPENDENCIES": names.group(1), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    requirements = result.stdout.split()
+
+    assert len(requirements) == len(names.group(1).split())
+    assert all(re.search(r"[<>=]", requirement) for requirement in requirements), "every pin must be bounded"
+    assert any(requirement.startswith("kopf") for requirement in requirements)
