@@ -17,11 +17,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ragplatform.backends.embedders.factory import make_embedder  # noqa: E402
-from ragplatform.client import TERMINAL_STATES, GatewayClient  # noqa: E402
-from ragplatform.core.settings import WorkerSettings, load_settings  # noqa: E402
-from ragplatform.domain.chunking import chunk_text  # noqa: E402
-from tests.support.platform_processes import PlatformProcesses  # noqa: E402
+from ragplatform.backends.embedders.factory import make_embedder
+from ragplatform.client import TERMINAL_STATES, GatewayClient
+from ragplatform.core.settings import WorkerSettings, load_settings
+from ragplatform.domain.chunking import chunk_text
+from tests.support.platform_processes import PlatformProcesses
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "docs" / "corpus"
 
@@ -49,7 +49,9 @@ async def raw_rate(embedder_name: str, documents: list[tuple[str, bytes]]) -> tu
 
 async def pipeline_rate(embedder_name: str, documents: list[tuple[str, bytes]], workers: int) -> tuple[int, float]:
     with tempfile.TemporaryDirectory() as tmp:
-        processes = PlatformProcesses(Path(tmp), extra_env={"RAG_EMBEDDER": embedder_name, "RAG_WORKER_CONCURRENCY": str(workers)})
+        processes = PlatformProcesses(
+            Path(tmp), extra_env={"RAG_EMBEDDER": embedder_name, "RAG_WORKER_CONCURRENCY": str(workers)}
+        )
         try:
             processes.start_all()
             key = processes.create_api_key("bench")

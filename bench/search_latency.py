@@ -22,15 +22,28 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ragplatform.backends.vectors.factory import open_vector_store  # noqa: E402
-from ragplatform.client import GatewayClient  # noqa: E402
-from ragplatform.core.settings import RetrievalSettings, load_settings  # noqa: E402
-from ragplatform.domain.models import ChunkPoint, SearchQuery  # noqa: E402
-from tests.support.platform_processes import PlatformProcesses  # noqa: E402
+from ragplatform.backends.vectors.factory import open_vector_store
+from ragplatform.client import GatewayClient
+from ragplatform.core.settings import RetrievalSettings, load_settings
+from ragplatform.domain.models import ChunkPoint, SearchQuery
+from tests.support.platform_processes import PlatformProcesses
 
 TENANT = "bench"
 DIMENSION = 384
-WORDS = "pump pressure ferry harbor drone battery station aurora cafe kestrel nordlys zephyr".split()
+WORDS = [
+    "pump",
+    "pressure",
+    "ferry",
+    "harbor",
+    "drone",
+    "battery",
+    "station",
+    "aurora",
+    "cafe",
+    "kestrel",
+    "nordlys",
+    "zephyr",
+]
 
 
 def unit_vectors(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -85,7 +98,9 @@ async def direct(data_dir: Path, queries: int, rng: np.random.Generator) -> list
 
 
 async def through_gateway(data_dir: Path, queries: int) -> list[float]:
-    processes = PlatformProcesses(data_dir, extra_env={"RAG_RATE_LIMIT_RPS": "100000", "RAG_RATE_LIMIT_BURST": "100000"})
+    processes = PlatformProcesses(
+        data_dir, extra_env={"RAG_RATE_LIMIT_RPS": "100000", "RAG_RATE_LIMIT_BURST": "100000"}
+    )
     samples = []
     try:
         processes.start_all()
