@@ -16,11 +16,14 @@ Callers may rely on:
 * Acked, released and dead-lettered entries are deleted from the stream (XDEL), so the stream
   holds exactly the waiting and in-flight messages.
 * `release(message, delay)` - ack + delete the entry and park the job in the delayed set, all in
-  one Lua script; due jobs move back to the stream (at its end) atomically, checked on every
-  `receive` poll. The sorted set was chosen over "re-add with a visible-after field" because a
-  consumer would otherwise receive early messages only to put them back, and over XCLAIM's IDLE
+  one Lua script; due jobs move back to the stream (at its end) atomically, checked at least once
+  per poll interval (a quarter of the visibility timeout, at most 1 s) by each queue object.
+  The sorted set was chosen over "re-add with a visible-after field" because a consumer would
+  otherwise receive early messages only to put them back, and over XCLAIM's IDLE
   trick because that cannot express delays longer than the visibility timeout. A release by a
   consumer that no longer holds the message (it was reclaimed since) is ignored.
+* One round trip per receive attempt (a Lua script that also does the periodic reclaim and
+  promotion), one per ack: the same count as raw XREADGROUP + XACK.
 * `depth()` = the group's `lag` + `pending` (XINFO GROUPS, what the operator autoscales on) +
   the delayed set's size.
 * Redis failures raise `Unavailable`; the client reconnects by itself, and a group lost with a
@@ -52,14 +55,42 @@ _SETTING = "RAG_QUEUE_URL"
 _MAX_POLL_SECONDS = 1.0
 _PROMOTE_BATCH = 100
 
-# Atomically: claim one message idle past the visibility timeout and read its delivery counter.
-_RECLAIM_LUA = """
-local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', 1)
-local entries = r[2]
-if #entries == 0 then return {r[1]} end
-local id = entries[1][1]
-local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
-return {r[1], id, entries[1][2], p[1][4]}
+# One round trip per receive attempt. When ARGV[5] is 1 ("maintenance", at most once per poll
+# interval per consumer): move due delayed messages back to the stream, then take over one
+# message idle past the visibility timeout (XAUTOCLAIM) and read its delivery counter. Then,
+# if nothing was taken over, read one new message without blocking.
+# Returns {kind, reclaim cursor, id, flat fields, delivery counter} or {'none', cursor}.
+_RECEIVE_LUA = """
+local stream, group, consumer = KEYS[2], ARGV[1], ARGV[2]
+local cursor = ARGV[4]
+if ARGV[5] == '1' then
+  local t = redis.call('TIME')
+  local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms, 'LIMIT', 0, tonumber(ARGV[6]))
+  for _, m in ipairs(due) do
+    local d = cjson.decode(m)
+    redis.call('XADD', stream, '*', 'job_id', d.job_id, 'tenant_id', d.tenant_id,
+               'deliveries', tostring(d.deliveries))
+    redis.call('ZREM', KEYS[1], m)
+  end
+  -- XAUTOCLAIM looks at up to 10 x COUNT pending entries per call; a few calls cover a
+  -- large pending list, and the cursor carries on from there next time.
+  for _ = 1, 10 do
+    local r = redis.call('XAUTOCLAIM', stream, group, consumer, ARGV[3], cursor, 'COUNT', 1)
+    cursor = r[1]
+    if #r[2] > 0 then
+      local id = r[2][1][1]
+      local p = redis.call('XPENDING', stream, group, id, id, 1)
+      return {'claimed', cursor, id, r[2][1][2], p[1][4]}
+    end
+    if cursor == '0-0' then break end
+  end
+end
+local r = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', 1, 'STREAMS', stream, '>')
+if r and #r[1][2] > 0 then
+  return {'new', cursor, r[1][2][1][1], r[1][2][1][2], 1}
+end
+return {'none', cursor}
 """
 
 # Atomically: if the caller still holds the message (same total delivery count), ack and delete
@@ -83,20 +114,6 @@ redis.call('ZADD', KEYS[2], now_ms + tonumber(ARGV[4]), member)
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
 return 1
-"""
-
-# Atomically: move due delayed jobs back to the stream.
-_PROMOTE_LUA = """
-local t = redis.call('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms, 'LIMIT', 0, tonumber(ARGV[1]))
-for _, m in ipairs(due) do
-  local d = cjson.decode(m)
-  redis.call('XADD', KEYS[2], '*', 'job_id', d.job_id, 'tenant_id', d.tenant_id,
-             'deliveries', tostring(d.deliveries))
-  redis.call('ZREM', KEYS[1], m)
-end
-return #due
 """
 
 # Atomically: move every dead letter back to the stream as a fresh message.
@@ -138,6 +155,7 @@ class RedisStreamsQueue:
         self._poll_seconds = min(_MAX_POLL_SECONDS, max(0.05, settings.visibility_timeout_seconds / 4))
         self._redis: redis.Redis | None = None
         self._reclaim_cursor = "0-0"
+        self._next_maintenance = 0.0
 
     # --- lifecycle -------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -147,9 +165,8 @@ class RedisStreamsQueue:
             return
         client = connect_redis(self._url, socket_timeout=COMMAND_TIMEOUT_SECONDS + _MAX_POLL_SECONDS)
         self._redis = client
-        self._reclaim_script = client.register_script(_RECLAIM_LUA)
+        self._receive_script = client.register_script(_RECEIVE_LUA)
         self._release_script = client.register_script(_RELEASE_LUA)
-        self._promote_script = client.register_script(_PROMOTE_LUA)
         self._replay_script = client.register_script(_REPLAY_LUA)
         try:
             with self._errors():
@@ -210,38 +227,27 @@ class RedisStreamsQueue:
                 return message
 
     async def _receive_once(self, consumer: str, deadline: float) -> QueueMessage | None:
-        await self._promote_script(keys=[self.delayed_key, self.stream], args=[_PROMOTE_BATCH])
-        reclaimed = await self._reclaim(consumer)
-        if reclaimed is not None:
-            return reclaimed
-        remaining = deadline - time.monotonic()
-        block_ms = int(min(remaining, self._poll_seconds) * 1000)
-        reply = await self._client().xreadgroup(
-            GROUP, consumer, {self.stream: ">"}, count=1, block=block_ms if block_ms >= 1 else None
+        now = time.monotonic()
+        maintain = now >= self._next_maintenance
+        if maintain:
+            self._next_maintenance = now + self._poll_seconds
+        result = await self._receive_script(
+            keys=[self.delayed_key, self.stream],
+            args=[GROUP, consumer, self._visibility_ms, self._reclaim_cursor, "1" if maintain else "0", _PROMOTE_BATCH],
         )
+        self._reclaim_cursor = str(result[1])
+        if result[0] != "none":
+            return _message(result[2], result[3], int(result[4]))
+        # Nothing now: block for new messages until the next maintenance is due (a message whose
+        # visibility timeout runs out, or a delayed one becoming due, wakes nobody up).
+        wait = min(deadline, self._next_maintenance) - time.monotonic()
+        block_ms = int(wait * 1000)
+        if block_ms < 1:
+            return None
+        reply = await self._client().xreadgroup(GROUP, consumer, {self.stream: ">"}, count=1, block=block_ms)
         for _stream, entries in _stream_entries(reply):
             for message_id, fields in entries:
-                data = _fields(fields)
-                return QueueMessage(
-                    str(message_id), data["job_id"], data["tenant_id"], int(data.get("deliveries", "0")) + 1
-                )
-        return None
-
-    async def _reclaim(self, consumer: str) -> QueueMessage | None:
-        # XAUTOCLAIM scans the PEL in pages; the cursor carries on where the last scan stopped and
-        # wraps to the start, so every pending message is looked at within a few polls.
-        for _ in range(10):
-            result = await self._reclaim_script(
-                keys=[self.stream], args=[GROUP, consumer, self._visibility_ms, self._reclaim_cursor]
-            )
-            self._reclaim_cursor = str(result[0])
-            if len(result) > 1:
-                data = _fields(result[2])
-                return QueueMessage(
-                    str(result[1]), data["job_id"], data["tenant_id"], int(data.get("deliveries", "0")) + int(result[3])
-                )
-            if self._reclaim_cursor == "0-0":
-                return None
+                return _message(message_id, fields, 1)
         return None
 
     async def ack(self, message: QueueMessage) -> None:
@@ -336,6 +342,12 @@ class RedisStreamsQueue:
             return int(await self._replay_script(keys=[self.dead_stream, self.stream]))
 
         return await self._call(replay)
+
+
+def _message(message_id: Any, fields: Any, counter: int) -> QueueMessage:
+    """A delivered entry; its delivery count is the PEL counter plus earlier deliveries."""
+    data = _fields(fields)
+    return QueueMessage(str(message_id), data["job_id"], data["tenant_id"], int(data.get("deliveries", "0")) + counter)
 
 
 def _stream_entries(reply: Any) -> list[tuple[str, list[tuple[str, Any]]]]:
