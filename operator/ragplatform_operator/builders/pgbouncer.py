@@ -57,8 +57,9 @@ def render_pgbouncer_ini(spec: PlatformSpec) -> str:
         f"default_pool_size = {pool.default_pool_size}",
         f"max_client_conn = {pool.max_client_connections}",
         f"server_tls_sslmode = {pg.ssl_mode}",
-        # asyncpg and libpq send these at start-up; PgBouncer must not refuse the connection.
-        "ignore_startup_parameters = extra_float_digits,options,application_name",
+        # Common drivers (JDBC, some psql versions) send this one; PgBouncer would refuse the
+        # connection. Others stay refused rather than silently dropped.
+        "ignore_startup_parameters = extra_float_digits",
         "log_connections = 0",
         "log_disconnections = 0",
         "",
