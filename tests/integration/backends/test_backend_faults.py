@@ -150,3 +150,19 @@ async def test_postgres_restarted_under_load(
     assert set(created) <= stored
     assert all("PostgreSQL" in exc.message for exc in unavailable)
     await store.close()
+
+
+async def test_rate_limits_survive_a_redis_restart_without_new_objects(start_redis: Callable[..., RedisServer]) -> None:
+    """While Redis is down the limiter says so (the gateway maps it to UNAVAILABLE); after the
+    restart the same limiter works again, re-loading its Lua script into the fresh Redis."""
+    from ragplatform.backends.cache.factory import open_rate_limiter
+    from ragplatform.core.settings import GatewaySettings
+
+    server = start_redis()
+    limiter = await open_rate_limiter(load_settings(GatewaySettings, redis_url=server.url))
+    assert await limiter.acquire("key", 100.0, 5) == 0.0
+    await asyncio.to_thread(server.stop)
+    with pytest.raises(Unavailable, match="RAG_REDIS_URL"):
+        await limiter.acquire("key", 100.0, 5)
+    await asyncio.to_thread(server.start)
+    assert await limiter.acquire("key", 100.0, 5) == 0.0

@@ -147,3 +147,37 @@ async def test_an_unreachable_database_is_unavailable_with_what_to_check() -> No
     store = PostgresStore(settings_for(f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"))
     with pytest.raises(Unavailable, match="RAG_STORE_URL"):
         await store.open()
+
+
+async def test_the_factory_opens_postgres_for_a_postgresql_url(module_postgres_database: PostgresDatabase) -> None:
+    from ragplatform.backends.store.factory import open_store
+
+    store = await open_store(settings_for(module_postgres_database.bouncer_url.replace("postgresql://", "postgres://")))
+    try:
+        assert isinstance(store, PostgresStore)
+        await store.ping()
+    finally:
+        await store.close()
+
+
+async def test_ragplatform_migrate_migrates_the_database_named_by_the_environment(
+    postgres_database: PostgresDatabase,
+) -> None:
+    """The command an operator's Job (or an SRE) runs, configured only through RAG_ variables."""
+    import os
+    import sys
+
+    env = {**os.environ, "RAG_STORE_URL": postgres_database.bouncer_url, "RAG_STORE_PASSWORD": "unused-with-trust"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ragplatform",
+        "migrate",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, output.decode()
+    assert "documents" in await _tables(postgres_database.direct_url)
+    assert await migrate(settings_for(postgres_database.bouncer_url)) == []
