@@ -1,0 +1,176 @@
+"""One job's work (parse -> chunk -> embed in batches -> index -> trim) with the real parsers,
+the hashing embedder and, where indexing is checked end to end, the real embedded vector store.
+The `Recorder` below is a plain function pair that keeps what the pipeline hands it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from ragplatform.backends.embedders.hashing import HashingEmbedder
+from ragplatform.backends.vectors.embedded_edge import EdgeVectorStore
+from ragplatform.domain.errors import DocumentRejected
+from ragplatform.domain.models import ChunkPoint, Document, SearchQuery
+from ragplatform.ingestion.pipeline import ChunkingPolicy, ingest_document, split_document
+
+DOCS = Path(__file__).resolve().parents[2] / "fixtures" / "docs"
+DIMENSION = 64
+NOW = datetime(2026, 11, 23, tzinfo=UTC)
+
+
+def document(filename: str, content_type: str = "", content_hash: str = "hash-1") -> Document:
+    return Document(
+        document_id="doc-1",
+        tenant_id="acme",
+        filename=filename,
+        content_type=content_type,
+        content_hash=content_hash,
+        size_bytes=0,
+        blob_key="blob",
+        metadata={"team": "pumps"},
+        chunk_count=0,
+        created_at=NOW,
+        updated_at=NOW,
+    )
+
+
+@dataclass
+class Recorder:
+    """Keeps every call the pipeline makes, in order."""
+
+    events: list[tuple[str, object]] = field(default_factory=list)
+    batches: list[list[ChunkPoint]] = field(default_factory=list)
+
+    async def index(self, doc: Document, points: list[ChunkPoint]) -> None:
+        self.batches.append(points)
+        self.events.append(("index", len(points)))
+
+    async def trim(self, doc: Document, keep_below: int) -> None:
+        self.events.append(("trim", keep_below))
+
+    async def progress(self, total: int, done: int) -> None:
+        self.events.append(("progress", (total, done)))
+
+
+def numbered_sentences(count: int) -> bytes:
+    return "\n\n".join(f"Paragraph {i} says the Zephyr-9 pump part {i} is fine." for i in range(count)).encode()
+
+
+SMALL_CHUNKS = ChunkingPolicy(chunk_tokens=16, overlap_tokens=0, embed_batch_size=2)
+
+
+def test_split_document_parses_and_chunks_a_real_document() -> None:
+    data = (DOCS / "corpus" / "zephyr-9-pump-manual.md").read_bytes()
+    embedder = HashingEmbedder(DIMENSION)
+    chunks = split_document(data, document("zephyr-9-pump-manual.md"), embedder, ChunkingPolicy(64, 8, 16))
+    assert len(chunks) > 1
+    assert [c.index for c in chunks] == list(range(len(chunks)))
+    assert all(0 < embedder.count_tokens(c.text) <= 64 for c in chunks)
+    assert any("42 bar" in c.text for c in chunks)
+
+
+@pytest.mark.parametrize(
+    ("filename", "data", "reason"),
+    [
+        ("corrupt.pdf", (DOCS / "invalid" / "corrupt.pdf").read_bytes(), "PDF"),
+        ("scanned-image-only.pdf", (DOCS / "invalid" / "scanned-image-only.pdf").read_bytes(), "OCR"),
+        ("blank.txt", b"   \n\n  ", "empty"),
+        ("markup.html", b"<html><head><script>var x = 1;</script></head><body></body></html>", "no readable text"),
+    ],
+)
+def test_documents_without_indexable_text_are_rejected_with_a_reason(filename: str, data: bytes, reason: str) -> None:
+    with pytest.raises(DocumentRejected) as info:
+        split_document(data, document(filename), HashingEmbedder(DIMENSION), SMALL_CHUNKS)
+    assert reason in info.value.message
+
+
+async def test_chunks_are_embedded_in_batches_with_progress_then_trimmed() -> None:
+    recorder = Recorder()
+    doc = document("parts.txt")
+    total = await ingest_document(
+        numbered_sentences(5),
+        doc,
+        HashingEmbedder(DIMENSION),
+        SMALL_CHUNKS,
+        recorder.index,
+        recorder.trim,
+        recorder.progress,
+    )
+    assert total == 5
+    assert recorder.events == [
+        ("progress", (5, 0)),
+        ("index", 2),
+        ("progress", (5, 2)),
+        ("index", 2),
+        ("progress", (5, 4)),
+        ("index", 1),
+        ("progress", (5, 5)),
+        ("trim", 5),  # after every batch: chunks past the new end go only once the new ones exist
+    ]
+    points = [p for batch in recorder.batches for p in batch]
+    assert [p.chunk_index for p in points] == [0, 1, 2, 3, 4]
+    for point in points:
+        assert (point.tenant_id, point.document_id, point.filename) == ("acme", "doc-1", "parts.txt")
+        assert point.content_hash == "hash-1"
+        assert point.metadata == {"team": "pumps"}
+        assert len(point.vector) == DIMENSION
+    assert "Paragraph 3" in points[3].text
+
+
+async def test_running_a_job_twice_gives_the_same_point_ids() -> None:
+    runs: list[list[str]] = []
+    for _ in range(2):
+        recorder = Recorder()
+        await ingest_document(
+            numbered_sentences(4),
+            document("parts.txt"),
+            HashingEmbedder(DIMENSION),
+            SMALL_CHUNKS,
+            recorder.index,
+            recorder.trim,
+            recorder.progress,
+        )
+        runs.append([p.point_id for batch in recorder.batches for p in batch])
+    assert runs[0] == runs[1]
+    assert len(set(runs[0])) == 4
+
+
+@pytest.fixture
+async def vectors(tmp_path: Path) -> AsyncIterator[EdgeVectorStore]:
+    store = EdgeVectorStore(tmp_path / "vectors")
+    await store.open(DIMENSION)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def ingest_into(vectors: EdgeVectorStore, data: bytes, content_hash: str) -> int:
+    async def index(doc: Document, points: list[ChunkPoint]) -> None:
+        await vectors.upsert(points)
+
+    async def trim(doc: Document, keep_below: int) -> None:
+        await vectors.delete_document(doc.tenant_id, doc.document_id, keep_below)
+
+    async def progress(total: int, done: int) -> None:
+        return None
+
+    doc = document("parts.txt", content_hash=content_hash)
+    return await ingest_document(data, doc, HashingEmbedder(DIMENSION), SMALL_CHUNKS, index, trim, progress)
+
+
+async def test_a_shrunken_document_replaces_its_chunks_in_the_vector_store(vectors: EdgeVectorStore) -> None:
+    assert await ingest_into(vectors, numbered_sentences(6), "v1") == 6
+    assert await vectors.count("acme") == 6
+    assert await ingest_into(vectors, numbered_sentences(6), "v1") == 6
+    assert await vectors.count("acme") == 6  # a re-run duplicates nothing
+    assert await ingest_into(vectors, b"The Zephyr-9 pump was replaced by the Zephyr-10.", "v2") == 1
+    assert await vectors.count("acme") == 1
+    hits = await vectors.search(
+        SearchQuery(tenant_id="acme", vector=await HashingEmbedder(DIMENSION).embed_query("Zephyr-10"), top_k=10)
+    )
+    assert [h.text for h in hits] == ["The Zephyr-9 pump was replaced by the Zephyr-10."]

@@ -1,0 +1,301 @@
+"""The ingestion worker's rules, driven one message at a time on the real embedded backends
+(SQLite store and queue, local blobs, the qdrant-edge vector store, the hashing embedder).
+
+Uploads go through the real `IngestionService`. The one test double is `ControlledIndex`: it
+writes to the real vector store, but a test can make it fail (a retrieval outage) or hold it
+mid-call (a job in progress when the worker stops), which no real component does on demand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from ragplatform.backends.blobs.base import BlobStore
+from ragplatform.backends.blobs.factory import open_blob_store
+from ragplatform.backends.embedders.hashing import HashingEmbedder
+from ragplatform.backends.queue.base import JobQueue, QueueMessage
+from ragplatform.backends.queue.factory import open_queue
+from ragplatform.backends.store.base import Store
+from ragplatform.backends.store.factory import open_store
+from ragplatform.backends.vectors.embedded_edge import EdgeVectorStore
+from ragplatform.core.settings import WorkerSettings, load_settings
+from ragplatform.domain.errors import Unavailable
+from ragplatform.domain.models import ChunkPoint, Document, Job, JobState, UploadOutcome
+from ragplatform.ingestion.pipeline import ChunkingPolicy
+from ragplatform.ingestion.service import IngestionService, UploadHeader
+from ragplatform.ingestion.worker import IngestionWorker, RetryPolicy
+
+DOCS = Path(__file__).resolve().parents[2] / "fixtures" / "docs"
+DIMENSION = 64
+TEXT = b"The Zephyr-9 pump delivers 42 bar at most.\n\nIts impeller is made of bronze.\n\nIt weighs 18 kg."
+
+
+@dataclass
+class ControlledIndex:
+    """Test double around the real vector store: fails the next `fail_times` calls with
+    `Unavailable`, and, when `hold` is set, waits on it (after signalling `entered`)."""
+
+    vectors: EdgeVectorStore
+    fail_times: int = 0
+    hold: asyncio.Event | None = None
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
+    calls: int = 0
+
+    async def __call__(self, document: Document, points: list[ChunkPoint]) -> None:
+        self.calls += 1
+        self.entered.set()
+        if self.fail_times > 0:
+            self.fail_times -= 1
+            raise Unavailable("the retrieval service is unavailable (connection refused); retry shortly")
+        if self.hold is not None:
+            await self.hold.wait()
+        await self.vectors.upsert(points)
+
+
+@dataclass
+class Rig:
+    store: Store
+    queue: JobQueue
+    blobs: BlobStore
+    vectors: EdgeVectorStore
+    index: ControlledIndex
+    uploads: IngestionService
+
+    def worker(self, max_attempts: int = 3, backoff_seconds: float = 0.0) -> IngestionWorker:
+        async def trim(document: Document, keep_below: int) -> None:
+            await self.vectors.delete_document(document.tenant_id, document.document_id, keep_below)
+
+        return IngestionWorker(
+            self.store,
+            self.queue,
+            self.blobs,
+            HashingEmbedder(DIMENSION),
+            self.index,
+            trim,
+            ChunkingPolicy(chunk_tokens=12, overlap_tokens=0, embed_batch_size=2),
+            RetryPolicy(max_attempts, backoff_seconds),
+            poll_seconds=0.05,
+        )
+
+    async def upload(self, filename: str, data: bytes) -> UploadOutcome:
+        async def pieces() -> AsyncIterator[bytes]:
+            yield data
+
+        return await self.uploads.upload(UploadHeader("acme", filename, "", {}), pieces())
+
+    async def receive(self, wait: float = 5.0) -> QueueMessage:
+        message = await self.queue.receive("test", wait)
+        assert message is not None, "no message arrived"
+        return message
+
+    async def job(self, outcome: UploadOutcome) -> Job:
+        return await self.store.get_job("acme", outcome.job.job_id)
+
+    async def chunks(self, document_id: str) -> int:
+        return await self.vectors.count("acme") if document_id else 0
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    settings = load_settings(WorkerSettings, data_dir=tmp_path, embedder="hashing", embedding_dimension=DIMENSION)
+    store = await open_store(settings)
+    queue = await open_queue(settings)
+    blobs = await open_blob_store(settings)
+    vectors = EdgeVectorStore(tmp_path / "vectors")
+    await vectors.open(DIMENSION)
+
+    async def delete_chunks(tenant_id: str, document_id: str) -> None:
+        await vectors.delete_document(tenant_id, document_id)
+
+    try:
+        yield Rig(
+            store,
+            queue,
+            blobs,
+            vectors,
+            ControlledIndex(vectors),
+            IngestionService(store, blobs, queue, delete_chunks, 1024 * 1024),
+        )
+    finally:
+        await vectors.close()
+        await blobs.close()
+        await queue.close()
+        await store.close()
+
+
+def test_retry_backoff_doubles_and_is_capped() -> None:
+    policy = RetryPolicy(max_attempts=5, backoff_seconds=5.0)
+    assert [policy.delay(attempt) for attempt in (1, 2, 3, 4)] == [5.0, 10.0, 20.0, 40.0]
+    assert policy.delay(30) == 600.0
+
+
+async def test_a_job_succeeds_with_its_chunks_indexed_and_the_message_acked(rig: Rig) -> None:
+    outcome = await rig.upload("zephyr.txt", TEXT)
+    await rig.worker().handle(await rig.receive())
+    job = await rig.job(outcome)
+    assert job.state == JobState.SUCCEEDED
+    assert job.attempts == 1
+    assert job.chunks_total == job.chunks_done == await rig.vectors.count("acme") > 1
+    document = await rig.store.get_document("acme", outcome.document.document_id)
+    assert document.chunk_count == job.chunks_total
+    assert await rig.queue.depth() == 0
+
+
+async def test_a_transient_failure_is_retried_after_a_backoff(rig: Rig) -> None:
+    outcome = await rig.upload("zephyr.txt", TEXT)
+    rig.index.fail_times = 1
+    worker = rig.worker(max_attempts=3, backoff_seconds=1.0)
+    await worker.handle(await rig.receive())
+
+    job = await rig.job(outcome)
+    assert job.state == JobState.QUEUED
+    assert "attempt 1 failed" in job.error
+    assert "retrieval service is unavailable" in job.error
+    assert await rig.queue.receive("test", 0) is None  # held back for the backoff, not redelivered at once
+    again = await rig.receive(wait=10)
+    assert again.delivery_count == 2
+    await worker.handle(again)
+    job = await rig.job(outcome)
+    assert job.state == JobState.SUCCEEDED
+    assert job.error == ""
+    assert job.attempts == 2
+    assert await rig.vectors.count("acme") == job.chunks_total  # the retry duplicated nothing
+
+
+async def test_a_job_that_keeps_failing_is_dead_lettered_with_the_reason(rig: Rig) -> None:
+    outcome = await rig.upload("zephyr.txt", TEXT)
+    rig.index.fail_times = 100
+    worker = rig.worker(max_attempts=2)
+    for _ in range(2):
+        await worker.handle(await rig.receive())
+    job = await rig.job(outcome)
+    assert job.state == JobState.FAILED
+    assert job.error.startswith("gave up after 2 attempt(s): the retrieval service is unavailable")
+    assert "ragplatform jobs replay" in job.error
+    dead = await rig.queue.dead_letters()
+    assert [(m.job_id, reason) for m, reason in dead] == [(outcome.job.job_id, job.error)]
+    assert await rig.queue.depth() == 0
+    assert rig.index.calls == 2
+
+    # the remedy the message names: fix the cause, requeue and replay -> the job completes
+    rig.index.fail_times = 0
+    await rig.store.requeue_job(outcome.job.job_id, "replayed from the dead-letter queue")
+    assert await rig.queue.replay_dead_letters() == 1
+    await worker.handle(await rig.receive())
+    assert (await rig.job(outcome)).state == JobState.SUCCEEDED
+
+
+async def test_a_message_delivered_past_the_limit_is_dead_lettered_without_running(rig: Rig) -> None:
+    # e.g. a document that crashes the worker process every time: each crash redelivers it
+    outcome = await rig.upload("zephyr.txt", TEXT)
+    message = dataclasses.replace(await rig.receive(), delivery_count=4)
+    await rig.worker(max_attempts=3).handle(message)
+    job = await rig.job(outcome)
+    assert job.state == JobState.FAILED
+    assert "gave up after 4 attempt(s)" in job.error
+    assert rig.index.calls == 0
+    assert len(await rig.queue.dead_letters()) == 1
+
+
+async def test_a_rejected_document_fails_at_once_without_retry(rig: Rig) -> None:
+    outcome = await rig.upload("corrupt.pdf", (DOCS / "invalid" / "corrupt.pdf").read_bytes())
+    await rig.worker(max_attempts=3).handle(await rig.receive())
+    job = await rig.job(outcome)
+    assert job.state == JobState.FAILED
+    assert job.attempts == 1
+    assert "corrupt.pdf" in job.error
+    assert "PDF" in job.error
+    assert "gave up" not in job.error  # not a retry that ran out: the file itself is the problem
+    assert await rig.queue.depth() == 0
+    assert await rig.queue.dead_letters() == []
+    assert rig.index.calls == 0
+
+
+async def test_a_superseded_job_is_failed_and_the_new_version_is_indexed(rig: Rig) -> None:
+    old = await rig.upload("zephyr.txt", TEXT)
+    new = await rig.upload("zephyr.txt", b"The Zephyr-10 replaces the Zephyr-9.")
+    assert new.document.document_id == old.document.document_id
+    worker = rig.worker()
+    first = await rig.receive()
+    assert first.job_id == old.job.job_id
+    await worker.handle(first)
+    stale = await rig.job(old)
+    assert stale.state == JobState.FAILED
+    assert stale.error.startswith("superseded")
+    assert new.job.job_id in stale.error
+    await worker.handle(await rig.receive())
+    assert (await rig.job(new)).state == JobState.SUCCEEDED
+    assert await rig.vectors.count("acme") == 1
+    assert rig.index.calls == 1  # the old version was never indexed
+
+
+async def test_a_duplicate_delivery_of_a_succeeded_job_is_acked_without_running_again(rig: Rig) -> None:
+    outcome = await rig.upload("zephyr.txt", TEXT)
+    worker = rig.worker()
+    await worker.handle(await rig.receive())
+    done = await rig.job(outcome)
+    assert done.state == JobState.SUCCEEDED
+    calls = rig.index.calls
+    # the same job delivered again (at-least-once: e.g. the first ack was lost)
+    await rig.queue.enqueue(outcome.job.job_id, "acme")
+    await worker.handle(await rig.receive())
+    assert rig.index.calls == calls
+    after = await rig.job(outcome)
+    assert (after.state, after.attempts, after.updated_at) == (done.state, done.attempts, done.updated_at)
+    assert await rig.queue.depth() == 0
+
+
+async def test_a_message_for_a_deleted_document_is_dropped(rig: Rig) -> None:
+    outcome = await rig.upload("zephyr.txt", TEXT)
+    await rig.uploads.delete_document("acme", outcome.document.document_id)
+    await rig.worker().handle(await rig.receive())
+    assert await rig.queue.depth() == 0
+    assert await rig.queue.dead_letters() == []
+    assert rig.index.calls == 0
+
+
+async def test_stopping_mid_job_releases_the_message_for_another_worker(rig: Rig) -> None:
+    outcome = await rig.upload("zephyr.txt", TEXT)
+    rig.index.hold = asyncio.Event()
+    stopping = asyncio.Event()
+    first = rig.worker()
+    running = asyncio.create_task(first.run(stopping))
+    await asyncio.wait_for(rig.index.entered.wait(), 10)
+    # what RunningService.stop does when the grace period runs out: stop, then cancel
+    stopping.set()
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+
+    job = await rig.job(outcome)
+    assert job.state == JobState.QUEUED
+    assert "the worker stopped" in job.error
+    rig.index.hold = None
+    message = await rig.receive(wait=0)  # released at once, not after the visibility timeout
+    assert message.job_id == outcome.job.job_id
+    assert message.delivery_count == 2
+    await rig.worker().handle(message)
+    job = await rig.job(outcome)
+    assert job.state == JobState.SUCCEEDED
+    assert await rig.vectors.count("acme") == job.chunks_total
+
+
+async def test_stopping_lets_the_job_in_hand_finish_and_takes_no_new_one(rig: Rig) -> None:
+    in_hand = await rig.upload("zephyr.txt", TEXT)
+    waiting = await rig.upload("ferry.txt", b"The first ferry leaves at 06:10.")
+    rig.index.hold = asyncio.Event()
+    stopping = asyncio.Event()
+    running = asyncio.create_task(rig.worker().run(stopping))
+    await asyncio.wait_for(rig.index.entered.wait(), 10)
+    stopping.set()
+    rig.index.hold.set()
+    await asyncio.wait_for(running, 10)
+    assert (await rig.job(in_hand)).state == JobState.SUCCEEDED
+    assert (await rig.job(waiting)).state == JobState.QUEUED
+    assert await rig.queue.depth() == 1
