@@ -17,6 +17,7 @@ from typing import Any
 import celpy
 import jsonschema  # type: ignore[import-untyped]
 import yaml
+from celpy.evaluation import CELEvalError
 
 CRD_PATH = Path(__file__).resolve().parents[3] / "crds" / "ragplatform.io_ragplatforms.yaml"
 
@@ -82,7 +83,13 @@ def cel_violations(schema: dict[str, Any], document: Any, path: str = "") -> lis
     for rule in schema.get("x-kubernetes-validations", []):
         program = _compiled(rule["rule"])
         activation = {"self": celpy.json_to_cel(document)}  # type: ignore[attr-defined]
-        if not bool(program.evaluate(activation)):
+        try:
+            result = program.evaluate(activation)
+        except CELEvalError as exc:  # e.g. a field the rule reads is missing
+            result = exc
+        if isinstance(result, CELEvalError):
+            found.append((path or "<root>", rule["rule"], f"{rule['message']} (the rule failed: {result.args[0]})"))
+        elif not bool(result):
             found.append((path or "<root>", rule["rule"], rule["message"]))
     if isinstance(document, dict):
         for name, child in schema.get("properties", {}).items():
