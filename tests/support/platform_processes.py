@@ -219,7 +219,8 @@ class ProductionBackends:
                 server.remove()
 
     def env(self, openai_url: str, **overrides: str) -> dict[str, str]:
-        assert self.pgbouncer and self.redis and self.s3, "start() the backends first"
+        if self.pgbouncer is None or self.redis is None or self.s3 is None:
+            raise RuntimeError("start() the backends before asking for their environment")
         env = {
             # Through PgBouncer (transaction pooling), as the operator wires it; trust auth here,
             # so no RAG_STORE_PASSWORD.

@@ -88,7 +88,6 @@ def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProductionP
         env = backends.env(
             double.server.base_url,
             **FAULT_TEST_SETTINGS,
-            RAG_BLOB_URL="",  # TEMP until S3BlobStore lands
         )
         processes = PlatformProcesses(tmp_path_factory.mktemp("production"), extra_env=env)
         processes.start_all()

@@ -35,7 +35,9 @@ async def test_the_whole_corpus_is_ingested_through_the_production_backends(prod
 
     # Documents and jobs are rows in PostgreSQL (read directly, not through the platform).
     assert production.backends.postgres is not None
-    rows = production.backends.postgres.sql("SELECT count(*) FROM documents WHERE tenant_id = 'acme'", production.backends.database)
+    rows = production.backends.postgres.sql(
+        "SELECT count(*) FROM documents WHERE tenant_id = 'acme'", production.backends.database
+    )
     assert int(rows) == len(documents)
     # The uploads are objects in the S3 bucket.
     assert production.backends.s3 is not None
@@ -58,7 +60,8 @@ async def test_the_whole_corpus_is_ingested_through_the_production_backends(prod
         r.close()
     # Every chunk was embedded by the endpoint, not locally.
     embedded = " ".join(production.double.embedding_inputs())
-    assert "Zephyr-9" in embedded and "Kestrel" in embedded
+    assert "Zephyr-9" in embedded
+    assert "Kestrel" in embedded
 
 
 @pytest.mark.parametrize(
@@ -74,7 +77,8 @@ async def test_answers_come_from_the_llm_endpoint_and_cite_the_right_document(
 ) -> None:
     messages = await ask(production, question)
     kinds = [m.WhichOneof("event") for m in messages]
-    assert kinds[0] == "sources" and kinds[-1] == "done"
+    assert kinds[0] == "sources"
+    assert kinds[-1] == "done"
     assert messages[0].sources.passages[0].filename == document
     done = messages[-1].done
     assert document in {c.filename for c in done.citations}
@@ -107,4 +111,4 @@ async def test_a_repeated_question_is_answered_from_the_redis_cache_and_the_conv
         r.close()
     async with production.client() as client:
         history = await client.get_conversation(second[-1].done.conversation_id)
-    assert [t.content for t in history.turns][0] == question
+    assert next(t.content for t in history.turns) == question
