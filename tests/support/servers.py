@@ -17,6 +17,7 @@ Fixtures:
   redis_namespace                      a unique key prefix for one test
   start_redis                          factory for a dedicated Redis (e.g. with AOF) for one test
   moto_s3_server / s3_bucket           session moto S3 server and a fresh bucket per test
+  s3_admin                             a boto3 client on the moto server (set-up, inspection)
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -456,18 +458,24 @@ def moto_s3_server() -> Iterator[MotoS3Server]:
         server.remove()
 
 
-@pytest.fixture
-def s3_bucket(moto_s3_server: MotoS3Server) -> str:
-    """A new, empty bucket on the moto server (created with boto3, not the adapter under test)."""
+@pytest.fixture(scope="session")
+def s3_admin(moto_s3_server: MotoS3Server) -> Any:
+    """A plain boto3 S3 client on the moto server, for test set-up and inspection (made once:
+    creating boto3 clients is slow)."""
     import boto3  # type: ignore[import-untyped]
 
-    name = unique_name("test-")
-    client = boto3.client(
+    return boto3.client(
         "s3",
         endpoint_url=moto_s3_server.endpoint_url,
         region_name=MOTO_REGION,
         aws_access_key_id=MOTO_ACCESS_KEY_ID,
         aws_secret_access_key=MOTO_SECRET_ACCESS_KEY,
     )
-    client.create_bucket(Bucket=name)
+
+
+@pytest.fixture
+def s3_bucket(s3_admin: Any) -> str:
+    """A new, empty bucket on the moto server (created with boto3, not the adapter under test)."""
+    name = unique_name("test-")
+    s3_admin.create_bucket(Bucket=name)
     return name

@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import AsyncIterator
+from typing import Any
 
-import boto3  # type: ignore[import-untyped]
 import pytest
 
 from ragplatform.backends.blobs.factory import open_blob_store
@@ -34,16 +34,9 @@ def s3_settings(endpoint: str, blob_url: str) -> BlobSettings:
     )
 
 
-def object_keys(server: MotoS3Server, bucket: str) -> list[str]:
-    client = boto3.client(
-        "s3",
-        endpoint_url=server.endpoint_url,
-        region_name=MOTO_REGION,
-        aws_access_key_id=MOTO_ACCESS_KEY_ID,
-        aws_secret_access_key=MOTO_SECRET_ACCESS_KEY,
-    )
-    listed = client.list_objects_v2(Bucket=bucket).get("Contents", [])
-    uploads = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+def object_keys(s3_admin: Any, bucket: str) -> list[str]:
+    listed = s3_admin.list_objects_v2(Bucket=bucket).get("Contents", [])
+    uploads = s3_admin.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
     return [o["Key"] for o in listed] + [f"(unfinished multipart) {u['Key']}" for u in uploads]
 
 
@@ -58,7 +51,7 @@ async def blobs(moto_s3_server: MotoS3Server, s3_bucket: str) -> AsyncIterator[S
 
 
 async def test_put_get_exists_delete_round_trip_under_the_prefix(
-    blobs: S3BlobStore, moto_s3_server: MotoS3Server, s3_bucket: str
+    blobs: S3BlobStore, s3_admin: Any, s3_bucket: str
 ) -> None:
     key = "tenants/t1/blobs/ab/abcdef"
     assert not await blobs.exists(key)
@@ -66,7 +59,7 @@ async def test_put_get_exists_delete_round_trip_under_the_prefix(
 
     assert await blobs.exists(key)
     assert await blobs.get(key) == b"hello, object storage"
-    assert object_keys(moto_s3_server, s3_bucket) == [f"uploads/{key}"]
+    assert object_keys(s3_admin, s3_bucket) == [f"uploads/{key}"]
 
     await blobs.delete(key)
     await blobs.delete(key)  # idempotent
@@ -75,27 +68,25 @@ async def test_put_get_exists_delete_round_trip_under_the_prefix(
         await blobs.get(key)
 
 
-async def test_a_large_file_goes_up_as_a_multipart_upload(
-    blobs: S3BlobStore, moto_s3_server: MotoS3Server, s3_bucket: str
-) -> None:
+async def test_a_large_file_goes_up_as_a_multipart_upload(blobs: S3BlobStore, s3_admin: Any, s3_bucket: str) -> None:
     data = os.urandom(PART_BYTES * 2 + 12345)  # three parts
     await blobs.put("big", io.BytesIO(data), len(data))
     assert await blobs.get("big") == data
-    assert object_keys(moto_s3_server, s3_bucket) == ["uploads/big"]
+    assert object_keys(s3_admin, s3_bucket) == ["uploads/big"]
 
 
 @pytest.mark.parametrize("announced_delta", [-1, 1])
 @pytest.mark.parametrize("length", [100, PART_BYTES + 100])
 async def test_a_stream_of_another_size_than_announced_stores_nothing(
-    blobs: S3BlobStore, moto_s3_server: MotoS3Server, s3_bucket: str, length: int, announced_delta: int
+    blobs: S3BlobStore, s3_admin: Any, s3_bucket: str, length: int, announced_delta: int
 ) -> None:
     with pytest.raises(InvalidArgument, match="send it again"):
         await blobs.put("short", io.BytesIO(b"x" * length), length + announced_delta)
-    assert object_keys(moto_s3_server, s3_bucket) == []
+    assert object_keys(s3_admin, s3_bucket) == []
 
 
 async def test_a_missing_bucket_is_a_failed_precondition_unless_creation_is_asked_for(
-    moto_s3_server: MotoS3Server,
+    moto_s3_server: MotoS3Server, s3_admin: Any
 ) -> None:
     bucket = unique_name("missing-")
     settings = s3_settings(moto_s3_server.endpoint_url, f"s3://{bucket}")
@@ -106,7 +97,7 @@ async def test_a_missing_bucket_is_a_failed_precondition_unless_creation_is_aske
     await store.open()
     try:
         await store.put("k", io.BytesIO(b"v"), 1)
-        assert object_keys(moto_s3_server, bucket) == ["k"]
+        assert object_keys(s3_admin, bucket) == ["k"]
     finally:
         await store.close()
 
@@ -117,7 +108,9 @@ async def test_an_unreachable_endpoint_is_unavailable_with_what_to_check() -> No
         await store.open()
 
 
-async def test_s3_restarted_calls_fail_then_recover(blobs: S3BlobStore, moto_s3_server: MotoS3Server) -> None:
+async def test_s3_restarted_calls_fail_then_recover(
+    blobs: S3BlobStore, moto_s3_server: MotoS3Server, s3_admin: Any
+) -> None:
     """moto keeps buckets in memory, so after its restart the bucket is gone: the same store
     object reports that clearly instead of hanging, and works again once the bucket exists."""
     moto_s3_server.stop()
@@ -128,12 +121,6 @@ async def test_s3_restarted_calls_fail_then_recover(blobs: S3BlobStore, moto_s3_
         moto_s3_server.start()
     with pytest.raises(FailedPrecondition, match="does not exist"):
         await blobs.put("k", io.BytesIO(b"v"), 1)
-    boto3.client(
-        "s3",
-        endpoint_url=moto_s3_server.endpoint_url,
-        region_name=MOTO_REGION,
-        aws_access_key_id=MOTO_ACCESS_KEY_ID,
-        aws_secret_access_key=MOTO_SECRET_ACCESS_KEY,
-    ).create_bucket(Bucket=blobs.bucket)
+    s3_admin.create_bucket(Bucket=blobs.bucket)
     await blobs.put("k", io.BytesIO(b"v"), 1)
     assert await blobs.get("k") == b"v"
