@@ -122,7 +122,7 @@ class Cluster:
 async def eventually(check: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
     """Poll `check` until it returns a truthy value (returned), or fail after `timeout` seconds."""
     deadline = asyncio.get_running_loop().time() + timeout
-    last_error: AssertionError | None = None
+    last_error: Exception | None = None
     while asyncio.get_running_loop().time() < deadline:
         try:
             result = check()
@@ -130,7 +130,7 @@ async def eventually(check: Callable[[], Any], timeout: float = 20.0, what: str 
                 result = await result
             if result:
                 return result
-        except AssertionError as exc:
+        except (AssertionError, KeyError, TypeError) as exc:  # not there yet: the status is written later
             last_error = exc
         await asyncio.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}") from last_error

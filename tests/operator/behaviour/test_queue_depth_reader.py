@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -30,7 +31,7 @@ async def test_depth_is_lag_plus_pending(redis_url: str, reader: QueueDepthReade
         await client.xgroup_create(STREAM, "workers", id="0")
         await client.xreadgroup("workers", "w1", {STREAM: ">"}, count=3)
         assert await reader.depth(redis_url, "ingestion") == 7, "4 undelivered + 3 in flight"
-        answer = await client.xreadgroup("workers", "w1", {STREAM: ">"}, count=2)
+        answer: Any = await client.xreadgroup("workers", "w1", {STREAM: ">"}, count=2)
         ids = [entry_id for _, entries in answer for entry_id, _ in entries]
         await client.xack(STREAM, "workers", *ids)
         assert await reader.depth(redis_url, "ingestion") == 5, "2 acknowledged jobs are done"
