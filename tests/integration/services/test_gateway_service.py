@@ -432,10 +432,12 @@ async def test_delete_document_through_the_gateway_removes_it_from_answers(calle
     job = await caller.ingest_and_wait(PUMP_MANUAL.name, PUMP_MANUAL.read_bytes())
     found = await caller.stub.Search(gateway_pb2.GatewaySearchRequest(query=PUMP_QUESTION), metadata=caller.metadata)
     assert found.passages[0].document_id == job.document_id
+    assert (await caller.ask(PUMP_QUESTION))[-1].done.citations  # and now cached
     await caller.stub.DeleteDocument(
         gateway_pb2.GatewayDeleteDocumentRequest(document_id=job.document_id), metadata=caller.metadata
     )
     gone = await caller.stub.Search(gateway_pb2.GatewaySearchRequest(query=PUMP_QUESTION), metadata=caller.metadata)
     assert list(gone.passages) == []
     answer = await caller.ask(PUMP_QUESTION)
+    assert answer[-1].done.cached is False  # the deletion changed the corpus: no stale cached answer
     assert list(answer[-1].done.citations) == []

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
+
 import grpc
 import pytest
 
@@ -266,3 +270,39 @@ async def test_a_corpus_pdf_uploads_in_many_pieces(ingestion_channel: grpc.aio.C
     reply = await stub(ingestion_channel).Upload(iter(upload_messages(tenant, path.name, data, piece=1000)))
     assert reply.document.content_type == "application/pdf"
     assert reply.document.size_bytes == len(data)
+
+
+async def test_the_worker_retries_while_retrieval_is_down_and_finishes_when_it_is_back(
+    starter: ServiceStarter, tenant: str
+) -> None:
+    retrieval = await starter.start("retrieval")
+    port = retrieval.port
+    ingestion = await starter.start("ingestion", retrieval_addr=retrieval.address)
+    # enough attempts to outlast gRPC's reconnect backoff (about 1 s after a refused connection)
+    await starter.start(
+        "ingestion-worker", retrieval_addr=retrieval.address, retry_backoff_seconds=0.5, job_max_attempts=10
+    )
+    await starter.stop("retrieval")
+    async with grpc.aio.insecure_channel(ingestion.address) as channel:
+        job_id = (await upload(channel, tenant, "zephyr.md", TEXT)).job.job_id
+
+        async def job() -> common_pb2.Job:
+            reply: common_pb2.Job = await stub(channel).GetJob(
+                ingestion_pb2.GetJobRequest(tenant_id=tenant, job_id=job_id)
+            )
+            return reply
+
+        async def wait_for(condition: Callable[[common_pb2.Job], bool]) -> common_pb2.Job:
+            deadline = time.monotonic() + 30
+            while not condition(current := await job()):
+                assert time.monotonic() < deadline, f"job stuck: {current}"
+                await asyncio.sleep(0.05)
+            return current
+
+        retrying = await wait_for(lambda j: "attempt 1 failed" in j.error)
+        assert retrying.state in (common_pb2.JOB_STATE_QUEUED, common_pb2.JOB_STATE_RUNNING)
+        assert "retrieval service is unavailable" in retrying.error
+        await starter.start("retrieval", grpc_port=port)  # back, at the same address
+        done = await wait_for(lambda j: j.state in (common_pb2.JOB_STATE_SUCCEEDED, common_pb2.JOB_STATE_FAILED))
+        assert done.state == common_pb2.JOB_STATE_SUCCEEDED, done.error
+        assert done.attempts >= 2
