@@ -74,6 +74,19 @@ def _redacted(url: str) -> str:
     return f"{parsed.hostname or '?'}:{parsed.port or 5432}{parsed.path}"
 
 
+def dsn(settings: StoreSettings) -> str:
+    """RAG_STORE_URL as asyncpg wants it (postgres:// is accepted as a synonym)."""
+    return settings.store_url.replace("postgres://", "postgresql://", 1)
+
+
+def unavailable_error(url: str, exc: BaseException) -> Unavailable:
+    detail = f"{exc.__class__.__name__}: {exc}".strip().rstrip(":")
+    return Unavailable(
+        f"PostgreSQL at {_redacted(url)} cannot answer now ({detail}); check RAG_STORE_URL, "
+        "that PgBouncer and PostgreSQL are running, then retry"
+    )
+
+
 def is_unavailable_error(exc: BaseException) -> bool:
     """Whether `exc` means the database is unreachable or not serving (worth a retry later)."""
     if isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError):
@@ -89,7 +102,7 @@ class PostgresStore:
 
     def __init__(self, settings: StoreSettings) -> None:
         self._settings = settings
-        self._url = settings.store_url.replace("postgres://", "postgresql://", 1)
+        self._url = dsn(settings)
         self._timeout = settings.store_timeout_seconds
         self._pool: asyncpg.Pool | None = None
         self._open_lock = asyncio.Lock()
@@ -144,11 +157,7 @@ class PostgresStore:
             await conn.fetchval("SELECT 1")
 
     def _unavailable(self, exc: BaseException) -> Unavailable:
-        detail = f"{exc.__class__.__name__}: {exc}".strip().rstrip(":")
-        return Unavailable(
-            f"PostgreSQL at {_redacted(self._url)} cannot answer now ({detail}); check RAG_STORE_URL, "
-            "that PgBouncer and PostgreSQL are running, then retry"
-        )
+        return unavailable_error(self._url, exc)
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
@@ -495,11 +504,10 @@ class PostgresStore:
 
 async def migrate(settings: StoreSettings) -> list[int]:
     """Apply pending migrations to RAG_STORE_URL's database and return the versions applied (for
-    `ragplatform migrate`; services migrate at start-up when RAG_STORE_MIGRATE is true)."""
-    store = PostgresStore(settings.model_copy(update={"store_migrate": False, "store_pool_min": 0}))
-    # open() with migrate off would refuse an old schema, so connect by hand.
+    `ragplatform migrate`; services migrate at start-up when RAG_STORE_MIGRATE is true).
+    Migrations may take longer than a request, so the statement timeout here is generous."""
+    url = dsn(settings)
     password = settings.store_password
-    url = store._url
     try:
         conn = await asyncpg.connect(
             url,
@@ -510,7 +518,7 @@ async def migrate(settings: StoreSettings) -> list[int]:
         )
     except Exception as exc:
         if is_unavailable_error(exc):
-            raise store._unavailable(exc) from exc
+            raise unavailable_error(url, exc) from exc
         raise
     try:
         return await apply_migrations(conn)
