@@ -31,6 +31,10 @@ from ragplatform.ingestion.pipeline import ChunkingPolicy, IndexChunks, TrimChun
 log = structlog.get_logger("ragplatform.worker")
 
 
+class _DeletedWhileRunning(Exception):
+    """The document (and so its job) was deleted while the job ran; its chunks were removed."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     max_attempts: int
@@ -113,6 +117,9 @@ class IngestionWorker:
             return
         try:
             chunks = await self._run_job(job)
+        except _DeletedWhileRunning:
+            await self._queue.ack(message)
+            log.info("document deleted while its job ran; the chunks it wrote were removed")
         except DocumentRejected as exc:
             await self._store.fail_job(job.job_id, exc.message)
             await self._queue.ack(message)
@@ -142,10 +149,17 @@ class IngestionWorker:
         async def progress(total: int, done: int) -> None:
             await self._store.set_job_progress(job.job_id, total, done)
 
-        chunks = await ingest_document(
-            data, document, self._embedder, self._chunking, self._index, self._trim, progress
-        )
-        await self._store.succeed_job(job.job_id, chunks)
+        try:
+            chunks = await ingest_document(
+                data, document, self._embedder, self._chunking, self._index, self._trim, progress
+            )
+            await self._store.succeed_job(job.job_id, chunks)
+        except NotFound:
+            # The job vanished mid-run: its document was deleted. The delete removed the chunks
+            # that existed then; the ones this job wrote since would be orphans that answers
+            # could still cite, so remove them too.
+            await self._trim(document, 0)
+            raise _DeletedWhileRunning from None
         return chunks
 
     async def _retry_or_give_up(self, message: QueueMessage, job: Job | None, reason: str) -> None:

@@ -299,3 +299,37 @@ async def test_stopping_lets_the_job_in_hand_finish_and_takes_no_new_one(rig: Ri
     assert (await rig.job(in_hand)).state == JobState.SUCCEEDED
     assert (await rig.job(waiting)).state == JobState.QUEUED
     assert await rig.queue.depth() == 1
+
+
+async def test_a_document_deleted_while_its_job_runs_leaves_no_chunks_behind(rig: Rig) -> None:
+    outcome = await rig.upload("zephyr.txt", TEXT)
+    rig.index.hold = asyncio.Event()
+    worker = rig.worker()
+    handling = asyncio.create_task(worker.handle(await rig.receive()))
+    await asyncio.wait_for(rig.index.entered.wait(), 10)
+    await rig.uploads.delete_document("acme", outcome.document.document_id)
+    rig.index.hold.set()  # the worker now writes chunks of a document that no longer exists
+    await asyncio.wait_for(handling, 10)
+    while (message := await rig.queue.receive("test", 0.5)) is not None:
+        await worker.handle(message)
+    assert await rig.vectors.count("acme") == 0
+    assert await rig.queue.depth() == 0
+
+
+async def test_two_workers_share_the_queue_without_running_a_job_twice(rig: Rig) -> None:
+    outcomes = [await rig.upload(f"doc-{i}.txt", f"Document {i} is about pump {i}.".encode()) for i in range(6)]
+    stopping = asyncio.Event()
+    workers = [asyncio.create_task(rig.worker().run(stopping)) for _ in range(2)]
+    try:
+        for _ in range(200):
+            jobs = [await rig.job(o) for o in outcomes]
+            if all(j.state == JobState.SUCCEEDED for j in jobs):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stopping.set()
+        await asyncio.gather(*workers)
+    assert [j.state for j in jobs] == [JobState.SUCCEEDED] * 6
+    assert [j.attempts for j in jobs] == [1] * 6
+    assert rig.index.calls == 6
+    assert await rig.vectors.count("acme") == 6
