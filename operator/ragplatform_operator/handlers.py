@@ -72,8 +72,9 @@ def configure_settings(settings: kopf.OperatorSettings, config: OperatorConfig) 
     settings.watching.client_timeout = config.watch_client_timeout_seconds
     settings.watching.connect_timeout = 30
     settings.networking.request_timeout = config.request_timeout_seconds
-    # Events are posted explicitly (create, repair, scale, invalid spec); info logs stay logs.
-    settings.posting.level = logging.WARNING
+    # Events are posted explicitly (create, repair, scale, invalid spec, queue unreachable);
+    # only kopf's own error logs (a handler that failed) also become Events, so no duplicates.
+    settings.posting.level = logging.ERROR
 
 
 def build_registry(config: OperatorConfig, *, login_via_client: bool = True) -> kopf.OperatorRegistry:

@@ -148,3 +148,5 @@ async def test_redis_outage_is_a_condition_not_a_crash(cluster: Cluster, queue: 
     await eventually(lambda: "QueueUnreachable" in cluster.event_reasons(), what="a Warning event")
     await asyncio.sleep(2)
     assert cluster.event_reasons().count("QueueUnreachable") == 1, "one warning per outage, not one per poll"
+    warnings = [e["reason"] for e in cluster.events() if e.get("type") == "Warning"]
+    assert warnings == ["QueueUnreachable"], "no duplicate Events from the operator's log lines"
