@@ -164,6 +164,40 @@ _REPLICAS_XOR_AUTOSCALING = _cel(
 )
 
 
+class Toleration(_SpecModel):
+    """A taint the tier's pods tolerate, as in a Pod spec."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel("has(self.key) || self.operator == 'Exists'", "a toleration without key needs operator Exists"),
+                _cel(
+                    "!(self.operator == 'Exists' && has(self.value))",
+                    "a toleration with operator Exists takes no value",
+                ),
+            ]
+        }
+    )
+
+    key: str | None = Field(None, max_length=316, description="Taint key; omitted with operator Exists: every taint.")
+    operator: Literal["Exists", "Equal"] = Field("Equal", description="Exists (any value) or Equal (value must match).")
+    value: str | None = Field(None, max_length=63, description="Taint value, with operator Equal.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        None, description="Taint effect to tolerate; omitted: every effect."
+    )
+    toleration_seconds: int | None = Field(
+        None, ge=0, description="With NoExecute: how long the pod stays on a node after the taint appears."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.key is None and self.operator != "Exists":
+            raise ValueError("a toleration without key needs operator Exists")
+        if self.operator == "Exists" and self.value is not None:
+            raise ValueError("a toleration with operator Exists takes no value")
+        return self
+
+
 class _TierCommon(_SpecModel):
     image: str | None = Field(None, min_length=1, description="Container image of this tier; omitted: spec.image.")
     resources: ResourceRequirements | None = Field(
@@ -175,6 +209,12 @@ class _TierCommon(_SpecModel):
         description="Extra environment variables; one with the name of a variable the operator renders replaces it.",
     )
     node_selector: dict[str, str] | None = Field(None, description="Node labels the tier's pods must run on.")
+    tolerations: list[Toleration] | None = Field(
+        None, max_length=50, description="Taints the tier's pods tolerate (e.g. of a dedicated node pool)."
+    )
+    priority_class_name: str | None = Field(
+        None, min_length=1, max_length=253, description="PriorityClass of the tier's pods."
+    )
 
 
 class TierSpec(_TierCommon):

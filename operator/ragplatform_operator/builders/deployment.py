@@ -111,6 +111,12 @@ def build_tier_deployment(owner: Owner, spec: PlatformSpec, tier: TierName, repl
         pod_spec["imagePullSecrets"] = image_pull_secrets(spec.image_pull_secrets)
     if tier_spec.node_selector:
         pod_spec["nodeSelector"] = dict(tier_spec.node_selector)
+    if tier_spec.tolerations:
+        pod_spec["tolerations"] = [
+            toleration.model_dump(by_alias=True, exclude_none=True) for toleration in tier_spec.tolerations
+        ]
+    if tier_spec.priority_class_name:
+        pod_spec["priorityClassName"] = tier_spec.priority_class_name
     if replicas is not None:
         deployment_spec["replicas"] = replicas
     return {

@@ -144,3 +144,17 @@ def test_image_pull_secrets_and_node_selector_reach_the_pod(minimal: dict[str, A
 
     assert pod["imagePullSecrets"] == [{"name": "regcred"}]
     assert pod["nodeSelector"] == {"pool": "cpu-heavy"}
+
+
+def test_tolerations_and_priority_class_reach_only_their_tier(production: dict[str, Any]) -> None:
+    children = render(production, name="rag-prod")
+    workers = find(children, "Deployment", "rag-prod-workers")["spec"]["template"]["spec"]
+    gateway = find(children, "Deployment", "rag-prod-gateway")["spec"]["template"]["spec"]
+
+    assert workers["tolerations"] == [
+        {"key": "dedicated", "operator": "Equal", "value": "ingestion", "effect": "NoSchedule"}
+    ]
+    assert workers["priorityClassName"] == "batch-low"
+    assert workers["nodeSelector"] == {"pool": "ingestion"}
+    assert "tolerations" not in gateway
+    assert "priorityClassName" not in gateway

@@ -224,6 +224,18 @@ CEL_REJECTIONS: list[tuple[str, Mutation, str, str]] = [
         "set exactly one of vectorStore.managed or vectorStore.external",
     ),
     (
+        "toleration without key",
+        lambda d: d["spec"].update(workers={"tolerations": [{"effect": "NoSchedule"}]}),
+        "spec.workers.tolerations[0]",
+        "a toleration without key needs operator Exists",
+    ),
+    (
+        "toleration exists with value",
+        lambda d: d["spec"].update(gateway={"tolerations": [{"key": "k", "operator": "Exists", "value": "v"}]}),
+        "spec.gateway.tolerations[0]",
+        "a toleration with operator Exists takes no value",
+    ),
+    (
         "env with value and secret",
         lambda d: d["spec"].update(
             conversation={
