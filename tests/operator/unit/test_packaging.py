@@ -166,3 +166,13 @@ def test_operator_image_requirement_script_picks_the_bounded_requirements(tmp_pa
     assert len(requirements) == len(names.group(1).split())
     assert all(re.search(r"[<>=]", requirement) for requirement in requirements), "every pin must be bounded"
     assert any(requirement.startswith("kopf") for requirement in requirements)
+
+
+def test_the_example_skaffold_deploys_names_the_image_skaffold_builds() -> None:
+    # skaffold only rewrites image fields whose value names one of its artifacts.
+    configs = _configs()
+    built = {a["image"] for c in configs for a in c["build"]["artifacts"]}
+    for path in configs[1]["manifests"]["rawYaml"]:
+        for document in yaml.safe_load_all((REPO_ROOT / path).read_text()):
+            if document and document["kind"] == "RagPlatform":
+                assert document["spec"]["image"].rsplit(":", 1)[0] in built, path
