@@ -89,6 +89,11 @@ async def test_switching_a_tier_to_cpu_autoscaling_adds_an_hpa_and_leaves_replic
         lambda: cluster.get("autoscaling/v2/horizontalpodautoscalers", "demo-generation"), what="the HPA"
     )
     assert hpa["spec"]["maxReplicas"] == 6
+    # The HPA scales the Deployment (played here): the operator's drift repair leaves that alone.
+    await cluster.patch("apps/v1/deployments", "demo-generation", {"spec": {"replicas": 5}})
+    await asyncio.sleep(2.5)  # more than two repair passes (interval 1 s)
+    assert (cluster.get("apps/v1/deployments", "demo-generation") or {})["spec"]["replicas"] == 5
+    assert not any(e.get("reason") == "Repaired" and "demo-generation" in e["message"] for e in cluster.events())
     # Back to a fixed count: the HPA is pruned.
     await cluster.patch_platform_spec("demo", {"generation": {"autoscaling": None, "replicas": 2}})
     await eventually(
