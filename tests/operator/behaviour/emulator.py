@@ -70,6 +70,8 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         # gets slower with every request (quadratic). The tests assert on objects, not on the
         # request log: keep only the latest requests (the current one is the last).
         del self._requests[:-_REQUEST_LOG_SIZE]
+        for payload in self._payloads:  # each reaction keeps its own log too
+            del payload._requests[:-_REQUEST_LOG_SIZE]
         if request.resource is not None and request.action == enums.action.UPDATE and request.name is not None:
             key: kmock.ObjectKey = (request.resource, request.namespace, request.name)
             if isinstance(request.data, list):
