@@ -1,6 +1,6 @@
-"""The answer cache's key: exact match on tenant, normalised question, corpus version, model and
-retrieval options. The corpus version changes whenever the tenant's documents change, so a
-cached answer never outlives the documents it cites."""
+"""The answer cache's key: exact match on tenant, normalised question, corpus version, model,
+retrieval options and answer length limit. The corpus version changes whenever the tenant's
+documents change, so a cached answer never outlives the documents it cites."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ def answer_cache_key(
     top_k: int,
     filters: dict[str, str],
     score_threshold: float,
+    max_tokens: int = 0,
 ) -> str:
     material = json.dumps(
         [
@@ -34,6 +35,7 @@ def answer_cache_key(
             top_k,
             sorted(filters.items()),
             score_threshold,
+            max_tokens,  # a length-limited answer must not answer the unlimited question
         ],
         separators=(",", ":"),
     )

@@ -170,6 +170,7 @@ class AskFlow:
             top_k,
             dict(request.filters),
             round(request.score_threshold, 4),
+            request.max_tokens,
         )
 
     async def _history_or_new(

@@ -441,3 +441,11 @@ async def test_delete_document_through_the_gateway_removes_it_from_answers(calle
     answer = await caller.ask(PUMP_QUESTION)
     assert answer[-1].done.cached is False  # the deletion changed the corpus: no stale cached answer
     assert list(answer[-1].done.citations) == []
+
+
+async def test_a_length_limited_answer_is_not_served_to_a_question_without_the_limit(caller: Caller) -> None:
+    await caller.ingest_and_wait(PUMP_MANUAL.name, PUMP_MANUAL.read_bytes())
+    # Regression: max_tokens was not part of the cache key, so a truncated answer was replayed.
+    assert (await caller.ask(PUMP_QUESTION, max_tokens=12))[-1].done.cached is False
+    assert (await caller.ask(PUMP_QUESTION))[-1].done.cached is False
+    assert (await caller.ask(PUMP_QUESTION, max_tokens=12))[-1].done.cached is True

@@ -53,6 +53,7 @@ def test_equivalent_questions_share_a_key() -> None:
         {"filters": {"team": "pumps"}},
         {"filters": {"team": "drones", "lang": "en"}},
         {"score_threshold": 0.5},
+        {"max_tokens": 20},
     ],
 )
 def test_anything_that_changes_the_answer_changes_the_key(change: dict[str, object]) -> None:
