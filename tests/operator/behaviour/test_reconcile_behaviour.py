@@ -152,3 +152,13 @@ async def test_invalid_spec_is_degraded_with_what_to_fix_and_no_children(cluster
     await cluster.patch_platform_spec("demo", {"workers": {"autoscaling": {"minReplicas": 1, "maxReplicas": 2}}})
     await eventually(lambda: cluster.get("apps/v1/deployments", "demo-workers"), what="children after the fix")
     await eventually(lambda: (cluster.condition("Degraded") or {}).get("status") == "False", what="not degraded")
+
+
+async def test_deleting_the_platform_is_not_blocked_by_the_operator(cluster: Cluster) -> None:
+    await cluster.create_platform(minimal_platform())
+    finalizers = await eventually(lambda: cluster.platform()["metadata"].get("finalizers"), what="the finalizer")
+    assert finalizers == ["ragplatform.io/finalizer"]
+    await cluster.delete("ragplatform.io/v1alpha1/ragplatforms", "demo")
+    # The operator stops its timers and releases the finalizer; garbage collection (a real
+    # cluster's, via the ownerReferences) then removes the children.
+    await eventually(lambda: cluster.get("ragplatform.io/v1alpha1/ragplatforms", "demo") is None, what="deletion")
