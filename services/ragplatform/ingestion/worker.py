@@ -153,6 +153,7 @@ class IngestionWorker:
             chunks = await ingest_document(
                 data, document, self._embedder, self._chunking, self._index, self._trim, progress
             )
+            await self._restore_if_superseded(job)
             await self._store.succeed_job(job.job_id, chunks)
         except NotFound:
             # The job vanished mid-run: its document was deleted. The delete removed the chunks
@@ -161,6 +162,26 @@ class IngestionWorker:
             await self._trim(document, 0)
             raise _DeletedWhileRunning from None
         return chunks
+
+    async def _restore_if_superseded(self, job: Job) -> None:
+        """If the document was uploaded again while this job ran, index the newest version once
+        more, then raise `DocumentRejected` ("superseded"). With several workers the newer job
+        may have finished first, and this job's chunks (same point ids) overwrote its chunks;
+        writing the newest version after ours leaves the index holding it, whatever the order."""
+        current = await self._store.get_document(job.tenant_id, job.document_id)
+        if current.latest_job_id in ("", job.job_id):
+            return
+        for _ in range(3):  # bounded: yet another upload meanwhile is indexed by its own job
+            data = await self._blobs.get(current.blob_key)
+            await ingest_document(data, current, self._embedder, self._chunking, self._index, self._trim, _no_progress)
+            latest = await self._store.get_document(job.tenant_id, job.document_id)
+            if latest.latest_job_id == current.latest_job_id:
+                break
+            current = latest
+        raise DocumentRejected(
+            f"superseded: {current.filename} was uploaded again while this job ran "
+            f"(job {current.latest_job_id} ingests it)"
+        )
 
     async def _retry_or_give_up(self, message: QueueMessage, job: Job | None, reason: str) -> None:
         if message.delivery_count >= self._retry.max_attempts:
@@ -194,6 +215,10 @@ class IngestionWorker:
     async def _report_depth(self) -> None:
         with contextlib.suppress(RagError):
             QUEUE_DEPTH.set(await self._queue.depth())
+
+
+async def _no_progress(total: int, done: int) -> None:
+    """Progress of a re-index is nobody's job's progress."""
 
 
 async def _sleep_unless(stopping: asyncio.Event, seconds: float) -> None:

@@ -26,7 +26,7 @@ from ragplatform.backends.store.factory import open_store
 from ragplatform.backends.vectors.embedded_edge import EdgeVectorStore
 from ragplatform.core.settings import WorkerSettings, load_settings
 from ragplatform.domain.errors import Unavailable
-from ragplatform.domain.models import ChunkPoint, Document, Job, JobState, UploadOutcome
+from ragplatform.domain.models import ChunkPoint, Document, Job, JobState, SearchQuery, UploadOutcome
 from ragplatform.ingestion.pipeline import ChunkingPolicy
 from ragplatform.ingestion.service import IngestionService, UploadHeader
 from ragplatform.ingestion.worker import IngestionWorker, RetryPolicy
@@ -333,3 +333,32 @@ async def test_two_workers_share_the_queue_without_running_a_job_twice(rig: Rig)
     assert [j.attempts for j in jobs] == [1] * 6
     assert rig.index.calls == 6
     assert await rig.vectors.count("acme") == 6
+
+
+async def test_an_older_version_finishing_last_does_not_overwrite_the_newer_one(rig: Rig) -> None:
+    # Two workers: the job for version 1 is slow; version 2 is uploaded, indexed and done while
+    # version 1 is still being written. The index must end up holding version 2 only.
+    v1 = b"\n\n".join(f"Old paragraph {i} about the Zephyr-9 pump.".encode() for i in range(4))
+    v2 = b"\n\n".join(f"New paragraph {i} about the Zephyr-10 pump.".encode() for i in range(4))
+    old = await rig.upload("zephyr.txt", v1)
+    rig.index.hold = asyncio.Event()
+    slow = asyncio.create_task(rig.worker().handle(await rig.receive()))
+    await asyncio.wait_for(rig.index.entered.wait(), 10)
+    new = await rig.upload("zephyr.txt", v2)
+    held, rig.index.hold = rig.index.hold, None
+    fast = rig.worker()
+    await fast.handle(await rig.receive())
+    assert (await rig.job(new)).state == JobState.SUCCEEDED
+    held.set()
+    await asyncio.wait_for(slow, 10)
+    while (message := await rig.queue.receive("test", 0.5)) is not None:
+        await fast.handle(message)
+    hits = await rig.vectors.search(
+        SearchQuery(tenant_id="acme", vector=await HashingEmbedder(DIMENSION).embed_query("pump"), top_k=50)
+    )
+    assert hits
+    assert all(h.text.startswith("New paragraph") for h in hits), [h.text for h in hits]
+    assert (await rig.job(new)).state == JobState.SUCCEEDED
+    stale = await rig.job(old)
+    assert stale.state == JobState.FAILED
+    assert stale.error.startswith("superseded")
