@@ -21,6 +21,7 @@ from ragplatform.backends.embedders.factory import make_embedder
 from ragplatform.client import TERMINAL_STATES, GatewayClient
 from ragplatform.core.settings import WorkerSettings, load_settings
 from ragplatform.domain.chunking import chunk_text
+from ragplatform.domain.parsing import parse_document
 from tests.support.platform_processes import PlatformProcesses
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "docs" / "corpus"
@@ -37,8 +38,13 @@ async def raw_rate(embedder_name: str, documents: list[tuple[str, bytes]]) -> tu
     embedder = make_embedder(settings)
     texts = [
         c.text
-        for _, data in documents
-        for c in chunk_text(data.decode(), embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap_tokens)
+        for name, data in documents
+        for c in chunk_text(
+            parse_document(data, name, "text/markdown").text,
+            embedder.count_tokens,
+            settings.chunk_tokens,
+            settings.chunk_overlap_tokens,
+        )
     ]
     await embedder.embed_documents(texts[:2])  # load the model outside the timing
     started = time.perf_counter()
@@ -70,8 +76,7 @@ async def wait(client: GatewayClient, job_ids: list[str]) -> int:
     chunks = 0
     pending = set(job_ids)
     while pending:
-        for job_id in list(pending):
-            job = await client.get_job(job_id)
+        for job_id, job in (await client.find_jobs(pending)).items():
             if job.state in TERMINAL_STATES:
                 if job.error:
                     raise RuntimeError(f"job {job_id} failed: {job.error}")

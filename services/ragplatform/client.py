@@ -1,32 +1,54 @@
 """`GatewayClient`: a small async client for the gateway, used by the CLI, tests and benchmarks.
 
-It sets the API key on every call, a deadline on every call, and streams uploads in 1 MiB
-pieces. Errors arrive as `grpc.aio.AioRpcError` with the server's status and message.
+It sets the API key and a deadline on every call and streams uploads in 1 MiB pieces. A call
+refused by the rate limit (RESOURCE_EXHAUSTED with `retry-after-seconds`) is retried after the
+delay the gateway names, a few times: safe for every call here, since reads change nothing, an
+Ask is retried only before its first message, and a repeated upload of the same bytes is
+deduplicated. Other errors arrive as `grpc.aio.AioRpcError` with the server's status and message.
 """
 
 from __future__ import annotations
 
+import asyncio
 import mimetypes
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import grpc
 
 from ragplatform.v1 import common_pb2, conversation_pb2, gateway_pb2, gateway_pb2_grpc, ingestion_pb2
 
 UPLOAD_PIECE_BYTES = 1024 * 1024
+RETRY_AFTER_KEY = "retry-after-seconds"
+MAX_RETRY_WAIT_SECONDS = 5.0
+TERMINAL_STATES = (common_pb2.JOB_STATE_SUCCEEDED, common_pb2.JOB_STATE_FAILED)
+
+
+def rate_limit_delay(exc: grpc.aio.AioRpcError) -> float | None:
+    """Seconds the gateway asked us to wait, or None when waiting will not help."""
+    if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return None
+    for key, value in exc.trailing_metadata() or ():
+        if key == RETRY_AFTER_KEY:
+            seconds = float(value)
+            # a daily quota names hours: that is not a wait for a client to sit through
+            return seconds if seconds <= MAX_RETRY_WAIT_SECONDS else None
+    return None
+
+
+def job_state_name(state: common_pb2.JobState.ValueType) -> str:
+    return common_pb2.JobState.Name(state).removeprefix("JOB_STATE_")
 
 
 class GatewayClient:
-    def __init__(self, address: str, api_key: str, timeout: float = 60.0) -> None:
-        self._channel = grpc.aio.insecure_channel(
-            address,
-            options=[("grpc.max_receive_message_length", 8 * 1024 * 1024)],
-        )
+    def __init__(self, address: str, api_key: str, timeout: float = 60.0, rate_limit_retries: int = 5) -> None:
+        self._channel = grpc.aio.insecure_channel(address, options=[("grpc.max_receive_message_length", 8 << 20)])
         self._stub = gateway_pb2_grpc.GatewayServiceStub(self._channel)
         self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
         self.timeout = timeout
+        self.rate_limit_retries = rate_limit_retries
 
     async def __aenter__(self) -> GatewayClient:
         return self
@@ -39,6 +61,21 @@ class GatewayClient:
     async def close(self) -> None:
         await self._channel.close()
 
+    async def _with_retries(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        for attempt in range(self.rate_limit_retries + 1):
+            try:
+                return await call()
+            except grpc.aio.AioRpcError as exc:
+                delay = rate_limit_delay(exc)
+                if delay is None or attempt == self.rate_limit_retries:
+                    raise
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def _unary(self, method: str, request: Any) -> Any:
+        call = getattr(self._stub, method)
+        return await self._with_retries(lambda: call(request, metadata=self._metadata, timeout=self.timeout))
+
     async def ask(
         self,
         question: str,
@@ -48,49 +85,44 @@ class GatewayClient:
         timeout: float | None = None,
         model: str = "",
     ) -> AsyncIterator[gateway_pb2.AskResponse]:
-        call = self._stub.Ask(
-            gateway_pb2.AskRequest(
-                question=question,
-                conversation_id=conversation_id,
-                top_k=top_k,
-                filters=filters or {},
-                model=model,
-            ),
-            metadata=self._metadata,
-            timeout=timeout or self.timeout,
+        request = gateway_pb2.AskRequest(
+            question=question, conversation_id=conversation_id, top_k=top_k, filters=filters or {}, model=model
         )
-        async for message in call:
-            yield message
+        for attempt in range(self.rate_limit_retries + 1):
+            started = False
+            try:
+                async for message in self._stub.Ask(request, metadata=self._metadata, timeout=timeout or self.timeout):
+                    started = True
+                    yield message
+                return
+            except grpc.aio.AioRpcError as exc:
+                delay = rate_limit_delay(exc)
+                if started or delay is None or attempt == self.rate_limit_retries:
+                    raise
+                await asyncio.sleep(delay)
 
     async def search(self, query: str, top_k: int = 0) -> gateway_pb2.GatewaySearchResponse:
-        return await self._stub.Search(
-            gateway_pb2.GatewaySearchRequest(query=query, top_k=top_k),
-            metadata=self._metadata,
-            timeout=self.timeout,
-        )
+        return await self._unary("Search", gateway_pb2.GatewaySearchRequest(query=query, top_k=top_k))
 
     async def ingest_bytes(
         self, filename: str, data: bytes, content_type: str = "", metadata: dict[str, str] | None = None
     ) -> ingestion_pb2.UploadResponse:
         async def requests() -> AsyncIterator[gateway_pb2.IngestRequest]:
-            yield gateway_pb2.IngestRequest(
-                metadata=gateway_pb2.IngestMetadata(
-                    filename=filename, content_type=content_type, metadata=metadata or {}
-                )
-            )
+            header = gateway_pb2.IngestMetadata(filename=filename, content_type=content_type, metadata=metadata or {})
+            yield gateway_pb2.IngestRequest(metadata=header)
             for start in range(0, len(data), UPLOAD_PIECE_BYTES):
                 yield gateway_pb2.IngestRequest(chunk=data[start : start + UPLOAD_PIECE_BYTES])
 
-        return await self._stub.Ingest(requests(), metadata=self._metadata, timeout=self.timeout)
+        return await self._with_retries(
+            lambda: self._stub.Ingest(requests(), metadata=self._metadata, timeout=self.timeout)
+        )
 
     async def ingest_file(self, path: Path, metadata: dict[str, str] | None = None) -> ingestion_pb2.UploadResponse:
         content_type = mimetypes.guess_type(path.name)[0] or ""
         return await self.ingest_bytes(path.name, path.read_bytes(), content_type, metadata)
 
     async def get_job(self, job_id: str) -> common_pb2.Job:
-        return await self._stub.GetJob(
-            gateway_pb2.GatewayGetJobRequest(job_id=job_id), metadata=self._metadata, timeout=self.timeout
-        )
+        return await self._unary("GetJob", gateway_pb2.GatewayGetJobRequest(job_id=job_id))
 
     async def list_jobs(
         self,
@@ -98,43 +130,31 @@ class GatewayClient:
         page_size: int = 50,
         page_token: str = "",
     ) -> ingestion_pb2.ListJobsResponse:
-        return await self._stub.ListJobs(
-            gateway_pb2.GatewayListJobsRequest(state=state, page_size=page_size, page_token=page_token),
-            metadata=self._metadata,
-            timeout=self.timeout,
-        )
+        request = gateway_pb2.GatewayListJobsRequest(state=state, page_size=page_size, page_token=page_token)
+        return await self._unary("ListJobs", request)
+
+    async def find_jobs(self, job_ids: set[str]) -> dict[str, common_pb2.Job]:
+        """The named jobs, read from the newest pages of ListJobs: one call per 500 jobs rather
+        than one per job, so waiting on many uploads stays far below the rate limit."""
+        found: dict[str, common_pb2.Job] = {}
+        token = ""
+        while True:
+            page = await self.list_jobs(page_size=500, page_token=token)
+            found.update((job.job_id, job) for job in page.jobs if job.job_id in job_ids)
+            if len(found) == len(job_ids) or not page.next_page_token:
+                return found
+            token = page.next_page_token
 
     async def list_documents(self, page_size: int = 50, page_token: str = "") -> ingestion_pb2.ListDocumentsResponse:
-        return await self._stub.ListDocuments(
-            gateway_pb2.GatewayListDocumentsRequest(page_size=page_size, page_token=page_token),
-            metadata=self._metadata,
-            timeout=self.timeout,
-        )
+        request = gateway_pb2.GatewayListDocumentsRequest(page_size=page_size, page_token=page_token)
+        return await self._unary("ListDocuments", request)
 
     async def delete_document(self, document_id: str) -> ingestion_pb2.DeleteDocumentResponse:
-        return await self._stub.DeleteDocument(
-            gateway_pb2.GatewayDeleteDocumentRequest(document_id=document_id),
-            metadata=self._metadata,
-            timeout=self.timeout,
-        )
+        return await self._unary("DeleteDocument", gateway_pb2.GatewayDeleteDocumentRequest(document_id=document_id))
 
     async def list_conversations(self, page_size: int = 50) -> conversation_pb2.ListConversationsResponse:
-        return await self._stub.ListConversations(
-            gateway_pb2.GatewayListConversationsRequest(page_size=page_size),
-            metadata=self._metadata,
-            timeout=self.timeout,
-        )
+        return await self._unary("ListConversations", gateway_pb2.GatewayListConversationsRequest(page_size=page_size))
 
     async def get_conversation(self, conversation_id: str) -> conversation_pb2.GetHistoryResponse:
-        return await self._stub.GetConversation(
-            gateway_pb2.GatewayGetConversationRequest(conversation_id=conversation_id),
-            metadata=self._metadata,
-            timeout=self.timeout,
-        )
-
-
-TERMINAL_STATES = (common_pb2.JOB_STATE_SUCCEEDED, common_pb2.JOB_STATE_FAILED)
-
-
-def job_state_name(state: common_pb2.JobState.ValueType) -> str:
-    return common_pb2.JobState.Name(state).removeprefix("JOB_STATE_")
+        request = gateway_pb2.GatewayGetConversationRequest(conversation_id=conversation_id)
+        return await self._unary("GetConversation", request)

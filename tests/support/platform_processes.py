@@ -38,7 +38,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_serving(address: str, timeout: float = 60.0, process: subprocess.Popen[bytes] | None = None) -> None:
+def wait_serving(address: str, timeout: float = 180.0, process: subprocess.Popen[bytes] | None = None) -> None:
     deadline = time.monotonic() + timeout
     last = ""
     with grpc.insecure_channel(address) as channel:

@@ -118,15 +118,21 @@ def ingest(
                 pending = dict(jobs)
                 deadline = time.monotonic() + timeout
                 while pending and time.monotonic() < deadline:
+                    found = await client.find_jobs(set(pending))
                     for job_id in list(pending):
-                        job = await client.get_job(job_id)
-                        if job.state in TERMINAL_STATES:
-                            detail = (
-                                f"{job.chunks_done} chunks"
-                                if job.state == common_pb2.JOB_STATE_SUCCEEDED
-                                else job.error
+                        job = found.get(job_id)
+                        if job is None:  # deleted while we waited (its document was deleted)
+                            rows.append((pending.pop(job_id), "FAILED", "the job no longer exists"))
+                            progress.advance(wait_task)
+                        elif job.state in TERMINAL_STATES:
+                            ok = job.state == common_pb2.JOB_STATE_SUCCEEDED
+                            rows.append(
+                                (
+                                    pending.pop(job_id),
+                                    job_state_name(job.state),
+                                    f"{job.chunks_done} chunks" if ok else job.error,
+                                )
                             )
-                            rows.append((pending.pop(job_id), job_state_name(job.state), detail))
                             progress.advance(wait_task)
                     if pending:
                         await asyncio.sleep(0.5)
