@@ -28,6 +28,7 @@ from ragplatform.v1 import (
 )
 from tests.integration.services.conftest import (
     CORPUS,
+    UPLOAD_LIMIT,
     InProcessPlatform,
     ServiceStarter,
     start_platform,
@@ -408,6 +409,11 @@ def ingest_metadata(filename: str) -> gateway_pb2.IngestRequest:
     [
         ([ingest_metadata("slides.pptx"), gateway_pb2.IngestRequest(chunk=b"PK")], "unsupported file type"),
         ([ingest_metadata("empty.txt")], "is empty"),
+        (
+            [ingest_metadata("big.txt"), *[gateway_pb2.IngestRequest(chunk=b"x" * 1024)] * (UPLOAD_LIMIT // 1024 + 1)],
+            "RAG_MAX_UPLOAD_BYTES",
+        ),
+        ([ingest_metadata("notes/a.txt"), gateway_pb2.IngestRequest(chunk=b"data")], "not a plain file name"),
         ([gateway_pb2.IngestRequest(chunk=b"data")], "must start with a metadata message"),
         ([], "the upload stream was empty"),
         (
