@@ -34,6 +34,9 @@ protos: | $(BIN)/activate ## Regenerate services/ragplatform/v1 from protos/
 	  --python_out=services --grpc_python_out=services \
 	  --mypy_out=services --mypy_grpc_out=services $(PROTOS)
 
+crds: install ## Regenerate the CRD (crds/ and the chart's copy) and docs/operator/reference.md from the spec models
+	$(BIN)/python -m ragplatform_operator.crd_schema
+
 lint: install ## ruff (lint + format check), mypy --strict, import-linter contracts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -55,4 +58,4 @@ bench: install system-packages ## Run the benchmarks (prints figures; takes minu
 
 check: lint test ## Everything CI runs
 
-.PHONY: help install system-packages protos lint format test dev bench check
+.PHONY: help install system-packages protos crds lint format test dev bench check
