@@ -1,7 +1,10 @@
 """The production shape: every service its own process, configured only through environment
 variables, on real servers — PostgreSQL 15 through PgBouncer (transaction pooling), Redis 7
 (queue, rate limits, answer cache), moto's S3 server (uploads) — with embeddings and answers from
-an OpenAI-compatible endpoint (a TEST DOUBLE, see openai_double.py; no model runs here).
+an OpenAI-compatible endpoint (a TEST DOUBLE, see openai_double.py; no model runs here) and
+vectors in `QdrantServerStore` talking HTTP to a Qdrant REST TEST DOUBLE backed by qdrant-client's
+local mode (see qdrant_double.py: no Qdrant server binary exists here, and the adapter takes only
+an http(s) URL).
 
 One platform and one set of servers serve the whole session (`production` fixture): starting
 them costs tens of seconds on two cores. The fault tests (test_faults.py) run against it too,
@@ -22,6 +25,7 @@ import pytest
 from ragplatform.client import GatewayClient
 from tests.e2e.conftest import CORPUS, wait_for_jobs
 from tests.e2e.production.openai_double import FaultyOpenAIDouble, ThreadedDouble
+from tests.e2e.production.qdrant_double import QdrantRestDouble, ThreadedQdrantDouble
 from tests.support.platform_processes import PlatformProcesses, ProductionBackends
 
 
@@ -30,6 +34,7 @@ class ProductionPlatform:
     processes: PlatformProcesses
     backends: ProductionBackends
     double: FaultyOpenAIDouble
+    qdrant: QdrantRestDouble
     keys: dict[str, str] = field(default_factory=dict)  # tenant -> API key
     corpus_jobs: dict[str, str] = field(default_factory=dict)  # filename -> job id (tenant "acme")
 
@@ -81,17 +86,20 @@ FAULT_TEST_SETTINGS = {
 def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProductionPlatform]:
     backends = ProductionBackends()
     double = ThreadedDouble(FaultyOpenAIDouble())
+    qdrant = ThreadedQdrantDouble()
     processes: PlatformProcesses | None = None
     try:
         backends.start()
         double.start()
+        qdrant.start()
         env = backends.env(
             double.server.base_url,
+            RAG_VECTOR_URL=qdrant.server.url,
             **FAULT_TEST_SETTINGS,
         )
         processes = PlatformProcesses(tmp_path_factory.mktemp("production"), extra_env=env)
         processes.start_all()
-        platform = ProductionPlatform(processes, backends, double.server)
+        platform = ProductionPlatform(processes, backends, double.server, qdrant.server)
         asyncio.run(ingest_corpus(platform))
         yield platform
     except BaseException:
@@ -103,4 +111,5 @@ def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProductionP
         if processes is not None:
             processes.stop_all()
         double.stop()
+        qdrant.stop()
         backends.stop()

@@ -160,6 +160,7 @@ async def test_a_worker_killed_mid_job_leaves_the_job_to_complete_without_duplic
     assert job.chunks_total < 50  # so the search below sees every chunk of the tenant
     indexes = [p.chunk_index for p in passages]
     assert sorted(indexes) == list(range(job.chunks_total)), "missing or duplicate chunks in the vector store"
+    assert production.qdrant.count_points("ragplatform_chunks", tenant) == job.chunks_total
 
 
 async def final_states(client: GatewayClient, job_ids: list[str], timeout: float) -> dict[str, int]:

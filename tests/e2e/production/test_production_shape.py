@@ -58,6 +58,9 @@ async def test_the_whole_corpus_is_ingested_through_the_production_backends(prod
         assert group["name"] == "workers"
     finally:
         r.close()
+    # Every chunk is a point in the vector store, written by QdrantServerStore over HTTP.
+    points = production.qdrant.count_points("ragplatform_chunks", "acme")
+    assert points == sum(d.chunk_count for d in documents)
     # Every chunk was embedded by the endpoint, not locally.
     embedded = " ".join(production.double.embedding_inputs())
     assert "Zephyr-9" in embedded
