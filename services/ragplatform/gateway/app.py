@@ -51,7 +51,11 @@ def build_app(settings: GatewaySettings) -> ServiceApp:
             store = await open_store(settings)
             stack.push_async_callback(store.close)
             limiter = await open_rate_limiter(settings)
+            stack.push_async_callback(limiter.close)
             cache = await open_answer_cache(settings)
+            stack.push_async_callback(cache.close)
+            budget = await open_token_budget(settings)
+            stack.push_async_callback(budget.close)
             channels = {
                 name: open_channel(address, token)
                 for name, address in (
@@ -71,7 +75,7 @@ def build_app(settings: GatewaySettings) -> ServiceApp:
                 conversation=conversation,
                 store=store,
                 cache=cache,
-                budget=await open_token_budget(settings),
+                budget=budget,
                 limits=AskLimits(
                     default_top_k=settings.default_top_k,
                     max_top_k=MAX_TOP_K,

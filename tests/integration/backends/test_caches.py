@@ -92,15 +92,6 @@ async def test_a_zero_ttl_stores_nothing(caches: Caches) -> None:
     assert await caches.cache.get(k) is None
 
 
-async def test_corpus_versions_grow_per_tenant(caches: Caches) -> None:
-    tenant, other = key(), key()
-    assert await caches.cache.corpus_version(tenant) == 0
-    assert await caches.cache.bump_corpus_version(tenant) == 1
-    assert await caches.cache.bump_corpus_version(tenant) == 2
-    assert await caches.cache.corpus_version(tenant) == 2
-    assert await caches.cache.corpus_version(other) == 0
-
-
 # --- token budget ------------------------------------------------------------------------------
 async def test_a_tenant_over_its_daily_budget_waits_for_the_next_utc_day(caches: Caches) -> None:
     tenant, other = key(), key()

@@ -10,16 +10,15 @@ class RateLimiter(Protocol):
     async def acquire(self, key: str, rate_per_second: float, burst: int) -> float:
         """0.0 if the call may proceed, else the seconds until it may (nothing is consumed)."""
 
+    async def close(self) -> None: ...
+
 
 class AnswerCache(Protocol):
     async def get(self, key: str) -> bytes | None: ...
 
     async def set(self, key: str, value: bytes, ttl_seconds: int) -> None: ...
 
-    async def corpus_version(self, tenant_id: str) -> int:
-        """A number that changes whenever the tenant's documents change."""
-
-    async def bump_corpus_version(self, tenant_id: str) -> int: ...
+    async def close(self) -> None: ...
 
 
 class TokenBudget(Protocol):
@@ -37,3 +36,5 @@ class TokenBudget(Protocol):
         """Add `tokens` to today's total; return the new total."""
 
     async def spent_today(self, tenant_id: str) -> int: ...
+
+    async def close(self) -> None: ...

@@ -44,13 +44,15 @@ class MemoryRateLimiter:
             self._tats[key] = decision.new_tat
         return decision.retry_after
 
+    async def close(self) -> None:
+        self._tats.clear()
+
 
 class MemoryAnswerCache:
-    """`AnswerCache` as a bounded LRU with per-entry expiry, plus corpus version counters."""
+    """`AnswerCache` as a bounded LRU with per-entry expiry."""
 
     def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
         self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
-        self._versions: dict[str, int] = {}
         self._max = max_entries
 
     async def get(self, key: str) -> bytes | None:
@@ -72,12 +74,8 @@ class MemoryAnswerCache:
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)
 
-    async def corpus_version(self, tenant_id: str) -> int:
-        return self._versions.get(tenant_id, 0)
-
-    async def bump_corpus_version(self, tenant_id: str) -> int:
-        self._versions[tenant_id] = self._versions.get(tenant_id, 0) + 1
-        return self._versions[tenant_id]
+    async def close(self) -> None:
+        self._entries.clear()
 
 
 class MemoryTokenBudget:
@@ -104,3 +102,6 @@ class MemoryTokenBudget:
 
     async def spent_today(self, tenant_id: str) -> int:
         return self._spent.get((tenant_id, utc_day(time.time())), 0)
+
+    async def close(self) -> None:
+        self._spent.clear()

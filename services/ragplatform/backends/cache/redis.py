@@ -75,7 +75,7 @@ class RedisRateLimiter(_RedisBacked):
 
 
 class RedisAnswerCache(_RedisBacked):
-    """`AnswerCache`: values with a TTL, corpus versions as INCR counters.
+    """`AnswerCache`: values with a TTL (the corpus version is part of every key: see the gateway).
 
     Answers are bytes, so give it a client made with `decode_responses=False`."""
 
@@ -92,18 +92,6 @@ class RedisAnswerCache(_RedisBacked):
         with self._errors("the answer cache"):
             await self._redis.set(f"{self._ns}:answer:{key}", value, ex=ttl_seconds)
 
-    async def corpus_version(self, tenant_id: str) -> int:
-        with self._errors("the answer cache"):
-            value = await self._redis.get(f"{self._ns}:corpus:{tenant_id}")
-        return int(value) if value is not None else 0
-
-    async def bump_corpus_version(self, tenant_id: str) -> int:
-        with self._errors("the answer cache"):
-            return int(await self._redis.incr(f"{self._ns}:corpus:{tenant_id}"))
-
-    async def close(self) -> None:
-        await self._redis.aclose()
-        await super().close()
 
 
 class RedisTokenBudget(_RedisBacked):
