@@ -60,6 +60,9 @@ def render_pgbouncer_ini(spec: PlatformSpec) -> str:
         # Common drivers (JDBC, some psql versions) send this one; PgBouncer would refuse the
         # connection. Others stay refused rather than silently dropped.
         "ignore_startup_parameters = extra_float_digits",
+        # After a PostgreSQL restart, retry the server login after 1 s (default 15 s): callers
+        # get UNAVAILABLE for seconds, not for a quarter of a minute.
+        "server_login_retry = 1",
         "log_connections = 0",
         "log_disconnections = 0",
         "",
