@@ -30,7 +30,15 @@ INVALID = FIXTURES / "invalid"
 UPLOAD_LIMIT = 64 * 1024
 
 # Settings every in-process service gets; `load_settings` ignores the ones a class does not read.
+# The backend URLs are pinned to the embedded defaults so a RAG_* variable in the developer's
+# shell cannot point a test at a real database.
 BASE_SETTINGS: dict[str, Any] = {
+    "store_url": "",
+    "queue_url": "",
+    "blob_url": "",
+    "vector_url": "",
+    "redis_url": None,
+    "internal_token": None,
     "grpc_host": "127.0.0.1",
     "grpc_port": 0,
     "metrics_enabled": False,
@@ -152,7 +160,7 @@ class InProcessPlatform:
 
     async def create_api_key(self, tenant: str) -> tuple[str, str]:
         """A new key for `tenant`, as `ragplatform keys create` makes it: (key, key id)."""
-        store = await open_store(load_settings(StoreSettings, data_dir=self.starter.data_dir))
+        store = await open_store(load_settings(StoreSettings, data_dir=self.starter.data_dir, store_url=""))
         try:
             key = generate_api_key()
             record = await store.create_api_key(tenant, f"key for {tenant}", hash_api_key(key))
@@ -161,7 +169,7 @@ class InProcessPlatform:
             await store.close()
 
     async def revoke_api_key(self, key_id: str) -> None:
-        store = await open_store(load_settings(StoreSettings, data_dir=self.starter.data_dir))
+        store = await open_store(load_settings(StoreSettings, data_dir=self.starter.data_dir, store_url=""))
         try:
             await store.revoke_api_key(key_id)
         finally:

@@ -38,7 +38,7 @@ def test_extract_api_key(authorization: str, x_api_key: str, expected: str) -> N
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await open_store(load_settings(StoreSettings, data_dir=tmp_path))
+    opened = await open_store(load_settings(StoreSettings, data_dir=tmp_path, store_url=""))
     try:
         yield opened
     finally:

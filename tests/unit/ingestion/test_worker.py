@@ -103,7 +103,15 @@ class Rig:
 
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    settings = load_settings(WorkerSettings, data_dir=tmp_path, embedder="hashing", embedding_dimension=DIMENSION)
+    settings = load_settings(
+        WorkerSettings,
+        data_dir=tmp_path,
+        embedder="hashing",
+        embedding_dimension=DIMENSION,
+        store_url="",
+        queue_url="",
+        blob_url="",
+    )
     store = await open_store(settings)
     queue = await open_queue(settings)
     blobs = await open_blob_store(settings)
