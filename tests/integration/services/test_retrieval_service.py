@@ -199,3 +199,16 @@ async def test_delete_document_chunks_validation(retrieval_channel: grpc.aio.Cha
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await stub(retrieval_channel).DeleteDocumentChunks(request)
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_labels_with_dots_and_slashes_filter_as_themselves(
+    retrieval_channel: grpc.aio.Channel, tenant: str
+) -> None:
+    await index(retrieval_channel, tenant, "pump", PUMP, {"app.kubernetes.io/name": "pumps"})
+    await index(retrieval_channel, tenant, "drone", DRONE, {"app.kubernetes.io/name": "drones"})
+    found = await search(
+        retrieval_channel, tenant, "Zephyr-9 Kestrel", top_k=10, filters={"app.kubernetes.io/name": "drones"}
+    )
+    assert {p.document_id for p in found} == {"drone"}
+    error = await search_error(retrieval_channel, tenant_id=tenant, query="pump", filters={'bad"key': "x"})
+    assert "invalid metadata filter key" in (error.details() or "")
