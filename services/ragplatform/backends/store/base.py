@@ -50,9 +50,7 @@ class Store(Protocol):
     async def get_job_any_tenant(self, job_id: str) -> Job:
         """For workers, which receive only a job id from the queue."""
 
-    async def list_jobs(
-        self, tenant_id: str, state: JobState | None, limit: int, cursor: str = ""
-    ) -> Page[Job]: ...
+    async def list_jobs(self, tenant_id: str, state: JobState | None, limit: int, cursor: str = "") -> Page[Job]: ...
 
     async def start_job(self, job_id: str) -> Job:
         """QUEUED/RUNNING -> RUNNING, attempts + 1. Raise `NotFound` if the job is gone."""

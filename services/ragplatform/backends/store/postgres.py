@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 from urllib.parse import urlparse
@@ -28,18 +28,17 @@ import asyncpg
 
 from ragplatform.backends.store.pagination import clamp_limit, decode_cursor, encode_cursor
 from ragplatform.backends.store.postgres_migrations import apply_migrations, check_schema
+from ragplatform.backends.store.rows import RowReader, citations_to_json
 from ragplatform.core.settings import StoreSettings
 from ragplatform.domain.errors import AlreadyExists, NotFound, Unavailable
 from ragplatform.domain.models import (
     ApiKey,
-    Citation,
     Conversation,
     Document,
     Job,
     JobState,
     NewUpload,
     Page,
-    Role,
     Turn,
     UploadOutcome,
 )
@@ -95,6 +94,9 @@ def is_unavailable_error(exc: BaseException) -> bool:
         sqlstate = str(getattr(exc, "sqlstate", "") or "")
         return sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES)
     return False
+
+
+ROWS = RowReader(lambda value: value)  # asyncpg returns timestamptz as datetime
 
 
 class PostgresStore:
@@ -197,7 +199,7 @@ class PostgresStore:
             if same_content is not None and same_content["latest_job_id"]:
                 latest = await _fetch_job(conn, same_content["latest_job_id"])
                 if latest is not None and latest.state != JobState.FAILED:
-                    return UploadOutcome(_document(same_content), latest, deduplicated=True)
+                    return UploadOutcome(ROWS.document(same_content), latest, deduplicated=True)
             job_id = new_id()
             metadata = json.dumps(upload.metadata, sort_keys=True)
             # chunk_count keeps describing the indexed (old) content until the new job succeeds.
@@ -230,11 +232,11 @@ class PostgresStore:
             )
             document = await _require_document(conn, upload.tenant_id, document_id)
             job = await _require_job(conn, job_id)
-            return UploadOutcome(_document(document), job, deduplicated=False)
+            return UploadOutcome(ROWS.document(document), job, deduplicated=False)
 
     async def get_document(self, tenant_id: str, document_id: str) -> Document:
         async with self._connection() as conn:
-            return _document(await _require_document(conn, tenant_id, document_id))
+            return ROWS.document(await _require_document(conn, tenant_id, document_id))
 
     async def list_documents(self, tenant_id: str, limit: int, cursor: str = "") -> Page[Document]:
         return await self._page(
@@ -244,7 +246,7 @@ class PostgresStore:
             "document_id",
             limit,
             cursor,
-            _document,
+            ROWS.document,
             lambda d: (d.created_at, d.document_id),
         )
 
@@ -259,7 +261,7 @@ class PostgresStore:
                 raise _document_not_found(document_id)
             # Jobs go with it (ON DELETE CASCADE).
             await _bump_corpus_version(conn, tenant_id)
-            return _document(row)
+            return ROWS.document(row)
 
     async def get_job(self, tenant_id: str, job_id: str) -> Job:
         async with self._connection() as conn:
@@ -279,7 +281,7 @@ class PostgresStore:
             sql += " AND j.state = $2"
             params.append(state.value)
         return await self._page(
-            sql, params, "j.created_at", "j.job_id", limit, cursor, _job, lambda j: (j.created_at, j.job_id)
+            sql, params, "j.created_at", "j.job_id", limit, cursor, ROWS.job, lambda j: (j.created_at, j.job_id)
         )
 
     async def start_job(self, job_id: str) -> Job:
@@ -352,7 +354,7 @@ class PostgresStore:
                 title,
             )
         assert row is not None  # RETURNING of a successful insert
-        return _conversation(row)
+        return ROWS.conversation(row)
 
     async def append_turns(self, tenant_id: str, conversation_id: str, turns: list[Turn]) -> Conversation:
         async with self._transaction() as conn:
@@ -366,7 +368,7 @@ class PostgresStore:
             if row is None:
                 raise _conversation_not_found(conversation_id)
             if not turns:
-                return _conversation(row)
+                return ROWS.conversation(row)
             first = int(row["turn_count"])
             await conn.executemany(
                 "INSERT INTO turns (conversation_id, seq, role, content, citations, created_at)"
@@ -377,7 +379,7 @@ class PostgresStore:
                         first + offset,
                         turn.role.value,
                         turn.content,
-                        _citations_json(turn.citations),
+                        citations_to_json(turn.citations),
                         turn.created_at,
                     )
                     for offset, turn in enumerate(turns)
@@ -390,11 +392,11 @@ class PostgresStore:
                 len(turns),
             )
             assert updated is not None  # locked above
-            return _conversation(updated)
+            return ROWS.conversation(updated)
 
     async def get_conversation(self, tenant_id: str, conversation_id: str) -> Conversation:
         async with self._connection() as conn:
-            return _conversation(await _require_conversation(conn, tenant_id, conversation_id))
+            return ROWS.conversation(await _require_conversation(conn, tenant_id, conversation_id))
 
     async def get_turns(self, tenant_id: str, conversation_id: str, max_turns: int = 0) -> list[Turn]:
         async with self._transaction() as conn:
@@ -408,7 +410,7 @@ class PostgresStore:
                 sql += " LIMIT $2"
                 params.append(max_turns)
             rows = await conn.fetch(sql, *params)
-        return [_turn(row) for row in reversed(rows)]
+        return [ROWS.turn(row) for row in reversed(rows)]
 
     async def list_conversations(self, tenant_id: str, limit: int, cursor: str = "") -> Page[Conversation]:
         return await self._page(
@@ -418,7 +420,7 @@ class PostgresStore:
             "conversation_id",
             limit,
             cursor,
-            _conversation,
+            ROWS.conversation,
             lambda c: (c.created_at, c.conversation_id),
         )
 
@@ -437,12 +439,12 @@ class PostgresStore:
             except asyncpg.UniqueViolationError:
                 raise AlreadyExists("an API key with this secret exists already; generate a new key") from None
         assert row is not None
-        return _api_key(row)
+        return ROWS.api_key(row)
 
     async def find_api_key(self, key_hash: str) -> ApiKey | None:
         async with self._connection() as conn:
             row = await conn.fetchrow("SELECT * FROM api_keys WHERE key_hash = $1", key_hash)
-        return _api_key(row) if row else None
+        return ROWS.api_key(row) if row else None
 
     async def list_api_keys(self, tenant_id: str | None = None) -> list[ApiKey]:
         async with self._connection() as conn:
@@ -452,14 +454,14 @@ class PostgresStore:
                 rows = await conn.fetch(
                     "SELECT * FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, key_id", tenant_id
                 )
-        return [_api_key(row) for row in rows]
+        return [ROWS.api_key(row) for row in rows]
 
     async def revoke_api_key(self, key_id: str) -> ApiKey:
         async with self._connection() as conn:
             row = await conn.fetchrow("UPDATE api_keys SET revoked = true WHERE key_id = $1 RETURNING *", key_id)
         if row is None:
             raise NotFound(f"API key {key_id!r} was not found; list the keys to see their ids")
-        return _api_key(row)
+        return ROWS.api_key(row)
 
     # --- helpers -----------------------------------------------------------------------------
     async def _set_state(self, job_id: str, state: JobState, error: str) -> Job:
@@ -527,85 +529,6 @@ async def migrate(settings: StoreSettings) -> list[int]:
 
 
 # --- row conversion and lookups ----------------------------------------------------------------
-def _document(row: asyncpg.Record) -> Document:
-    return Document(
-        document_id=row["document_id"],
-        tenant_id=row["tenant_id"],
-        filename=row["filename"],
-        content_type=row["content_type"],
-        content_hash=row["content_hash"],
-        size_bytes=int(row["size_bytes"]),
-        blob_key=row["blob_key"],
-        metadata={str(k): str(v) for k, v in json.loads(row["metadata"]).items()},
-        chunk_count=int(row["chunk_count"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        latest_job_id=row["latest_job_id"],
-    )
-
-
-def _job(row: asyncpg.Record) -> Job:
-    return Job(
-        job_id=row["job_id"],
-        tenant_id=row["tenant_id"],
-        document_id=row["document_id"],
-        state=JobState(row["state"]),
-        error=row["error"],
-        attempts=int(row["attempts"]),
-        chunks_total=int(row["chunks_total"]),
-        chunks_done=int(row["chunks_done"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        filename=row["filename"],
-    )
-
-
-def _conversation(row: asyncpg.Record) -> Conversation:
-    return Conversation(
-        conversation_id=row["conversation_id"],
-        tenant_id=row["tenant_id"],
-        title=row["title"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        turn_count=int(row["turn_count"]),
-    )
-
-
-def _turn(row: asyncpg.Record) -> Turn:
-    return Turn(
-        role=Role(row["role"]),
-        content=row["content"],
-        citations=tuple(Citation(**item) for item in json.loads(row["citations"])),
-        created_at=row["created_at"],
-    )
-
-
-def _citations_json(citations: Sequence[Citation]) -> str:
-    return json.dumps(
-        [
-            {
-                "index": c.index,
-                "document_id": c.document_id,
-                "filename": c.filename,
-                "chunk_id": c.chunk_id,
-                "quote": c.quote,
-                "score": c.score,
-            }
-            for c in citations
-        ]
-    )
-
-
-def _api_key(row: asyncpg.Record) -> ApiKey:
-    return ApiKey(
-        key_id=row["key_id"],
-        tenant_id=row["tenant_id"],
-        name=row["name"],
-        created_at=row["created_at"],
-        revoked=bool(row["revoked"]),
-    )
-
-
 def _job_not_found(job_id: str) -> NotFound:
     return NotFound(f"job {job_id!r} was not found (or its document was deleted); list jobs to see current ones")
 
@@ -620,7 +543,7 @@ def _conversation_not_found(conversation_id: str) -> NotFound:
 
 async def _fetch_job(conn: asyncpg.Connection, job_id: str) -> Job | None:
     row = await conn.fetchrow(_JOB_SELECT + " WHERE j.job_id = $1", job_id)
-    return _job(row) if row else None
+    return ROWS.job(row) if row else None
 
 
 async def _require_job(conn: asyncpg.Connection, job_id: str) -> Job:

@@ -18,17 +18,11 @@ from ragplatform.backends.store.pagination import (
     clamp_limit,
     decode_cursor,
     encode_cursor,
+    from_microseconds,
     to_microseconds,
 )
+from ragplatform.backends.store.rows import RowReader, citations_to_json
 from ragplatform.backends.store.sqlite_database import SqliteDatabase, execute, fetch_all, fetch_one, now_us
-from ragplatform.backends.store.sqlite_rows import (
-    api_key_from_row,
-    citations_to_json,
-    conversation_from_row,
-    document_from_row,
-    job_from_row,
-    turn_from_row,
-)
 from ragplatform.core.settings import StoreSettings
 from ragplatform.domain.errors import AlreadyExists, NotFound
 from ragplatform.domain.models import (
@@ -54,6 +48,9 @@ _JOB_SELECT = (
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+ROWS = RowReader(from_microseconds)
 
 
 class SqliteStore:
@@ -88,7 +85,7 @@ class SqliteStore:
             if same_content is not None and same_content["latest_job_id"]:
                 latest = await _fetch_job(conn, same_content["latest_job_id"])
                 if latest is not None and latest.state != JobState.FAILED:
-                    return UploadOutcome(document_from_row(same_content), latest, deduplicated=True)
+                    return UploadOutcome(ROWS.document(same_content), latest, deduplicated=True)
             now = now_us()
             job_id = new_id()
             metadata = json.dumps(upload.metadata, sort_keys=True)
@@ -146,13 +143,13 @@ class SqliteStore:
             job = await _fetch_job(conn, job_id)
             assert document is not None  # written just above
             assert job is not None
-            return UploadOutcome(document_from_row(document), job, deduplicated=False)
+            return UploadOutcome(ROWS.document(document), job, deduplicated=False)
 
         return await self._db.write(transaction)
 
     async def get_document(self, tenant_id: str, document_id: str) -> Document:
         async def transaction(conn: aiosqlite.Connection) -> Document:
-            return document_from_row(await _require_document(conn, tenant_id, document_id))
+            return ROWS.document(await _require_document(conn, tenant_id, document_id))
 
         return await self._db.read(transaction)
 
@@ -164,13 +161,13 @@ class SqliteStore:
             "document_id",
             limit,
             cursor,
-            document_from_row,
+            ROWS.document,
             lambda d: (d.created_at, d.document_id),
         )
 
     async def delete_document(self, tenant_id: str, document_id: str) -> Document:
         async def transaction(conn: aiosqlite.Connection) -> Document:
-            document = document_from_row(await _require_document(conn, tenant_id, document_id))
+            document = ROWS.document(await _require_document(conn, tenant_id, document_id))
             await execute(conn, "DELETE FROM jobs WHERE document_id = ?", (document_id,))
             await execute(conn, "DELETE FROM documents WHERE document_id = ?", (document_id,))
             await _bump_corpus_version(conn, tenant_id)
@@ -200,7 +197,7 @@ class SqliteStore:
             sql += " AND j.state = ?"
             params.append(state.value)
         return await self._page(
-            sql, params, "j.created_at", "j.job_id", limit, cursor, job_from_row, lambda j: (j.created_at, j.job_id)
+            sql, params, "j.created_at", "j.job_id", limit, cursor, ROWS.job, lambda j: (j.created_at, j.job_id)
         )
 
     async def start_job(self, job_id: str) -> Job:
@@ -282,7 +279,7 @@ class SqliteStore:
                 " updated_at) VALUES (?, ?, ?, 0, ?, ?)",
                 (conversation_id, tenant_id, title, now, now),
             )
-            return conversation_from_row(await _require_conversation(conn, tenant_id, conversation_id))
+            return ROWS.conversation(await _require_conversation(conn, tenant_id, conversation_id))
 
         return await self._db.write(transaction)
 
@@ -290,7 +287,7 @@ class SqliteStore:
         async def transaction(conn: aiosqlite.Connection) -> Conversation:
             row = await _require_conversation(conn, tenant_id, conversation_id)
             if not turns:
-                return conversation_from_row(row)
+                return ROWS.conversation(row)
             now = now_us()
             first = int(row["turn_count"])
             await conn.executemany(
@@ -313,13 +310,13 @@ class SqliteStore:
                 "UPDATE conversations SET turn_count = turn_count + ?, updated_at = ? WHERE conversation_id = ?",
                 (len(turns), now, conversation_id),
             )
-            return conversation_from_row(await _require_conversation(conn, tenant_id, conversation_id))
+            return ROWS.conversation(await _require_conversation(conn, tenant_id, conversation_id))
 
         return await self._db.write(transaction)
 
     async def get_conversation(self, tenant_id: str, conversation_id: str) -> Conversation:
         async def transaction(conn: aiosqlite.Connection) -> Conversation:
-            return conversation_from_row(await _require_conversation(conn, tenant_id, conversation_id))
+            return ROWS.conversation(await _require_conversation(conn, tenant_id, conversation_id))
 
         return await self._db.read(transaction)
 
@@ -332,7 +329,7 @@ class SqliteStore:
                 sql += " LIMIT ?"
                 params.append(max_turns)
             rows = await fetch_all(conn, sql, params)
-            return [turn_from_row(row) for row in reversed(rows)]
+            return [ROWS.turn(row) for row in reversed(rows)]
 
         return await self._db.read(transaction)
 
@@ -344,7 +341,7 @@ class SqliteStore:
             "conversation_id",
             limit,
             cursor,
-            conversation_from_row,
+            ROWS.conversation,
             lambda c: (c.created_at, c.conversation_id),
         )
 
@@ -363,7 +360,7 @@ class SqliteStore:
                 raise AlreadyExists("an API key with this secret exists already; generate a new key") from None
             row = await fetch_one(conn, "SELECT * FROM api_keys WHERE key_id = ?", (key_id,))
             assert row is not None
-            return api_key_from_row(row)
+            return ROWS.api_key(row)
 
         return await self._db.write(transaction)
 
@@ -371,7 +368,7 @@ class SqliteStore:
         row = await self._db.read(
             lambda conn: fetch_one(conn, "SELECT * FROM api_keys WHERE key_hash = ?", (key_hash,))
         )
-        return api_key_from_row(row) if row else None
+        return ROWS.api_key(row) if row else None
 
     async def list_api_keys(self, tenant_id: str | None = None) -> list[ApiKey]:
         params: tuple[str, ...] = ()
@@ -383,7 +380,7 @@ class SqliteStore:
                 (tenant_id,),
             )
         rows = await self._db.read(lambda conn: fetch_all(conn, sql, params))
-        return [api_key_from_row(row) for row in rows]
+        return [ROWS.api_key(row) for row in rows]
 
     async def revoke_api_key(self, key_id: str) -> ApiKey:
         async def transaction(conn: aiosqlite.Connection) -> ApiKey:
@@ -391,7 +388,7 @@ class SqliteStore:
             row = await fetch_one(conn, "SELECT * FROM api_keys WHERE key_id = ?", (key_id,))
             if row is None:
                 raise NotFound(f"API key {key_id!r} was not found; list the keys to see their ids")
-            return api_key_from_row(row)
+            return ROWS.api_key(row)
 
         return await self._db.write(transaction)
 
@@ -442,7 +439,7 @@ def _job_not_found(job_id: str) -> NotFound:
 
 async def _fetch_job(conn: aiosqlite.Connection, job_id: str) -> Job | None:
     row = await fetch_one(conn, _JOB_SELECT + " WHERE j.job_id = ?", (job_id,))
-    return job_from_row(row) if row else None
+    return ROWS.job(row) if row else None
 
 
 async def _require_job(conn: aiosqlite.Connection, job_id: str) -> Job:
