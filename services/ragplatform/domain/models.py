@@ -10,14 +10,15 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
-# Namespace for deterministic chunk point ids: uuid5(NAMESPACE, f"{document_id}:{chunk_index}").
+# Namespace for deterministic chunk point ids: uuid5(NAMESPACE, f"{tenant}:{document_id}:{chunk_index}").
 CHUNK_ID_NAMESPACE = uuid.UUID("6f1c2f5e-8d0b-4b8e-9a54-3f0b1c7d2e11")
 
 
-def chunk_point_id(document_id: str, chunk_index: int) -> str:
+def chunk_point_id(tenant_id: str, document_id: str, chunk_index: int) -> str:
     """The vector store id of a chunk: the same document and index always give the same id,
-    so re-indexing overwrites instead of duplicating."""
-    return str(uuid.uuid5(CHUNK_ID_NAMESPACE, f"{document_id}:{chunk_index}"))
+    so re-indexing overwrites instead of duplicating. The tenant is part of it, so no write
+    naming one tenant can ever replace another tenant's chunk."""
+    return str(uuid.uuid5(CHUNK_ID_NAMESPACE, f"{tenant_id}:{document_id}:{chunk_index}"))
 
 
 class JobState(enum.StrEnum):
@@ -107,7 +108,7 @@ class ChunkPoint:
 
     @property
     def point_id(self) -> str:
-        return chunk_point_id(self.document_id, self.chunk_index)
+        return chunk_point_id(self.tenant_id, self.document_id, self.chunk_index)
 
 
 @dataclass(frozen=True)

@@ -101,9 +101,9 @@ async def test_a_tenant_never_sees_another_tenants_chunks(retrieval_channel: grp
     await index(retrieval_channel, tenant, "pump", PUMP)
     assert await search(retrieval_channel, other, PUMP[0], top_k=50) == []
     assert await search(retrieval_channel, other, PUMP[0], document_ids=["pump"]) == []
-    # each tenant sees only its own chunks when both have some (document ids are global UUIDs
-    # in the platform; point ids derive from them, so the two tenants use different ones here)
-    await index(retrieval_channel, other, "drone", DRONE)
+    # each tenant sees only its own chunks when both have some, even under the same document id:
+    # point ids include the tenant, so one tenant's write can never replace another's chunk
+    await index(retrieval_channel, other, "pump", DRONE)
     theirs = await search(retrieval_channel, other, "Zephyr-9 pump Kestrel drone", top_k=50)
     assert {p.text for p in theirs} == set(DRONE)
     mine = await search(retrieval_channel, tenant, "Zephyr-9 pump Kestrel drone", top_k=50)

@@ -73,7 +73,7 @@ async def test_search_returns_the_nearest_chunks_with_their_payload(store: EdgeV
     hits = await store.search(SearchQuery(tenant_id="t1", vector=unit(1, 0.1), top_k=2))
     assert [(h.document_id, h.chunk_index) for h in hits] == [("doc-a", 0), ("doc-a", 1)]
     best = hits[0]
-    assert best.chunk_id == chunk_point_id("doc-a", 0)
+    assert best.chunk_id == chunk_point_id("t1", "doc-a", 0)
     assert best.filename == "doc-a.md"
     assert best.text == "doc-a chunk 0"
     assert best.metadata == {"lang": "en"}
