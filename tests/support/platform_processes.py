@@ -102,7 +102,14 @@ class PlatformProcesses:
 
     def start(self, service: str) -> None:
         self.launch(service)
-        wait_serving(self.address(service), process=self.processes[service])
+        self._wait(service)
+
+    def _wait(self, service: str) -> None:
+        """Wait until SERVING; on failure, the error carries the end of the service's log."""
+        try:
+            wait_serving(self.address(service), process=self.processes[service])
+        except (RuntimeError, TimeoutError) as exc:
+            raise RuntimeError(f"{service}: {exc}\n--- {service} log ---\n{self.log_text(service)[-3000:]}") from None
 
     def launch(self, service: str) -> None:
         log_path = self.data_dir / f"{service}.log"
@@ -121,7 +128,7 @@ class PlatformProcesses:
         for service in SERVICES:
             self.launch(service)
         for service in SERVICES:
-            wait_serving(self.address(service), process=self.processes[service])
+            self._wait(service)
 
     def kill(self, service: str, sig: int = signal.SIGKILL) -> int:
         process = self.processes.pop(service)
