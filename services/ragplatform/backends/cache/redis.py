@@ -93,7 +93,6 @@ class RedisAnswerCache(_RedisBacked):
             await self._redis.set(f"{self._ns}:answer:{key}", value, ex=ttl_seconds)
 
 
-
 class RedisTokenBudget(_RedisBacked):
     """`TokenBudget`: INCRBY on a per-day key that expires the day after (kept one extra day so
     yesterday's total stays readable for reports)."""
