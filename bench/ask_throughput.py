@@ -52,7 +52,8 @@ QUESTIONS = [
     "What does the Aurora cafe serve?",
     "What did the Nordlys station log record?",
 ]
-STREAMS_PER_CHANNEL = 100  # HTTP/2 connections from the clients, like many client pods would open
+# Streams per client HTTP/2 connection (as many client pods would open); --streams-per-channel.
+STREAMS_PER_CHANNEL = int(os.environ.get("BENCH_STREAMS_PER_CHANNEL", "100"))
 ASK_DEADLINE_SECONDS = 60.0
 
 
@@ -280,6 +281,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--drivers", type=int, default=2, help="client processes")
     parser.add_argument("--llm-latency", type=float, default=2.0)
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="RAG_X=VALUE", help="extra service setting (repeatable)"
+    )
     args = parser.parse_args()
     _raise_open_file_limit()
 
@@ -301,6 +305,7 @@ def main() -> None:
             RAG_ANSWER_CACHE_TTL_SECONDS="0",
             RAG_LOG_LEVEL="warning",
         )
+        env.update(item.split("=", 1) for item in args.env)
         processes = PlatformProcesses(Path(tempfile.mkdtemp(prefix="ragplatform-bench-")), extra_env=env)
         processes.start_all()
         key = processes.create_api_key("bench")
