@@ -40,7 +40,7 @@ crds: install ## Regenerate the CRD (crds/ and the chart's copy) and docs/operat
 lint: install ## ruff (lint + format check), mypy --strict, import-linter contracts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy services operator
+	$(BIN)/mypy services operator tests bench scripts
 	$(BIN)/lint-imports
 
 format: install ## Apply ruff's fixes and formatting

@@ -48,7 +48,8 @@ WORDS = [
 
 def unit_vectors(rng: np.random.Generator, n: int) -> np.ndarray:
     v = rng.standard_normal((n, DIMENSION)).astype(np.float32)
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
+    unit: np.ndarray = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return unit
 
 
 async def populate(data_dir: Path, size: int, rng: np.random.Generator) -> None:

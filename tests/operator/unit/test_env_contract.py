@@ -128,4 +128,4 @@ def test_a_job_is_not_redelivered_while_its_worker_may_still_finish_it(
     env = {e["name"]: e.get("value") for e in _env(render(minimal), "demo", "workers")}
 
     assert env["RAG_VISIBILITY_TIMEOUT_SECONDS"] == expected
-    assert float(env["RAG_GRACE_PERIOD_SECONDS"]) < float(expected)
+    assert float(str(env["RAG_GRACE_PERIOD_SECONDS"])) < float(expected)
