@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
+from typing import Any
+
+import structlog
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="")
 tenant_var: ContextVar[str] = ContextVar("tenant", default="")
@@ -31,3 +36,23 @@ def remaining_seconds() -> float | None:
     if deadline is None:
         return None
     return max(0.0, deadline - time.monotonic())
+
+
+@contextmanager
+def scoped(values: Mapping[ContextVar[Any], Any], log_fields: Mapping[str, Any] | None = None) -> Iterator[None]:
+    """Set ContextVars (and structlog's log fields) for a block, and restore them after.
+
+    A server stream the client cancels is closed by gRPC from another task, so the block may end
+    in a different context than it began in; there the old values cannot (and need not) be
+    restored — the call's own context dies with its task — so that case is ignored.
+    """
+    tokens = [(var, var.set(value)) for var, value in values.items()]
+    log_tokens = structlog.contextvars.bind_contextvars(**(log_fields or {}))
+    try:
+        yield
+    finally:
+        with suppress(ValueError):
+            structlog.contextvars.reset_contextvars(**log_tokens)
+        for var, token in reversed(tokens):
+            with suppress(ValueError):
+                var.reset(token)

@@ -35,6 +35,7 @@ log = structlog.get_logger("ragplatform.server")
 # Registers servicers on the server; returns the fully qualified service names it added.
 Registrar = Callable[[grpc.aio.Server], Sequence[str]]
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+_REPORTS: set[asyncio.Task[None]] = set()
 
 
 @dataclass
@@ -141,8 +142,24 @@ async def start_service(app: ServiceApp, settings: CommonSettings) -> RunningSer
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     stopping = asyncio.Event()
     tasks = [asyncio.create_task(job(stopping)) for job in app.background]
+    for task in tasks:
+        task.add_done_callback(lambda t: _background_ended(t, app.name, stopping, health_servicer))
     log.info("serving", service=app.name, port=port, metrics_port=metrics_port)
     return RunningService(app, server, port, metrics_port, health_servicer, stopping, exit_stack, tasks)
+
+
+def _background_ended(
+    task: asyncio.Task[Any], service: str, stopping: asyncio.Event, health_servicer: HealthServicer
+) -> None:
+    """A background loop (e.g. a worker) must only end on stop. If it dies, say so and report
+    NOT_SERVING, so that the liveness probe restarts the process instead of it idling forever."""
+    if stopping.is_set() or task.cancelled():
+        return
+    exc = task.exception()
+    log.error("background work ended unexpectedly; reporting NOT_SERVING", service=service, exc_info=exc)
+    report = asyncio.get_running_loop().create_task(health_servicer.enter_graceful_shutdown())
+    _REPORTS.add(report)  # keep a reference until it ran (the loop holds tasks only weakly)
+    report.add_done_callback(_REPORTS.discard)
 
 
 async def serve(app: ServiceApp, settings: CommonSettings) -> None:

@@ -115,6 +115,9 @@ class EmbedderSettings(CommonSettings):
     embedding_api_key: SecretStr | None = Field(None, description="API key for the embeddings endpoint.")
     embedding_dimension: int = Field(384, ge=8, le=8192, description="Vector size (openai and hashing embedders).")
     embedding_timeout_seconds: float = Field(30.0, gt=0, description="Per-request timeout to the endpoint.")
+    embedding_max_concurrency: int = Field(
+        64, ge=1, le=4096, description="Embedding requests one process keeps in flight at once."
+    )
 
 
 class VectorSettings(CommonSettings):

@@ -13,12 +13,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
-import structlog
 
 from ragplatform.backends.cache.base import RateLimiter
 from ragplatform.backends.store.api_keys import hash_api_key
 from ragplatform.backends.store.base import Store
-from ragplatform.core.context import tenant_var
+from ragplatform.core.context import scoped, tenant_var
 from ragplatform.core.interceptors.base import ScopedInterceptor, metadata_value
 from ragplatform.domain.errors import ResourceExhausted, Unauthenticated
 from ragplatform.domain.models import ApiKey
@@ -80,9 +79,5 @@ class ApiKeyInterceptor(ScopedInterceptor):
                 f"rate limit of {self._rps:g} requests/s for this API key reached; retry in {wait:.2f} s",
                 retry_after_seconds=wait,
             )
-        token = tenant_var.set(api_key.tenant_id)
-        try:
-            with structlog.contextvars.bound_contextvars(tenant=api_key.tenant_id):
-                yield
-        finally:
-            tenant_var.reset(token)
+        with scoped({tenant_var: api_key.tenant_id}, {"tenant": api_key.tenant_id}):
+            yield

@@ -22,7 +22,7 @@ from ragplatform.backends.blobs.base import BlobStore
 from ragplatform.backends.embedders.base import Embedder
 from ragplatform.backends.queue.base import JobQueue, QueueMessage
 from ragplatform.backends.store.base import Store
-from ragplatform.core.context import tenant_var
+from ragplatform.core.context import scoped, tenant_var
 from ragplatform.core.metrics import CHUNKS_INDEXED, JOBS_FINISHED, QUEUE_DEPTH
 from ragplatform.domain.errors import DocumentRejected, InvalidArgument, NotFound, RagError
 from ragplatform.domain.models import Job, JobState
@@ -82,22 +82,26 @@ class IngestionWorker:
             if message is None:
                 await self._report_depth()
                 continue
-            await self.handle(message)
+            try:
+                await self.handle(message)
+            except RagError as exc:
+                # A backend failed while recording the outcome (e.g. the ack, with Redis down).
+                # Nothing is lost: the unacked message comes back after the visibility timeout
+                # and a finished job is then acked as a duplicate. The loop must live on.
+                log.warning("could not record a job's outcome; it will be redelivered", error=exc.message)
+                await _sleep_unless(stopping, min(5.0, self._poll * 2))
 
     async def handle(self, message: QueueMessage) -> None:
-        """Process one message to an outcome; never raises except on cancellation (then the
-        message is released for another worker)."""
-        token = tenant_var.set(message.tenant_id)
-        try:
-            with structlog.contextvars.bound_contextvars(job_id=message.job_id, tenant=message.tenant_id):
-                try:
-                    await self._process(message)
-                except asyncio.CancelledError:
-                    with contextlib.suppress(Exception):
-                        await asyncio.shield(self._release(message, "the worker stopped; the job was released"))
-                    raise
-        finally:
-            tenant_var.reset(token)
+        """Process one message to an outcome. Raises `RagError` only when a backend fails while
+        recording that outcome (the message is then redelivered later), and `CancelledError` on
+        stop (the message is first released for another worker)."""
+        with scoped({tenant_var: message.tenant_id}, {"job_id": message.job_id, "tenant": message.tenant_id}):
+            try:
+                await self._process(message)
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._release(message, "the worker stopped; the job was released"))
+                raise
 
     async def _process(self, message: QueueMessage) -> None:
         try:

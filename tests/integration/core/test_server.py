@@ -181,3 +181,24 @@ async def test_drain_finishes_in_flight_calls_and_reports_not_serving(
         messages = await in_flight
         assert messages[-1].done.model == "scripted"
         await stopper
+
+
+async def test_a_background_loop_that_dies_turns_health_to_not_serving() -> None:
+    async def dies(stopping: asyncio.Event) -> None:
+        raise RuntimeError("the worker loop broke")
+
+    app = make_app(ScriptedGenerator())
+    app.background = [dies]
+    settings = load_settings(GenerationSettings, grpc_host="127.0.0.1", grpc_port=0, metrics_enabled=False)
+    service = await start_service(app, settings)
+    try:
+        async with grpc.aio.insecure_channel(service.address) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            for _ in range(50):
+                reply = await health.Check(health_pb2.HealthCheckRequest())
+                if reply.status == health_pb2.HealthCheckResponse.NOT_SERVING:
+                    break
+                await asyncio.sleep(0.02)
+            assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
+    finally:
+        await service.stop(grace=1.0)

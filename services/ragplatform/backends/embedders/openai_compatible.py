@@ -22,8 +22,6 @@ from ragplatform.domain.errors import FailedPrecondition, RagError
 
 DEFAULT_RETRY_WAIT: wait_base = wait_random_exponential(multiplier=0.25, max=4.0)
 DEFAULT_BATCH_SIZE = 64
-# Batches in flight at once: enough to hide network latency, few enough not to trip rate limits.
-CONCURRENT_BATCHES = 4
 
 
 class OpenAIEmbedder:
@@ -56,7 +54,9 @@ class OpenAIEmbedder:
         self._batch_size = batch_size
         self._max_retries = max_retries
         self._retry_wait = retry_wait
-        self._in_flight = asyncio.Semaphore(CONCURRENT_BATCHES)
+        # Requests in flight at once, per process: enough to hide the endpoint's latency for many
+        # concurrent queries (retrieval embeds one per Ask), few enough not to trip rate limits.
+        self._in_flight = asyncio.Semaphore(settings.embedding_max_concurrency)
         # OpenAI's text-embedding-3 models can shorten their vectors to the size we need; other
         # servers reject the parameter, so it is sent only to those models.
         model = settings.embedding_model

@@ -15,6 +15,7 @@ from ragplatform.core.context import (
     TENANT_HEADER,
     new_request_id,
     request_id_var,
+    scoped,
     tenant_var,
 )
 from ragplatform.core.interceptors.base import ScopedInterceptor, metadata_value
@@ -27,11 +28,9 @@ class AccessLogInterceptor(ScopedInterceptor):
     async def scope(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
         request_id = metadata_value(context, REQUEST_ID_HEADER) or new_request_id()
         tenant = metadata_value(context, TENANT_HEADER)
-        rid_token = request_id_var.set(request_id)
-        tenant_token = tenant_var.set(tenant)
         context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
         started = time.perf_counter()
-        with structlog.contextvars.bound_contextvars(request_id=request_id, method=method):
+        with scoped({request_id_var: request_id, tenant_var: tenant}, {"request_id": request_id, "method": method}):
             outcome = "OK"
             try:
                 yield
@@ -49,5 +48,3 @@ class AccessLogInterceptor(ScopedInterceptor):
                     tenant=tenant_var.get(),
                     duration_ms=round((time.perf_counter() - started) * 1000, 2),
                 )
-                request_id_var.reset(rid_token)
-                tenant_var.reset(tenant_token)

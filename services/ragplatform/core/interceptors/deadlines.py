@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 
-from ragplatform.core.context import deadline_var
+from ragplatform.core.context import deadline_var, scoped
 from ragplatform.core.interceptors.base import ScopedInterceptor
 
 
@@ -27,9 +27,6 @@ class DeadlineInterceptor(ScopedInterceptor):
         if remaining is None:
             yield
             return
-        token = deadline_var.set(time.monotonic() + remaining)
-        try:
+        with scoped({deadline_var: time.monotonic() + remaining}):
             async with asyncio.timeout(remaining):
                 yield
-        finally:
-            deadline_var.reset(token)
