@@ -111,13 +111,15 @@ class IngestionWorker:
             await self._queue.ack(message)
             return
         except RagError as exc:
-            await self._retry_or_give_up(message, None, f"the store is unavailable: {exc.message}")
+            # Not an attempt at the job: it was never started. Retry later, never give up on it.
+            await self._release_later(message, f"the store is unavailable: {exc.message}")
             return
         if job.state == JobState.SUCCEEDED or (job.state == JobState.FAILED and message.delivery_count > 1):
             await self._queue.ack(message)  # a duplicate delivery of a finished job
             return
-        if message.delivery_count > self._retry.max_attempts:
-            await self._give_up(message, job, job.error or "the job kept failing")
+        if self._exhausted(message.delivery_count - 1, job.attempts):
+            # Every attempt started and none finished (e.g. a worker died in each).
+            await self._give_up(message, job, job.error or "a worker stopped during every attempt")
             return
         try:
             chunks = await self._run_job(job)
@@ -187,26 +189,42 @@ class IngestionWorker:
             f"(job {current.latest_job_id} ingests it)"
         )
 
-    async def _retry_or_give_up(self, message: QueueMessage, job: Job | None, reason: str) -> None:
-        if message.delivery_count >= self._retry.max_attempts:
+    def _exhausted(self, deliveries: int, attempts_started: int) -> bool:
+        """Out of attempts only when both counts say so: deliveries in this round (a replay starts
+        a new round) and attempts the store saw start (deliveries during a store outage, when no
+        attempt could start, do not count)."""
+        limit = self._retry.max_attempts
+        return deliveries >= limit and attempts_started >= limit
+
+    async def _retry_or_give_up(self, message: QueueMessage, job: Job, reason: str) -> None:
+        # `job` is as read before this attempt started: this attempt is number job.attempts + 1.
+        if self._exhausted(message.delivery_count, job.attempts + 1):
             await self._give_up(message, job, reason)
             return
+        log.warning("job failed; will retry", reason=reason, attempt=message.delivery_count)
+        with contextlib.suppress(RagError):
+            await self._store.requeue_job(job.job_id, f"attempt {message.delivery_count} failed: {reason}")
+        await self._release_later(message, reason)
+
+    async def _release_later(self, message: QueueMessage, reason: str) -> None:
         delay = self._retry.delay(message.delivery_count)
-        log.warning("job failed; will retry", reason=reason, attempt=message.delivery_count, retry_in=delay)
-        with contextlib.suppress(RagError):
-            if job is not None:
-                await self._store.requeue_job(job.job_id, f"attempt {message.delivery_count} failed: {reason}")
-        with contextlib.suppress(RagError):
+        log.warning("job released for a retry", reason=reason, retry_in=delay)
+        with contextlib.suppress(RagError):  # if even the queue is down, the visibility timeout brings it back
             await self._queue.release(message, delay)
 
-    async def _give_up(self, message: QueueMessage, job: Job | None, reason: str) -> None:
-        attempts = max(message.delivery_count, job.attempts if job else 0)
+    async def _give_up(self, message: QueueMessage, job: Job, reason: str) -> None:
+        attempts = max(message.delivery_count, job.attempts)
         final = (
             f"gave up after {attempts} attempt(s): {reason}. Fix the cause, then replay it with "
             "`ragplatform jobs replay` or upload the file again"
         )
-        with contextlib.suppress(RagError):
+        try:
             await self._store.fail_job(message.job_id, final)
+        except RagError as exc:
+            # The FAILED state must be recorded before the message leaves the queue, or the job
+            # would show QUEUED/RUNNING forever with nothing left to move it.
+            await self._release_later(message, f"could not record the failure: {exc.message}")
+            return
         await self._queue.dead_letter(message, final)
         JOBS_FINISHED.labels("failed").inc()
         log.warning("job dead-lettered", reason=reason)

@@ -200,8 +200,11 @@ async def test_a_job_that_keeps_failing_is_dead_lettered_with_the_reason(rig: Ri
 
 
 async def test_a_message_delivered_past_the_limit_is_dead_lettered_without_running(rig: Rig) -> None:
-    # e.g. a document that crashes the worker process every time: each crash redelivers it
+    # e.g. a document that crashes the worker process every time: each crash started an attempt
+    # (the store counted it) and redelivered the message
     outcome = await rig.upload("zephyr.txt", TEXT)
+    for _ in range(3):
+        await rig.store.start_job(outcome.job.job_id)
     message = dataclasses.replace(await rig.receive(), delivery_count=4)
     await rig.worker(max_attempts=3).handle(message)
     job = await rig.job(outcome)
@@ -209,6 +212,16 @@ async def test_a_message_delivered_past_the_limit_is_dead_lettered_without_runni
     assert "gave up after 4 attempt(s)" in job.error
     assert rig.index.calls == 0
     assert len(await rig.queue.dead_letters()) == 1
+
+
+async def test_deliveries_while_no_attempt_could_start_do_not_use_up_the_attempts(rig: Rig) -> None:
+    # e.g. the store was down for the first deliveries: the message came back, the job never started
+    outcome = await rig.upload("zephyr.txt", TEXT)
+    message = dataclasses.replace(await rig.receive(), delivery_count=4)
+    await rig.worker(max_attempts=3).handle(message)
+    job = await rig.job(outcome)
+    assert job.state == JobState.SUCCEEDED
+    assert await rig.queue.dead_letters() == []
 
 
 async def test_a_rejected_document_fails_at_once_without_retry(rig: Rig) -> None:
