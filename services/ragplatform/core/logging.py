@@ -45,6 +45,10 @@ def configure_logging(level: str = "info", fmt: str = "json", service: str = "")
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(_LEVELS[level])
+    # HTTP clients (openai's httpx, botocore) log every request at INFO: one line per embedding
+    # batch or streamed answer drowns the access log. Their warnings and errors still show.
+    for noisy in ("httpx", "httpcore", "botocore", "aiobotocore", "urllib3"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, _LEVELS[level]))
     if service:
         structlog.contextvars.bind_contextvars(service=service)
 
