@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from ragplatform.backends.llms.base import AnswerDone, AnswerEvent, AnswerGenerator, AnswerRequest
 from ragplatform.core.metrics import TOKENS_USED
 from ragplatform.domain.errors import InvalidArgument, Unavailable
+from ragplatform.generation.coalesce import coalesce_deltas
 
 MAX_QUESTION_CHARS = 8000
 MAX_PASSAGES = 50
@@ -38,7 +39,7 @@ class GenerationService:
                 max_tokens=self._default_max_tokens,
             )
         done = False
-        async for event in self._generator.generate(request):
+        async for event in coalesce_deltas(self._generator.generate(request)):
             if isinstance(event, AnswerDone):
                 done = True
                 TOKENS_USED.labels(request.tenant_id, "prompt").inc(event.usage.prompt_tokens)
