@@ -97,7 +97,7 @@ async def run_dev(data_dir: Path, port_base: int, metrics_base: int, console: Co
         console.print(table)
         console.print(f"data directory: {data_dir.resolve()}")
         console.print(f"API key (tenant '{DEV_TENANT}'): {key}  (also in {data_dir / DEV_KEY_FILE})")
-        console.print('try:  ragplatform ingest tests/fixtures/docs   then   ragplatform ask "..."')
+        console.print('try:  ragplatform ingest tests/fixtures/docs/corpus   then   ragplatform ask "..."')
         console.print("Ctrl-C stops it.")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
