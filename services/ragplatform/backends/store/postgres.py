@@ -88,7 +88,9 @@ def unavailable_error(url: str, exc: BaseException) -> Unavailable:
 
 def is_unavailable_error(exc: BaseException) -> bool:
     """Whether `exc` means the database is unreachable or not serving (worth a retry later)."""
-    if isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError):
+    # InternalClientError: the pool's own bookkeeping, seen when a connection broke mid-release
+    # while the server went away; the pool recovers on the next acquire.
+    if isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError | asyncpg.InternalClientError):
         return True
     if isinstance(exc, asyncpg.PostgresError):
         sqlstate = str(getattr(exc, "sqlstate", "") or "")
@@ -173,6 +175,11 @@ class PostgresStore:
         except Unavailable:
             raise
         except Exception as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # The call was cancelled (a deadline ran out) mid-query; asyncpg may then fail
+                # with another error while releasing the connection. It is still a cancellation.
+                raise asyncio.CancelledError from exc
             if is_unavailable_error(exc):
                 raise self._unavailable(exc) from exc
             raise
