@@ -3,6 +3,8 @@ never loads torch or the `openai` package it does not use."""
 
 from __future__ import annotations
 
+import functools
+
 from ragplatform.backends.embedders.base import Embedder
 from ragplatform.core.settings import EmbedderSettings
 
@@ -18,9 +20,16 @@ def make_embedder(settings: EmbedderSettings) -> Embedder:
 
         return HashingEmbedder(settings.embedding_dimension)
     if settings.embedder == "minilm":
-        from ragplatform.backends.embedders.minilm import MiniLMEmbedder
-
-        return MiniLMEmbedder()
+        return _shared_minilm()
     from ragplatform.backends.embedders.openai_compatible import OpenAIEmbedder
 
     return OpenAIEmbedder(settings)
+
+
+@functools.cache
+def _shared_minilm() -> Embedder:
+    """One MiniLM per process: services sharing a process (`ragplatform dev`) share the model in
+    memory and its one-encode-at-a-time lock, instead of loading it twice and thrashing."""
+    from ragplatform.backends.embedders.minilm import MiniLMEmbedder
+
+    return MiniLMEmbedder()
