@@ -24,9 +24,10 @@ import pytest
 
 from ragplatform.client import GatewayClient
 from tests.e2e.conftest import CORPUS, wait_for_jobs
-from tests.e2e.production.openai_double import FaultyOpenAIDouble, ThreadedDouble
-from tests.e2e.production.qdrant_double import QdrantRestDouble, ThreadedQdrantDouble
+from tests.e2e.production.openai_double import FaultyOpenAIDouble
+from tests.e2e.production.qdrant_double import QdrantRestDouble
 from tests.support.platform_processes import PlatformProcesses, ProductionBackends
+from tests.support.threaded_server import ThreadedServer
 
 
 @dataclass
@@ -85,8 +86,8 @@ FAULT_TEST_SETTINGS = {
 @pytest.fixture(scope="session")
 def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProductionPlatform]:
     backends = ProductionBackends()
-    double = ThreadedDouble(FaultyOpenAIDouble())
-    qdrant = ThreadedQdrantDouble()
+    double = ThreadedServer(FaultyOpenAIDouble(), "openai-double")
+    qdrant = ThreadedServer(QdrantRestDouble(), "qdrant-double")
     processes: PlatformProcesses | None = None
     try:
         backends.start()

@@ -17,7 +17,6 @@ Additions over the shared double (read per request, so a test may change them wh
 from __future__ import annotations
 
 import asyncio
-import threading
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -57,24 +56,3 @@ class FaultyOpenAIDouble(OpenAITestServer):
                 raw = r.body.get("input")
                 out.extend([raw] if isinstance(raw, str) else list(raw or []))
         return out
-
-
-class ThreadedDouble:
-    """Runs a double's aiohttp server on an event loop in a daemon thread."""
-
-    def __init__(self, server: FaultyOpenAIDouble) -> None:
-        self.server = server
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="openai-double", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self.server.start(), self._loop).result(timeout=30)
-
-    def stop(self) -> None:
-        if not self._thread.is_alive():
-            return
-        asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop).result(timeout=30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=30)
-        self._loop.close()

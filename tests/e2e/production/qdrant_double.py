@@ -15,7 +15,6 @@ serialised, so a shape the adapter sends that Qdrant would not accept fails here
 from __future__ import annotations
 
 import asyncio
-import threading
 import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -137,24 +136,3 @@ class QdrantRestDouble:
     async def _count(self, request: web.Request) -> web.Response:
         body = models.CountRequest.model_validate(await request.json())
         return _ok(await self.local.count(request.match_info["name"], count_filter=body.filter, exact=True))
-
-
-class ThreadedQdrantDouble:
-    """Runs the double on an event loop in a daemon thread of the test process."""
-
-    def __init__(self) -> None:
-        self.server = QdrantRestDouble()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="qdrant-double", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self.server.start(), self._loop).result(timeout=30)
-
-    def stop(self) -> None:
-        if not self._thread.is_alive():
-            return
-        asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop).result(timeout=30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=30)
-        self._loop.close()
