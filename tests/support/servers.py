@@ -36,7 +36,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -359,13 +359,12 @@ MOTO_REGION = "us-east-1"
 
 
 # --- fixtures ------------------------------------------------------------------------------------
-def unique_name(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:12]}"
+S = TypeVar("S", PostgresServer, PgBouncerServer, RedisServer, MotoS3Server)
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    server = PostgresServer()
+@contextlib.contextmanager
+def running(server: S) -> Iterator[S]:
+    """Start a server for the block; stop it and remove its files after."""
     server.start()
     try:
         yield server
@@ -373,14 +372,20 @@ def postgres_server() -> Iterator[PostgresServer]:
         server.remove()
 
 
+def unique_name(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    with running(PostgresServer()) as server:
+        yield server
+
+
 @pytest.fixture(scope="session")
 def pgbouncer_server(postgres_server: PostgresServer) -> Iterator[PgBouncerServer]:
-    bouncer = PgBouncerServer(postgres_server)
-    bouncer.start()
-    try:
+    with running(PgBouncerServer(postgres_server)) as bouncer:
         yield bouncer
-    finally:
-        bouncer.remove()
 
 
 @contextlib.contextmanager
@@ -415,12 +420,8 @@ def module_postgres_database(
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    try:
+    with running(RedisServer()) as server:
         yield server
-    finally:
-        server.remove()
 
 
 @pytest.fixture
@@ -450,12 +451,8 @@ def start_redis() -> Iterator[Callable[..., RedisServer]]:
 
 @pytest.fixture(scope="session")
 def moto_s3_server() -> Iterator[MotoS3Server]:
-    server = MotoS3Server()
-    server.start()
-    try:
+    with running(MotoS3Server()) as server:
         yield server
-    finally:
-        server.remove()
 
 
 @pytest.fixture(scope="session")
