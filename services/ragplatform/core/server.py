@@ -25,6 +25,7 @@ from grpc_reflection.v1alpha import reflection
 from ragplatform.core.interceptors.access_log import AccessLogInterceptor
 from ragplatform.core.interceptors.auth import InternalTokenInterceptor
 from ragplatform.core.interceptors.deadlines import DeadlineInterceptor
+from ragplatform.core.interceptors.decoding import RequestDecodingInterceptor
 from ragplatform.core.interceptors.errors import ErrorMappingInterceptor
 from ragplatform.core.interceptors.metrics import MetricsInterceptor
 from ragplatform.core.metrics import start_metrics_server
@@ -98,6 +99,8 @@ def build_interceptors(app: ServiceApp, settings: CommonSettings) -> list[grpc.a
         chain.append(InternalTokenInterceptor(settings.internal_token.get_secret_value()))
     chain.extend(app.extra_interceptors)
     chain.append(DeadlineInterceptor(app.max_call_seconds))
+    # Innermost: undecodable requests become InvalidArgument inside every scope above.
+    chain.append(RequestDecodingInterceptor())
     return chain
 
 

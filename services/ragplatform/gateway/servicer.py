@@ -48,9 +48,9 @@ def upload_request(tenant_id: str, message: gateway_pb2.IngestRequest) -> ingest
 async def upload_requests(
     tenant_id: str, first: gateway_pb2.IngestRequest, rest: AsyncIterator[gateway_pb2.IngestRequest]
 ) -> AsyncIterator[ingestion_pb2.UploadRequest]:
-    """The whole upload, message for message. Never raises on a malformed stream: the ingestion
-    service refuses it with INVALID_ARGUMENT. (An exception raised inside a request iterator makes
-    grpc cancel the upstream call without a status, and the caller would wait for its deadline.)"""
+    """The whole upload, message for message; a malformed message is left for the ingestion
+    service to refuse with INVALID_ARGUMENT. (An undecodable one raises from `rest`, which makes
+    grpc cancel the upstream call; the decoding interceptor then ends this call INVALID_ARGUMENT.)"""
     yield upload_request(tenant_id, first)
     async for message in rest:
         yield upload_request(tenant_id, message)

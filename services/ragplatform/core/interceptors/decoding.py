@@ -1,0 +1,217 @@
+"""Request decoding: bytes that do not decode as the method's request message end the call with
+INVALID_ARGUMENT, like any other bad request, instead of grpc's UNKNOWN (unary) or a call
+dropped without a status (a bad message inside a client stream).
+
+grpc.aio runs the request deserializer itself, outside every interceptor's scope: when it raises,
+a unary call ends UNKNOWN with a traceback in the log and no access-log line, and a streaming
+call's request iterator raises inside whatever consumes it (for the gateway, grpc's own task
+forwarding the upload upstream, which cancels the upstream call: the caller never gets a status).
+So the deserializer here never raises: it returns an `UndecodableRequest`, which the call, inside
+the other interceptors' scopes, turns into `InvalidArgument` (logged once, counted, no traceback).
+
+A call that fails while its client is still streaming also reads (and drops) the rest of the
+stream, bounded in bytes and time, before it ends: a status sent while the client is still
+writing makes grpc's client fail its next write with INTERNAL "Internal error from Core" instead
+of showing the server's status.
+
+This interceptor must be the innermost one, so that its errors pass through the error mapping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from ragplatform.core.interceptors.base import is_infrastructure
+from ragplatform.domain.errors import InvalidArgument
+
+# How much of a rejected client stream is read (and dropped) so the client sees the real status.
+DRAIN_MAX_BYTES = 64 * 1024 * 1024
+DRAIN_MAX_SECONDS = 5.0
+
+
+class UndecodableRequest:
+    """What the tolerant deserializer returns for bytes that are not a valid request message."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def tolerant_deserializer(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """Wrap a request deserializer so that it returns `UndecodableRequest` instead of raising."""
+    if deserializer is None:
+        return None
+    message_class = getattr(deserializer, "__self__", None)
+    descriptor = getattr(message_class, "DESCRIPTOR", None)
+    type_name = getattr(descriptor, "full_name", "request")
+    reason = (
+        f"the request bytes are not a valid {type_name} message; send a serialized {type_name} "
+        "(use the generated client stubs, or grpcurl with the server's reflection)"
+    )
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception:  # protobuf raises DecodeError, but any failure means the same here
+            return UndecodableRequest(reason)
+
+    return deserialize
+
+
+class CheckedRequests:
+    """A client stream that raises `InvalidArgument` at an undecodable message and remembers it,
+    so the call can end with that error whoever consumed the stream (and whatever they did with
+    the exception). Safe to read from two tasks (the servicer's and a drain)."""
+
+    def __init__(self, raw: Any) -> None:
+        self._raw: AsyncIterator[Any] = aiter(raw)
+        self._lock = asyncio.Lock()
+        self.error: InvalidArgument | None = None
+        self.finished = False
+
+    def __aiter__(self) -> CheckedRequests:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        async with self._lock:
+            try:
+                message = await anext(self._raw)
+            except StopAsyncIteration:
+                self.finished = True
+                raise
+        if isinstance(message, UndecodableRequest):
+            self.error = InvalidArgument(message.reason)
+            raise self.error
+        return message
+
+    async def drain(self, max_bytes: int = DRAIN_MAX_BYTES, max_seconds: float = DRAIN_MAX_SECONDS) -> None:
+        """Read and drop what is left of the stream, up to `max_bytes` or `max_seconds`."""
+        if self.finished:
+            return
+        read = 0
+        give_up = time.monotonic() + max_seconds
+        async with asyncio.timeout(max_seconds):
+            while read <= max_bytes and time.monotonic() < give_up:
+                async with self._lock:
+                    try:
+                        message = await anext(self._raw)
+                    except StopAsyncIteration:
+                        self.finished = True
+                        return
+                if not isinstance(message, UndecodableRequest):
+                    read += message.ByteSize()
+
+
+def _failed_quietly() -> bool:
+    """Whether this task itself is being cancelled (then nothing may replace the cancellation)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+async def _end_stream(requests: CheckedRequests, failure: BaseException) -> BaseException:
+    """The exception a streamed-request call that failed with `failure` should end with."""
+    if _failed_quietly() or isinstance(failure, GeneratorExit):
+        return failure
+    if isinstance(failure, Exception | asyncio.CancelledError):
+        # An undecodable message wins over what consuming it caused (e.g. a cancelled upstream
+        # call: grpc cancels a call whose request iterator raised).
+        result: BaseException = requests.error if requests.error is not None else failure
+        if isinstance(result, Exception):
+            with contextlib.suppress(TimeoutError, grpc.aio.AioRpcError, grpc.aio.AbortError, RuntimeError):
+                await requests.drain()
+        return result
+    return failure
+
+
+def _wrap(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
+    def check(request: Any) -> Any:
+        if isinstance(request, UndecodableRequest):
+            raise InvalidArgument(request.reason)
+        return request
+
+    def unary_unary(behaviour: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def call(request: Any, context: Any) -> Any:
+            return await behaviour(check(request), context)
+
+        return call
+
+    def unary_stream(behaviour: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+        async def call(request: Any, context: Any) -> AsyncIterator[Any]:
+            async for item in behaviour(check(request), context):
+                yield item
+
+        return call
+
+    def stream_unary(behaviour: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def call(request_iterator: Any, context: Any) -> Any:
+            requests = CheckedRequests(request_iterator)
+            try:
+                return await behaviour(requests, context)
+            except BaseException as failure:
+                ending = await _end_stream(requests, failure)
+                if ending is failure:
+                    raise
+                raise ending from None
+
+        return call
+
+    def stream_stream(behaviour: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+        async def call(request_iterator: Any, context: Any) -> AsyncIterator[Any]:
+            requests = CheckedRequests(request_iterator)
+            try:
+                async for item in behaviour(requests, context):
+                    yield item
+            except BaseException as failure:
+                ending = await _end_stream(requests, failure)
+                if ending is failure:
+                    raise
+                raise ending from None
+
+        return call
+
+    kwargs = {
+        "request_deserializer": tolerant_deserializer(handler.request_deserializer),
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(unary_unary(handler.unary_unary), **kwargs)
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(unary_stream(handler.unary_stream), **kwargs)
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(stream_unary(handler.stream_unary), **kwargs)
+    if handler.stream_stream:
+        return grpc.stream_stream_rpc_method_handler(stream_stream(handler.stream_stream), **kwargs)
+    return handler
+
+
+class RequestDecodingInterceptor(grpc.aio.ServerInterceptor):
+    """Installs the tolerant deserializer and the checks above (the innermost interceptor).
+    Wrapped handlers are cached per method: the wrapping holds no per-call state."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        method = handler_call_details.method
+        cached = self._handlers.get(method)
+        if cached is not None:
+            return cached
+        handler = await continuation(handler_call_details)
+        if handler is None or is_infrastructure(method):
+            return handler
+        wrapped = _wrap(handler)
+        self._handlers[method] = wrapped
+        return wrapped
