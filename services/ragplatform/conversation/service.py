@@ -5,6 +5,7 @@ from __future__ import annotations
 from ragplatform.backends.store.base import Store
 from ragplatform.domain.errors import InvalidArgument
 from ragplatform.domain.models import Conversation, Page, Turn
+from ragplatform.domain.page_tokens import PageTokens, page_token_key
 from ragplatform.domain.paging import clamp_page_size
 
 MAX_TITLE_CHARS = 120
@@ -23,8 +24,9 @@ def shorten_title(title: str) -> str:
 
 
 class ConversationService:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, page_tokens: PageTokens | None = None) -> None:
         self._store = store
+        self._tokens = page_tokens or PageTokens(page_token_key(None))
 
     async def create(self, tenant_id: str, title: str) -> Conversation:
         return await self._store.create_conversation(require_tenant(tenant_id), shorten_title(title) or "Untitled")
@@ -48,5 +50,8 @@ class ConversationService:
         turns = await self._store.get_turns(tenant_id, conversation_id, max_turns)
         return conversation, turns
 
-    async def list(self, tenant_id: str, page_size: int, cursor: str) -> Page[Conversation]:
-        return await self._store.list_conversations(require_tenant(tenant_id), clamp_page_size(page_size), cursor)
+    async def list(self, tenant_id: str, page_size: int, page_token: str) -> Page[Conversation]:
+        tenant, size = require_tenant(tenant_id), clamp_page_size(page_size)
+        return await self._tokens.page(
+            page_token, f"conversations/{tenant}", lambda cursor: self._store.list_conversations(tenant, size, cursor)
+        )

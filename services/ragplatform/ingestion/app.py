@@ -13,6 +13,7 @@ from ragplatform.backends.store.factory import open_store
 from ragplatform.core.clients import open_channel, upstream_errors
 from ragplatform.core.server import Registrar, ServiceApp
 from ragplatform.core.settings import IngestionSettings
+from ragplatform.domain.page_tokens import PageTokens, page_token_key
 from ragplatform.ingestion.service import IngestionService
 from ragplatform.ingestion.servicer import IngestionServicer
 from ragplatform.v1 import ingestion_pb2, ingestion_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
@@ -39,7 +40,9 @@ def build_app(settings: IngestionSettings) -> ServiceApp:
                 )
 
         try:
-            service = IngestionService(store, blobs, queue, delete_chunks, settings.max_upload_bytes)
+            service = IngestionService(
+                store, blobs, queue, delete_chunks, settings.max_upload_bytes, PageTokens(page_token_key(token))
+            )
             servicer = IngestionServicer(service)
 
             def register(server: grpc.aio.Server) -> Sequence[str]:

@@ -13,6 +13,7 @@ from ragplatform.backends.store.base import Store
 from ragplatform.domain.content_types import detect_content_type
 from ragplatform.domain.errors import InvalidArgument, RagError, Unavailable
 from ragplatform.domain.models import Document, Job, JobState, NewUpload, Page, UploadOutcome
+from ragplatform.domain.page_tokens import PageTokens, page_token_key
 from ragplatform.domain.paging import clamp_page_size
 from ragplatform.ingestion.upload import spool
 
@@ -65,12 +66,14 @@ class IngestionService:
         queue: JobQueue,
         delete_chunks: DeleteChunks,
         max_upload_bytes: int,
+        page_tokens: PageTokens | None = None,
     ) -> None:
         self._store = store
         self._blobs = blobs
         self._queue = queue
         self._delete_chunks = delete_chunks
         self._max_upload_bytes = max_upload_bytes
+        self._tokens = page_tokens or PageTokens(page_token_key(None))
 
     async def upload(self, header: UploadHeader, chunks: AsyncIterator[bytes]) -> UploadOutcome:
         header = validate_header(header)
@@ -111,11 +114,17 @@ class IngestionService:
             raise InvalidArgument("job_id is required")
         return await self._store.get_job(_tenant(tenant_id), job_id)
 
-    async def list_jobs(self, tenant_id: str, state: JobState | None, page_size: int, cursor: str) -> Page[Job]:
-        return await self._store.list_jobs(_tenant(tenant_id), state, clamp_page_size(page_size), cursor)
+    async def list_jobs(self, tenant_id: str, state: JobState | None, page_size: int, page_token: str) -> Page[Job]:
+        tenant, size = _tenant(tenant_id), clamp_page_size(page_size)
+        return await self._tokens.page(
+            page_token, f"jobs/{tenant}", lambda cursor: self._store.list_jobs(tenant, state, size, cursor)
+        )
 
-    async def list_documents(self, tenant_id: str, page_size: int, cursor: str) -> Page[Document]:
-        return await self._store.list_documents(_tenant(tenant_id), clamp_page_size(page_size), cursor)
+    async def list_documents(self, tenant_id: str, page_size: int, page_token: str) -> Page[Document]:
+        tenant, size = _tenant(tenant_id), clamp_page_size(page_size)
+        return await self._tokens.page(
+            page_token, f"documents/{tenant}", lambda cursor: self._store.list_documents(tenant, size, cursor)
+        )
 
     async def delete_document(self, tenant_id: str, document_id: str) -> Document:
         if not document_id:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from datetime import UTC, datetime
 
@@ -50,7 +51,10 @@ def test_a_cursor_round_trips_to_the_microsecond() -> None:
     assert decode_cursor(encode_cursor(moment, "id-1")) == (moment, "id-1")
 
 
-@pytest.mark.parametrize("cursor", ["garbage", "", "eyJ4IjoxfQ", "W1siYSJdXQ"])
+NESTED = base64.urlsafe_b64encode(b"[" * 1000 + b"]" * 1000).decode()
+
+
+@pytest.mark.parametrize("cursor", ["garbage", "", "eyJ4IjoxfQ", "W1siYSJdXQ", NESTED])
 def test_cursors_that_were_not_issued_are_invalid_argument(cursor: str) -> None:
     with pytest.raises(InvalidArgument, match="empty cursor"):
         decode_cursor(cursor)

@@ -19,6 +19,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MICROSECOND = timedelta(microseconds=1)
 # A version tag inside the cursor, so a future format change can reject old cursors cleanly.
 _CURSOR_VERSION = 1
+# Far above any cursor encode_cursor makes (ids are short), far below JSON's nesting limit.
+_MAX_CURSOR_CHARS = 400
 
 
 def clamp_limit(limit: int) -> int:
@@ -45,8 +47,12 @@ def encode_cursor(created_at: datetime, item_id: str) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """Inverse of `encode_cursor`. Raise `InvalidArgument` for a token this module did not make."""
+    """Inverse of `encode_cursor`. Raise `InvalidArgument` for a token this module did not make.
+    (Clients' tokens are signed and checked before they get here; the length bound keeps the JSON
+    decoder away from deep nesting even for internal callers.)"""
     try:
+        if len(cursor) > _MAX_CURSOR_CHARS:
+            raise ValueError(cursor)
         padded = cursor + "=" * (-len(cursor) % 4)
         version, microseconds, item_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
         if version != _CURSOR_VERSION or not isinstance(microseconds, int) or not isinstance(item_id, str):
