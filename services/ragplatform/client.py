@@ -101,8 +101,11 @@ class GatewayClient:
                     raise
                 await asyncio.sleep(delay)
 
-    async def search(self, query: str, top_k: int = 0) -> gateway_pb2.GatewaySearchResponse:
-        return await self._unary("Search", gateway_pb2.GatewaySearchRequest(query=query, top_k=top_k))
+    async def search(
+        self, query: str, top_k: int = 0, filters: dict[str, str] | None = None
+    ) -> gateway_pb2.GatewaySearchResponse:
+        request = gateway_pb2.GatewaySearchRequest(query=query, top_k=top_k, filters=filters or {})
+        return await self._unary("Search", request)
 
     async def ingest_bytes(
         self, filename: str, data: bytes, content_type: str = "", metadata: dict[str, str] | None = None

@@ -14,10 +14,14 @@ from rich.console import Console
 from ragplatform.backends.queue.factory import open_queue
 from ragplatform.backends.store.api_keys import generate_api_key, hash_api_key
 from ragplatform.backends.store.factory import open_store
+from ragplatform.cli.exit_codes import ExitCode
+from ragplatform.cli.output import JSON_OPTION, print_json, print_json_error
 from ragplatform.core.settings import QueueSettings, SettingsError, StoreSettings, load_settings
 from ragplatform.domain.errors import RagError
+from ragplatform.domain.models import ApiKey
 
 console = Console()
+err_console = Console(stderr=True)
 T = TypeVar("T")
 keys_app = typer.Typer(help="API keys (stored hashed; a key is shown once, at creation).", no_args_is_help=True)
 
@@ -30,15 +34,21 @@ def _overrides(data_dir: Path | None) -> dict[str, object]:
     return {"data_dir": data_dir} if data_dir else {}
 
 
-def _run(coro: Coroutine[Any, Any, T]) -> T:
+def _error(message: str, code: ExitCode, json_output: bool) -> typer.Exit:
+    if json_output:
+        print_json_error(code.name, message)
+    else:
+        err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _run(coro: Coroutine[Any, Any, T], json_output: bool = False) -> T:
     try:
         return asyncio.run(coro)
     except SettingsError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        raise _error(str(exc), ExitCode.USAGE, json_output) from None
     except RagError as exc:
-        console.print(f"[red]error:[/red] {exc.message}")
-        raise typer.Exit(1) from None
+        raise _error(exc.message, ExitCode.FAILED, json_output) from None
 
 
 @keys_app.command("create")
@@ -46,11 +56,11 @@ def create_key(
     tenant: str = typer.Option(..., "--tenant", help="Tenant the key acts for."),
     name: str = typer.Option("", help="A label to recognise the key by."),
     data_dir: Path | None = DATA_DIR_OPTION,
+    json_output: bool = JSON_OPTION,
 ) -> None:
     """Create an API key for a tenant and print it (only its hash is stored)."""
     if not tenant.strip():
-        console.print("[red]error:[/red] --tenant must not be empty")
-        raise typer.Exit(2)
+        raise _error("--tenant must not be empty", ExitCode.USAGE, json_output)
 
     async def main() -> tuple[str, str]:
         store = await open_store(load_settings(StoreSettings, **_overrides(data_dir)))
@@ -61,32 +71,43 @@ def create_key(
         finally:
             await store.close()
 
-    key, key_id = _run(main())
+    key, key_id = _run(main(), json_output)
+    if json_output:
+        print_json({"key_id": key_id, "tenant": tenant.strip(), "api_key": key})
+        return
     console.print(f"API key {key_id} for tenant {tenant!r} (shown once, store it now):")
     print(key)
 
 
 @keys_app.command("list")
 def list_keys(
-    tenant: str = typer.Option("", help="Only this tenant's keys."), data_dir: Path | None = DATA_DIR_OPTION
+    tenant: str = typer.Option("", help="Only this tenant's keys."),
+    data_dir: Path | None = DATA_DIR_OPTION,
+    json_output: bool = JSON_OPTION,
 ) -> None:
     """List API keys (ids and tenants; never the keys)."""
 
-    async def main() -> None:
+    async def main() -> list[ApiKey]:
         store = await open_store(load_settings(StoreSettings, **_overrides(data_dir)))
         try:
-            for k in await store.list_api_keys(tenant or None):
-                console.print(
-                    f"{k.key_id}  tenant={k.tenant_id}  name={k.name!r}  {'REVOKED' if k.revoked else 'active'}"
-                )
+            return list(await store.list_api_keys(tenant or None))
         finally:
             await store.close()
 
-    _run(main())
+    keys = _run(main(), json_output)
+    if json_output:
+        print_json(
+            {"keys": [{"key_id": k.key_id, "tenant": k.tenant_id, "name": k.name, "revoked": k.revoked} for k in keys]}
+        )
+        return
+    for k in keys:
+        console.print(f"{k.key_id}  tenant={k.tenant_id}  name={k.name!r}  {'REVOKED' if k.revoked else 'active'}")
 
 
 @keys_app.command("revoke")
-def revoke_key(key_id: str = typer.Argument(...), data_dir: Path | None = DATA_DIR_OPTION) -> None:
+def revoke_key(
+    key_id: str = typer.Argument(...), data_dir: Path | None = DATA_DIR_OPTION, json_output: bool = JSON_OPTION
+) -> None:
     """Revoke an API key (gateways stop accepting it within 30 s)."""
 
     async def main() -> None:
@@ -96,22 +117,28 @@ def revoke_key(key_id: str = typer.Argument(...), data_dir: Path | None = DATA_D
         finally:
             await store.close()
 
-    _run(main())
+    _run(main(), json_output)
+    if json_output:
+        print_json({"revoked": key_id})
+        return
     console.print(f"revoked {key_id}")
 
 
-def migrate(data_dir: Path | None = DATA_DIR_OPTION) -> None:
+def migrate(data_dir: Path | None = DATA_DIR_OPTION, json_output: bool = JSON_OPTION) -> None:
     """Apply the store's schema migrations (RAG_STORE_URL) and exit."""
 
     async def main() -> None:
         store = await open_store(load_settings(StoreSettings, store_migrate=True, **_overrides(data_dir)))
         await store.close()
 
-    _run(main())
+    _run(main(), json_output)
+    if json_output:
+        print_json({"schema": "up to date"})
+        return
     console.print("schema is up to date")
 
 
-def replay(data_dir: Path | None = DATA_DIR_OPTION) -> None:
+def replay(data_dir: Path | None = DATA_DIR_OPTION, json_output: bool = JSON_OPTION) -> None:
     """Re-enqueue every dead-lettered ingestion job (after fixing what made them fail)."""
 
     async def main() -> int:
@@ -126,5 +153,8 @@ def replay(data_dir: Path | None = DATA_DIR_OPTION) -> None:
             await queue.close()
             await store.close()
 
-    count = _run(main())
+    count = _run(main(), json_output)
+    if json_output:
+        print_json({"replayed": count})
+        return
     console.print(f"replayed {count} job(s)")

@@ -16,6 +16,9 @@ from rich.table import Table
 
 from ragplatform.cli import admin
 from ragplatform.cli.dev import DEV_KEY_FILE
+from ragplatform.cli.exit_codes import ExitCode, exit_code_for
+from ragplatform.cli.key_values import parse_pairs
+from ragplatform.cli.output import JSON_OPTION, message_dict, print_json, print_json_error
 from ragplatform.client import TERMINAL_STATES, GatewayClient, job_state_name
 from ragplatform.v1 import common_pb2
 
@@ -29,32 +32,47 @@ GATEWAY_OPTION = typer.Option("127.0.0.1:50051", "--gateway", envvar="RAG_GATEWA
 KEY_OPTION = typer.Option(
     "", "--api-key", envvar="RAG_API_KEY", help="API key (default: the dev key in ./.ragplatform)."
 )
+FILTER_HELP = "Only passages of documents labelled KEY=VALUE (repeatable; all must match)."
 
 
-def resolve_api_key(api_key: str) -> str:
+def fail(message: str, code: ExitCode, json_output: bool, status: str = "USAGE") -> typer.Exit:
+    """Report an error (as JSON on stderr under --json) and return the Exit to raise."""
+    if json_output:
+        print_json_error(status, message)
+    else:
+        err_console.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    return typer.Exit(code)
+
+
+def resolve_api_key(api_key: str, json_output: bool = False) -> str:
     if api_key:
         return api_key
     dev_key = Path(".ragplatform") / DEV_KEY_FILE
     if dev_key.exists():
         return dev_key.read_text().strip()
-    err_console.print(
-        "[red]error:[/red] no API key: pass --api-key or set RAG_API_KEY "
-        "(create one with `ragplatform keys create --tenant NAME`)"
+    raise fail(
+        "no API key: pass --api-key or set RAG_API_KEY (create one with `ragplatform keys create --tenant NAME`)",
+        ExitCode.USAGE,
+        json_output,
     )
-    raise typer.Exit(2)
 
 
-def run_client(gateway: str, api_key: str, action: Callable[[GatewayClient], Awaitable[T]]) -> T:
+def run_client(
+    gateway: str, api_key: str, action: Callable[[GatewayClient], Awaitable[T]], json_output: bool = False
+) -> T:
+    key = resolve_api_key(api_key, json_output)
+
     async def main() -> T:
-        async with GatewayClient(gateway, resolve_api_key(api_key)) as client:
+        async with GatewayClient(gateway, key) as client:
             return await action(client)
 
     try:
         return asyncio.run(main())
     except grpc.aio.AioRpcError as exc:
         hint = " (is `ragplatform dev` running?)" if exc.code() == grpc.StatusCode.UNAVAILABLE else ""
-        err_console.print(f"[red]error:[/red] {exc.code().name}: {exc.details()}{hint}")
-        raise typer.Exit(1) from None
+        raise fail(
+            f"{exc.code().name}: {exc.details()}{hint}", exit_code_for(exc.code()), json_output, exc.code().name
+        ) from None
 
 
 def display_path(path: Path) -> str:
@@ -64,7 +82,7 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
-def collect_files(paths: list[Path]) -> list[Path]:
+def collect_files(paths: list[Path], json_output: bool = False) -> list[Path]:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -72,9 +90,11 @@ def collect_files(paths: list[Path]) -> list[Path]:
         elif path.is_file():
             files.append(path)
         else:
-            err_console.print(f"[red]error:[/red] {path} does not exist")
-            raise typer.Exit(2)
+            raise fail(f"{path} does not exist", ExitCode.USAGE, json_output)
     return files
+
+
+FAILED_STATES = ("FAILED", "REJECTED", "TIMED OUT")
 
 
 def ingest(
@@ -84,10 +104,11 @@ def ingest(
     timeout: float = typer.Option(600.0, help="Seconds to wait for the jobs."),
     gateway: str = GATEWAY_OPTION,
     api_key: str = KEY_OPTION,
+    json_output: bool = JSON_OPTION,
 ) -> None:
     """Upload documents and wait until they are searchable."""
-    files = collect_files(paths)
-    labels = dict(item.split("=", 1) for item in label if "=" in item)
+    files = collect_files(paths, json_output)
+    labels = parse_pairs(label, "--label")
 
     async def action(client: GatewayClient) -> int:
         rows: list[tuple[str, str, str]] = []  # (file, state, detail)
@@ -98,6 +119,7 @@ def ingest(
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             console=console,
+            disable=json_output,
         ) as progress:
             task = progress.add_task("uploading", total=len(files))
             for path in files:
@@ -139,35 +161,47 @@ def ingest(
                 rows.extend((path, "TIMED OUT", f"job {job_id} still running") for job_id, path in pending.items())
             elif jobs:
                 rows.extend((path, "QUEUED", f"job {job_id}") for job_id, path in jobs.items())
+        failed = sum(state in FAILED_STATES for _file, state, _detail in rows)
+        if json_output:
+            files_out = [{"file": file, "state": state, "detail": detail} for file, state, detail in rows]
+            print_json({"files": files_out, "ok": len(rows) - failed, "failed": failed})
+            return failed
         table = Table(title="ingest summary")
         for column in ("file", "state", "detail"):
             table.add_column(column)
-        failed = 0
         for file, state, detail in rows:
-            bad = state in ("FAILED", "REJECTED", "TIMED OUT")
-            failed += bad
-            table.add_row(file, f"[red]{state}[/red]" if bad else state, detail)
+            table.add_row(file, f"[red]{state}[/red]" if state in FAILED_STATES else state, detail)
         console.print(table)
         console.print(f"{len(rows) - failed} ok, {failed} failed")
         return failed
 
-    failed = run_client(gateway, api_key, action)
+    failed = run_client(gateway, api_key, action, json_output)
     if failed:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 def ask(
     question: str = typer.Argument(..., help="The question."),
     conversation: str = typer.Option("", help="Continue this conversation id."),
     top_k: int = typer.Option(0, help="Passages to retrieve (0: the platform default)."),
+    filter_: list[str] = typer.Option([], "--filter", help=FILTER_HELP),
     timeout: float = typer.Option(120.0, help="Deadline in seconds."),
     gateway: str = GATEWAY_OPTION,
     api_key: str = KEY_OPTION,
+    json_output: bool = JSON_OPTION,
 ) -> None:
-    """Ask a question: the answer streams, then its citations."""
+    """Ask a question: the answer streams, then its citations.
+
+    With --json, one JSON object per line as the answer streams: {"sources": ...}, then
+    {"delta": "..."} pieces, then {"done": ...} with citations, usage and the conversation id."""
+    filters = parse_pairs(filter_, "--filter")
 
     async def action(client: GatewayClient) -> None:
-        async for message in client.ask(question, conversation_id=conversation, top_k=top_k, timeout=timeout):
+        stream = client.ask(question, conversation_id=conversation, top_k=top_k, filters=filters, timeout=timeout)
+        async for message in stream:
+            if json_output:
+                print_json(message_dict(message))
+                continue
             kind = message.WhichOneof("event")
             if kind == "delta":
                 console.print(message.delta, end="", soft_wrap=True, highlight=False, markup=False)
@@ -185,17 +219,23 @@ def ask(
                     style="dim",
                 )
 
-    run_client(gateway, api_key, action)
+    run_client(gateway, api_key, action, json_output)
 
 
 def search(
     query: str = typer.Argument(..., help="The query."),
     top_k: int = typer.Option(5, help="Passages to return."),
+    filter_: list[str] = typer.Option([], "--filter", help=FILTER_HELP),
     gateway: str = GATEWAY_OPTION,
     api_key: str = KEY_OPTION,
+    json_output: bool = JSON_OPTION,
 ) -> None:
     """Search passages without generating an answer."""
-    reply = run_client(gateway, api_key, lambda c: c.search(query, top_k))
+    filters = parse_pairs(filter_, "--filter")
+    reply = run_client(gateway, api_key, lambda c: c.search(query, top_k, filters), json_output)
+    if json_output:
+        print_json(message_dict(reply))
+        return
     for p in reply.passages:
         console.print(f"[bold]{p.score:.3f}[/bold] {p.filename} #{p.chunk_index}: {p.text[:200]}", markup=True)
 
@@ -206,6 +246,7 @@ def jobs(
     state: str = typer.Option("", help="Only QUEUED, RUNNING, SUCCEEDED or FAILED."),
     gateway: str = GATEWAY_OPTION,
     api_key: str = KEY_OPTION,
+    json_output: bool = JSON_OPTION,
 ) -> None:
     """List ingestion jobs, newest first."""
     if ctx.invoked_subcommand:
@@ -215,9 +256,11 @@ def jobs(
         try:
             wanted = common_pb2.JobState.Value(f"JOB_STATE_{state.upper()}")
         except ValueError:
-            err_console.print("[red]error:[/red] --state must be QUEUED, RUNNING, SUCCEEDED or FAILED")
-            raise typer.Exit(2) from None
-    reply = run_client(gateway, api_key, lambda c: c.list_jobs(wanted))
+            raise fail("--state must be QUEUED, RUNNING, SUCCEEDED or FAILED", ExitCode.USAGE, json_output) from None
+    reply = run_client(gateway, api_key, lambda c: c.list_jobs(wanted), json_output)
+    if json_output:
+        print_json(message_dict(reply))
+        return
     table = Table()
     for column in ("job", "file", "state", "progress", "attempts", "error"):
         table.add_column(column)
@@ -237,11 +280,16 @@ jobs_app.command("replay")(admin.replay)
 
 
 @docs_app.callback()
-def docs(ctx: typer.Context, gateway: str = GATEWAY_OPTION, api_key: str = KEY_OPTION) -> None:
+def docs(
+    ctx: typer.Context, gateway: str = GATEWAY_OPTION, api_key: str = KEY_OPTION, json_output: bool = JSON_OPTION
+) -> None:
     """List documents, newest first."""
     if ctx.invoked_subcommand:
         return
-    reply = run_client(gateway, api_key, lambda c: c.list_documents())
+    reply = run_client(gateway, api_key, lambda c: c.list_documents(), json_output)
+    if json_output:
+        print_json(message_dict(reply))
+        return
     table = Table()
     for column in ("document", "file", "type", "bytes", "chunks"):
         table.add_column(column)
@@ -252,8 +300,14 @@ def docs(ctx: typer.Context, gateway: str = GATEWAY_OPTION, api_key: str = KEY_O
 
 @docs_app.command("delete")
 def delete_doc(
-    document_id: str = typer.Argument(...), gateway: str = GATEWAY_OPTION, api_key: str = KEY_OPTION
+    document_id: str = typer.Argument(...),
+    gateway: str = GATEWAY_OPTION,
+    api_key: str = KEY_OPTION,
+    json_output: bool = JSON_OPTION,
 ) -> None:
     """Delete a document and its chunks."""
-    reply = run_client(gateway, api_key, lambda c: c.delete_document(document_id))
+    reply = run_client(gateway, api_key, lambda c: c.delete_document(document_id), json_output)
+    if json_output:
+        print_json(message_dict(reply))
+        return
     console.print(f"deleted {reply.document.filename} ({reply.document.document_id})")

@@ -22,6 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from ragplatform.core.health import IdentifyingHealthServicer
 from ragplatform.core.interceptors.access_log import AccessLogInterceptor
 from ragplatform.core.interceptors.auth import InternalTokenInterceptor
 from ragplatform.core.interceptors.deadlines import DeadlineInterceptor
@@ -120,7 +121,7 @@ async def start_service(app: ServiceApp, settings: CommonSettings) -> RunningSer
             ],
         )
         service_names = list(registrar(server))
-        health_servicer = HealthServicer()
+        health_servicer = IdentifyingHealthServicer(app.name)
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
             [
