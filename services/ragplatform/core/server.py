@@ -92,7 +92,7 @@ class RunningService:
 
 def build_interceptors(app: ServiceApp, settings: CommonSettings) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
     chain: list[grpc.aio.ServerInterceptor[Any, Any]] = [
-        AccessLogInterceptor(),
+        AccessLogInterceptor(trust_tenant_header=app.internal),
         MetricsInterceptor(),
         ErrorMappingInterceptor(),
     ]

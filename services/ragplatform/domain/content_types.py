@@ -75,11 +75,37 @@ def detect_content_type(filename: str, declared: str = "") -> str:
     normalized = normalize_content_type(declared)
     if normalized in SUPPORTED_CONTENT_TYPES:
         return normalized
-    what = f"content type {declared!r}" if normalized not in _UNINFORMATIVE else "no usable content type"
+    what = f"content type {shown(declared)!r}" if normalized not in _UNINFORMATIVE else "no usable content type"
     raise InvalidArgument(
-        f"cannot ingest {filename or 'the upload'!r}: unsupported file type ({what}, "
-        f"extension {suffix or 'none'!r}). Upload {supported_types_hint()}."
+        f"cannot ingest {shown(filename) or 'the upload'!r}: unsupported file type ({what}, "
+        f"extension {shown(suffix, 20) or 'none'!r}). Upload {supported_types_hint()}."
     )
+
+
+def shown(value: str, limit: int = 80) -> str:
+    """A client-sent value as an error message may quote it: at most `limit` characters."""
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def utf16_without_bom(data: bytes) -> str | None:
+    """`utf-16-le` or `utf-16-be` when the bytes look like UTF-16 text saved without a byte-order
+    mark (mostly Latin text: every other byte zero, on one side), else None. Tools on Windows
+    write such files; without this their NUL bytes make them look binary."""
+    sample = data[:4096]
+    if len(sample) < 4 or len(sample) % 2:
+        return None
+    pairs = len(sample) // 2
+    zeros_at_odd = sample[1::2].count(0)
+    zeros_at_even = sample[0::2].count(0)
+    candidates = ((zeros_at_odd, zeros_at_even, "utf-16-le"), (zeros_at_even, zeros_at_odd, "utf-16-be"))
+    for zeros, other, encoding in candidates:
+        if zeros >= 0.9 * pairs and other <= 0.02 * pairs:
+            try:
+                data.decode(encoding)
+            except UnicodeDecodeError:
+                return None
+            return encoding
+    return None
 
 
 def is_supported(filename: str, declared: str = "") -> bool:

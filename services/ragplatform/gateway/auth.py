@@ -17,7 +17,7 @@ import grpc
 from ragplatform.backends.cache.base import RateLimiter
 from ragplatform.backends.store.api_keys import hash_api_key
 from ragplatform.backends.store.base import Store
-from ragplatform.core.context import scoped, tenant_var
+from ragplatform.core.context import record_authenticated_tenant, scoped, tenant_var
 from ragplatform.core.interceptors.base import ScopedInterceptor, metadata_value
 from ragplatform.domain.errors import ResourceExhausted, Unauthenticated
 from ragplatform.domain.models import ApiKey
@@ -73,6 +73,7 @@ class ApiKeyInterceptor(ScopedInterceptor):
     async def scope(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
         key = extract_api_key(metadata_value(context, "authorization"), metadata_value(context, "x-api-key"))
         api_key = await self._authenticator.authenticate(key)
+        record_authenticated_tenant(api_key.tenant_id)
         wait = await self._limiter.acquire(f"key:{api_key.key_id}", self._rps, self._burst)
         if wait > 0:
             raise ResourceExhausted(

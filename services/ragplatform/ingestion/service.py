@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -10,7 +11,7 @@ import structlog
 from ragplatform.backends.blobs.base import BlobStore, blob_key
 from ragplatform.backends.queue.base import JobQueue
 from ragplatform.backends.store.base import Store
-from ragplatform.domain.content_types import detect_content_type
+from ragplatform.domain.content_types import detect_content_type, shown
 from ragplatform.domain.errors import InvalidArgument, RagError, Unavailable
 from ragplatform.domain.models import Document, Job, JobState, NewUpload, Page, UploadOutcome
 from ragplatform.domain.page_tokens import PageTokens, page_token_key
@@ -22,6 +23,8 @@ log = structlog.get_logger("ragplatform.ingestion")
 MAX_FILENAME_CHARS = 255
 MAX_METADATA_ENTRIES = 32
 MAX_METADATA_CHARS = 256
+# Bidirectional-text controls: they make a name display as something else ("exe.txt" as "txt.exe").
+_INVISIBLE_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 # Removes a document's chunks from the vector store (the retrieval service owns it).
 DeleteChunks = Callable[[str, str], Awaitable[None]]
@@ -42,9 +45,15 @@ def validate_header(header: UploadHeader) -> UploadHeader:
     filename = header.filename.strip()
     if not filename:
         raise InvalidArgument("filename is required: it names the document in citations")
-    if len(filename) > MAX_FILENAME_CHARS or "/" in filename or "\\" in filename or "\x00" in filename:
+    if len(filename) > MAX_FILENAME_CHARS or "/" in filename or "\\" in filename:
         raise InvalidArgument(
-            f"filename {filename[:60]!r} is not a plain file name (no slashes, at most {MAX_FILENAME_CHARS} characters)"
+            f"filename {shown(filename, 60)!r} is not a plain file name (no slashes, at most "
+            f"{MAX_FILENAME_CHARS} characters)"
+        )
+    if any(ch in _INVISIBLE_CONTROLS or unicodedata.category(ch) == "Cc" for ch in filename):
+        raise InvalidArgument(
+            f"filename {shown(filename, 60)!r} contains control characters (newlines, tabs, terminal escapes or "
+            "text-direction overrides); rename the file with printable characters only"
         )
     if len(header.metadata) > MAX_METADATA_ENTRIES:
         raise InvalidArgument(f"at most {MAX_METADATA_ENTRIES} metadata labels are allowed")

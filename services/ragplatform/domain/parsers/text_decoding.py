@@ -6,6 +6,7 @@ import codecs
 import re
 import unicodedata
 
+from ragplatform.domain.content_types import utf16_without_bom
 from ragplatform.domain.errors import DocumentRejected
 
 # Above this share of control characters the "text" is almost certainly a binary file that was
@@ -45,6 +46,8 @@ def _decode(data: bytes, filename: str) -> str:
                     f"{encoding.upper()} ({exc.reason} at byte {exc.start}); re-save it as UTF-8 and "
                     "upload again."
                 ) from None
+    if b"\x00" in data and (utf16 := utf16_without_bom(data)) is not None:
+        return data.decode(utf16)
     if b"\x00" in data:
         raise DocumentRejected(
             f"{filename!r} contains NUL bytes, so it is a binary file rather than text; upload a text, "

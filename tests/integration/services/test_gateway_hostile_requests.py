@@ -1,7 +1,10 @@
-"""Malformed requests against the real gateway (all services in this process, embedded backends):
-bytes that do not decode as the request message, broken upload streams, an upload refused while
-the client is still sending. Each call must end at once with INVALID_ARGUMENT and a message that
-says what to send, be logged once and counted, and never give INTERNAL or UNKNOWN."""
+"""Hostile requests against the real gateway (all services in this process, embedded backends).
+
+Malformed ones (bytes that do not decode as the request message, broken upload streams, an upload
+refused while the client is still sending, crafted page tokens) must end at once with
+INVALID_ARGUMENT and a message that says what to send, be logged once and counted, and never give
+INTERNAL or UNKNOWN. Client headers that claim another tenant or an unusable request id must not
+reach logs or data."""
 
 from __future__ import annotations
 
@@ -16,13 +19,14 @@ import pytest_asyncio
 import structlog
 from prometheus_client import REGISTRY
 
-from ragplatform.v1 import gateway_pb2, gateway_pb2_grpc
+from ragplatform.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
 from tests.integration.services.conftest import InProcessPlatform, ServiceStarter, start_platform
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SERVICE = "/ragplatform.v1.GatewayService/"
 UNARY = ["Search", "GetJob", "ListJobs", "ListDocuments", "DeleteDocument", "ListConversations", "GetConversation"]
+TERMINAL = (common_pb2.JOB_STATE_SUCCEEDED, common_pb2.JOB_STATE_FAILED)
 GARBAGE = b"\xff\xff\xff"  # a field header with no valid wire type: never a protobuf message
 
 
@@ -175,3 +179,86 @@ async def test_a_page_token_does_not_work_for_another_tenant(
             metadata=(("authorization", f"Bearer {other_key}"),),
         )
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+# --- client headers the gateway must not trust ------------------------------------------------
+
+
+async def test_a_spoofed_tenant_header_reaches_neither_logs_nor_data(
+    platform: InProcessPlatform, channel: grpc.aio.Channel, auth: tuple[tuple[str, str], ...], tenant: str
+) -> None:
+    victim = tenant + "-victim"
+    victim_key, _ = await platform.create_api_key(victim)
+    spoofing = (*auth, ("x-ragplatform-tenant", victim), ("x-ragplatform-internal-token", "guess"))
+    stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+    messages = [
+        gateway_pb2.IngestRequest(metadata=gateway_pb2.IngestMetadata(filename="spoof.txt")),
+        gateway_pb2.IngestRequest(chunk=b"written by the authenticated tenant"),
+    ]
+    with structlog.testing.capture_logs() as logs:
+        await stub.Ingest(iter(messages), metadata=spoofing, timeout=20)
+        await stub.ListDocuments(gateway_pb2.GatewayListDocumentsRequest(), metadata=spoofing, timeout=10)
+    logged = [entry.get("tenant") for entry in logs if entry["event"] == "rpc"]
+    # Two calls, each logged by the gateway and by the ingestion service (a worker may log its
+    # own calls for an earlier test's job meanwhile).
+    assert logged.count(tenant) == 4
+    assert victim not in repr(logs)
+    mine = await stub.ListDocuments(gateway_pb2.GatewayListDocumentsRequest(), metadata=auth)
+    assert [d.filename for d in mine.documents] == ["spoof.txt"]
+    theirs = await stub.ListDocuments(
+        gateway_pb2.GatewayListDocumentsRequest(), metadata=(("authorization", f"Bearer {victim_key}"),)
+    )
+    assert list(theirs.documents) == []
+
+
+@pytest.mark.parametrize("sent", ["r" * 7000, "two parts;drop"], ids=["7000 chars", "spaces"])
+async def test_an_unusable_request_id_is_replaced(
+    channel: grpc.aio.Channel, auth: tuple[tuple[str, str], ...], sent: str
+) -> None:
+    call = gateway_pb2_grpc.GatewayServiceStub(channel).ListJobs(
+        gateway_pb2.GatewayListJobsRequest(), metadata=(*auth, ("x-request-id", sent)), timeout=10
+    )
+    await call
+    returned = dict(await call.trailing_metadata())["x-request-id"]
+    assert returned != sent
+    assert 0 < len(returned) <= 64
+
+
+async def test_a_plain_request_id_is_kept(channel: grpc.aio.Channel, auth: tuple[tuple[str, str], ...]) -> None:
+    call = gateway_pb2_grpc.GatewayServiceStub(channel).ListJobs(
+        gateway_pb2.GatewayListJobsRequest(), metadata=(*auth, ("x-request-id", "client-42.a")), timeout=10
+    )
+    await call
+    assert dict(await call.trailing_metadata())["x-request-id"] == "client-42.a"
+
+
+async def test_a_filename_with_a_terminal_escape_is_refused(
+    channel: grpc.aio.Channel, auth: tuple[tuple[str, str], ...]
+) -> None:
+    messages = [
+        gateway_pb2.IngestRequest(metadata=gateway_pb2.IngestMetadata(filename="a\x1b[2Jb\nc.txt")),
+        gateway_pb2.IngestRequest(chunk=b"text"),
+    ]
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await gateway_pb2_grpc.GatewayServiceStub(channel).Ingest(iter(messages), metadata=auth, timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "control characters" in (info.value.details() or "")
+
+
+async def test_a_utf16_file_without_a_bom_is_ingested_as_text(
+    channel: grpc.aio.Channel, auth: tuple[tuple[str, str], ...]
+) -> None:
+    stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+    messages = [
+        gateway_pb2.IngestRequest(metadata=gateway_pb2.IngestMetadata(filename="windows.txt")),
+        gateway_pb2.IngestRequest(chunk="The Zephyr-9 pump runs at 12 bar.".encode("utf-16-le")),
+    ]
+    reply = await stub.Ingest(iter(messages), metadata=auth, timeout=20)
+    deadline = time.monotonic() + 30
+    job = reply.job
+    while job.state not in TERMINAL and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        job = await stub.GetJob(gateway_pb2.GatewayGetJobRequest(job_id=reply.job.job_id), metadata=auth)
+    assert job.state == common_pb2.JOB_STATE_SUCCEEDED, job.error
+    found = await stub.Search(gateway_pb2.GatewaySearchRequest(query="Zephyr-9 pump bar"), metadata=auth)
+    assert "12 bar" in found.passages[0].text
