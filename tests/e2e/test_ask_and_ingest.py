@@ -7,6 +7,7 @@ import pytest
 
 from ragplatform.v1 import common_pb2, gateway_pb2
 from tests.e2e.conftest import CORPUS, INVALID, UPLOAD_LIMIT, RunningPlatform, wait_for_jobs
+from tests.support.office_files import build_docx, build_pptx, build_xlsx
 
 pytestmark = pytest.mark.e2e
 
@@ -111,9 +112,10 @@ async def test_bad_uploads_get_clear_errors_and_lose_nothing_else(platform: Runn
         assert "empty" in (info.value.details() or "")
 
         with pytest.raises(grpc.aio.AioRpcError) as info:
-            await client.ingest_file(INVALID / "slides.pptx")
+            await client.ingest_bytes("photo.png", b"\x89PNG\r\n\x1a\n")
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "pdf" in (info.value.details() or "").lower()  # names what is supported
+        assert ".docx" in (info.value.details() or "")
 
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await client.ingest_bytes("huge.txt", b"lorem ipsum " * (UPLOAD_LIMIT // 10))
@@ -125,7 +127,13 @@ async def test_bad_uploads_get_clear_errors_and_lose_nothing_else(platform: Runn
         assert states[reply.job.job_id] == common_pb2.JOB_STATE_FAILED
         job = await client.get_job(reply.job.job_id)
         assert "corrupt.pdf" in job.error or "PDF" in job.error
-        assert len((await client.list_documents()).documents) == documents_before + 1  # the corrupt one, recorded
+
+        # .pptx is a supported type, so a damaged one is accepted, then FAILED with the reason
+        reply = await client.ingest_file(INVALID / "slides.pptx")
+        states = await wait_for_jobs(client, [reply.job.job_id])
+        assert states[reply.job.job_id] == common_pb2.JOB_STATE_FAILED
+        assert "not a readable PowerPoint presentation" in (await client.get_job(reply.job.job_id)).error
+        assert len((await client.list_documents()).documents) == documents_before + 2  # the broken ones, recorded
     # everything ingested before still answers
     messages = await ask(platform, "What is the maximum pressure of the Zephyr-9 pump?")
     assert "zephyr-9-pump-manual.md" in cited_files(messages)
@@ -173,3 +181,44 @@ async def test_the_same_question_again_is_answered_from_the_cache(platform: Runn
     assert second[-1].done.cached is True
     assert answer_text(second) == answer_text(first)
     assert cited_files(second) == cited_files(first)
+
+
+@pytest.mark.parametrize(
+    ("filename", "data", "question", "fact"),
+    [
+        (
+            "quokka-lamp-manual.docx",
+            build_docx(
+                ["The Quokka lamp is assembled in Tromsø.", "Its shade is made of frosted basalt glass."],
+                table=[["part", "supplier"], ["shade", "Vitrum Nord"]],
+                heading="Quokka lamp",
+            ),
+            "What is the shade of the Quokka lamp made of?",
+            "frosted basalt glass",
+        ),
+        (
+            "wombat-roadmap.pptx",
+            build_pptx([("Wombat roadmap", "The Wombat scooter launches in Reykjavik in May")]),
+            "Where does the Wombat scooter launch?",
+            "Reykjavik",
+        ),
+        (
+            "numbat-budget.xlsx",
+            build_xlsx({"Numbat": [["item", "budget"], ["Numbat kiln upgrade", "8400 crowns"]]}),
+            "What is the budget of the Numbat kiln upgrade?",
+            "8400 crowns",
+        ),
+    ],
+)
+async def test_office_documents_are_ingested_and_cited(
+    platform: RunningPlatform, filename: str, data: bytes, question: str, fact: str
+) -> None:
+    async with platform.client() as client:
+        reply = await client.ingest_bytes(filename, data)
+        states = await wait_for_jobs(client, [reply.job.job_id])
+        assert states[reply.job.job_id] == common_pb2.JOB_STATE_SUCCEEDED, (
+            await client.get_job(reply.job.job_id)
+        ).error
+    messages = await ask(platform, question)
+    assert filename in cited_files(messages)
+    assert fact in answer_text(messages)

@@ -23,7 +23,7 @@ NORDLYS_TXT = CORPUS_DIR / "nordlys-station-log.txt"  # long enough to make seve
 CORRUPT_PDF = INVALID_DIR / "corrupt.pdf"  # a truncated PDF: job FAILED, "damaged or incomplete PDF"
 IMAGE_ONLY_PDF = INVALID_DIR / "scanned-image-only.pdf"  # pages without text: "run it through OCR"
 EMPTY_TXT = INVALID_DIR / "empty.txt"  # 0 bytes
-UNSUPPORTED_PPTX = INVALID_DIR / "slides.pptx"  # unsupported type: refused at upload
+DAMAGED_PPTX = INVALID_DIR / "slides.pptx"  # a zip header and no presentation: job FAILED, "not a readable"
 
 
 @dataclass(frozen=True)

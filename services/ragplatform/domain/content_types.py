@@ -15,9 +15,12 @@ PLAIN_TEXT: Final = "text/plain"
 MARKDOWN: Final = "text/markdown"
 HTML: Final = "text/html"
 PDF: Final = "application/pdf"
+DOCX: Final = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+PPTX: Final = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+XLSX: Final = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 #: The canonical content types the parsers understand.
-SUPPORTED_CONTENT_TYPES: Final[tuple[str, ...]] = (PLAIN_TEXT, MARKDOWN, HTML, PDF)
+SUPPORTED_CONTENT_TYPES: Final[tuple[str, ...]] = (PLAIN_TEXT, MARKDOWN, HTML, PDF, DOCX, PPTX, XLSX)
 
 #: File extensions (lower case, with the dot) and the canonical type each stands for.
 EXTENSIONS: Final[dict[str, str]] = {
@@ -32,6 +35,9 @@ EXTENSIONS: Final[dict[str, str]] = {
     ".htm": HTML,
     ".xhtml": HTML,
     ".pdf": PDF,
+    ".docx": DOCX,
+    ".pptx": PPTX,
+    ".xlsx": XLSX,
 }
 
 # Other names clients send for the same formats (browsers, `mimetypes`, curl, old tools).
@@ -57,7 +63,7 @@ def supported_types_hint() -> str:
     """A human-readable list of what is accepted, for error messages."""
     extensions = ", ".join(sorted(EXTENSIONS))
     types = ", ".join(SUPPORTED_CONTENT_TYPES)
-    return f"plain text, Markdown, HTML or PDF ({types}; files ending {extensions})"
+    return f"plain text, Markdown, HTML, PDF, Word, PowerPoint or Excel ({types}; files ending {extensions})"
 
 
 def detect_content_type(filename: str, declared: str = "") -> str:

@@ -9,13 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
-from ragplatform.domain.content_types import HTML, MARKDOWN, PDF, PLAIN_TEXT, detect_content_type
+from ragplatform.domain.content_types import DOCX, HTML, MARKDOWN, PDF, PLAIN_TEXT, PPTX, XLSX, detect_content_type
 from ragplatform.domain.errors import DocumentRejected
 from ragplatform.domain.parsers.document import ParsedDocument
 from ragplatform.domain.parsers.html import parse_html
 from ragplatform.domain.parsers.markdown import parse_markdown
 from ragplatform.domain.parsers.pdf import parse_pdf
 from ragplatform.domain.parsers.plain_text import parse_plain_text
+from ragplatform.domain.parsers.powerpoint import parse_pptx
+from ragplatform.domain.parsers.spreadsheet import parse_xlsx
+from ragplatform.domain.parsers.word import parse_docx
 
 __all__ = ["ParsedDocument", "parse_document"]
 
@@ -26,6 +29,9 @@ _PARSERS: Final[dict[str, Parser]] = {
     MARKDOWN: parse_markdown,
     HTML: parse_html,
     PDF: parse_pdf,
+    DOCX: parse_docx,
+    PPTX: parse_pptx,
+    XLSX: parse_xlsx,
 }
 
 

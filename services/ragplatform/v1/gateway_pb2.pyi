@@ -312,7 +312,9 @@ class IngestMetadata(_message.Message):
     filename: _builtins.str
     """File name; its extension selects the parser when `content_type` is empty."""
     content_type: _builtins.str
-    """MIME type (text/plain, text/markdown, text/html, application/pdf); optional."""
+    """MIME type (text/plain, text/markdown, text/html, application/pdf, or the Office Open XML types
+    of .docx, .pptx and .xlsx); optional.
+    """
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Free-form labels, usable as filters when asking."""

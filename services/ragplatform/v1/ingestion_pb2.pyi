@@ -56,7 +56,9 @@ class UploadMetadata(_message.Message):
     filename: _builtins.str
     """File name; its extension selects the parser when `content_type` is empty."""
     content_type: _builtins.str
-    """MIME type (text/plain, text/markdown, text/html, application/pdf); optional."""
+    """MIME type (text/plain, text/markdown, text/html, application/pdf, or the Office Open XML types
+    of .docx, .pptx and .xlsx); optional.
+    """
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Free-form labels stored with the document and usable as retrieval filters."""

@@ -407,7 +407,7 @@ def ingest_metadata(filename: str) -> gateway_pb2.IngestRequest:
 @pytest.mark.parametrize(
     ("messages", "message"),
     [
-        ([ingest_metadata("slides.pptx"), gateway_pb2.IngestRequest(chunk=b"PK")], "unsupported file type"),
+        ([ingest_metadata("photo.png"), gateway_pb2.IngestRequest(chunk=b"\x89PNG")], "unsupported file type"),
         ([ingest_metadata("empty.txt")], "is empty"),
         (
             [ingest_metadata("big.txt"), *[gateway_pb2.IngestRequest(chunk=b"x" * 1024)] * (UPLOAD_LIMIT // 1024 + 1)],

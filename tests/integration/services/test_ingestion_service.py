@@ -80,8 +80,9 @@ async def test_an_empty_file_is_refused(ingestion_channel: grpc.aio.Channel, ten
 async def test_an_unsupported_type_is_refused_naming_what_is_accepted(
     ingestion_channel: grpc.aio.Channel, tenant: str
 ) -> None:
-    data = (INVALID / "slides.pptx").read_bytes()
-    error = await refused(ingestion_channel, upload_messages(tenant, "slides.pptx", data))
+    # a legacy binary Word file (OLE header): only the Office Open XML formats are read
+    data = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600
+    error = await refused(ingestion_channel, upload_messages(tenant, "minutes.doc", data))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     details = error.details() or ""
     assert "unsupported file type" in details

@@ -74,7 +74,7 @@ def _reject_binary(text: str, filename: str) -> None:
     if control / len(text) > _MAX_CONTROL_CHAR_RATIO:
         raise DocumentRejected(
             f"{filename!r} looks like a binary file ({control} control characters in {len(text)}); "
-            "upload a text, Markdown, HTML or PDF file instead."
+            "upload a text, Markdown, HTML, PDF or Office (.docx, .pptx, .xlsx) file instead."
         )
 
 
