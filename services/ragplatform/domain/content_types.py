@@ -60,9 +60,10 @@ def normalize_content_type(declared: str) -> str:
 
 
 def supported_types_hint() -> str:
-    """A human-readable list of what is accepted, for error messages."""
+    """A human-readable list of what is accepted, for error messages. The Office Open XML types
+    are named by extension: their MIME names are too long to help anyone in a message."""
     extensions = ", ".join(sorted(EXTENSIONS))
-    types = ", ".join(SUPPORTED_CONTENT_TYPES)
+    types = ", ".join(t for t in SUPPORTED_CONTENT_TYPES if t not in (DOCX, PPTX, XLSX))
     return f"plain text, Markdown, HTML, PDF, Word, PowerPoint or Excel ({types}; files ending {extensions})"
 
 

@@ -55,8 +55,8 @@ def test_unsupported_type_is_refused_with_the_supported_list(filename: str, decl
         detect_content_type(filename, declared)
     message = caught.value.message
     assert filename in message
-    assert all(t in message for t in SUPPORTED_CONTENT_TYPES)
-    assert ".md" in message
+    assert all(t in message for t in (PLAIN_TEXT, MARKDOWN, HTML, PDF))
+    assert all(extension in message for extension in (".md", ".docx", ".pptx", ".xlsx"))
     assert not is_supported(filename, declared)
 
 
