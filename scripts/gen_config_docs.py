@@ -36,6 +36,9 @@ the services read and what the operator renders. Do not edit it by hand.
 Services: `gateway`, `ingestion`, `ingestion-worker`, `retrieval`, `generation`, `conversation`
 (as in `ragplatform serve <service>`). A variable a service does not read is ignored by it.
 Variables marked **secret** should come from a Kubernetes Secret (`valueFrom.secretKeyRef`).
+Credentials inside any URL (`user:password@`, and query parameters such as `token=` or
+`api_key=`) are replaced by `***` in every log line and error message; clients never see an
+internal endpoint's address.
 Invalid values stop the service at start-up with a message naming each bad variable.
 
 | Variable | Default | Services | Description |

@@ -277,10 +277,11 @@ class RedisServer:
     """redis-server on 127.0.0.1. Without `appendonly`, a restart loses every key (Redis's
     behaviour without persistence); with it, the append-only file survives restarts."""
 
-    def __init__(self, appendonly: bool = False) -> None:
+    def __init__(self, appendonly: bool = False, password: str = "") -> None:
         self.binary = require_binary("redis-server", "apt-get install -y redis-server")
         self.port = free_port()
         self.appendonly = appendonly
+        self.password = password  # clients must AUTH with it (`url` leaves it out)
         self.root = Path(tempfile.mkdtemp(prefix="ragplatform-redis-"))
         self.log = self.root / "redis.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -293,6 +294,7 @@ class RedisServer:
         argv = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--dir", str(self.root)]
         argv += ["--appendonly", "yes", "--appendfsync", "always"] if self.appendonly else ["--appendonly", "no"]
         argv += ["--logfile", str(self.log)]
+        argv += ["--requirepass", self.password] if self.password else []
         self._process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, "Redis", self.log)
 

@@ -3,8 +3,12 @@ chat and embeddings adapters). Each message says what failed and which setting t
 
 from __future__ import annotations
 
-import openai
+from dataclasses import dataclass
 
+import openai
+import structlog
+
+from ragplatform.core.redaction import redact_text, redact_url
 from ragplatform.domain.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -12,6 +16,8 @@ from ragplatform.domain.errors import (
     ResourceExhausted,
     Unavailable,
 )
+
+log = structlog.get_logger("ragplatform.model_endpoints")
 
 
 class CredentialsRefused(FailedPrecondition):
@@ -34,23 +40,46 @@ def counts_against_endpoint(exc: BaseException) -> bool:
     return isinstance(exc, openai.APIStatusError) and exc.status_code >= 500
 
 
-def map_openai_error(exc: Exception, *, url: str, model: str, key_var: str, model_var: str, timeout: float) -> RagError:
-    """The domain error for an `openai` exception. `key_var`/`model_var` name the settings a
-    person should check (e.g. RAG_LLM_API_KEY, RAG_LLM_MODEL)."""
-    where = f"the endpoint {url or 'api.openai.com'} (model {model!r})"
+@dataclass(frozen=True)
+class Endpoint:
+    """What a person needs to hear about an endpoint, and what only its operator may see.
+
+    `url` goes to the log only (redacted); clients hear `what` ("the chat model endpoint") and
+    the settings to check, never an internal address."""
+
+    what: str
+    url: str
+    url_var: str
+    key_var: str
+    model_var: str
+    timeout: float
+
+
+def map_openai_error(exc: Exception, *, endpoint: Endpoint, model: str) -> RagError:
+    """The domain error for an `openai` exception. The message names the endpoint by its role and
+    settings, never by its URL; the URL (redacted) and the library's own words go to the log."""
     if isinstance(exc, RagError):
         return exc
+    log.warning(
+        "model endpoint call failed",
+        endpoint=redact_url(endpoint.url or "https://api.openai.com/v1"),
+        model=model,
+        error=f"{type(exc).__name__}: {exc.__cause__ or exc}",
+    )
+    where = f"{endpoint.what} (model {model!r})"
     if isinstance(exc, openai.APITimeoutError):
         return Unavailable(
-            f"{where} did not answer within {timeout:g} s; it may be overloaded. Try again, or raise the "
+            f"{where} did not answer within {endpoint.timeout:g} s; it may be overloaded. Try again, or raise the "
             "timeout setting."
         )
     if isinstance(exc, openai.APIConnectionError):
         return Unavailable(
-            f"cannot reach {where}: {exc.__cause__ or exc}. Check the URL setting and that the server is running."
+            f"cannot reach {where}; the backend is unavailable. Retry shortly; if it persists, check "
+            f"{endpoint.url_var} and that the server is running (the endpoint and the cause are in this "
+            "service's log)."
         )
     if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
-        return CredentialsRefused(f"{where} refused the API key (HTTP {exc.status_code}); check {key_var}.")
+        return CredentialsRefused(f"{where} refused the API key (HTTP {exc.status_code}); check {endpoint.key_var}.")
     if isinstance(exc, openai.RateLimitError):
         retry_after = _retry_after(exc)
         return ResourceExhausted(
@@ -59,12 +88,12 @@ def map_openai_error(exc: Exception, *, url: str, model: str, key_var: str, mode
             retry_after_seconds=retry_after,
         )
     if isinstance(exc, openai.NotFoundError):
-        return FailedPrecondition(f"{where} does not know this model (HTTP 404); check {model_var}.")
+        return FailedPrecondition(f"{where} does not know this model (HTTP 404); check {endpoint.model_var}.")
     if isinstance(exc, openai.APIStatusError) and exc.status_code >= 500:
         return Unavailable(f"{where} failed (HTTP {exc.status_code}: {_server_message(exc)}); try again shortly.")
     if isinstance(exc, openai.APIStatusError):
         return InvalidArgument(f"{where} rejected the request (HTTP {exc.status_code}: {_server_message(exc)}).")
-    return Unavailable(f"{where} failed unexpectedly ({type(exc).__name__}: {exc}); try again.")
+    return Unavailable(f"{where} failed unexpectedly ({type(exc).__name__}); try again.")
 
 
 def _server_message(exc: openai.APIStatusError) -> str:
@@ -72,8 +101,8 @@ def _server_message(exc: openai.APIStatusError) -> str:
     if isinstance(body, dict):
         message = body.get("message") or (body.get("error") or {}).get("message")
         if message:
-            return str(message)[:300]
-    return exc.message[:300]
+            return redact_text(str(message)[:300])
+    return redact_text(exc.message[:300])
 
 
 def _retry_after(exc: openai.APIStatusError) -> float | None:

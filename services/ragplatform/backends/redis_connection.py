@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from urllib.parse import urlparse
 
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
@@ -22,16 +21,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ragplatform.core.redaction import redact_url
 from ragplatform.domain.errors import Unavailable
 
 CONNECT_TIMEOUT_SECONDS = 2.0
 COMMAND_TIMEOUT_SECONDS = 5.0
-
-
-def redact(url: str) -> str:
-    """host:port/db of a Redis URL, without the password, for messages and logs."""
-    parsed = urlparse(url)
-    return f"{parsed.hostname or '?'}:{parsed.port or 6379}{parsed.path or ''}"
 
 
 def connect_redis(
@@ -64,10 +58,10 @@ def redis_errors(url: str, what: str, setting: str) -> Iterator[None]:
         yield
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
         raise Unavailable(
-            f"Redis for {what} at {redact(url)} cannot be reached ({exc.__class__.__name__}: {exc}); "
+            f"Redis for {what} at {redact_url(url)} cannot be reached ({exc.__class__.__name__}: {exc}); "
             f"check {setting} and that Redis is running, then retry"
         ) from exc
     except RedisError as exc:
         if "LOADING" in str(exc) or "MASTERDOWN" in str(exc) or "READONLY" in str(exc):
-            raise Unavailable(f"Redis for {what} at {redact(url)} is not ready ({exc}); retry in a moment") from exc
+            raise Unavailable(f"Redis for {what} at {redact_url(url)} is not ready ({exc}); retry in a moment") from exc
         raise

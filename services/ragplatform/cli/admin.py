@@ -16,6 +16,7 @@ from ragplatform.backends.store.api_keys import generate_api_key, hash_api_key
 from ragplatform.backends.store.factory import open_store
 from ragplatform.cli.exit_codes import ExitCode
 from ragplatform.cli.output import JSON_OPTION, print_json, print_json_error
+from ragplatform.core.redaction import redact_text
 from ragplatform.core.settings import QueueSettings, SettingsError, StoreSettings, load_settings
 from ragplatform.domain.errors import RagError
 from ragplatform.domain.models import ApiKey
@@ -35,6 +36,7 @@ def _overrides(data_dir: Path | None) -> dict[str, object]:
 
 
 def _error(message: str, code: ExitCode, json_output: bool) -> typer.Exit:
+    message = redact_text(message)
     if json_output:
         print_json_error(code.name, message)
     else:

@@ -21,6 +21,7 @@ from rich.table import Table
 from ragplatform.backends.store.api_keys import generate_api_key, hash_api_key
 from ragplatform.backends.store.factory import open_store
 from ragplatform.core.logging import configure_logging
+from ragplatform.core.redaction import redact_text
 from ragplatform.core.server import RunningService, start_service
 from ragplatform.core.settings import SettingsError, StoreSettings, load_settings
 from ragplatform.domain.errors import RagError
@@ -128,5 +129,5 @@ def dev(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     except (RagError, OSError) as exc:
-        console.print(f"[red]error:[/red] {getattr(exc, 'message', exc)}")
+        console.print(f"[red]error:[/red] {redact_text(getattr(exc, 'message', str(exc)))}")
         raise typer.Exit(1) from None

@@ -6,11 +6,14 @@ import asyncio
 
 import typer
 
-from ragplatform.core.logging import configure_logging
+from ragplatform.core.logging import configure_logging, get_logger
+from ragplatform.core.redaction import redact_text
 from ragplatform.core.server import serve as serve_app
 from ragplatform.core.settings import SERVICE_NAMES, SettingsError, load_settings
 from ragplatform.domain.errors import RagError
 from ragplatform.services_registry import app_builder, settings_class
+
+log = get_logger("ragplatform.serve")
 
 
 def serve(
@@ -29,9 +32,12 @@ def serve(
     app = app_builder(service)(settings)
     try:
         asyncio.run(serve_app(app, settings))
-    except RagError as exc:
-        typer.echo(f"error: {service} could not start: {exc.message}", err=True)
+    except (RagError, OSError) as exc:
+        typer.echo(f"error: {service} could not start: {redact_text(getattr(exc, 'message', str(exc)))}", err=True)
         raise typer.Exit(1) from None
-    except OSError as exc:
-        typer.echo(f"error: {service} could not start: {exc}", err=True)
+    except Exception as exc:
+        # Not ours to explain (a library rejected a setting): the traceback goes to the log,
+        # redacted like every line, instead of Python printing it with the URL's password.
+        log.exception("could not start", service=service)
+        typer.echo(f"error: {service} could not start: {redact_text(f'{type(exc).__name__}: {exc}')}", err=True)
         raise typer.Exit(1) from None

@@ -1,7 +1,8 @@
 """Logging, configured once per process: structlog, JSON lines by default.
 
 Every line carries the request id and tenant of the call it belongs to (bound by the access-log
-interceptor through structlog's contextvars).
+interceptor through structlog's contextvars). Every line, ours or a library's, passes through
+`redact_event` last, so no URL credential reaches the log whoever wrote the line.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import sys
 from typing import Any
 
 import structlog
+
+from ragplatform.core.redaction import redact_event
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
@@ -38,7 +41,13 @@ def configure_logging(level: str = "info", fmt: str = "json", service: str = "")
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            # Library records carry a raw exc_info; format it so the traceback is redacted too.
+            structlog.processors.format_exc_info,
+            redact_event,
+            renderer,
+        ],
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)

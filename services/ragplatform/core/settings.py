@@ -13,6 +13,8 @@ from typing import Any, Literal, TypeVar
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ragplatform.core.redaction import redact_text
+
 ENV_PREFIX = "RAG_"
 ServiceName = Literal["gateway", "ingestion", "ingestion-worker", "retrieval", "generation", "conversation"]
 SERVICE_NAMES: tuple[ServiceName, ...] = (
@@ -236,8 +238,11 @@ def load_settings(settings_cls: type[S], **overrides: Any) -> S:
                 continue
             var = ENV_PREFIX + str(error["loc"][0]).upper()
             problems.append(f"  {var}={error.get('input')!r}: {error['msg']}")
+        # The message repeats the bad values: a URL among them may carry a password.
         raise SettingsError(
-            f"invalid configuration for {settings_cls.__name__}:\n"
-            + "\n".join(problems)
-            + "\nFix these environment variables (see docs/configuration.md) and start again."
+            redact_text(
+                f"invalid configuration for {settings_cls.__name__}:\n"
+                + "\n".join(problems)
+                + "\nFix these environment variables (see docs/configuration.md) and start again."
+            )
         ) from None

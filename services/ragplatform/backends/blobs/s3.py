@@ -30,6 +30,7 @@ import aioboto3
 from aiobotocore.config import AioConfig  # type: ignore[import-untyped]
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ragplatform.core.redaction import redact_url
 from ragplatform.core.settings import BlobSettings
 from ragplatform.domain.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 
@@ -132,7 +133,7 @@ class S3BlobStore:
                     raise
 
     def _where(self) -> str:
-        return self._endpoint or f"AWS S3 ({self._region})"
+        return redact_url(self._endpoint) if self._endpoint else f"AWS S3 ({self._region})"
 
     @asynccontextmanager
     async def _errors(self, action: str, key: str = "") -> AsyncIterator[None]:

@@ -16,7 +16,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from tenacity.wait import wait_base
 
 from ragplatform.backends.embedders.tokens import estimate_tokens
-from ragplatform.backends.openai_errors import is_transient, map_openai_error
+from ragplatform.backends.openai_errors import Endpoint, is_transient, map_openai_error
 from ragplatform.core.settings import EmbedderSettings
 from ragplatform.domain.errors import FailedPrecondition, RagError
 
@@ -50,6 +50,14 @@ class OpenAIEmbedder:
             api_key=api_key or "no-key-configured",
             timeout=settings.embedding_timeout_seconds,
             max_retries=0,  # retries are ours, with backoff and a bound
+        )
+        self._endpoint = Endpoint(
+            what="the embeddings endpoint",
+            url=settings.embedding_url,
+            url_var="RAG_EMBEDDING_URL",
+            key_var="RAG_EMBEDDING_API_KEY",
+            model_var="RAG_EMBEDDING_MODEL",
+            timeout=settings.embedding_timeout_seconds,
         )
         self._batch_size = batch_size
         self._max_retries = max_retries
@@ -108,14 +116,7 @@ class OpenAIEmbedder:
             except RagError:
                 raise
             except Exception as exc:
-                raise map_openai_error(
-                    exc,
-                    url=self._settings.embedding_url,
-                    model=self._settings.embedding_model,
-                    key_var="RAG_EMBEDDING_API_KEY",
-                    model_var="RAG_EMBEDDING_MODEL",
-                    timeout=self._settings.embedding_timeout_seconds,
-                ) from exc
+                raise map_openai_error(exc, endpoint=self._endpoint, model=self._settings.embedding_model) from exc
         ordered = sorted(response.data, key=lambda item: item.index)
         if len(ordered) != len(inputs):
             raise FailedPrecondition(

@@ -35,6 +35,7 @@ from ragplatform.backends.llms.base import AnswerDelta, AnswerDone, AnswerEvent,
 from ragplatform.backends.llms.circuit_breaker import CircuitBreaker
 from ragplatform.backends.openai_errors import (
     CredentialsRefused,
+    Endpoint,
     counts_against_endpoint,
     is_transient,
     map_openai_error,
@@ -88,6 +89,14 @@ class OpenAIAnswerGenerator:
             timeout=settings.llm_timeout_seconds,
             max_retries=0,  # retries are ours: bounded, and never after the first token
         )
+        self._endpoint = Endpoint(
+            what="the generation model endpoint",
+            url=settings.llm_url,
+            url_var="RAG_LLM_URL",
+            key_var="RAG_LLM_API_KEY",
+            model_var="RAG_LLM_MODEL / RAG_LLM_FALLBACK_MODEL",
+            timeout=settings.llm_timeout_seconds,
+        )
         self._retry_wait = retry_wait
         self._breakers: defaultdict[str, CircuitBreaker] = defaultdict(
             lambda: CircuitBreaker(breaker_failures, breaker_cooldown_seconds, clock)
@@ -135,7 +144,7 @@ class OpenAIAnswerGenerator:
         breaker = self._breakers[model]
         if not breaker.allow():
             raise Unavailable(
-                f"the model {model!r} at {self._settings.llm_url or 'api.openai.com'} failed repeatedly; "
+                f"the generation model {model!r} failed repeatedly; "
                 f"not calling it for another {breaker.retry_after():.0f} s (circuit breaker). Try again later."
             )
         try:
@@ -225,14 +234,7 @@ class OpenAIAnswerGenerator:
         )
 
     def _map(self, exc: Exception, model: str) -> RagError:
-        return map_openai_error(
-            exc,
-            url=self._settings.llm_url,
-            model=model,
-            key_var="RAG_LLM_API_KEY",
-            model_var="RAG_LLM_MODEL / RAG_LLM_FALLBACK_MODEL",
-            timeout=self._settings.llm_timeout_seconds,
-        )
+        return map_openai_error(exc, endpoint=self._endpoint, model=model)
 
 
 def _read_chunk(chunk: ChatCompletionChunk) -> tuple[str, str | None, TokenUsage | None]:

@@ -22,13 +22,13 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
-from urllib.parse import urlparse
 
 import asyncpg
 
 from ragplatform.backends.store.pagination import clamp_limit, decode_cursor, encode_cursor
 from ragplatform.backends.store.postgres_migrations import apply_migrations, check_schema
 from ragplatform.backends.store.rows import RowReader, citations_to_json
+from ragplatform.core.redaction import redact_url
 from ragplatform.core.settings import StoreSettings
 from ragplatform.domain.errors import AlreadyExists, NotFound, Unavailable
 from ragplatform.domain.models import (
@@ -68,11 +68,6 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def _redacted(url: str) -> str:
-    parsed = urlparse(url)
-    return f"{parsed.hostname or '?'}:{parsed.port or 5432}{parsed.path}"
-
-
 def dsn(settings: StoreSettings) -> str:
     """RAG_STORE_URL as asyncpg wants it (postgres:// is accepted as a synonym)."""
     return settings.store_url.replace("postgres://", "postgresql://", 1)
@@ -81,7 +76,7 @@ def dsn(settings: StoreSettings) -> str:
 def unavailable_error(url: str, exc: BaseException) -> Unavailable:
     detail = f"{exc.__class__.__name__}: {exc}".strip().rstrip(":")
     return Unavailable(
-        f"PostgreSQL at {_redacted(url)} cannot answer now ({detail}); check RAG_STORE_URL, "
+        f"PostgreSQL at {redact_url(url)} cannot answer now ({detail}); check RAG_STORE_URL, "
         "that PgBouncer and PostgreSQL are running, then retry"
     )
 

@@ -34,6 +34,7 @@ from ragplatform.backends.vectors.payload import (
     metadata_path,
     scored_passage,
 )
+from ragplatform.core.redaction import redact_url
 from ragplatform.core.settings import VectorSettings
 from ragplatform.domain.errors import FailedPrecondition, InvalidArgument, Unavailable
 from ragplatform.domain.models import ChunkPoint, ScoredPassage, SearchQuery
@@ -57,7 +58,7 @@ class QdrantServerStore:
         client: AsyncQdrantClient | None = None,
         upsert_batch_size: int = DEFAULT_UPSERT_BATCH,
     ) -> None:
-        self._url = settings.vector_url
+        self._url = redact_url(settings.vector_url)
         self._collection = settings.vector_collection
         self._client = client or AsyncQdrantClient(
             url=settings.vector_url,

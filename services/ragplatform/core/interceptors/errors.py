@@ -14,6 +14,7 @@ import structlog
 from ragplatform.core.context import request_id_var
 from ragplatform.core.error_mapping import status_for, trailing_metadata_for
 from ragplatform.core.interceptors.base import ScopedInterceptor
+from ragplatform.core.redaction import redact_text
 from ragplatform.domain.errors import DeadlineExceeded, RagError
 
 log = structlog.get_logger("ragplatform.errors")
@@ -29,7 +30,8 @@ class ErrorMappingInterceptor(ScopedInterceptor):
             extra = trailing_metadata_for(exc)
             if extra:
                 context.set_trailing_metadata((*(context.trailing_metadata() or ()), *extra))
-            await context.abort(code, exc.message)
+            # Safety net: a message that quotes a URL never carries its credentials.
+            await context.abort(code, redact_text(exc.message))
         except TimeoutError:
             exc2 = DeadlineExceeded("the call did not finish within its deadline; retry with a longer deadline")
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, exc2.message)
