@@ -5,16 +5,32 @@ embeddings from a second instance of it without that latency — so the figures 
 platform adds around the model.
 
     python bench/ask_throughput.py [--streams 100 1000 5500] [--duration 25] [--drivers 2]
+    python bench/ask_throughput.py --streams --open-loop 5000:30 --uploaders 500   (the seeds' shape)
 
-For each level, `--drivers` client processes keep N Ask streams open in a closed loop (each
-stream asks again as soon as its answer is done) over a fixed pool of gRPC channels, for
-`--duration` seconds; the first `--warmup` seconds are not measured. Every question is distinct
-and the answer cache is off (RAG_ANSWER_CACHE_TTL_SECONDS=0), so every ask takes the whole path:
+Closed loop (`--streams N`): `--drivers` client processes keep N Ask streams open, each asking
+again as soon as its answer is done, over a fixed pool of gRPC channels, for `--duration`
+seconds; the first `--warmup` seconds are not measured. Open loop (`--open-loop USERS:RATE`):
+USERS connected users, each thinking for an exponentially distributed time between its asks, so
+that together they ask RATE times a second whatever the platform does (a refused user waits the
+retry-after the gateway names, plus jitter). `--uploaders N` adds N users that each upload a small
+document every `--upload-think` seconds on average.
+
+The services run on `--service-cpus` and everything else (drivers, LLM doubles, PostgreSQL,
+PgBouncer, Redis, moto) on `--harness-cpus`, so the services' CPU time is theirs alone. Beside the
+load, the same run measures the floor of each hop (bench/hop_floor.py: a grpc.aio echo's unary
+round trip and streamed message, a SQL statement, a Redis command) and counts the hops of an
+Ask (gRPC calls from the services' metrics, streamed messages, SQL statements from PgBouncer's
+SHOW STATS, Redis commands from INFO), so it prints CPU per answer and its ratio to the floor.
+
+Every question is distinct and the answer cache is off (RAG_ANSWER_CACHE_TTL_SECONDS=0), so every
+ask takes the whole path:
 auth, rate limit (Redis), conversation (PostgreSQL), retrieval (query embedding at the endpoint
 + vector search), generation (streamed from the endpoint), both turns stored.
 
 Printed per level: asks/s sustained, p50/p99 total latency and latency added over the LLM's own,
-errors by gRPC status, and peak RSS of each service process. Loopback only; bounded in time.
+errors by gRPC status, refusals (RESOURCE_EXHAUSTED/UNAVAILABLE with a retry-after hint) and how
+fast they came, peak RSS of each service process, CPU ms per answer per service, hops per answer
+and the ratio to the floor. Loopback only; bounded in count and time.
 """
 
 from __future__ import annotations
@@ -25,6 +41,7 @@ import contextlib
 import multiprocessing
 import os
 import random
+import re
 import resource
 import statistics
 import subprocess
@@ -32,6 +49,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +58,9 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.hop_floor import Floor, measure_backend_floor, measure_floor, parse_cpus
 from ragplatform.client import TERMINAL_STATES, GatewayClient
+from ragplatform.core.error_mapping import retry_after_from
 from ragplatform.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
 from tests.support.platform_processes import SERVICES, PlatformProcesses, ProductionBackends, free_port
 
@@ -55,9 +75,30 @@ QUESTIONS = [
 # Streams per client HTTP/2 connection (as many client pods would open); --streams-per-channel.
 STREAMS_PER_CHANNEL = int(os.environ.get("BENCH_STREAMS_PER_CHANNEL", "100"))
 ASK_DEADLINE_SECONDS = 60.0
+UPLOAD_DEADLINE_SECONDS = 30.0
+ASK_PATH = ("gateway", "conversation", "retrieval", "generation")
+REFUSALS = ("RESOURCE_EXHAUSTED", "UNAVAILABLE")
 
 
 # --- the client side (runs in driver processes) -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Load:
+    """What one driver process does: `streams` closed-loop streams, or `users` open-loop users
+    asking `rate` times a second together, plus `uploaders` users uploading now and then."""
+
+    gateway: str
+    key: str
+    start_at: float
+    measure_from: float
+    end_at: float
+    streams: int = 0
+    users: int = 0
+    rate: float = 0.0
+    uploaders: int = 0
+    upload_think: float = 10.0
+    llm: float = 2.0
 
 
 @dataclass
@@ -65,8 +106,14 @@ class DriverResult:
     latencies: list[float] = field(default_factory=list)  # asks finished inside the window
     to_sources: list[float] = field(default_factory=list)  # ... their time to the sources message
     to_first_token: list[float] = field(default_factory=list)  # ... and to the first answer delta
+    messages: int = 0  # messages those asks received
     errors: Counter[str] = field(default_factory=Counter)  # status -> count (inside the window)
     error_examples: dict[str, str] = field(default_factory=dict)
+    refusals: list[float] = field(default_factory=list)  # seconds until a refusal arrived
+    refusals_without_hint: int = 0
+    started: int = 0  # asks begun inside the window (the arrival rate)
+    uploads: list[float] = field(default_factory=list)
+    upload_errors: Counter[str] = field(default_factory=Counter)
 
 
 def _raise_open_file_limit() -> None:
@@ -75,61 +122,118 @@ def _raise_open_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-async def _drive(
-    gateway: str, key: str, streams: int, start_at: float, measure_from: float, end_at: float
-) -> DriverResult:
+async def _drive(load: Load) -> DriverResult:
     result = DriverResult()
+    connections = max(load.streams, load.users) + load.uploaders
     channels = [
         # A channel each, not a shared subchannel: separate connections like separate clients.
-        grpc.aio.insecure_channel(gateway, options=[("grpc.use_local_subchannel_pool", 1)])
-        for _ in range(max(1, (streams + STREAMS_PER_CHANNEL - 1) // STREAMS_PER_CHANNEL))
+        grpc.aio.insecure_channel(load.gateway, options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(max(1, (connections + STREAMS_PER_CHANNEL - 1) // STREAMS_PER_CHANNEL))
     ]
     stubs = [gateway_pb2_grpc.GatewayServiceStub(c) for c in channels]
-    metadata = (("authorization", f"Bearer {key}"),)
+    metadata = (("authorization", f"Bearer {load.key}"),)
     counter = 0
 
-    async def stream(index: int) -> None:
+    def inside(t: float) -> bool:
+        return load.measure_from <= t <= load.end_at
+
+    async def ask(stub: gateway_pb2_grpc.GatewayServiceStub) -> float:
+        """One ask; returns how long to back off (0 when it was answered)."""
         nonlocal counter
+        counter += 1
+        question = f"{QUESTIONS[counter % len(QUESTIONS)]} (ask {os.getpid()}-{counter})"
+        began = time.time()
+        if inside(began):
+            result.started += 1
+        status, detail, hint = "OK", "", None
+        sources_at = first_token_at = 0.0
+        received = 0
+        try:
+            call = stub.Ask(gateway_pb2.AskRequest(question=question), metadata=metadata, timeout=ASK_DEADLINE_SECONDS)
+            async for message in call:
+                received += 1
+                kind = message.WhichOneof("event")
+                if kind == "sources":
+                    sources_at = time.time()
+                elif kind == "delta" and not first_token_at:
+                    first_token_at = time.time()
+        except grpc.aio.AioRpcError as exc:
+            status = exc.code().name
+            hint = retry_after_from(exc.trailing_metadata())
+            detail = f"{exc.details()} (after {time.time() - began:.2f} s and {received} messages)"
+        finished = time.time()
+        if inside(finished):
+            if status == "OK":
+                result.latencies.append(finished - began)
+                result.to_sources.append(sources_at - began)
+                result.to_first_token.append(first_token_at - began)
+                result.messages += received
+            elif status in REFUSALS and received == 0 and hint is not None:
+                result.refusals.append(finished - began)
+            else:
+                if status in REFUSALS and received == 0:
+                    result.refusals_without_hint += 1
+                result.errors[status] += 1
+                result.error_examples.setdefault(status, detail[:300])
+        if status == "OK":
+            return 0.0
+        # A refused or failing client backs off (the hint when given) with jitter, as real ones do.
+        return (hint if hint is not None else 0.5) * random.uniform(1.0, 1.5)
+
+    async def closed_loop(index: int) -> None:
         stub = stubs[index % len(stubs)]
         # Spread the first asks over one LLM latency so the streams do not move in lockstep.
-        await asyncio.sleep(max(0.0, start_at - time.time()) + random.uniform(0.0, 2.0))
-        while time.time() < end_at:
-            counter += 1
-            question = f"{QUESTIONS[counter % len(QUESTIONS)]} (ask {os.getpid()}-{counter})"
+        await asyncio.sleep(max(0.0, load.start_at - time.time()) + random.uniform(0.0, load.llm))
+        while time.time() < load.end_at:  # noqa: ASYNC110 (asks, then backs off)
+            await asyncio.sleep(await ask(stub))
+
+    # Open loop: each user thinks ~Exp(mean) between asks; USERS / (mean + LLM) = RATE.
+    think_mean = max(0.0, load.users / load.rate - load.llm) if load.rate else 0.0
+
+    async def open_loop(index: int) -> None:
+        stub = stubs[index % len(stubs)]
+        await asyncio.sleep(max(0.0, load.start_at - time.time()))
+        while True:
+            await asyncio.sleep(random.expovariate(1.0 / think_mean) if think_mean else 0.0)
+            if time.time() >= load.end_at:
+                return
+            await asyncio.sleep(await ask(stub))
+
+    async def uploader(index: int) -> None:
+        stub = stubs[(index + load.users + load.streams) % len(stubs)]
+        await asyncio.sleep(max(0.0, load.start_at - time.time()))
+        while True:
+            await asyncio.sleep(random.expovariate(1.0 / load.upload_think))
             began = time.time()
+            if began >= load.end_at:
+                return
+            text = f"Upload {os.getpid()}-{index}-{began:.6f}: the relief valve of unit {index} opens at 7 bar.\n"
+            requests = iter(
+                [
+                    gateway_pb2.IngestRequest(
+                        metadata=gateway_pb2.IngestMetadata(filename=f"note-{index}.txt", content_type="text/plain")
+                    ),
+                    gateway_pb2.IngestRequest(chunk=text.encode()),
+                ]
+            )
             status = "OK"
-            detail = ""
-            sources_at = first_token_at = 0.0
-            received = 0
             try:
-                call = stub.Ask(
-                    gateway_pb2.AskRequest(question=question), metadata=metadata, timeout=ASK_DEADLINE_SECONDS
-                )
-                async for message in call:
-                    received += 1
-                    kind = message.WhichOneof("event")
-                    if kind == "sources":
-                        sources_at = time.time()
-                    elif kind == "delta" and not first_token_at:
-                        first_token_at = time.time()
+                await stub.Ingest(requests, metadata=metadata, timeout=UPLOAD_DEADLINE_SECONDS)
             except grpc.aio.AioRpcError as exc:
                 status = exc.code().name
-                detail = f"{exc.details()} (after {time.time() - began:.2f} s and {received} messages)"
-            finished = time.time()
-            if measure_from <= finished <= end_at:
+                if retry_after_from(exc.trailing_metadata()) is not None:
+                    status = "refused"
+            if inside(time.time()):
                 if status == "OK":
-                    result.latencies.append(finished - began)
-                    result.to_sources.append(sources_at - began)
-                    result.to_first_token.append(first_token_at - began)
+                    result.uploads.append(time.time() - began)
                 else:
-                    result.errors[status] += 1
-                    result.error_examples.setdefault(status, detail[:300])
-            if status != "OK":
-                await asyncio.sleep(0.5)  # a failing client backs off a little, as real ones do
+                    result.upload_errors[status] += 1
 
-    tasks = [asyncio.create_task(stream(i)) for i in range(streams)]
+    tasks = [asyncio.create_task(closed_loop(i)) for i in range(load.streams)]
+    tasks += [asyncio.create_task(open_loop(i)) for i in range(load.users)]
+    tasks += [asyncio.create_task(uploader(i)) for i in range(load.uploaders)]
     # Asks still running at the end of the window are not counted; stop them.
-    await asyncio.sleep(max(0.0, end_at - time.time()))
+    await asyncio.sleep(max(0.0, load.end_at - time.time()))
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -138,9 +242,9 @@ async def _drive(
     return result
 
 
-def _driver_main(args: tuple[str, str, int, float, float, float], out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _driver_main(load: Load, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     _raise_open_file_limit()
-    out.put(asyncio.run(_drive(*args)))
+    out.put(asyncio.run(_drive(load)))
 
 
 # --- the platform ---------------------------------------------------------------------------------
@@ -165,14 +269,19 @@ class RssSampler:
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
         self.peak: dict[str, float] = dict.fromkeys(pids, 0.0)
+        self.peak_total = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            total = 0.0
             for service, pid in self.pids.items():
                 with contextlib.suppress(OSError):
-                    self.peak[service] = max(self.peak[service], rss_mib(pid))
+                    rss = rss_mib(pid)
+                    total += rss
+                    self.peak[service] = max(self.peak[service], rss)
+            self.peak_total = max(self.peak_total, total)
             self._stop.wait(0.5)
 
     def __enter__(self) -> RssSampler:
@@ -182,6 +291,45 @@ class RssSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+_HANDLED = re.compile(r'^ragplatform_grpc_server_handled_total\{code="(\w+)",method="([^"]+)"\} ([0-9.e+]+)$')
+_REFUSED = re.compile(r"^ragplatform_grpc_server_refused_total\{[^}]*\} ([0-9.e+]+)$")
+
+
+def grpc_counts(processes: PlatformProcesses) -> tuple[dict[str, float], dict[str, float]]:
+    """Per service: gRPC calls handled and calls refused so far (from its /metrics)."""
+    handled: dict[str, float] = {}
+    refused: dict[str, float] = {}
+    for service in SERVICES:
+        port = processes.metrics_ports.get(service)
+        if not port:
+            continue
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+            text = reply.read().decode()
+        handled[service] = refused[service] = 0.0
+        for line in text.splitlines():
+            if match := _HANDLED.match(line):
+                handled[service] += float(match.group(3))
+            elif match := _REFUSED.match(line):
+                refused[service] += float(match.group(1))
+    return handled, refused
+
+
+def backend_counts(backends: ProductionBackends) -> tuple[int, int]:
+    """(SQL statements PgBouncer has passed on, commands Redis has processed) so far."""
+    assert backends.pgbouncer is not None
+    assert backends.redis is not None
+    statements = backends.pgbouncer.total_query_count()
+    import redis
+
+    client = redis.Redis.from_url(backends.redis.url)
+    try:
+        stats: dict[str, int] = client.info("stats")
+        commands = int(stats["total_commands_processed"])
+    finally:
+        client.close()
+    return statements, commands
 
 
 def start_llm_double(latency: float) -> tuple[subprocess.Popen[bytes], str]:
@@ -221,18 +369,64 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+@dataclass(frozen=True)
+class Level:
+    """One measured level: closed-loop `streams`, or open-loop `users` at `rate` asks/s."""
+
+    streams: int = 0
+    users: int = 0
+    rate: float = 0.0
+    uploaders: int = 0
+
+    def title(self) -> str:
+        if self.streams:
+            what = f"{self.streams} concurrent Ask streams"
+        else:
+            what = f"{self.users} connected users asking {self.rate:g}/s in total (open loop)"
+        return what + (f" + {self.uploaders} uploaders" if self.uploaders else "")
+
+
 def run_level(
-    processes: PlatformProcesses, key: str, streams: int, drivers: int, duration: float, warmup: float, llm: float
+    processes: PlatformProcesses,
+    backends: ProductionBackends,
+    key: str,
+    level: Level,
+    args: argparse.Namespace,
+    floor: Floor,
 ) -> None:
+    duration: float = args.duration
+    warmup: float = args.warmup
+    drivers: int = args.drivers
+    llm: float = args.llm_latency
     context = multiprocessing.get_context("spawn")
     out: multiprocessing.Queue = context.Queue()  # type: ignore[type-arg]
-    start_at = time.time() + 3.0  # let every driver process import and connect first
+    start_at = time.time() + 3.0 + (level.users + level.uploaders) / 2000  # drivers import and connect first
     measure_from, end_at = start_at + warmup, start_at + duration
-    shares = [streams // drivers + (1 if i < streams % drivers else 0) for i in range(drivers)]
+
+    def share(total: int, i: int) -> int:
+        count: int = total // drivers + (1 if i < total % drivers else 0)
+        return count
+
+    loads = [
+        Load(
+            processes.gateway,
+            key,
+            start_at,
+            measure_from,
+            end_at,
+            streams=share(level.streams, i),
+            users=share(level.users, i),
+            rate=level.rate * share(level.users, i) / max(1, level.users),
+            uploaders=share(level.uploaders, i),
+            upload_think=args.upload_think,
+            llm=llm,
+        )
+        for i in range(drivers)
+    ]
     workers = [
-        context.Process(target=_driver_main, args=((processes.gateway, key, n, start_at, measure_from, end_at), out))
-        for n in shares
-        if n
+        context.Process(target=_driver_main, args=(load, out))
+        for load in loads
+        if load.streams or load.users or load.uploaders
     ]
     pids = {s: processes.pid(s) for s in SERVICES}
     with RssSampler(pids) as sampler:
@@ -240,23 +434,42 @@ def run_level(
             w.start()
         time.sleep(max(0.0, measure_from - time.time()))
         cpu_before = {s: cpu_seconds(pid) for s, pid in pids.items()}
+        handled_before, refused_before = grpc_counts(processes)
+        sql_before, redis_before = backend_counts(backends)
         time.sleep(max(0.0, end_at - time.time()))
         cpu_used = {s: cpu_seconds(pid) - cpu_before[s] for s, pid in pids.items()}
+        handled_after, refused_after = grpc_counts(processes)
+        sql_after, redis_after = backend_counts(backends)
         results: list[DriverResult] = [out.get(timeout=duration + 120) for _ in workers]
         for w in workers:
             w.join(timeout=30)
     latencies = [x for r in results for x in r.latencies]
     to_sources = [x for r in results for x in r.to_sources]
     to_first_token = [x for r in results for x in r.to_first_token]
+    refusals = [x for r in results for x in r.refusals]
+    uploads = [x for r in results for x in r.uploads]
     errors: Counter[str] = Counter()
+    upload_errors: Counter[str] = Counter()
     examples: dict[str, str] = {}
     for r in results:
         errors.update(r.errors)
+        upload_errors.update(r.upload_errors)
         examples.update(r.error_examples)
     window = duration - warmup
+    answered = max(1, len(latencies))
     p50, p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
-    print(f"\n== {streams} concurrent Ask streams ({drivers} client processes, {window:.0f} s measured)")
-    print(f"  asks/s sustained   {len(latencies) / window:8.1f}   (ideal with a {llm:g} s LLM: {streams / llm:.0f})")
+    print(f"\n== {level.title()} ({drivers} client processes, {window:.0f} s measured)")
+    if level.streams:
+        print(
+            f"  asks/s sustained   {len(latencies) / window:8.1f}   "
+            f"(ideal with a {llm:g} s LLM: {level.streams / llm:.0f})"
+        )
+    else:
+        arrivals = sum(r.started for r in results) / window
+        print(
+            f"  asks/s sustained   {len(latencies) / window:8.1f}   "
+            f"(arrivals {arrivals:.1f}/s; target {level.rate:g}/s)"
+        )
     if latencies:
         print(f"  total latency      p50 {p50:6.2f} s   p99 {p99:6.2f} s   mean {statistics.fmean(latencies):6.2f} s")
         print(f"  added over the LLM p50 {p50 - llm:6.2f} s   p99 {p99 - llm:6.2f} s")
@@ -267,25 +480,87 @@ def run_level(
     print(f"  answered           {len(latencies)}   errors {dict(errors) or 0}")
     for status, example in examples.items():
         print(f"    {status}: {example}")
-    print("  peak RSS (MiB)     " + "  ".join(f"{s} {sampler.peak[s]:.0f}" for s in SERVICES))
-    per_ask = {s: 1000 * cpu_used[s] / max(1, len(latencies)) for s in SERVICES}
+    without_hint = sum(r.refusals_without_hint for r in results)
+    if refusals or without_hint:
+        r50, r99 = percentile(refusals, 0.5), percentile(refusals, 0.99)
+        print(
+            f"  refused            {len(refusals)} with a retry-after hint ({without_hint} without), "
+            f"in p50 {1000 * r50:.0f} ms  p99 {1000 * r99:.0f} ms"
+        )
+    if level.uploaders:
+        u99 = percentile(uploads, 0.99)
+        print(
+            f"  uploads            {len(uploads)} ({len(uploads) / window:.1f}/s), p99 {u99:.2f} s, "
+            f"errors {dict(upload_errors) or 0}"
+        )
+    print(
+        "  peak RSS (MiB)     "
+        + "  ".join(f"{s} {sampler.peak[s]:.0f}" for s in SERVICES)
+        + f"   total {sampler.peak_total:.0f}"
+    )
+    per_ask = {s: 1000 * cpu_used[s] / answered for s in SERVICES}
     print("  CPU ms per answer  " + "  ".join(f"{s} {per_ask[s]:.1f}" for s in SERVICES))
     cores = sum(cpu_used.values()) / window
     print(f"  CPU used           {cores:.2f} cores by the services; machine load {os.getloadavg()[0]:.1f}")
+    calls = sum(handled_after.get(s, 0) - handled_before.get(s, 0) for s in ASK_PATH) / answered
+    refused = {s: refused_after.get(s, 0) - refused_before.get(s, 0) for s in SERVICES}
+    # The gateway forwards each generation message as one Ask message, and adds the sources: the
+    # streamed messages of an Ask are twice what its caller received, less one.
+    received = sum(r.messages for r in results) / answered
+    messages = max(0.0, 2 * received - 1)
+    statements = (sql_after - sql_before) / answered
+    commands = (redis_after - redis_before) / answered
+    ask_path = sum(per_ask[s] for s in ASK_PATH)
+    least = floor.for_hops(calls, messages, statements, commands)
+    print(
+        f"  hops per answer    gRPC calls {calls:.1f}  streamed messages {messages:.1f}  "
+        f"SQL statements {statements:.1f}  Redis commands {commands:.1f}"
+    )
+    print(
+        f"  Ask path CPU       {ask_path:.1f} ms per answer; floor for its hops {least:.1f} ms; "
+        f"ratio {ask_path / least if least else float('nan'):.2f}x"
+    )
+    if any(refused.values()):
+        print("  refused by        " + "  ".join(f"{s} {n:.0f}" for s, n in refused.items() if n))
+
+
+def parse_open_loop(text: str) -> tuple[int, float]:
+    users, _, rate = text.partition(":")
+    if not rate:
+        raise argparse.ArgumentTypeError("--open-loop takes USERS:RATE, e.g. 5000:30")
+    return int(users), float(rate)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--streams", type=int, nargs="+", default=[100, 1000, 5500])
+    parser.add_argument(
+        "--streams", type=int, nargs="*", default=None, help="closed-loop levels (default 100 1000 5500)"
+    )
+    parser.add_argument(
+        "--open-loop", type=parse_open_loop, action="append", default=[], metavar="USERS:RATE", help="open-loop level"
+    )
+    parser.add_argument("--uploaders", type=int, default=0, help="uploading users beside the askers (every level)")
+    parser.add_argument("--upload-think", type=float, default=10.0, help="mean seconds between one user's uploads")
     parser.add_argument("--duration", type=float, default=25.0, help="seconds per level, warm-up included")
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--drivers", type=int, default=2, help="client processes")
     parser.add_argument("--llm-latency", type=float, default=2.0)
+    parser.add_argument("--service-cpus", type=parse_cpus, default=parse_cpus("0"), help="CPUs of the services")
+    parser.add_argument("--harness-cpus", type=parse_cpus, default=parse_cpus("1"), help="CPUs of everything else")
     parser.add_argument(
         "--env", action="append", default=[], metavar="RAG_X=VALUE", help="extra service setting (repeatable)"
     )
     args = parser.parse_args()
+    streams = [100, 1000, 5500] if args.streams is None and not args.open_loop else (args.streams or [])
+    levels = [Level(streams=n, uploaders=args.uploaders) for n in streams]
+    levels += [Level(users=u, rate=r, uploaders=args.uploaders) for u, r in args.open_loop]
     _raise_open_file_limit()
+    available = os.sched_getaffinity(0)
+    if not (args.service_cpus <= available and args.harness_cpus <= available):
+        parser.error(f"--service-cpus/--harness-cpus must be among this machine's CPUs {sorted(available)}")
+    # Everything started from here on (backends, doubles, drivers) inherits the harness CPUs;
+    # the services are moved to theirs as they start.
+    os.sched_setaffinity(0, args.harness_cpus)
 
     backends = ProductionBackends()
     llm: subprocess.Popen[bytes] | None = None
@@ -306,13 +581,27 @@ def main() -> None:
             RAG_LOG_LEVEL="warning",
         )
         env.update(item.split("=", 1) for item in args.env)
-        processes = PlatformProcesses(Path(tempfile.mkdtemp(prefix="ragplatform-bench-")), extra_env=env)
+        processes = PlatformProcesses(
+            Path(tempfile.mkdtemp(prefix="ragplatform-bench-")), extra_env=env, cpus=args.service_cpus, metrics=True
+        )
         processes.start_all()
         key = processes.create_api_key("bench")
         asyncio.run(ingest_corpus(processes.gateway, key))
-        print(f"platform up: {', '.join(SERVICES)} as separate processes; LLM test double at {args.llm_latency:g} s")
-        for streams in args.streams:
-            run_level(processes, key, streams, args.drivers, args.duration, args.warmup, args.llm_latency)
+        assert backends.pgbouncer is not None
+        assert backends.redis is not None
+        floor = measure_backend_floor(
+            measure_floor(args.service_cpus), backends.pgbouncer.url(backends.database), backends.redis.url
+        )
+        print(
+            f"platform up: {', '.join(SERVICES)} as separate processes on CPUs {sorted(args.service_cpus)}; "
+            f"harness on CPUs {sorted(args.harness_cpus)}; LLM test double at {args.llm_latency:g} s"
+        )
+        print(
+            f"floor (same run)   gRPC unary round trip {floor.unary_ms:.3f} ms  streamed message "
+            f"{floor.message_ms:.4f} ms  SQL statement {floor.sql_ms:.3f} ms  Redis command {floor.redis_ms:.3f} ms"
+        )
+        for level in levels:
+            run_level(processes, backends, key, level, args, floor)
     finally:
         if processes is not None:
             processes.stop_all()

@@ -61,6 +61,11 @@ class PlatformProcesses:
     data_dir: Path
     extra_env: dict[str, str] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
+    # CPUs the services run on (None: wherever the scheduler likes); benchmarks pin them.
+    cpus: set[int] | None = None
+    # Serve each service's Prometheus metrics on its own port (see `metrics_ports`).
+    metrics: bool = False
+    metrics_ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     logs: dict[str, Path] = field(default_factory=dict)
 
@@ -68,6 +73,8 @@ class PlatformProcesses:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         for service in SERVICES:
             self.ports.setdefault(service, free_port())
+            if self.metrics:
+                self.metrics_ports.setdefault(service, free_port())
 
     def address(self, service: str) -> str:
         return f"127.0.0.1:{self.ports[service]}"
@@ -97,6 +104,8 @@ class PlatformProcesses:
                 "RAG_RETRY_BACKOFF_SECONDS": "0.2",
             }
         )
+        if self.metrics:
+            env.update({"RAG_METRICS_ENABLED": "true", "RAG_METRICS_PORT": str(self.metrics_ports[service])})
         env.update(self.extra_env)
         return env
 
@@ -122,6 +131,10 @@ class PlatformProcesses:
             stderr=subprocess.STDOUT,
         )
         log.close()
+        if self.cpus:
+            # Popen returns once the child has exec'd, before Python starts any thread: every
+            # thread it makes inherits this.
+            os.sched_setaffinity(self.processes[service].pid, self.cpus)
 
     def start_all(self) -> None:
         """Launch every process at once (none needs another to start), then wait for each."""

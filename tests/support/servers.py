@@ -226,6 +226,8 @@ class PgBouncerServer:
             f"auth_file = {userlist}\n"
             "pool_mode = transaction\n"
             "max_client_conn = 1000\n"
+            # SHOW STATS on the admin console (benchmarks count statements per request).
+            "stats_users = postgres\n"
             "default_pool_size = 40\n"
             # Retry a failed server login after 1 s (default 15 s), so a restarted PostgreSQL
             # is used again quickly.
@@ -259,6 +261,36 @@ class PgBouncerServer:
 
     def url(self, database: str) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def total_query_count(self) -> int:
+        """SQL statements PgBouncer has passed to PostgreSQL so far, over every database
+        (`SHOW STATS` on its admin console, which speaks only the simple query protocol: psql)."""
+        psql = require_binary(PG_BIN / "psql", "apt-get install -y postgresql")
+        output = subprocess.run(
+            [
+                psql,
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                "pgbouncer",
+                "-A",
+                "-F",
+                ",",
+                "-c",
+                "SHOW STATS",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout.splitlines()
+        columns = output[0].split(",")
+        column = columns.index("total_query_count")
+        return sum(int(line.split(",")[column]) for line in output[1:] if line.count(",") == len(columns) - 1)
 
     def remove(self) -> None:
         self.stop()
