@@ -238,6 +238,14 @@ class TierSpec(_TierCommon):
         le=3600,
         description="Time a pod gets to drain in-flight calls after SIGTERM before it is killed.",
     )
+    max_in_flight: int | None = Field(
+        None,
+        ge=1,
+        le=100000,
+        description="Calls one pod takes at once (RAG_MAX_IN_FLIGHT); the excess is refused at once with "
+        "RESOURCE_EXHAUSTED and a retry-after hint, which clients honour. Omitted: the service's default, "
+        "sized for one core (see docs/performance.md).",
+    )
 
     @model_validator(mode="after")
     def _replicas_xor_autoscaling(self) -> Self:

@@ -1,41 +1,55 @@
 """`GatewayClient`: a small async client for the gateway, used by the CLI, tests and benchmarks.
 
 It sets the API key and a deadline on every call and streams uploads in 1 MiB pieces. A call
-refused by the rate limit (RESOURCE_EXHAUSTED with `retry-after-seconds`) is retried after the
-delay the gateway names, a few times: safe for every call here, since reads change nothing, an
-Ask is retried only before its first message, and a repeated upload of the same bytes is
-deduplicated. Other errors arrive as `grpc.aio.AioRpcError` with the server's status and message.
+refused with a `retry-after-seconds` hint (RESOURCE_EXHAUSTED from the rate limit or from a
+process at capacity, or UNAVAILABLE) is retried a few times, never sooner than the hint and with
+jitter up to half of it again, so that clients refused together do not come back together: safe
+for every call here, since reads change nothing, an Ask is retried only before its first message,
+and a repeated upload of the same bytes is deduplicated. Other errors arrive as
+`grpc.aio.AioRpcError` with the server's status and message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import mimetypes
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import grpc
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from ragplatform.core.error_mapping import retry_after_from
 from ragplatform.v1 import common_pb2, conversation_pb2, gateway_pb2, gateway_pb2_grpc, ingestion_pb2
 
 UPLOAD_PIECE_BYTES = 1024 * 1024
-RETRY_AFTER_KEY = "retry-after-seconds"
 MAX_RETRY_WAIT_SECONDS = 5.0
 TERMINAL_STATES = (common_pb2.JOB_STATE_SUCCEEDED, common_pb2.JOB_STATE_FAILED)
 
 
-def rate_limit_delay(exc: grpc.aio.AioRpcError) -> float | None:
+def rate_limit_delay(exc: BaseException) -> float | None:
     """Seconds the gateway asked us to wait, or None when waiting will not help."""
-    if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+    if not isinstance(exc, grpc.aio.AioRpcError):
         return None
-    for key, value in exc.trailing_metadata() or ():
-        if key == RETRY_AFTER_KEY:
-            seconds = float(value)
-            # a daily quota names hours: that is not a wait for a client to sit through
-            return seconds if seconds <= MAX_RETRY_WAIT_SECONDS else None
-    return None
+    if exc.code() not in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE):
+        return None
+    seconds = retry_after_from(exc.trailing_metadata())
+    # a daily quota names hours: that is not a wait for a client to sit through
+    return seconds if seconds is not None and seconds <= MAX_RETRY_WAIT_SECONDS else None
+
+
+def jittered(delay: float) -> float:
+    """Never sooner than the server said, and spread over half as long again."""
+    return delay * random.uniform(1.0, 1.5)
+
+
+def _wait_for_hint(state: RetryCallState) -> float:
+    exc = state.outcome.exception() if state.outcome else None
+    delay = rate_limit_delay(exc) if exc is not None else None
+    return jittered(delay or 0.0)
 
 
 def job_state_name(state: common_pb2.JobState.ValueType) -> str:
@@ -62,15 +76,17 @@ class GatewayClient:
         await self._channel.close()
 
     async def _with_retries(self, call: Callable[[], Awaitable[Any]]) -> Any:
-        for attempt in range(self.rate_limit_retries + 1):
-            try:
-                return await call()
-            except grpc.aio.AioRpcError as exc:
-                delay = rate_limit_delay(exc)
-                if delay is None or attempt == self.rate_limit_retries:
-                    raise
-                await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.rate_limit_retries + 1),
+            retry=retry_if_exception(lambda exc: rate_limit_delay(exc) is not None),
+            wait=_wait_for_hint,
+            reraise=True,
+        )
+
+        async def attempt() -> Any:  # tenacity awaits only coroutine functions, not a lambda's call
+            return await call()
+
+        return await retrying(attempt)
 
     async def _unary(self, method: str, request: Any) -> Any:
         call = getattr(self._stub, method)
@@ -99,7 +115,7 @@ class GatewayClient:
                 delay = rate_limit_delay(exc)
                 if started or delay is None or attempt == self.rate_limit_retries:
                     raise
-                await asyncio.sleep(delay)
+                await asyncio.sleep(jittered(delay))
 
     async def search(
         self, query: str, top_k: int = 0, filters: dict[str, str] | None = None

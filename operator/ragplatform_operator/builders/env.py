@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ragplatform_operator.builders.metadata import Owner
-from ragplatform_operator.spec import EnvVar, PlatformSpec, SecretKeyRef, TierName
+from ragplatform_operator.spec import EnvVar, PlatformSpec, SecretKeyRef, TierName, TierSpec
 
 GRPC_PORT = 50051
 METRICS_PORT = 9090
@@ -158,6 +158,8 @@ def build_tier_env(owner: Owner, spec: PlatformSpec, tier: TierName) -> list[dic
     ]
     if spec.internal_token_secret_ref is not None:
         env.append(_secret("RAG_INTERNAL_TOKEN", spec.internal_token_secret_ref))
+    if isinstance(tier_spec, TierSpec) and tier_spec.max_in_flight is not None:
+        env.append(_value("RAG_MAX_IN_FLIGHT", tier_spec.max_in_flight))
     if tier in _USES_STORE:
         env += _store_env(owner, spec)
     if tier in _USES_QUEUE:

@@ -23,7 +23,7 @@ from ragplatform.core.context import (
     request_id_var,
     tenant_var,
 )
-from ragplatform.core.error_mapping import error_for
+from ragplatform.core.error_mapping import error_for, retry_after_from
 from ragplatform.core.server import MAX_MESSAGE_BYTES
 
 # Read-only methods: safe to retry when the server was unavailable.
@@ -135,4 +135,4 @@ def upstream_errors(service: str) -> Iterator[None]:
             code = grpc.StatusCode.INTERNAL
         elif code == grpc.StatusCode.INTERNAL:
             message = f"the {service} service failed: {message}"
-        raise error_for(code, message) from None
+        raise error_for(code, message, retry_after_from(exc.trailing_metadata())) from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import grpc
 
 from ragplatform.domain import errors
@@ -36,9 +38,23 @@ def status_for(exc: errors.RagError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
-def error_for(code: grpc.StatusCode, message: str) -> errors.RagError:
-    """A domain error for an upstream status; unknown codes become `Unavailable`."""
+def error_for(code: grpc.StatusCode, message: str, retry_after_seconds: float | None = None) -> errors.RagError:
+    """A domain error for an upstream status; unknown codes become `Unavailable`. An upstream's
+    retry-after hint travels on (a backend at capacity makes the gateway's caller wait too)."""
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return errors.ResourceExhausted(message, retry_after_seconds)
     return _ERRORS.get(code, errors.Unavailable)(message)
+
+
+def retry_after_from(metadata: Iterable[tuple[str, str | bytes]] | None) -> float | None:
+    """The retry-after hint in a call's trailing metadata, or None."""
+    for key, value in metadata or ():
+        if key == RETRY_AFTER_KEY:
+            try:
+                return float(value)
+            except ValueError:
+                return None
+    return None
 
 
 def trailing_metadata_for(exc: errors.RagError) -> tuple[tuple[str, str], ...]:

@@ -16,6 +16,18 @@ GRPC_LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64),
 )
 GRPC_IN_FLIGHT = Gauge("ragplatform_grpc_server_in_flight", "gRPC calls in progress, by method", ["method"])
+# Admission control (core/interceptors/admission.py): saturation shows here before latency does.
+ADMISSION_IN_FLIGHT = Gauge(
+    "ragplatform_admission_in_flight", "Calls this process has in flight (every method), by service", ["service"]
+)
+ADMISSION_LIMIT = Gauge(
+    "ragplatform_admission_limit", "Calls this process takes at once (RAG_MAX_IN_FLIGHT), by service", ["service"]
+)
+GRPC_REFUSED = Counter(
+    "ragplatform_grpc_server_refused_total",
+    "Calls refused at once because the process was at RAG_MAX_IN_FLIGHT, by service and method",
+    ["service", "method"],
+)
 
 JOBS_FINISHED = Counter("ragplatform_ingestion_jobs_total", "Ingestion jobs finished, by outcome", ["outcome"])
 CHUNKS_INDEXED = Counter("ragplatform_ingestion_chunks_total", "Chunks embedded and indexed")

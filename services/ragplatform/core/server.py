@@ -24,6 +24,7 @@ from grpc_reflection.v1alpha import reflection
 
 from ragplatform.core.health import IdentifyingHealthServicer
 from ragplatform.core.interceptors.access_log import AccessLogInterceptor
+from ragplatform.core.interceptors.admission import AdmissionInterceptor
 from ragplatform.core.interceptors.auth import InternalTokenInterceptor
 from ragplatform.core.interceptors.deadlines import DeadlineInterceptor
 from ragplatform.core.interceptors.decoding import RequestDecodingInterceptor
@@ -92,6 +93,7 @@ class RunningService:
 
 def build_interceptors(app: ServiceApp, settings: CommonSettings) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
     chain: list[grpc.aio.ServerInterceptor[Any, Any]] = [
+        AdmissionInterceptor(app.name, settings.max_in_flight, settings.admission_retry_after_seconds),
         AccessLogInterceptor(trust_tenant_header=app.internal),
         MetricsInterceptor(),
         ErrorMappingInterceptor(),

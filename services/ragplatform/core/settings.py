@@ -27,6 +27,12 @@ SERVICE_NAMES: tuple[ServiceName, ...] = (
 )
 
 
+# Calls in flight per process (RAG_MAX_IN_FLIGHT). A process has one core: an Ask costs it a few
+# ms of CPU and lasts about as long as the LLM (~2 s), so by Little's law one core sustains
+# ~(1000 / cpu_ms) asks/s with ~that x 2 s in flight. See docs/performance.md for the measurement.
+DEFAULT_MAX_IN_FLIGHT = 256
+
+
 class SettingsError(Exception):
     """Start-up configuration is invalid; the message lists each bad variable."""
 
@@ -62,6 +68,16 @@ class CommonSettings(BaseSettings):
     data_dir: Path = Field(
         Path(".ragplatform"),
         description="Directory of the embedded backends' files (SQLite, blobs, vectors).",
+    )
+    max_in_flight: int = Field(
+        DEFAULT_MAX_IN_FLIGHT,
+        ge=1,
+        le=100_000,
+        description="Calls one process takes at once (streamed Asks count until they end); the excess is "
+        "refused at once with RESOURCE_EXHAUSTED and a retry-after hint. Health checks are never refused.",
+    )
+    admission_retry_after_seconds: float = Field(
+        1.0, gt=0, le=60, description="Retry-after hint sent with a call refused by RAG_MAX_IN_FLIGHT."
     )
 
 

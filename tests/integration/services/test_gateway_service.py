@@ -13,6 +13,7 @@ import pytest
 import pytest_asyncio
 
 from ragplatform.backends.llms.extractive import EXTRACTIVE_PREFIX
+from ragplatform.client import GatewayClient
 from ragplatform.v1 import (
     common_pb2,
     conversation_pb2,
@@ -184,6 +185,21 @@ async def test_the_rate_limit_gives_resource_exhausted_with_retry_after(starter:
         assert 0 < retry_after <= 100  # one request at 0.01/s
         # the limit is per key: another key of the same tenant still gets through
         await stub.ListConversations(request, metadata=(("authorization", f"Bearer {other_key}"),))
+
+
+async def test_the_client_waits_out_the_retry_hint_then_gets_through(starter: ServiceStarter, tenant: str) -> None:
+    conversation = await starter.start("conversation")
+    gateway = await starter.start(
+        "gateway", conversation_addr=conversation.address, rate_limit_rps=0.5, rate_limit_burst=1
+    )
+    key, _ = await InProcessPlatform(starter).create_api_key(tenant)
+    async with GatewayClient(gateway.address, key, rate_limit_retries=0) as impatient:
+        await impatient.list_conversations()  # the burst
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await impatient.list_conversations()
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    async with GatewayClient(gateway.address, key, rate_limit_retries=3) as patient:
+        await patient.list_conversations()  # refused at first (retry in < 2 s), then let through
 
 
 # --- the internal token ---------------------------------------------------------------------

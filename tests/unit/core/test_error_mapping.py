@@ -1,7 +1,8 @@
 import grpc
 import pytest
 
-from ragplatform.core.error_mapping import error_for, status_for, trailing_metadata_for
+from ragplatform.client import jittered
+from ragplatform.core.error_mapping import error_for, retry_after_from, status_for, trailing_metadata_for
 from ragplatform.domain import errors
 
 
@@ -39,3 +40,21 @@ def test_upstream_status_becomes_the_same_domain_error() -> None:
 def test_retry_after_travels_in_trailing_metadata() -> None:
     assert trailing_metadata_for(errors.ResourceExhausted("slow down", 2.0)) == (("retry-after-seconds", "2.000"),)
     assert trailing_metadata_for(errors.NotFound("x")) == ()
+
+
+def test_an_upstream_retry_hint_travels_with_its_refusal() -> None:
+    hint = retry_after_from([("retry-after-seconds", "0.250")])
+    refusal = error_for(grpc.StatusCode.RESOURCE_EXHAUSTED, "at capacity", hint)
+    assert isinstance(refusal, errors.ResourceExhausted)
+    assert refusal.retry_after_seconds == 0.25
+    # ... and goes back out to our own caller in the same format
+    assert trailing_metadata_for(refusal) == (("retry-after-seconds", "0.250"),)
+    assert retry_after_from([("other", "1")]) is None
+    assert retry_after_from([("retry-after-seconds", "soon")]) is None
+
+
+def test_clients_wait_at_least_the_hint_and_spread_out() -> None:
+    waits = [jittered(0.4) for _ in range(200)]
+    assert min(waits) >= 0.4
+    assert max(waits) <= 0.6
+    assert len({round(w, 3) for w in waits}) > 50  # not all at once

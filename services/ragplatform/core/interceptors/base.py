@@ -36,26 +36,17 @@ class ScopedInterceptor(grpc.aio.ServerInterceptor):
         return _wrap(handler, method, self.scope)
 
 
-def _wrap(
+UnaryBehaviour = Callable[..., Awaitable[Any]]
+StreamBehaviour = Callable[..., AsyncIterator[Any]]
+
+
+def rewrap_handler(
     handler: grpc.RpcMethodHandler[Any, Any],
-    method: str,
-    scope: Callable[[str, Any], AbstractAsyncContextManager[None]],
+    unary_response: Callable[[UnaryBehaviour], UnaryBehaviour],
+    stream_response: Callable[[StreamBehaviour], StreamBehaviour],
 ) -> grpc.RpcMethodHandler[Any, Any]:
-    def unary_response(behaviour: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        async def call(request: Any, context: Any) -> Any:
-            async with scope(method, context):
-                return await behaviour(request, context)
-
-        return call
-
-    def stream_response(behaviour: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
-        async def call(request: Any, context: Any) -> AsyncIterator[Any]:
-            async with scope(method, context):
-                async for item in behaviour(request, context):
-                    yield item
-
-        return call
-
+    """The same handler with its behaviour wrapped: `unary_response` for methods that answer
+    once, `stream_response` for methods that stream their answer."""
     kwargs = {
         "request_deserializer": handler.request_deserializer,
         "response_serializer": handler.response_serializer,
@@ -69,6 +60,29 @@ def _wrap(
     if handler.stream_stream:
         return grpc.stream_stream_rpc_method_handler(stream_response(handler.stream_stream), **kwargs)
     return handler
+
+
+def _wrap(
+    handler: grpc.RpcMethodHandler[Any, Any],
+    method: str,
+    scope: Callable[[str, Any], AbstractAsyncContextManager[None]],
+) -> grpc.RpcMethodHandler[Any, Any]:
+    def unary_response(behaviour: UnaryBehaviour) -> UnaryBehaviour:
+        async def call(request: Any, context: Any) -> Any:
+            async with scope(method, context):
+                return await behaviour(request, context)
+
+        return call
+
+    def stream_response(behaviour: StreamBehaviour) -> StreamBehaviour:
+        async def call(request: Any, context: Any) -> AsyncIterator[Any]:
+            async with scope(method, context):
+                async for item in behaviour(request, context):
+                    yield item
+
+        return call
+
+    return rewrap_handler(handler, unary_response, stream_response)
 
 
 def metadata_value(context: grpc.aio.ServicerContext[Any, Any], key: str) -> str:
