@@ -41,6 +41,10 @@ OFFSETS = {
 }
 
 
+class ServiceFailed(Exception):
+    """A service of the dev platform stopped working; the platform stops and exits non-zero."""
+
+
 def dev_overrides(service: str, data_dir: Path, port_base: int, metrics_base: int) -> dict[str, Any]:
     """Settings for one service of the dev platform (environment variables still apply to the rest)."""
     address = {name: f"127.0.0.1:{port_base + offset}" for name, offset in OFFSETS.items()}
@@ -104,8 +108,17 @@ async def run_dev(data_dir: Path, port_base: int, metrics_base: int, console: Co
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        # Stop on Ctrl-C, or as soon as one service fails: a platform with a dead part must not
+        # sit there with its ports bound.
+        stopped = asyncio.ensure_future(stop.wait())
+        watchers = [asyncio.ensure_future(r.failure()) for r in running]
+        done, _ = await asyncio.wait([stopped, *watchers], return_when=asyncio.FIRST_COMPLETED)
+        for watcher in (stopped, *watchers):
+            watcher.cancel()
+        failures = [w.result() for w in watchers if w in done]
         console.print("stopping ...")
+        if failures:
+            raise ServiceFailed("; ".join(failures))
     finally:
         for item in reversed(running):
             with contextlib.suppress(Exception):
@@ -130,4 +143,7 @@ def dev(
         raise typer.Exit(2) from None
     except (RagError, OSError) as exc:
         console.print(f"[red]error:[/red] {redact_text(getattr(exc, 'message', str(exc)))}")
+        raise typer.Exit(1) from None
+    except ServiceFailed as exc:
+        console.print(f"[red]error:[/red] a service failed, so the platform stopped: {exc}")
         raise typer.Exit(1) from None

@@ -71,6 +71,17 @@ class RunningService:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    async def failure(self) -> str:
+        """Wait until a background loop of the service (such as the worker's) ends on its own, and
+        say why; never returns while the service runs as it should."""
+        if not self._tasks:
+            await asyncio.Event().wait()
+        done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                return f"{self.app.name}: its background work failed ({task.exception()!r})"
+        return f"{self.app.name}: its background work ended unexpectedly"
+
     async def stop(self, grace: float, drain_delay: float = 0.0) -> None:
         """Drain: NOT_SERVING (still taking calls for `drain_delay`), stop background work, let
         in-flight calls finish within `grace`, then close."""
@@ -133,9 +144,15 @@ async def start_service(app: ServiceApp, settings: CommonSettings) -> RunningSer
             ],
             server,
         )
-        port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+        try:
+            port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+        except RuntimeError:  # grpc's "Failed to bind": say which setting to change
+            port = 0
         if port == 0:
-            raise OSError(f"could not bind {settings.grpc_host}:{settings.grpc_port}; is the port in use?")
+            raise OSError(
+                f"could not bind {settings.grpc_host}:{settings.grpc_port}; is the port in use? "
+                "Stop what holds it or choose another port (RAG_GRPC_PORT; `ragplatform dev --port-base`)"
+            )
         await server.start()
     except BaseException:
         await exit_stack.aclose()

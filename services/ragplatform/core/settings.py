@@ -8,9 +8,10 @@ one clear message that names the variable and what it accepts.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ragplatform.core.redaction import redact_text
@@ -35,6 +36,30 @@ DEFAULT_MAX_IN_FLIGHT = 256
 
 class SettingsError(Exception):
     """Start-up configuration is invalid; the message lists each bad variable."""
+
+
+def _valid_port(url: str) -> str:
+    """A URL whose port, when it has one, is a number from 1 to 65535 (the message never quotes
+    the URL: it may hold a password)."""
+    if "://" in url:
+        try:
+            port = urlsplit(url).port
+        except ValueError:
+            port = -1
+        if port is not None and not 0 < port < 65536:
+            raise ValueError("the port after the host must be a number from 1 to 65535 (scheme://host:PORT/...)")
+    return url
+
+
+def _valid_secret_port(url: SecretStr | None) -> SecretStr | None:
+    if url is not None:
+        _valid_port(url.get_secret_value())
+    return url
+
+
+# A URL setting: its port, if any, is checked at start-up.
+Url = Annotated[str, AfterValidator(_valid_port)]
+SecretUrl = Annotated[SecretStr | None, AfterValidator(_valid_secret_port)]
 
 
 class CommonSettings(BaseSettings):
@@ -82,7 +107,7 @@ class CommonSettings(BaseSettings):
 
 
 class StoreSettings(CommonSettings):
-    store_url: str = Field(
+    store_url: Url = Field(
         "",
         description="`sqlite:///PATH` or `postgresql://USER@HOST:PORT/DB`; empty: SQLite in RAG_DATA_DIR.",
     )
@@ -103,7 +128,7 @@ class StoreSettings(CommonSettings):
 
 
 class QueueSettings(StoreSettings):
-    queue_url: str = Field(
+    queue_url: Url = Field(
         "",
         description="`redis://HOST:PORT/DB` for Redis Streams; empty: the queue lives in the SQLite store.",
     )
@@ -115,8 +140,8 @@ class QueueSettings(StoreSettings):
 
 
 class BlobSettings(CommonSettings):
-    blob_url: str = Field("", description="`file:///DIR` or `s3://BUCKET[/PREFIX]`; empty: RAG_DATA_DIR/blobs.")
-    s3_endpoint_url: str = Field("", description="S3-compatible endpoint (empty: AWS).")
+    blob_url: Url = Field("", description="`file:///DIR` or `s3://BUCKET[/PREFIX]`; empty: RAG_DATA_DIR/blobs.")
+    s3_endpoint_url: Url = Field("", description="S3-compatible endpoint (empty: AWS).")
     s3_region: str = Field("us-east-1", description="S3 region.")
     s3_access_key_id: SecretStr | None = Field(None, description="S3 access key id (empty: the AWS default chain).")
     s3_secret_access_key: SecretStr | None = Field(None, description="S3 secret access key.")
@@ -128,7 +153,7 @@ class EmbedderSettings(CommonSettings):
         description="`minilm` (local all-MiniLM-L6-v2, needs the local-embeddings extra), `openai` "
         "(an OpenAI-compatible endpoint) or `hashing` (lexical feature hashing, no model).",
     )
-    embedding_url: str = Field("", description="Base URL of the OpenAI-compatible embeddings endpoint.")
+    embedding_url: Url = Field("", description="Base URL of the OpenAI-compatible embeddings endpoint.")
     embedding_model: str = Field("text-embedding-3-small", description="Embedding model name at that endpoint.")
     embedding_api_key: SecretStr | None = Field(None, description="API key for the embeddings endpoint.")
     embedding_dimension: int = Field(384, ge=8, le=8192, description="Vector size (openai and hashing embedders).")
@@ -139,7 +164,7 @@ class EmbedderSettings(CommonSettings):
 
 
 class VectorSettings(CommonSettings):
-    vector_url: str = Field(
+    vector_url: Url = Field(
         "",
         description="`http(s)://HOST:6333` for a Qdrant server; empty: the embedded engine in RAG_DATA_DIR.",
     )
@@ -157,7 +182,7 @@ class UpstreamSettings(CommonSettings):
 
 
 class GatewaySettings(UpstreamSettings, StoreSettings):
-    redis_url: SecretStr | None = Field(
+    redis_url: SecretUrl = Field(
         None, description="Redis for rate limits and the answer cache; empty: in-process (one replica only)."
     )
     rate_limit_rps: float = Field(20.0, gt=0, description="Requests per second allowed per API key.")
@@ -212,7 +237,7 @@ class GenerationSettings(CommonSettings):
         "extractive",
         description="`extractive` (quotes the best passages, no model) or `openai` (an OpenAI-compatible endpoint).",
     )
-    llm_url: str = Field("", description="Base URL of the OpenAI-compatible chat endpoint.")
+    llm_url: Url = Field("", description="Base URL of the OpenAI-compatible chat endpoint.")
     llm_model: str = Field("gpt-4o-mini", description="Chat model name.")
     llm_fallback_model: str = Field("", description="Model tried when the primary fails or times out.")
     llm_api_key: SecretStr | None = Field(None, description="API key for the chat endpoint.")

@@ -7,6 +7,7 @@ test double (it stands in for a model so each test can choose how the call behav
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -202,3 +203,38 @@ async def test_a_background_loop_that_dies_turns_health_to_not_serving() -> None
             assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
     finally:
         await service.stop(grace=1.0)
+
+
+async def test_failure_reports_a_background_loop_that_died() -> None:
+    async def worker_loop(stopping: asyncio.Event) -> None:
+        await asyncio.sleep(0.05)
+        raise RuntimeError("queue backend vanished")
+
+    app = make_app(ScriptedGenerator())
+    app.background = (worker_loop,)
+    settings = load_settings(GenerationSettings, grpc_host="127.0.0.1", grpc_port=0, metrics_enabled=False)
+    service = await start_service(app, settings)
+    try:
+        reason = await asyncio.wait_for(service.failure(), timeout=5)
+    finally:
+        await service.stop(grace=1.0)
+    assert "generation" in reason
+    assert "queue backend vanished" in reason
+
+
+async def test_failure_waits_while_the_service_is_healthy(
+    running: tuple[RunningService, ScriptedGenerator],
+) -> None:
+    service, _ = running
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(service.failure(), timeout=0.3)
+
+
+async def test_a_port_in_use_is_a_clear_error() -> None:
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        settings = load_settings(GenerationSettings, grpc_host="127.0.0.1", grpc_port=port, metrics_enabled=False)
+        with pytest.raises(OSError, match=f"could not bind 127.0.0.1:{port}; is the port in use"):
+            await start_service(make_app(ScriptedGenerator()), settings)

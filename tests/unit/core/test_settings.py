@@ -3,6 +3,7 @@ import pytest
 from ragplatform.core.settings import (
     SETTINGS_BY_SERVICE,
     GatewaySettings,
+    RetrievalSettings,
     SettingsError,
     StoreSettings,
     WorkerSettings,
@@ -59,3 +60,23 @@ def test_chunk_overlap_must_be_smaller_than_the_chunk(monkeypatch: pytest.Monkey
     with pytest.raises(SettingsError) as info:
         load_settings(WorkerSettings)
     assert "RAG_CHUNK_OVERLAP_TOKENS (64) must be smaller than RAG_CHUNK_TOKENS (64)" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("RAG_STORE_URL", "postgresql://rag:hunter2@db:abc/rag"),
+        ("RAG_QUEUE_URL", "redis://redis:99999/0"),
+        ("RAG_VECTOR_URL", "http://qdrant:six/"),
+    ],
+)
+def test_a_url_with_a_bad_port_is_a_settings_error(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=f"{variable}=.*port after the host must be a number"):
+        load_settings(WorkerSettings if variable != "RAG_VECTOR_URL" else RetrievalSettings)
+
+
+def test_urls_with_good_or_no_ports_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_STORE_URL", "postgresql://rag@db:6432/rag")
+    monkeypatch.setenv("RAG_QUEUE_URL", "redis://redis/0")
+    assert load_settings(WorkerSettings).store_url == "postgresql://rag@db:6432/rag"
