@@ -1,19 +1,49 @@
-"""Ingestion throughput: end-to-end chunks/s (gateway -> ingestion -> queue -> worker -> retrieval)
-against the raw embedder's chunks/s, same machine, same run.
+"""Ingestion throughput: what one worker process sustains against the raw embedder's rate, and
+what the upload path takes from many concurrent uploaders — same machine, same run.
 
-    python bench/ingest_throughput.py [--embedder minilm|hashing] [--documents 20] [--workers 1]
+    python bench/ingest_throughput.py [--backends production|embedded] [--embedder hashing|minilm]
+        [--documents 1000] [--uploaders 500] [--service-cpus 0] [--harness-cpus 1] [--env RAG_X=V]
 
-Prints both rates and their ratio (1.0 = the pipeline adds nothing over embedding).
+Backends. `production` (default): PostgreSQL 15 through PgBouncer (transaction pooling), Redis 7
+Streams, moto's S3 server, and Qdrant — the Qdrant server is a TEST DOUBLE here
+(tests/e2e/production/qdrant_double.py: Qdrant's REST API served over HTTP, backed by
+qdrant-client's local mode), because no Qdrant server binary can be installed on this machine.
+`embedded`: SQLite store and queue, local blobs, qdrant-edge in process.
+
+Phases, one run:
+1. floor: the raw embedder's chunks/s on the same documents' chunks (in this process, pinned to
+   the service CPUs);
+2. uploads: `--uploaders` concurrent uploaders (one client process, a gRPC channel per 100) push
+   `--documents` distinct small documents through the gateway while no worker runs: accepted
+   uploads/s, p50/p99 upload latency, errors by status;
+3. drain: one worker process (`RAG_WORKER_CONCURRENCY` jobs at once) starts and ingests the
+   queued jobs: documents/s and chunks/s from its SERVING to the last job's finish, the ratio of
+   chunks/s to the floor, and the worker's CPU ms per document.
+
+CPU pinning: the platform's processes run on `--service-cpus`; this harness, the upload driver,
+and the backends and doubles (PostgreSQL, PgBouncer, Redis, moto, the Qdrant double) run on
+`--harness-cpus`, so the worker's figure is not the harness's. Loopback only; bounded in count
+(`--documents`) and time (`--timeout`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import multiprocessing
+import os
+import resource
+import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -22,15 +52,84 @@ from ragplatform.client import TERMINAL_STATES, GatewayClient
 from ragplatform.core.settings import WorkerSettings, load_settings
 from ragplatform.domain.chunking import chunk_text
 from ragplatform.domain.parsing import parse_document
-from tests.support.platform_processes import PlatformProcesses
+from ragplatform.v1 import gateway_pb2, gateway_pb2_grpc
+from tests.e2e.production.qdrant_double import QdrantRestDouble
+from tests.support.platform_processes import PlatformProcesses, ProductionBackends, wait_serving
+from tests.support.threaded_server import ThreadedServer
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "docs" / "corpus"
+UPLOADERS_PER_CHANNEL = 100
+WORKER = "ingestion-worker"
 
 
-def make_documents(count: int) -> list[tuple[str, bytes]]:
-    """Distinct text documents built from the test corpus (distinct so none is deduplicated)."""
+def make_documents(count: int, suffix: str) -> list[tuple[str, bytes]]:
+    """Distinct small documents (~4 KB, 5 chunks) built from the test corpus, as Markdown (.md)
+    or plain text (.txt); distinct so none is deduplicated."""
     base = "\n\n".join(p.read_text() for p in sorted(CORPUS.glob("*.md")) + sorted(CORPUS.glob("*.txt")))
-    return [(f"doc-{i}.md", f"# Document {i}\n\n{base}\n\nDocument number {i}.\n".encode()) for i in range(count)]
+    return [(f"doc-{i}.{suffix}", f"# Document {i}\n\n{base}\n\nDocument number {i}.\n".encode()) for i in range(count)]
+
+
+# --- CPU placement and accounting -----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def on_cpus(cpus: set[int]) -> Iterator[None]:
+    """Run the block with this thread pinned to `cpus`: processes and threads started inside
+    inherit the set. The thread's previous set is restored after."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    fields = _stat(pid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time of `root` and its live descendants (PostgreSQL's backends are the postmaster's
+    children)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                parents[int(entry.name)] = int(_stat(int(entry.name))[1])
+    tree, grew = {root}, True
+    while grew:
+        children = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= children
+        grew = bool(children)
+    total = 0.0
+    for pid in tree:
+        with contextlib.suppress(OSError, IndexError):
+            total += process_cpu_seconds(pid)
+    return total
+
+
+class CpuMeter:
+    """CPU seconds used by named process trees between `start()` and `stop()`."""
+
+    def __init__(self, roots: dict[str, int]) -> None:
+        self.roots = roots
+        self._before: dict[str, float] = {}
+        self.used: dict[str, float] = {}
+
+    def start(self) -> None:
+        self._before = {name: tree_cpu_seconds(pid) for name, pid in self.roots.items()}
+
+    def stop(self) -> None:
+        self.used = {name: tree_cpu_seconds(pid) - self._before[name] for name, pid in self.roots.items()}
+
+
+# --- phase 1: the floor ------------------------------------------------------------------------------
 
 
 async def raw_rate(embedder_name: str, documents: list[tuple[str, bytes]]) -> tuple[int, float]:
@@ -40,7 +139,7 @@ async def raw_rate(embedder_name: str, documents: list[tuple[str, bytes]]) -> tu
         c.text
         for name, data in documents
         for c in chunk_text(
-            parse_document(data, name, "text/markdown").text,
+            parse_document(data, name, "").text,
             embedder.count_tokens,
             settings.chunk_tokens,
             settings.chunk_overlap_tokens,
@@ -53,55 +152,219 @@ async def raw_rate(embedder_name: str, documents: list[tuple[str, bytes]]) -> tu
     return len(texts), time.perf_counter() - started
 
 
-async def pipeline_rate(embedder_name: str, documents: list[tuple[str, bytes]], workers: int) -> tuple[int, float]:
-    with tempfile.TemporaryDirectory() as tmp:
-        processes = PlatformProcesses(
-            Path(tmp), extra_env={"RAG_EMBEDDER": embedder_name, "RAG_WORKER_CONCURRENCY": str(workers)}
-        )
-        try:
-            processes.start_all()
-            key = processes.create_api_key("bench")
-            async with GatewayClient(processes.gateway, key, timeout=600) as client:
-                warm = await client.ingest_bytes("warmup.md", b"# Warm up\n\nThis loads the model in every process.")
-                await wait(client, [warm.job.job_id])
-                started = time.perf_counter()
-                jobs = [(await client.ingest_bytes(name, data)).job.job_id for name, data in documents]
-                chunks = await wait(client, jobs)
-                return chunks, time.perf_counter() - started
-        finally:
-            processes.stop_all()
+# --- phase 2: concurrent uploaders (a driver process) -----------------------------------------------
 
 
-async def wait(client: GatewayClient, job_ids: list[str]) -> int:
-    chunks = 0
+@dataclass
+class UploadResult:
+    job_ids: list[str] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+    error_examples: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+async def _upload_all(gateway: str, key: str, documents: list[tuple[str, bytes]], uploaders: int) -> UploadResult:
+    result = UploadResult()
+    channels = [
+        # A channel each, not a shared subchannel: separate connections like separate clients.
+        grpc.aio.insecure_channel(gateway, options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(max(1, (uploaders + UPLOADERS_PER_CHANNEL - 1) // UPLOADERS_PER_CHANNEL))
+    ]
+    stubs = [gateway_pb2_grpc.GatewayServiceStub(c) for c in channels]
+    metadata = (("authorization", f"Bearer {key}"),)
+    todo = iter(documents)
+
+    async def uploader(index: int) -> None:
+        stub = stubs[index % len(stubs)]
+        for name, data in todo:  # the shared iterator hands each document to one uploader
+            header = gateway_pb2.IngestMetadata(filename=name)
+            requests = [gateway_pb2.IngestRequest(metadata=header), gateway_pb2.IngestRequest(chunk=data)]
+            began = time.perf_counter()
+            try:
+                reply = await stub.Ingest(iter(requests), metadata=metadata, timeout=60)
+            except grpc.aio.AioRpcError as exc:
+                result.errors[exc.code().name] += 1
+                result.error_examples.setdefault(exc.code().name, (exc.details() or "")[:300])
+                continue
+            result.latencies.append(time.perf_counter() - began)
+            result.job_ids.append(reply.job.job_id)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(uploader(i) for i in range(uploaders)))
+    result.seconds = time.perf_counter() - started
+    for channel in channels:
+        await channel.close()
+    return result
+
+
+def _upload_driver(
+    gateway: str,
+    key: str,
+    documents: list[tuple[str, bytes]],
+    uploaders: int,
+    out: multiprocessing.Queue,  # type: ignore[type-arg]
+) -> None:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    out.put(asyncio.run(_upload_all(gateway, key, documents, uploaders)))
+
+
+def run_uploads(gateway: str, key: str, documents: list[tuple[str, bytes]], uploaders: int) -> UploadResult:
+    out: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+    driver = multiprocessing.get_context("fork").Process(
+        target=_upload_driver, args=(gateway, key, documents, uploaders, out)
+    )
+    driver.start()
+    result: UploadResult = out.get()
+    driver.join()
+    return result
+
+
+# --- phase 3: one worker drains the queue ------------------------------------------------------------
+
+
+@dataclass
+class DrainResult:
+    documents: int
+    chunks: int
+    seconds: float
+    cpu: dict[str, float]  # process (tree) -> CPU seconds during the drain
+    failed: dict[str, str]
+
+
+async def drain(
+    processes: PlatformProcesses, key: str, job_ids: list[str], timeout: float, others: dict[str, int]
+) -> DrainResult:
+    processes.launch(WORKER)
+    await asyncio.to_thread(wait_serving, processes.address(WORKER), 180.0, processes.processes[WORKER])
+    started = time.time()
+    meter = CpuMeter({"worker": processes.pid(WORKER), "retrieval": processes.pid("retrieval"), **others})
+    meter.start()
     pending = set(job_ids)
-    while pending:
-        for job_id, job in (await client.find_jobs(pending)).items():
-            if job.state in TERMINAL_STATES:
-                if job.error:
-                    raise RuntimeError(f"job {job_id} failed: {job.error}")
-                chunks += job.chunks_done
-                pending.discard(job_id)
-        await asyncio.sleep(0.05)
-    return chunks
+    chunks = 0
+    last_update = started
+    failed: dict[str, str] = {}
+    async with GatewayClient(processes.gateway, key, timeout=60) as client:
+        while pending and time.time() - started < timeout:
+            await asyncio.sleep(0.25)
+            for job_id, job in (await client.find_jobs(pending)).items():
+                if job.state in TERMINAL_STATES:
+                    pending.discard(job_id)
+                    last_update = max(last_update, job.updated_at.ToDatetime().timestamp())
+                    chunks += job.chunks_done
+                    if job.error:
+                        failed[job_id] = job.error
+    meter.stop()
+    if pending:
+        raise RuntimeError(f"{len(pending)} job(s) still unfinished after {timeout:.0f} s")
+    return DrainResult(len(job_ids), chunks, last_update - started, meter.used, failed)
 
 
-async def main() -> None:
+# --- the run ------------------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: int) -> float:
+    """The q-th percentile (1..99) of `values`; 0 for none."""
+    if len(values) < 2:
+        return values[0] if values else 0.0
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backends", default="production", choices=["production", "embedded"])
     parser.add_argument("--embedder", default="hashing", choices=["hashing", "minilm"])
-    parser.add_argument("--documents", type=int, default=20)
-    parser.add_argument("--workers", type=int, default=1, help="worker loops in the worker process")
+    parser.add_argument("--documents", type=int, default=1000)
+    parser.add_argument(
+        "--format", default="txt", choices=["txt", "md"], help="document type (md adds Markdown parsing per document)"
+    )
+    parser.add_argument("--uploaders", type=int, default=500)
+    parser.add_argument("--service-cpus", default="0", help="CPUs for the platform's processes (e.g. 0 or 0,1)")
+    parser.add_argument("--harness-cpus", default="1", help="CPUs for this harness, drivers, backends and doubles")
+    parser.add_argument("--timeout", type=float, default=300.0, help="longest wait for the drain, seconds")
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="RAG_X=VALUE", help="extra service setting (repeatable)"
+    )
     args = parser.parse_args()
-    documents = make_documents(args.documents)
-    raw_chunks, raw_seconds = await raw_rate(args.embedder, documents)
-    e2e_chunks, e2e_seconds = await pipeline_rate(args.embedder, documents, args.workers)
-    raw = raw_chunks / raw_seconds
-    e2e = e2e_chunks / e2e_seconds
-    print(f"embedder={args.embedder} documents={args.documents} chunks={e2e_chunks}")
-    print(f"raw embedder     : {raw:10.1f} chunks/s  ({raw_chunks} chunks in {raw_seconds:.2f} s)")
-    print(f"end-to-end       : {e2e:10.1f} chunks/s  ({e2e_chunks} chunks in {e2e_seconds:.2f} s)")
-    print(f"end-to-end / raw : {e2e / raw:10.3f}")
+    service_cpus = {int(c) for c in args.service_cpus.split(",")}
+    harness_cpus = {int(c) for c in args.harness_cpus.split(",")}
+    documents = make_documents(args.documents, args.format)
+
+    with on_cpus(service_cpus):
+        raw_chunks, raw_seconds = asyncio.run(raw_rate(args.embedder, documents))
+    os.sched_setaffinity(0, harness_cpus)
+
+    backends = ProductionBackends() if args.backends == "production" else None
+    qdrant = ThreadedServer(QdrantRestDouble(), "qdrant-double") if backends else None
+    processes: PlatformProcesses | None = None
+    try:
+        env = {"RAG_EMBEDDER": args.embedder, "RAG_RATE_LIMIT_RPS": "100000", "RAG_RATE_LIMIT_BURST": "100000"}
+        if backends is not None and qdrant is not None:
+            backends.start()
+            qdrant.start()
+            env = backends.env("http://127.0.0.1:9/v1", RAG_VECTOR_URL=qdrant.server.url, **env)
+        env["RAG_LOG_LEVEL"] = "warning"
+        env.update(item.split("=", 1) for item in args.env)
+        processes = PlatformProcesses(Path(tempfile.mkdtemp(prefix="ragplatform-ingest-bench-")), extra_env=env)
+        with on_cpus(service_cpus):
+            for service in processes.ports:
+                if service != WORKER:
+                    processes.launch(service)
+        for service in processes.processes:
+            wait_serving(processes.address(service), process=processes.processes[service])
+        key = processes.create_api_key("bench")
+
+        uploads = run_uploads(processes.gateway, key, documents, args.uploaders)
+        others = {"harness+qdrant double": os.getpid()}
+        if backends is not None and backends.postgres and backends.pgbouncer and backends.redis and backends.s3:
+            others |= {
+                "postgres": backends.postgres.pid,
+                "pgbouncer": backends.pgbouncer.pid,
+                "redis": backends.redis.pid,
+                "moto s3": backends.s3.pid,
+            }
+        with on_cpus(service_cpus):
+            result = asyncio.run(drain(processes, key, uploads.job_ids, args.timeout, others))
+
+        raw = raw_chunks / raw_seconds
+        docs_per_s = result.documents / result.seconds
+        chunks_per_s = result.chunks / result.seconds
+        concurrency = dict(item.split("=", 1) for item in args.env).get("RAG_WORKER_CONCURRENCY", "default")
+        print(
+            f"backends={args.backends}"
+            + (" (PostgreSQL via PgBouncer, Redis Streams, moto S3, Qdrant = REST TEST DOUBLE)" if backends else "")
+            + f" embedder={args.embedder} documents={args.documents} .{args.format} worker concurrency={concurrency}"
+        )
+        print(f"cpus: services {sorted(service_cpus)}, harness/backends/doubles {sorted(harness_cpus)}")
+        print(f"raw embedder        : {raw:10.1f} chunks/s  ({raw_chunks} chunks in {raw_seconds:.2f} s)")
+        print(
+            f"1 worker, drain     : {docs_per_s:10.1f} docs/s  {chunks_per_s:10.1f} chunks/s  "
+            f"({result.documents} docs, {result.chunks} chunks in {result.seconds:.2f} s)"
+        )
+        per_doc = {name: 1000 * seconds / max(1, result.documents) for name, seconds in result.cpu.items()}
+        print("CPU ms per doc      : " + ", ".join(f"{name} {ms:.2f}" for name, ms in per_doc.items()))
+        print(f"worker CPU bound    : {1000 / max(per_doc['worker'], 1e-9):10.1f} docs/s per core")
+        print(f"drain / raw (chunks): {chunks_per_s / raw:10.3f}")
+        if result.failed:
+            print(f"FAILED jobs         : {len(result.failed)}, e.g. {next(iter(result.failed.values()))}")
+        accepted = len(uploads.latencies)
+        print(
+            f"{args.uploaders} uploaders    : {accepted / uploads.seconds:10.1f} uploads/s accepted  "
+            f"p50 {1000 * statistics.median(uploads.latencies or [0.0]):.0f} ms  "
+            f"p99 {1000 * percentile(uploads.latencies, 99):.0f} ms  "
+            f"errors {sum(uploads.errors.values())} {dict(uploads.errors)}"
+        )
+        for status, example in uploads.error_examples.items():
+            print(f"  e.g. {status}: {example}")
+    finally:
+        if processes is not None:
+            processes.stop_all()
+        if qdrant is not None:
+            qdrant.stop()
+        if backends is not None:
+            backends.stop()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

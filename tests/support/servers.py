@@ -167,6 +167,11 @@ class PostgresServer:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
+    @property
+    def pid(self) -> int:
+        """The postmaster's process id (its backends are its children)."""
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
     def sql(self, statement: str, database: str = "postgres") -> str:
         """Run one statement with psql (directly, not through PgBouncer); return its output."""
         result = subprocess.run(
@@ -292,6 +297,10 @@ class PgBouncerServer:
         column = columns.index("total_query_count")
         return sum(int(line.split(",")[column]) for line in output[1:] if line.count(",") == len(columns) - 1)
 
+    @property
+    def pid(self) -> int:
+        return int(self.pidfile.read_text().strip())
+
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
@@ -321,6 +330,12 @@ class RedisServer:
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def pid(self) -> int:
+        if self._process is None:
+            raise RuntimeError("Redis is not running")
+        return self._process.pid
 
     def start(self) -> None:
         argv = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--dir", str(self.root)]
@@ -362,6 +377,12 @@ class MotoS3Server:
     @property
     def endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        if self._process is None:
+            raise RuntimeError("the moto S3 server is not running")
+        return self._process.pid
 
     def start(self) -> None:
         with self.log.open("ab") as log:

@@ -67,6 +67,8 @@ class StoreContract:
         assert job.tenant_id == tenant
         assert job.filename == "guide.md"
         assert job.attempts == 0
+        # The worker relies on this to know a job is its document's first (nothing to trim).
+        assert job.created_at == document.created_at
         assert await store.get_document(tenant, document.document_id) == document
         assert await store.get_job(tenant, job.job_id) == job
 
@@ -118,6 +120,7 @@ class StoreContract:
         assert document.metadata == {"edition": "2"}
         assert document.latest_job_id == changed.job.job_id
         assert document.created_at == first.document.created_at
+        assert changed.job.created_at != document.created_at  # not the document's first job
         assert document.updated_at >= first.document.updated_at
         # The old job stays in the history.
         old = await store.get_job(tenant, first.job.job_id)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ragplatform.backends.embedders.base import Embedder
 from ragplatform.domain.chunking import chunk_text
 from ragplatform.domain.errors import DocumentRejected
-from ragplatform.domain.models import Chunk, ChunkPoint, Document
+from ragplatform.domain.models import Chunk, ChunkPoint, Document, Job
 from ragplatform.domain.parsing import parse_document
 
 # Stores embedded chunks (the retrieval service's UpsertChunks).
@@ -43,6 +43,25 @@ def split_document(data: bytes, document: Document, embedder: Embedder, policy: 
     return chunks
 
 
+def may_hold_stale_chunks(document: Document, job: Job) -> bool:
+    """Whether the index may hold chunks of `document` past the end of this job's content, so
+    the job must trim them. Not when the job is the document's first (the store gives a document
+    and the job of the upload that created it one timestamp) in its first attempt (an earlier
+    attempt of the same content under other chunking settings could have written more chunks):
+    then no earlier version or attempt ever wrote a chunk of this document. Skipping the trim
+    saves a vector store delete-by-filter per new document."""
+    return not (job.created_at == document.created_at and job.attempts <= 1)
+
+
+async def _no_trim(document: Document, keep_below: int) -> None:
+    """Nothing to trim (see `may_hold_stale_chunks`)."""
+
+
+def trim_for(document: Document, job: Job, trim: TrimChunks) -> TrimChunks:
+    """`trim`, or a no-op when the job's document cannot hold stale chunks."""
+    return trim if may_hold_stale_chunks(document, job) else _no_trim
+
+
 async def ingest_document(
     data: bytes,
     document: Document,
@@ -52,11 +71,15 @@ async def ingest_document(
     trim: TrimChunks,
     progress: ReportProgress,
 ) -> int:
-    """Run the whole pipeline for one document version; return the number of chunks indexed."""
+    """Run the whole pipeline for one document version; return the number of chunks indexed.
+    Progress is reported only for a document of several embedding batches, and not after the
+    last one (the job's success records it): a small document costs no progress writes."""
     # Parsing (PDF especially) is CPU-bound: keep it off the event loop.
     chunks = await asyncio.to_thread(split_document, data, document, embedder, policy)
     total = len(chunks)
-    await progress(total, 0)
+    report = total > policy.embed_batch_size
+    if report:
+        await progress(total, 0)
     done = 0
     for start in range(0, total, policy.embed_batch_size):
         batch = chunks[start : start + policy.embed_batch_size]
@@ -76,6 +99,7 @@ async def ingest_document(
         ]
         await index(document, points)
         done += len(batch)
-        await progress(total, done)
+        if report and done < total:
+            await progress(total, done)
     await trim(document, total)
     return total

@@ -26,7 +26,7 @@ from ragplatform.core.context import scoped, tenant_var
 from ragplatform.core.metrics import CHUNKS_INDEXED, JOBS_FINISHED, QUEUE_DEPTH
 from ragplatform.domain.errors import DocumentRejected, InvalidArgument, NotFound, RagError
 from ragplatform.domain.models import Job, JobState
-from ragplatform.ingestion.pipeline import ChunkingPolicy, IndexChunks, TrimChunks, ingest_document
+from ragplatform.ingestion.pipeline import ChunkingPolicy, IndexChunks, TrimChunks, ingest_document, trim_for
 
 log = structlog.get_logger("ragplatform.worker")
 
@@ -156,9 +156,8 @@ class IngestionWorker:
             await self._store.set_job_progress(job.job_id, total, done)
 
         try:
-            chunks = await ingest_document(
-                data, document, self._embedder, self._chunking, self._index, self._trim, progress
-            )
+            trim = trim_for(document, job, self._trim)
+            chunks = await ingest_document(data, document, self._embedder, self._chunking, self._index, trim, progress)
             await self._restore_if_superseded(job)
             await self._store.succeed_job(job.job_id, chunks)
         except NotFound:

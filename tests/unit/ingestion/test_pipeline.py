@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,8 +14,8 @@ import pytest
 from ragplatform.backends.embedders.hashing import HashingEmbedder
 from ragplatform.backends.vectors.embedded_edge import EdgeVectorStore
 from ragplatform.domain.errors import DocumentRejected
-from ragplatform.domain.models import ChunkPoint, Document, SearchQuery
-from ragplatform.ingestion.pipeline import ChunkingPolicy, ingest_document, split_document
+from ragplatform.domain.models import ChunkPoint, Document, Job, JobState, SearchQuery
+from ragplatform.ingestion.pipeline import ChunkingPolicy, ingest_document, may_hold_stale_chunks, split_document
 
 DOCS = Path(__file__).resolve().parents[2] / "fixtures" / "docs"
 DIMENSION = 64
@@ -107,8 +107,7 @@ async def test_chunks_are_embedded_in_batches_with_progress_then_trimmed() -> No
         ("progress", (5, 2)),
         ("index", 2),
         ("progress", (5, 4)),
-        ("index", 1),
-        ("progress", (5, 5)),
+        ("index", 1),  # the last batch reports no progress: the job's success records it
         ("trim", 5),  # after every batch: chunks past the new end go only once the new ones exist
     ]
     points = [p for batch in recorder.batches for p in batch]
@@ -119,6 +118,34 @@ async def test_chunks_are_embedded_in_batches_with_progress_then_trimmed() -> No
         assert point.metadata == {"team": "pumps"}
         assert len(point.vector) == DIMENSION
     assert "Paragraph 3" in points[3].text
+
+
+async def test_a_single_batch_document_costs_no_progress_writes() -> None:
+    recorder = Recorder()
+    one_batch = ChunkingPolicy(chunk_tokens=16, overlap_tokens=0, embed_batch_size=32)
+    total = await ingest_document(
+        numbered_sentences(5),
+        document("parts.txt"),
+        HashingEmbedder(DIMENSION),
+        one_batch,
+        recorder.index,
+        recorder.trim,
+        recorder.progress,
+    )
+    assert recorder.events == [("index", total), ("trim", total)]
+
+
+def job_of(doc: Document, created_at: datetime, attempts: int) -> Job:
+    return Job("job-1", doc.tenant_id, doc.document_id, JobState.RUNNING, "", attempts, 0, 0, created_at, created_at)
+
+
+def test_only_a_documents_first_job_in_its_first_attempt_skips_the_trim() -> None:
+    doc = document("parts.txt")
+    assert not may_hold_stale_chunks(doc, job_of(doc, NOW, attempts=1))  # the upload that created it
+    # A later upload of the same name: the previous version's chunks may reach further.
+    assert may_hold_stale_chunks(doc, job_of(doc, NOW + timedelta(seconds=1), attempts=1))
+    # A retry: an earlier attempt (perhaps under other chunk settings) may have written more.
+    assert may_hold_stale_chunks(doc, job_of(doc, NOW, attempts=2))
 
 
 async def test_running_a_job_twice_gives_the_same_point_ids() -> None:

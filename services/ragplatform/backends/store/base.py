@@ -35,7 +35,8 @@ class Store(Protocol):
         """In one transaction: dedupe on (tenant, content hash) -> existing document and its
         latest job, `deduplicated=True`, unless that job FAILED (then a new job is queued);
         otherwise create or update the document named (tenant, filename) and create a QUEUED
-        job for it."""
+        job for it. A document created by this upload and its job get the same `created_at`
+        (workers rely on it: such a job's document holds no older chunks)."""
 
     async def get_document(self, tenant_id: str, document_id: str) -> Document:
         """Raise `NotFound` if missing or another tenant's."""
