@@ -211,7 +211,8 @@ def ask(
                 if done.citations:
                     console.print("\n[bold]Citations[/bold]")
                     for c in done.citations:
-                        console.print(f"  [{c.index}] {c.filename}  (score {c.score:.2f})", markup=False)
+                        inferred = ", inferred from the wording" if c.inferred else ""
+                        console.print(f"  [{c.index}] {c.filename}  (score {c.score:.2f}{inferred})", markup=False)
                 console.print(
                     f"\nmodel {done.model}{' (extractive)' if done.extractive else ''}"
                     f"{' · cached' if done.cached else ''} · tokens {done.usage.total_tokens}"

@@ -116,6 +116,7 @@ def citation_to_proto(c: Citation) -> common_pb2.Citation:
         chunk_id=c.chunk_id,
         quote=c.quote,
         score=c.score,
+        inferred=c.inferred,
     )
 
 
@@ -127,6 +128,7 @@ def citation_from_proto(c: common_pb2.Citation) -> Citation:
         chunk_id=c.chunk_id,
         quote=c.quote,
         score=c.score,
+        inferred=c.inferred,
     )
 
 

@@ -140,6 +140,9 @@ class Citation:
     chunk_id: str
     quote: str
     score: float
+    #: True when the answer carried no valid [n] marker and the passage was attributed by matching
+    #: the answer's sentences to it (see `domain/citations.py`).
+    inferred: bool = False
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, TypedDict
 
-from ragplatform.domain.citations import build_context
+from ragplatform.domain.citations import NO_ANSWER, build_context
 from ragplatform.domain.models import Role, ScoredPassage, Turn
 
-#: What a model answers when the passages do not hold the answer (tests and clients look for it).
-NO_ANSWER = "The documents provided do not contain the answer to this question."
+__all__ = ["NO_ANSWER", "SYSTEM_PROMPT", "ChatMessage", "build_chat_messages", "build_user_prompt"]
 
 SYSTEM_PROMPT = (
     "You are a careful assistant that answers questions about a collection of documents.\n"

@@ -310,6 +310,7 @@ class Citation(_message.Message):
     CHUNK_ID_FIELD_NUMBER: _builtins.int
     QUOTE_FIELD_NUMBER: _builtins.int
     SCORE_FIELD_NUMBER: _builtins.int
+    INFERRED_FIELD_NUMBER: _builtins.int
     index: _builtins.int
     """1-based marker used in the answer text as [n]."""
     document_id: _builtins.str
@@ -322,6 +323,11 @@ class Citation(_message.Message):
     """A short quote of the cited passage."""
     score: _builtins.float
     """Retrieval score of the cited passage."""
+    inferred: _builtins.bool
+    """True when the answer carried no valid `[n]` marker and the platform attributed it to this
+    passage by matching the answer's sentences to the passages' words (`index` is then the
+    passage's position in `AskSources`, and the answer text has no `[index]` in it).
+    """
     def __init__(
         self,
         *,
@@ -331,10 +337,11 @@ class Citation(_message.Message):
         chunk_id: _builtins.str = ...,
         quote: _builtins.str = ...,
         score: _builtins.float = ...,
+        inferred: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_id", b"chunk_id", "document_id", b"document_id", "filename", b"filename", "index", b"index", "quote", b"quote", "score", b"score"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_id", b"chunk_id", "document_id", b"document_id", "filename", b"filename", "index", b"index", "inferred", b"inferred", "quote", b"quote", "score", b"score"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

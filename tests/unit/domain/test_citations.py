@@ -6,6 +6,8 @@ from ragplatform.domain.citations import (
     assemble_citations,
     build_context,
     cited_numbers,
+    infer_citations,
+    is_no_answer,
     short_quote,
     shorten,
 )
@@ -59,9 +61,47 @@ def test_citations_point_at_the_cited_passages_with_matching_quotes() -> None:
     assert citations[0].score == PASSAGES[1].score
 
 
-def test_no_markers_means_no_citations() -> None:
+def test_an_answer_that_found_nothing_or_had_no_passages_cites_nothing() -> None:
     assert assemble_citations(NO_ANSWER, PASSAGES) == []
+    assert assemble_citations(f"Sorry. {NO_ANSWER.upper()} Try again", PASSAGES) == []
     assert assemble_citations("Answer [1].", []) == []
+    assert assemble_citations("   ", PASSAGES) == []
+
+
+def test_marked_citations_are_not_inferred() -> None:
+    assert [c.inferred for c in assemble_citations("It is 42 bar [1].", PASSAGES)] == [False]
+
+
+def test_an_answer_without_markers_is_attributed_sentence_by_sentence() -> None:
+    answer = (
+        "The night ferry leaves Pier 7 at 23:40, and bicycles cost 3 credits. The pump's maximum pressure is 42 bar!"
+    )
+    citations = assemble_citations(answer, PASSAGES)
+    assert [(c.index, c.filename, c.chunk_id, c.inferred) for c in citations] == [
+        (2, "ferry.txt", "chunk-2", True),
+        (1, "zephyr.md", "chunk-1", True),
+    ]
+    assert citations[1].quote == "Its maximum pressure is 42 bar."
+    assert citations[1].score == PASSAGES[0].score
+
+
+def test_invalid_markers_are_replaced_by_inferred_citations() -> None:
+    citations = assemble_citations("The Aurora Café serves cardamom cold brew [7].", PASSAGES)
+    assert [(c.index, c.inferred) for c in citations] == [(3, True)]
+
+
+def test_an_answer_sharing_no_sentence_with_any_passage_still_cites_its_closest_passage() -> None:
+    # One shared word is not enough to attribute a long sentence, but the answer was written from
+    # these passages: it is cited to the passage sharing most words with the whole answer.
+    answer = "Cyclists should expect some charges when travelling with their bicycles on board."
+    assert [(c.index, c.inferred) for c in infer_citations(answer, PASSAGES)] == [(2, True)]
+    # Nothing in common at all: the best-ranked passage.
+    assert [c.index for c in infer_citations("Hello there, friend.", PASSAGES)] == [1]
+
+
+def test_no_answer_is_recognised_inside_other_words() -> None:
+    assert is_no_answer(f"I checked. {NO_ANSWER}")
+    assert not is_no_answer("The documents contain the answer: 42 bar.")
 
 
 def test_quotes_are_short_and_cut_between_words() -> None:

@@ -68,7 +68,8 @@ class _Opened:
 class OpenAIAnswerGenerator:
     """`AnswerGenerator` over `openai.AsyncOpenAI`. Callers may rely on: deltas, then one
     `AnswerDone` whose `model` is the model that answered (the fallback's name when it was used)
-    and whose citations are the passages the text cites as [n]; `Unavailable`,
+    and whose citations are the passages the text cites as [n] (inferred from its wording when the
+    model writes no valid marker; see `domain/citations.py`); `Unavailable`,
     `FailedPrecondition`, `ResourceExhausted` or `InvalidArgument` when no model could answer."""
 
     def __init__(

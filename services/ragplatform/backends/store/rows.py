@@ -28,6 +28,7 @@ def citations_to_json(citations: Sequence[Citation]) -> str:
                 "chunk_id": c.chunk_id,
                 "quote": c.quote,
                 "score": c.score,
+                "inferred": c.inferred,
             }
             for c in citations
         ]
