@@ -52,6 +52,21 @@ class QueueContract:
         assert message.tenant_id == "tenant-a"
         assert message.delivery_count == 1
 
+    async def test_the_trace_context_travels_with_the_message_across_a_delayed_retry(self, queue: JobQueue) -> None:
+        traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        await queue.enqueue(new_job(), "t", traceparent)
+        await queue.enqueue(new_job(), "t")
+        first = await queue.receive("worker-1", wait_seconds=EVENTUALLY_SECONDS)
+        assert first is not None
+        assert first.traceparent == traceparent
+        await queue.release(first, delay_seconds=0.05)
+        plain = await queue.receive("worker-1", wait_seconds=EVENTUALLY_SECONDS)
+        assert plain is not None
+        assert plain.traceparent == ""
+        again = await queue.receive("worker-1", wait_seconds=EVENTUALLY_SECONDS)
+        assert again is not None
+        assert (again.job_id, again.traceparent, again.delivery_count) == (first.job_id, traceparent, 2)
+
     async def test_receive_on_an_empty_queue_returns_none(self, queue: JobQueue) -> None:
         assert await queue.receive("worker-1", wait_seconds=0.2) is None
 

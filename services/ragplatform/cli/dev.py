@@ -24,6 +24,7 @@ from ragplatform.core.logging import configure_logging
 from ragplatform.core.redaction import redact_text
 from ragplatform.core.server import RunningService, start_service
 from ragplatform.core.settings import SettingsError, StoreSettings, load_settings
+from ragplatform.core.tracing import TracingConfigError, configure_tracing
 from ragplatform.domain.errors import RagError
 from ragplatform.services_registry import app_builder, settings_class
 
@@ -134,8 +135,13 @@ def dev(
     log_format: str = typer.Option("console", help="console or json."),
 ) -> None:
     """Run the whole platform on this machine (embedded backends, no servers to install)."""
-    configure_logging(os.environ.get("RAG_LOG_LEVEL", "info"), log_format)
     console = Console()
+    try:
+        tracing = configure_tracing("dev")
+    except TracingConfigError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    configure_logging(os.environ.get("RAG_LOG_LEVEL", "info"), log_format, trace_ids=tracing)
     try:
         asyncio.run(run_dev(data_dir, port_base, metrics_base, console))
     except SettingsError as exc:

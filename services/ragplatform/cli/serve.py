@@ -10,6 +10,7 @@ from ragplatform.core.logging import configure_logging, get_logger
 from ragplatform.core.redaction import redact_text
 from ragplatform.core.server import serve as serve_app
 from ragplatform.core.settings import SERVICE_NAMES, SettingsError, load_settings
+from ragplatform.core.tracing import TracingConfigError, configure_tracing
 from ragplatform.domain.errors import RagError
 from ragplatform.services_registry import app_builder, settings_class
 
@@ -28,7 +29,12 @@ def serve(
     except SettingsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    configure_logging(settings.log_level, settings.log_format, service=service)
+    try:
+        tracing = configure_tracing(service)
+    except TracingConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    configure_logging(settings.log_level, settings.log_format, service=service, trace_ids=tracing)
     app = app_builder(service)(settings)
     try:
         asyncio.run(serve_app(app, settings))

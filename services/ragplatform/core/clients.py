@@ -25,6 +25,7 @@ from ragplatform.core.context import (
 )
 from ragplatform.core.error_mapping import error_for, retry_after_from
 from ragplatform.core.server import MAX_MESSAGE_BYTES
+from ragplatform.core.tracing import client_interceptors as tracing_interceptors
 
 # Read-only methods: safe to retry when the server was unavailable.
 _RETRYABLE = [
@@ -115,7 +116,10 @@ def open_channel(address: str, internal_token: str | None = None) -> grpc.aio.Ch
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.keepalive_time_ms", 30_000),
         ],
-        interceptors=[cls(internal_token) for cls in (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)],
+        interceptors=[
+            *tracing_interceptors(),
+            *(cls(internal_token) for cls in (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)),
+        ],
     )
 
 

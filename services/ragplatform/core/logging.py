@@ -14,17 +14,23 @@ from typing import Any
 import structlog
 
 from ragplatform.core.redaction import redact_event
+from ragplatform.core.tracing import add_trace_ids
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
-def configure_logging(level: str = "info", fmt: str = "json", service: str = "") -> None:
-    """Route structlog and the standard library's logging through one JSON (or console) renderer."""
+def configure_logging(level: str = "info", fmt: str = "json", service: str = "", trace_ids: bool = False) -> None:
+    """Route structlog and the standard library's logging through one JSON (or console) renderer.
+
+    With `trace_ids` (tracing is on), every line written inside a span carries `trace_id` and
+    `span_id`; without, that processor is not installed at all."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    if trace_ids:
+        shared.append(add_trace_ids)
     renderer: Any = (
         structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
     )

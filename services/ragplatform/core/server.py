@@ -32,6 +32,7 @@ from ragplatform.core.interceptors.errors import ErrorMappingInterceptor
 from ragplatform.core.interceptors.metrics import MetricsInterceptor
 from ragplatform.core.metrics import start_metrics_server
 from ragplatform.core.settings import CommonSettings
+from ragplatform.core.tracing import server_interceptors as tracing_interceptors
 
 log = structlog.get_logger("ragplatform.server")
 
@@ -104,6 +105,7 @@ class RunningService:
 
 def build_interceptors(app: ServiceApp, settings: CommonSettings) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
     chain: list[grpc.aio.ServerInterceptor[Any, Any]] = [
+        *tracing_interceptors(),  # outermost, so the access log line carries the call's trace id
         AdmissionInterceptor(app.name, settings.max_in_flight, settings.admission_retry_after_seconds),
         AccessLogInterceptor(trust_tenant_header=app.internal),
         MetricsInterceptor(),

@@ -11,6 +11,7 @@ import structlog
 from ragplatform.backends.blobs.base import BlobStore, blob_key
 from ragplatform.backends.queue.base import JobQueue
 from ragplatform.backends.store.base import Store
+from ragplatform.core.tracing import inject_trace_context
 from ragplatform.domain.content_types import detect_content_type, shown
 from ragplatform.domain.errors import InvalidArgument, RagError, Unavailable
 from ragplatform.domain.models import Document, Job, JobState, NewUpload, Page, UploadOutcome
@@ -108,7 +109,7 @@ class IngestionService:
             log.info("upload deduplicated", document_id=outcome.document.document_id, job_id=outcome.job.job_id)
             return outcome
         try:
-            await self._queue.enqueue(outcome.job.job_id, header.tenant_id)
+            await self._queue.enqueue(outcome.job.job_id, header.tenant_id, inject_trace_context())
         except RagError as exc:
             # The job must not sit QUEUED with no message behind it: fail it with a reason.
             await self._store.fail_job(

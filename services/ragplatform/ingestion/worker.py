@@ -24,6 +24,7 @@ from ragplatform.backends.queue.base import JobQueue, QueueMessage
 from ragplatform.backends.store.base import Store
 from ragplatform.core.context import scoped, tenant_var
 from ragplatform.core.metrics import CHUNKS_INDEXED, JOBS_FINISHED, QUEUE_DEPTH
+from ragplatform.core.tracing import job_span
 from ragplatform.domain.errors import DocumentRejected, InvalidArgument, NotFound, RagError
 from ragplatform.domain.models import Job, JobState
 from ragplatform.ingestion.pipeline import ChunkingPolicy, IndexChunks, TrimChunks, ingest_document, trim_for
@@ -95,7 +96,10 @@ class IngestionWorker:
         """Process one message to an outcome. Raises `RagError` only when a backend fails while
         recording that outcome (the message is then redelivered later), and `CancelledError` on
         stop (the message is first released for another worker)."""
-        with scoped({tenant_var: message.tenant_id}, {"job_id": message.job_id, "tenant": message.tenant_id}):
+        with (
+            job_span(message.traceparent, message.job_id, message.delivery_count),
+            scoped({tenant_var: message.tenant_id}, {"job_id": message.job_id, "tenant": message.tenant_id}),
+        ):
             try:
                 await self._process(message)
             except asyncio.CancelledError:

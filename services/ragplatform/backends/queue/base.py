@@ -19,6 +19,10 @@ class QueueMessage:
     tenant_id: str
     # 1 on first delivery; grows each time the message is delivered again.
     delivery_count: int
+    # W3C `traceparent` of the upload that queued it ('' without tracing): the job's spans join
+    # the upload's trace. Kept across redeliveries and delayed retries; a dead-letter replay
+    # starts afresh.
+    traceparent: str = ""
 
 
 class JobQueue(Protocol):
@@ -26,7 +30,7 @@ class JobQueue(Protocol):
 
     async def close(self) -> None: ...
 
-    async def enqueue(self, job_id: str, tenant_id: str) -> str:
+    async def enqueue(self, job_id: str, tenant_id: str, traceparent: str = "") -> str:
         """Add a message; return its id."""
 
     async def receive(self, consumer: str, wait_seconds: float) -> QueueMessage | None:

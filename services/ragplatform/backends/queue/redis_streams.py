@@ -69,8 +69,12 @@ if ARGV[5] == '1' then
   local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms, 'LIMIT', 0, tonumber(ARGV[6]))
   for _, m in ipairs(due) do
     local d = cjson.decode(m)
-    redis.call('XADD', stream, '*', 'job_id', d.job_id, 'tenant_id', d.tenant_id,
-               'deliveries', tostring(d.deliveries))
+    local fields = {'job_id', d.job_id, 'tenant_id', d.tenant_id, 'deliveries', tostring(d.deliveries)}
+    if type(d.traceparent) == 'string' then
+      table.insert(fields, 'traceparent')
+      table.insert(fields, d.traceparent)
+    end
+    redis.call('XADD', stream, '*', unpack(fields))
     redis.call('ZREM', KEYS[1], m)
   end
   -- XAUTOCLAIM looks at up to 10 x COUNT pending entries per call; a few calls cover a
@@ -109,7 +113,8 @@ local total = tonumber(f['deliveries'] or '0') + tonumber(p[1][4])
 if total ~= tonumber(ARGV[3]) then return 0 end
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local member = cjson.encode({job_id = f['job_id'], tenant_id = f['tenant_id'], deliveries = total, id = ARGV[2]})
+local member = cjson.encode({job_id = f['job_id'], tenant_id = f['tenant_id'], deliveries = total, id = ARGV[2],
+                             traceparent = f['traceparent']})
 redis.call('ZADD', KEYS[2], now_ms + tonumber(ARGV[4]), member)
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
@@ -209,9 +214,11 @@ class RedisStreamsQueue:
                 return await operation()
 
     # --- producing ---------------------------------------------------------------------------------
-    async def enqueue(self, job_id: str, tenant_id: str) -> str:
+    async def enqueue(self, job_id: str, tenant_id: str, traceparent: str = "") -> str:
         async def add() -> str:
             fields = {"job_id": job_id, "tenant_id": tenant_id, "deliveries": "0"}
+            if traceparent:
+                fields["traceparent"] = traceparent
             return str(await self._client().xadd(self.stream, fields))  # type: ignore[arg-type]
 
         return await self._call(add)
@@ -347,7 +354,8 @@ class RedisStreamsQueue:
 def _message(message_id: Any, fields: Any, counter: int) -> QueueMessage:
     """A delivered entry; its delivery count is the PEL counter plus earlier deliveries."""
     data = _fields(fields)
-    return QueueMessage(str(message_id), data["job_id"], data["tenant_id"], int(data.get("deliveries", "0")) + counter)
+    deliveries = int(data.get("deliveries", "0")) + counter
+    return QueueMessage(str(message_id), data["job_id"], data["tenant_id"], deliveries, data.get("traceparent", ""))
 
 
 def _stream_entries(reply: Any) -> list[tuple[str, list[tuple[str, Any]]]]:

@@ -45,7 +45,7 @@ class SqliteQueue:
     async def close(self) -> None:
         await self._db.close()
 
-    async def enqueue(self, job_id: str, tenant_id: str) -> str:
+    async def enqueue(self, job_id: str, tenant_id: str, traceparent: str = "") -> str:
         message_id = str(uuid.uuid4())
 
         async def transaction(conn: aiosqlite.Connection) -> None:
@@ -53,8 +53,8 @@ class SqliteQueue:
             await execute(
                 conn,
                 "INSERT INTO queue_messages (message_id, queue, job_id, tenant_id, delivery_count,"
-                " visible_at, enqueued_at) VALUES (?, ?, ?, ?, 0, ?, ?)",
-                (message_id, self._queue, job_id, tenant_id, now, now),
+                " visible_at, enqueued_at, traceparent) VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
+                (message_id, self._queue, job_id, tenant_id, now, now, traceparent),
             )
 
         await self._db.write(transaction)
@@ -80,12 +80,14 @@ class SqliteQueue:
                 "UPDATE queue_messages SET visible_at = ?, delivery_count = delivery_count + 1, consumer = ?"
                 " WHERE seq = (SELECT seq FROM queue_messages WHERE queue = ? AND visible_at <= ?"
                 "              ORDER BY seq LIMIT 1)"
-                " RETURNING message_id, job_id, tenant_id, delivery_count",
+                " RETURNING message_id, job_id, tenant_id, delivery_count, traceparent",
                 (now + self._visibility_us, consumer, self._queue, now),
             )
             if row is None:
                 return None
-            return QueueMessage(row["message_id"], row["job_id"], row["tenant_id"], int(row["delivery_count"]))
+            return QueueMessage(
+                row["message_id"], row["job_id"], row["tenant_id"], int(row["delivery_count"]), row["traceparent"]
+            )
 
         return await self._db.write(transaction)
 

@@ -118,6 +118,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX dead_letters_by_queue ON dead_letters (queue, seq)",
         ),
     ),
+    Migration(
+        3,
+        "job queue: the uploading call's trace context",
+        ("ALTER TABLE queue_messages ADD COLUMN traceparent TEXT NOT NULL DEFAULT ''",),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
