@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from ragplatform.core import tracing
 from ragplatform.core.logging import configure_logging
 from ragplatform.core.server import ServiceApp, build_interceptors, no_resources
-from ragplatform.core.settings import CommonSettings
+from ragplatform.core.settings import CommonSettings, load_settings
 
 
 @pytest.mark.parametrize(
@@ -56,7 +56,7 @@ def _app() -> ServiceApp:
 def test_off_means_no_interceptor_and_no_http_hook() -> None:
     assert tracing.configure_tracing("gateway", {}) is False
     assert not tracing.tracing_enabled()
-    names = [type(i).__module__ for i in build_interceptors(_app(), CommonSettings())]
+    names = [type(i).__module__ for i in build_interceptors(_app(), load_settings(CommonSettings))]
     assert not any("opentelemetry" in name for name in names)
     assert tracing.client_interceptors() == []
     assert tracing.inject_trace_context() == ""
@@ -76,7 +76,7 @@ def enabled() -> Iterator[TracerProvider]:
 
 
 def test_on_adds_the_server_interceptor_outermost(enabled: TracerProvider) -> None:
-    chain = build_interceptors(_app(), CommonSettings())
+    chain = build_interceptors(_app(), load_settings(CommonSettings))
     assert "opentelemetry" in type(chain[0]).__module__
     assert len(tracing.client_interceptors()) == 4  # one per call kind
 
