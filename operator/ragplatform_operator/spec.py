@@ -582,6 +582,48 @@ class NetworkPolicySpec(_SpecModel):
     )
 
 
+class TracingSpec(_SpecModel):
+    """OpenTelemetry tracing: rendered as the standard OTEL_* variables of every tier."""
+
+    otlp_endpoint: str = Field(
+        pattern=r"^https?://",
+        description="OTLP/gRPC endpoint of a collector, e.g. http://otel-collector.observability:4317.",
+    )
+    insecure: bool = Field(True, description="Plain-text gRPC to the collector (false: TLS).")
+    sampling_ratio: float = Field(
+        1.0, ge=0, le=1, description="Share of new traces kept (a caller's sampling decision is honoured)."
+    )
+    headers_secret_ref: SecretKeyRef | None = Field(
+        None, description="Secret key holding OTLP headers, e.g. authorization=Bearer TOKEN (comma-separated)."
+    )
+    resource_attributes: dict[str, str] | None = Field(
+        None, description="Extra resource attributes on every span, e.g. deployment.environment: prod."
+    )
+
+
+class ServiceMonitorSpec(_SpecModel):
+    """A Prometheus Operator ServiceMonitor for the platform's metrics ports."""
+
+    enabled: bool = Field(
+        True, description="Render it when the cluster has the monitoring.coreos.com ServiceMonitor CRD."
+    )
+    interval: str = Field("30s", pattern=r"^[0-9]+(ms|s|m|h)$", description="Scrape interval.")
+    labels: dict[str, str] | None = Field(
+        None, description="Extra labels on the ServiceMonitor (e.g. the release label your Prometheus selects)."
+    )
+
+
+class ObservabilitySpec(_SpecModel):
+    """Tracing and metrics scraping."""
+
+    tracing: TracingSpec | None = Field(None, description="Export traces over OTLP; omitted: tracing off.")
+    service_monitor: ServiceMonitorSpec = Field(
+        default_factory=lambda: ServiceMonitorSpec.model_validate({}),
+        json_schema_extra={"default": {}},
+        description="Prometheus Operator scraping.",
+    )
+
+
 def _tier_field(cls: type[_SpecModel], what: str) -> Any:
     return Field(default_factory=lambda: cls.model_validate({}), json_schema_extra={"default": {}}, description=what)
 
@@ -605,6 +647,7 @@ class PlatformSpec(_SpecModel):
         None, description="Secret key holding the token the gateway sends to internal services (recommended)."
     )
     network_policy: NetworkPolicySpec = _tier_field(NetworkPolicySpec, "NetworkPolicies.")
+    observability: ObservabilitySpec = _tier_field(ObservabilitySpec, "Tracing and metrics scraping.")
     gateway: GatewayTierSpec = _tier_field(GatewayTierSpec, "The gateway tier.")
     ingestion: TierSpec = _tier_field(TierSpec, "The ingestion service tier (uploads, jobs).")
     workers: WorkersTierSpec = _tier_field(WorkersTierSpec, "The ingestion workers (parse, chunk, embed, index).")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ragplatform_operator.builders.metadata import Owner
+from ragplatform_operator.builders.observability_env import build_observability_env
 from ragplatform_operator.spec import EnvVar, PlatformSpec, SecretKeyRef, TierName, TierSpec
 
 GRPC_PORT = 50051
@@ -178,6 +179,7 @@ def build_tier_env(owner: Owner, spec: PlatformSpec, tier: TierName) -> list[dic
         env.append(_value("RAG_WORKER_CONCURRENCY", spec.workers.concurrency))
         env.append(_value("RAG_VISIBILITY_TIMEOUT_SECONDS", visibility_timeout_seconds(spec)))
     env += _upstream_env(owner, tier)
+    env += build_observability_env(owner, spec, tier)
     return _apply_extra_env(env, tier_spec.env)
 
 

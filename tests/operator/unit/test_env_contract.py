@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from ragplatform.core.settings import SETTINGS_BY_SERVICE, env_var_names, load_settings
+from ragplatform.core.tracing import OTEL_VARIABLES
 from ragplatform_operator.spec import SERVICE_BY_TIER, TIER_NAMES
 from tests.operator.unit.conftest import EXAMPLE_FILES, REPO_ROOT, find, load_example, render
 
@@ -55,7 +56,8 @@ def test_every_rendered_variable_is_one_the_service_reads(example: Path, tier: s
 
     rendered = {e["name"] for e in _env(render(document["spec"], name), name, tier)}
 
-    assert rendered - env_var_names(SETTINGS_BY_SERVICE[service]) == set()
+    # OTEL_* variables are read by the tracing setup (OpenTelemetry's standard names)
+    assert rendered - env_var_names(SETTINGS_BY_SERVICE[service]) - OTEL_VARIABLES == set()
 
 
 @pytest.mark.parametrize("tier", TIER_NAMES)
