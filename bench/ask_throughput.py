@@ -429,10 +429,13 @@ def run_level(
         if load.streams or load.users or load.uploaders
     ]
     pids = {s: processes.pid(s) for s in SERVICES}
+    profilers: list[subprocess.Popen[bytes]] = []
     with RssSampler(pids) as sampler:
         for w in workers:
             w.start()
         time.sleep(max(0.0, measure_from - time.time()))
+        if args.profile:
+            profilers = start_profilers(args.profile, pids, duration - warmup, level)
         cpu_before = {s: cpu_seconds(pid) for s, pid in pids.items()}
         handled_before, refused_before = grpc_counts(processes)
         sql_before, redis_before = backend_counts(backends)
@@ -443,6 +446,8 @@ def run_level(
         results: list[DriverResult] = [out.get(timeout=duration + 120) for _ in workers]
         for w in workers:
             w.join(timeout=30)
+        for profiler in profilers:
+            profiler.wait(timeout=60)
     latencies = [x for r in results for x in r.latencies]
     to_sources = [x for r in results for x in r.to_sources]
     to_first_token = [x for r in results for x in r.to_first_token]
@@ -524,6 +529,37 @@ def run_level(
         print("  refused by        " + "  ".join(f"{s} {n:.0f}" for s, n in refused.items() if n))
 
 
+def start_profilers(
+    directory: Path, pids: dict[str, int], seconds: float, level: Level
+) -> list[subprocess.Popen[bytes]]:
+    """py-spy on each Ask-path service for the measured window: collapsed stacks (flamegraph.pl /
+    speedscope input) in `directory` (py-spy needs ptrace: run as root or with CAP_SYS_PTRACE)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tag = f"{level.streams}s" if level.streams else f"{level.users}u"
+    return [
+        subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "--pid",
+                str(pids[service]),
+                "--duration",
+                str(int(seconds)),
+                "--rate",
+                "200",
+                "--nonblocking",
+                "--format",
+                "raw",
+                "--output",
+                str(directory / f"{service}-{tag}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for service in ASK_PATH
+    ]
+
+
 def parse_open_loop(text: str) -> tuple[int, float]:
     users, _, rate = text.partition(":")
     if not rate:
@@ -549,6 +585,9 @@ def main() -> None:
     parser.add_argument("--harness-cpus", type=parse_cpus, default=parse_cpus("1"), help="CPUs of everything else")
     parser.add_argument(
         "--env", action="append", default=[], metavar="RAG_X=VALUE", help="extra service setting (repeatable)"
+    )
+    parser.add_argument(
+        "--profile", type=Path, default=None, metavar="DIR", help="py-spy each Ask-path service into DIR"
     )
     args = parser.parse_args()
     streams = [100, 1000, 5500] if args.streams is None and not args.open_loop else (args.streams or [])

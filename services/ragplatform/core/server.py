@@ -1,9 +1,12 @@
 """One `serve()` for every service: grpc.aio with health, reflection, interceptors, metrics and a
 graceful drain on SIGTERM (health -> NOT_SERVING, in-flight calls finish within the grace period).
 
-A service is described by a `ServiceApp`: its name, a function that registers its servicers on a
-server (returning the full names of the services it added), and an async context manager holding
-its resources (stores, channels) for the life of the server.
+A service is described by a `ServiceApp`: its name and an async context manager (its lifespan)
+that opens its resources (stores, channels) for the life of the server and yields its `Wiring`:
+a function that registers its servicers on a server (returning the full names of the services
+it added), and the interceptors of its own that need those resources (e.g. the gateway's API-key
+check, which needs the store). Each lifespan opens its resources inside one `AsyncExitStack`, so
+a start that fails part-way closes exactly what it had opened.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,13 +45,21 @@ MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 _REPORTS: set[asyncio.Task[None]] = set()
 
 
+@dataclass(frozen=True)
+class Wiring:
+    """What a service's opened resources give its server."""
+
+    register: Registrar
+    # The service's own server interceptors (e.g. the gateway's API-key check), run inside the
+    # common ones.
+    interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] = ()
+
+
 @dataclass
 class ServiceApp:
     name: str
-    # Entered before the server starts, exited after it stops; yields the registrar.
-    lifespan: Callable[[], AbstractAsyncContextManager[Registrar]]
-    # Extra server interceptors (e.g. the gateway's API-key check), run inside the common ones.
-    extra_interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] = ()
+    # Entered before the server starts, exited after it stops; yields the wiring.
+    lifespan: Callable[[], AbstractAsyncContextManager[Wiring]]
     # Whether the internal-token check applies (not for the public gateway).
     internal: bool = True
     # Cap on any call's duration when the client sets no (or a longer) deadline.
@@ -103,7 +114,9 @@ class RunningService:
         log.info("stopped", service=self.app.name)
 
 
-def build_interceptors(app: ServiceApp, settings: CommonSettings) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
+def build_interceptors(
+    app: ServiceApp, settings: CommonSettings, own: Sequence[grpc.aio.ServerInterceptor[Any, Any]] = ()
+) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
     chain: list[grpc.aio.ServerInterceptor[Any, Any]] = [
         *tracing_interceptors(),  # outermost, so the access log line carries the call's trace id
         AdmissionInterceptor(app.name, settings.max_in_flight, settings.admission_retry_after_seconds),
@@ -113,7 +126,7 @@ def build_interceptors(app: ServiceApp, settings: CommonSettings) -> list[grpc.a
     ]
     if app.internal and settings.internal_token is not None:
         chain.append(InternalTokenInterceptor(settings.internal_token.get_secret_value()))
-    chain.extend(app.extra_interceptors)
+    chain.extend(own)
     chain.append(DeadlineInterceptor(app.max_call_seconds))
     # Innermost: undecodable requests become InvalidArgument inside every scope above.
     chain.append(RequestDecodingInterceptor())
@@ -124,9 +137,9 @@ async def start_service(app: ServiceApp, settings: CommonSettings) -> RunningSer
     """Start the service and return once it is SERVING (port 0 picks a free port)."""
     exit_stack = contextlib.AsyncExitStack()
     try:
-        registrar = await exit_stack.enter_async_context(app.lifespan())
+        wiring = await exit_stack.enter_async_context(app.lifespan())
         server = grpc.aio.server(
-            interceptors=build_interceptors(app, settings),
+            interceptors=build_interceptors(app, settings, wiring.interceptors),
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -135,7 +148,7 @@ async def start_service(app: ServiceApp, settings: CommonSettings) -> RunningSer
                 ("grpc.keepalive_permit_without_calls", 1),
             ],
         )
-        service_names = list(registrar(server))
+        service_names = list(wiring.register(server))
         health_servicer = IdentifyingHealthServicer(app.name)
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
@@ -200,8 +213,3 @@ async def serve(app: ServiceApp, settings: CommonSettings) -> None:
     await running.stop(settings.grace_period_seconds, settings.drain_delay_seconds)
     for task in (waiter, terminated):
         task.cancel()
-
-
-@contextlib.asynccontextmanager
-async def no_resources(registrar: Registrar) -> AsyncIterator[Registrar]:
-    yield registrar

@@ -15,6 +15,7 @@ from pydantic import AfterValidator, Field, SecretStr, ValidationError, field_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ragplatform.core.redaction import redact_text
+from ragplatform.domain.prompts import DEFAULT_HISTORY_TURNS
 
 ENV_PREFIX = "RAG_"
 ServiceName = Literal["gateway", "ingestion", "ingestion-worker", "retrieval", "generation", "conversation"]
@@ -181,7 +182,23 @@ class UpstreamSettings(CommonSettings):
     conversation_addr: str = Field("127.0.0.1:50055", description="host:port of the conversation service.")
 
 
-class GatewaySettings(UpstreamSettings, StoreSettings):
+class TopKSettings(CommonSettings):
+    """One limit on passages per request, read by the gateway (which refuses a larger top_k) and
+    by retrieval (which refuses it from any other caller)."""
+
+    max_top_k: int = Field(50, ge=1, le=1000, description="Largest top_k accepted.")
+
+
+class HistorySettings(CommonSettings):
+    """One limit on conversation context, read by the gateway (the turns it fetches) and by
+    generation (the turns it puts in the prompt, whoever calls it)."""
+
+    max_history_turns: int = Field(
+        DEFAULT_HISTORY_TURNS, ge=0, le=1000, description="Latest conversation turns an answer sees as context."
+    )
+
+
+class GatewaySettings(UpstreamSettings, StoreSettings, TopKSettings, HistorySettings):
     redis_url: SecretUrl = Field(
         None, description="Redis for rate limits and the answer cache; empty: in-process (one replica only)."
     )
@@ -228,11 +245,11 @@ class WorkerSettings(QueueSettings, BlobSettings, EmbedderSettings):
         return self
 
 
-class RetrievalSettings(VectorSettings, EmbedderSettings):
-    max_top_k: int = Field(50, ge=1, le=1000, description="Largest top_k accepted.")
+class RetrievalSettings(VectorSettings, EmbedderSettings, TopKSettings):
+    pass
 
 
-class GenerationSettings(CommonSettings):
+class GenerationSettings(HistorySettings):
     llm: Literal["extractive", "openai"] = Field(
         "extractive",
         description="`extractive` (quotes the best passages, no model) or `openai` (an OpenAI-compatible endpoint).",
@@ -247,7 +264,7 @@ class GenerationSettings(CommonSettings):
 
 
 class ConversationSettings(StoreSettings):
-    max_history_turns: int = Field(10, ge=0, le=1000, description="Turns returned to Ask as context.")
+    pass
 
 
 SETTINGS_BY_SERVICE: dict[str, type[CommonSettings]] = {

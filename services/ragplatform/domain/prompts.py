@@ -9,7 +9,17 @@ from typing import Literal, TypedDict
 from ragplatform.domain.citations import NO_ANSWER, build_context
 from ragplatform.domain.models import Role, ScoredPassage, Turn
 
-__all__ = ["NO_ANSWER", "SYSTEM_PROMPT", "ChatMessage", "build_chat_messages", "build_user_prompt"]
+__all__ = [
+    "DEFAULT_HISTORY_TURNS",
+    "NO_ANSWER",
+    "SYSTEM_PROMPT",
+    "ChatMessage",
+    "build_chat_messages",
+    "build_user_prompt",
+]
+
+#: Conversation turns in a prompt unless RAG_MAX_HISTORY_TURNS says otherwise.
+DEFAULT_HISTORY_TURNS = 6
 
 SYSTEM_PROMPT = (
     "You are a careful assistant that answers questions about a collection of documents.\n"
@@ -37,7 +47,7 @@ def build_chat_messages(
     question: str,
     passages: Sequence[ScoredPassage],
     history: Sequence[Turn] = (),
-    max_history_turns: int = 6,
+    max_history_turns: int = DEFAULT_HISTORY_TURNS,
 ) -> list[ChatMessage]:
     """System prompt, the last `max_history_turns` turns of the conversation (so follow-up
     questions make sense), then the passages and the question."""

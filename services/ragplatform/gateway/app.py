@@ -10,7 +10,7 @@ import grpc
 from ragplatform.backends.cache.factory import open_answer_cache, open_rate_limiter, open_token_budget
 from ragplatform.backends.store.factory import open_store
 from ragplatform.core.clients import open_channel
-from ragplatform.core.server import Registrar, ServiceApp
+from ragplatform.core.server import ServiceApp, Wiring
 from ragplatform.core.settings import GatewaySettings
 from ragplatform.gateway.ask import AskFlow, AskLimits
 from ragplatform.gateway.auth import ApiKeyAuthenticator, ApiKeyInterceptor
@@ -25,28 +25,13 @@ from ragplatform.v1 import (
 )
 
 SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
-MAX_TOP_K = 50
-HISTORY_TURNS = 10
-
-
-class _LateInterceptor(grpc.aio.ServerInterceptor):
-    """The API-key interceptor needs the store, which opens in the lifespan; the server's
-    interceptor list is fixed before that. This forwards to it once it exists."""
-
-    def __init__(self) -> None:
-        self.target: ApiKeyInterceptor | None = None
-
-    async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
-        assert self.target is not None, "gateway lifespan has not started"
-        return await self.target.intercept_service(continuation, handler_call_details)
 
 
 def build_app(settings: GatewaySettings) -> ServiceApp:
     token = settings.internal_token.get_secret_value() if settings.internal_token else None
-    auth = _LateInterceptor()
 
     @asynccontextmanager
-    async def lifespan() -> AsyncIterator[Registrar]:
+    async def lifespan() -> AsyncIterator[Wiring]:
         async with AsyncExitStack() as stack:
             store = await open_store(settings)
             stack.push_async_callback(store.close)
@@ -78,14 +63,14 @@ def build_app(settings: GatewaySettings) -> ServiceApp:
                 budget=budget,
                 limits=AskLimits(
                     default_top_k=settings.default_top_k,
-                    max_top_k=MAX_TOP_K,
+                    max_top_k=settings.max_top_k,
                     max_question_chars=settings.max_question_chars,
-                    history_turns=HISTORY_TURNS,
+                    history_turns=settings.max_history_turns,
                     cache_ttl_seconds=settings.answer_cache_ttl_seconds,
                     daily_token_budget=settings.tenant_daily_token_budget,
                 ),
             )
-            auth.target = ApiKeyInterceptor(
+            auth = ApiKeyInterceptor(
                 ApiKeyAuthenticator(store), limiter, settings.rate_limit_rps, settings.rate_limit_burst
             )
             servicer = GatewayServicer(
@@ -100,12 +85,11 @@ def build_app(settings: GatewaySettings) -> ServiceApp:
                 gateway_pb2_grpc.add_GatewayServiceServicer_to_server(servicer, server)
                 return [SERVICE_NAME]
 
-            yield register
+            yield Wiring(register, interceptors=[auth])
 
     return ServiceApp(
         name="gateway",
         lifespan=lifespan,
-        extra_interceptors=[auth],
         internal=False,
         max_call_seconds=settings.ask_timeout_seconds,
     )

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import grpc
 
 from ragplatform.backends.llms.factory import make_answer_generator
-from ragplatform.core.server import Registrar, ServiceApp
+from ragplatform.core.server import ServiceApp, Wiring
 from ragplatform.core.settings import GenerationSettings
 from ragplatform.generation.service import GenerationService
 from ragplatform.generation.servicer import GenerationServicer
@@ -19,17 +19,16 @@ SERVICE_NAME = generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].f
 
 def build_app(settings: GenerationSettings) -> ServiceApp:
     @asynccontextmanager
-    async def lifespan() -> AsyncIterator[Registrar]:
-        generator = make_answer_generator(settings)
-        try:
+    async def lifespan() -> AsyncIterator[Wiring]:
+        async with AsyncExitStack() as stack:
+            generator = make_answer_generator(settings)
+            stack.push_async_callback(generator.close)
             servicer = GenerationServicer(GenerationService(generator, settings.llm_max_tokens))
 
             def register(server: grpc.aio.Server) -> Sequence[str]:
                 generation_pb2_grpc.add_GenerationServiceServicer_to_server(servicer, server)
                 return [SERVICE_NAME]
 
-            yield register
-        finally:
-            await generator.close()
+            yield Wiring(register)
 
     return ServiceApp(name="generation", lifespan=lifespan)

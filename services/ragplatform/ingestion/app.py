@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import grpc
 
@@ -11,7 +11,7 @@ from ragplatform.backends.blobs.factory import open_blob_store
 from ragplatform.backends.queue.factory import open_queue
 from ragplatform.backends.store.factory import open_store
 from ragplatform.core.clients import open_channel, upstream_errors
-from ragplatform.core.server import Registrar, ServiceApp
+from ragplatform.core.server import ServiceApp, Wiring
 from ragplatform.core.settings import IngestionSettings
 from ragplatform.domain.page_tokens import PageTokens, page_token_key
 from ragplatform.ingestion.service import IngestionService
@@ -25,21 +25,25 @@ def build_app(settings: IngestionSettings) -> ServiceApp:
     token = settings.internal_token.get_secret_value() if settings.internal_token else None
 
     @asynccontextmanager
-    async def lifespan() -> AsyncIterator[Registrar]:
-        store = await open_store(settings)
-        queue = await open_queue(settings)
-        blobs = await open_blob_store(settings)
-        channel = open_channel(settings.retrieval_addr, token)
-        retrieval = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+    async def lifespan() -> AsyncIterator[Wiring]:
+        async with AsyncExitStack() as stack:
+            store = await open_store(settings)
+            stack.push_async_callback(store.close)
+            queue = await open_queue(settings)
+            stack.push_async_callback(queue.close)
+            blobs = await open_blob_store(settings)
+            stack.push_async_callback(blobs.close)
+            channel = open_channel(settings.retrieval_addr, token)
+            stack.push_async_callback(channel.close)
+            retrieval = retrieval_pb2_grpc.RetrievalServiceStub(channel)
 
-        async def delete_chunks(tenant_id: str, document_id: str) -> None:
-            with upstream_errors("retrieval"):
-                await retrieval.DeleteDocumentChunks(
-                    retrieval_pb2.DeleteDocumentChunksRequest(tenant_id=tenant_id, document_id=document_id),
-                    timeout=30,
-                )
+            async def delete_chunks(tenant_id: str, document_id: str) -> None:
+                with upstream_errors("retrieval"):
+                    await retrieval.DeleteDocumentChunks(
+                        retrieval_pb2.DeleteDocumentChunksRequest(tenant_id=tenant_id, document_id=document_id),
+                        timeout=30,
+                    )
 
-        try:
             service = IngestionService(
                 store, blobs, queue, delete_chunks, settings.max_upload_bytes, PageTokens(page_token_key(token))
             )
@@ -49,11 +53,6 @@ def build_app(settings: IngestionSettings) -> ServiceApp:
                 ingestion_pb2_grpc.add_IngestionServiceServicer_to_server(servicer, server)
                 return [SERVICE_NAME]
 
-            yield register
-        finally:
-            await channel.close()
-            await blobs.close()
-            await queue.close()
-            await store.close()
+            yield Wiring(register)
 
     return ServiceApp(name="ingestion", lifespan=lifespan)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import grpc
 
@@ -14,7 +14,7 @@ from ragplatform.backends.embedders.factory import make_embedder
 from ragplatform.backends.queue.factory import open_queue
 from ragplatform.backends.store.factory import open_store
 from ragplatform.core.clients import open_channel, upstream_errors
-from ragplatform.core.server import Registrar, ServiceApp
+from ragplatform.core.server import ServiceApp, Wiring
 from ragplatform.core.settings import WorkerSettings
 from ragplatform.domain.models import ChunkPoint, Document
 from ragplatform.ingestion.pipeline import ChunkingPolicy
@@ -27,54 +27,55 @@ def build_worker_app(settings: WorkerSettings) -> ServiceApp:
     workers: list[IngestionWorker] = []
 
     @asynccontextmanager
-    async def lifespan() -> AsyncIterator[Registrar]:
-        store = await open_store(settings)
-        queue = await open_queue(settings)
-        blobs = await open_blob_store(settings)
-        embedder = make_embedder(settings)
-        # Load the model before reporting SERVING: the first job should not pay for it.
-        await embedder.embed_documents(["warm up"])
-        channel = open_channel(settings.retrieval_addr, token)
-        retrieval = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+    async def lifespan() -> AsyncIterator[Wiring]:
+        async with AsyncExitStack() as stack:
+            store = await open_store(settings)
+            stack.push_async_callback(store.close)
+            queue = await open_queue(settings)
+            stack.push_async_callback(queue.close)
+            blobs = await open_blob_store(settings)
+            stack.push_async_callback(blobs.close)
+            embedder = make_embedder(settings)
+            stack.push_async_callback(embedder.close)
+            # Load the model before reporting SERVING: the first job should not pay for it.
+            await embedder.embed_documents(["warm up"])
+            channel = open_channel(settings.retrieval_addr, token)
+            stack.push_async_callback(channel.close)
+            retrieval = retrieval_pb2_grpc.RetrievalServiceStub(channel)
 
-        async def index(document: Document, points: list[ChunkPoint]) -> None:
-            request = retrieval_pb2.UpsertChunksRequest(
-                tenant_id=document.tenant_id,
-                document_id=document.document_id,
-                filename=document.filename,
-                metadata=document.metadata,
-                content_hash=document.content_hash,
-                chunks=[
-                    retrieval_pb2.IndexedChunk(chunk_index=p.chunk_index, text=p.text, vector=p.vector) for p in points
-                ],
+            async def index(document: Document, points: list[ChunkPoint]) -> None:
+                request = retrieval_pb2.UpsertChunksRequest(
+                    tenant_id=document.tenant_id,
+                    document_id=document.document_id,
+                    filename=document.filename,
+                    metadata=document.metadata,
+                    content_hash=document.content_hash,
+                    chunks=[
+                        retrieval_pb2.IndexedChunk(chunk_index=p.chunk_index, text=p.text, vector=p.vector)
+                        for p in points
+                    ],
+                )
+                with upstream_errors("retrieval"):
+                    await retrieval.UpsertChunks(request, timeout=60)
+
+            async def trim(document: Document, keep_below: int) -> None:
+                request = retrieval_pb2.DeleteDocumentChunksRequest(
+                    tenant_id=document.tenant_id, document_id=document.document_id, keep_below_index=keep_below
+                )
+                with upstream_errors("retrieval"):
+                    await retrieval.DeleteDocumentChunks(request, timeout=60)
+
+            chunking = ChunkingPolicy(settings.chunk_tokens, settings.chunk_overlap_tokens, settings.embed_batch_size)
+            retry = RetryPolicy(settings.job_max_attempts, settings.retry_backoff_seconds)
+            workers.extend(
+                IngestionWorker(store, queue, blobs, embedder, index, trim, chunking, retry, settings.poll_seconds)
+                for _ in range(settings.worker_concurrency)
             )
-            with upstream_errors("retrieval"):
-                await retrieval.UpsertChunks(request, timeout=60)
-
-        async def trim(document: Document, keep_below: int) -> None:
-            request = retrieval_pb2.DeleteDocumentChunksRequest(
-                tenant_id=document.tenant_id, document_id=document.document_id, keep_below_index=keep_below
-            )
-            with upstream_errors("retrieval"):
-                await retrieval.DeleteDocumentChunks(request, timeout=60)
-
-        chunking = ChunkingPolicy(settings.chunk_tokens, settings.chunk_overlap_tokens, settings.embed_batch_size)
-        retry = RetryPolicy(settings.job_max_attempts, settings.retry_backoff_seconds)
-        workers.extend(
-            IngestionWorker(store, queue, blobs, embedder, index, trim, chunking, retry, settings.poll_seconds)
-            for _ in range(settings.worker_concurrency)
-        )
-        try:
 
             def register(server: grpc.aio.Server) -> Sequence[str]:
                 return []
 
-            yield register
-        finally:
-            await channel.close()
-            await blobs.close()
-            await queue.close()
-            await store.close()
+            yield Wiring(register)
 
     def worker_loop(index: int) -> Callable[[asyncio.Event], Awaitable[None]]:
         async def run(stopping: asyncio.Event) -> None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import grpc
 
 from ragplatform.backends.embedders.factory import make_embedder
 from ragplatform.backends.vectors.factory import open_vector_store
-from ragplatform.core.server import Registrar, ServiceApp
+from ragplatform.core.server import ServiceApp, Wiring
 from ragplatform.core.settings import RetrievalSettings
 from ragplatform.retrieval.service import RetrievalService
 from ragplatform.retrieval.servicer import RetrievalServicer
@@ -20,21 +20,21 @@ SERVICE_NAME = retrieval_pb2.DESCRIPTOR.services_by_name["RetrievalService"].ful
 
 def build_app(settings: RetrievalSettings) -> ServiceApp:
     @asynccontextmanager
-    async def lifespan() -> AsyncIterator[Registrar]:
-        embedder = make_embedder(settings)
-        # Load the model now, so the service reports SERVING only once it can answer quickly.
-        await embedder.embed_query("warm up")
-        vectors = open_vector_store(settings)
-        await vectors.open(embedder.dimension)
-        try:
+    async def lifespan() -> AsyncIterator[Wiring]:
+        async with AsyncExitStack() as stack:
+            embedder = make_embedder(settings)
+            stack.push_async_callback(embedder.close)
+            # Load the model now, so the service reports SERVING only once it can answer quickly.
+            await embedder.embed_query("warm up")
+            vectors = open_vector_store(settings)
+            await vectors.open(embedder.dimension)
+            stack.push_async_callback(vectors.close)
             servicer = RetrievalServicer(RetrievalService(embedder, vectors, settings.max_top_k))
 
             def register(server: grpc.aio.Server) -> Sequence[str]:
                 retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server(servicer, server)
                 return [SERVICE_NAME]
 
-            yield register
-        finally:
-            await vectors.close()
+            yield Wiring(register)
 
     return ServiceApp(name="retrieval", lifespan=lifespan)

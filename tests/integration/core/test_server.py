@@ -17,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from ragplatform.backends.llms.base import AnswerDelta, AnswerDone, AnswerEvent, AnswerRequest
-from ragplatform.core.server import Registrar, RunningService, ServiceApp, start_service
+from ragplatform.core.server import RunningService, ServiceApp, Wiring, start_service
 from ragplatform.core.settings import GenerationSettings, load_settings
 from ragplatform.domain.errors import NotFound
 from ragplatform.domain.models import TokenUsage
@@ -52,14 +52,14 @@ class ScriptedGenerator:
 
 def make_app(generator: ScriptedGenerator) -> ServiceApp:
     @asynccontextmanager
-    async def lifespan() -> AsyncIterator[Registrar]:
+    async def lifespan() -> AsyncIterator[Wiring]:
         servicer = GenerationServicer(GenerationService(generator, 64))
 
         def register(server: grpc.aio.Server) -> Sequence[str]:
             generation_pb2_grpc.add_GenerationServiceServicer_to_server(servicer, server)
             return ["ragplatform.v1.GenerationService"]
 
-        yield register
+        yield Wiring(register)
 
     return ServiceApp(name="generation", lifespan=lifespan)
 

@@ -21,3 +21,6 @@ class Embedder(Protocol):
 
     def count_tokens(self, text: str) -> int:
         """Tokens as this embedder counts them (used by the chunker)."""
+
+    async def close(self) -> None:
+        """Release connections (an endpoint's HTTP pool); the embedder is not used after."""

@@ -85,5 +85,8 @@ class HashingEmbedder:
     async def embed_query(self, text: str) -> list[float]:
         return (await self.embed_documents([text]))[0]
 
+    async def close(self) -> None:
+        return None  # nothing held open (a loaded model stays shared by the process)
+
     def count_tokens(self, text: str) -> int:
         return estimate_tokens(text)

@@ -124,6 +124,9 @@ class MiniLMEmbedder:
     async def embed_query(self, text: str) -> list[float]:
         return (await self.embed_documents([text]))[0]
 
+    async def close(self) -> None:
+        return None  # nothing held open (a loaded model stays shared by the process)
+
     def _loaded_tokenizer(self) -> Any:
         # The fast tokenizer alone (tokenizer.json): counting tokens must not wait for torch.
         with self._load_lock:

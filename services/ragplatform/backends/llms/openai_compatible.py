@@ -117,7 +117,7 @@ class OpenAIAnswerGenerator:
     async def generate(self, request: AnswerRequest) -> AsyncIterator[AnswerEvent]:
         messages = cast(
             list[ChatCompletionMessageParam],
-            build_chat_messages(request.question, request.passages, request.history),
+            build_chat_messages(request.question, request.passages, request.history, self._settings.max_history_turns),
         )
         max_tokens = request.max_tokens or self._settings.llm_max_tokens
         failures: list[tuple[str, RagError]] = []
