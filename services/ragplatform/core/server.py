@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -213,3 +213,9 @@ async def serve(app: ServiceApp, settings: CommonSettings) -> None:
     await running.stop(settings.grace_period_seconds, settings.drain_delay_seconds)
     for task in (waiter, terminated):
         task.cancel()
+
+
+@contextlib.asynccontextmanager
+async def no_resources(register: Registrar) -> AsyncIterator[Wiring]:
+    """A lifespan for a service that opens nothing."""
+    yield Wiring(register)
