@@ -246,7 +246,22 @@ class WorkerSettings(QueueSettings, BlobSettings, EmbedderSettings):
 
 
 class RetrievalSettings(VectorSettings, EmbedderSettings, TopKSettings):
-    pass
+    retrieval_mode: Literal["hybrid", "dense", "sparse"] = Field(
+        "hybrid",
+        description="`hybrid` (dense and BM25-style sparse candidates fused in one store query), "
+        "`dense` (embeddings only) or `sparse` (BM25 only). See docs/retrieval.md.",
+    )
+    fusion: Literal["rrf", "dbsf"] = Field(
+        "rrf",
+        description="How hybrid fuses the two candidate lists: `rrf` (reciprocal rank fusion, weighted) "
+        "or `dbsf` (distribution-based score fusion; ignores the weights).",
+    )
+    fusion_dense_weight: float = Field(1.0, ge=0, le=100, description="RRF weight of the dense list.")
+    fusion_sparse_weight: float = Field(1.0, ge=0, le=100, description="RRF weight of the sparse list.")
+    fusion_rrf_k: int = Field(60, ge=1, le=1000, description="RRF's rank constant k: score = weight / (k + rank).")
+    fusion_candidates: int = Field(
+        50, ge=1, le=1000, description="Candidates each list contributes before fusion (at least top_k)."
+    )
 
 
 class GenerationSettings(HistorySettings):

@@ -6,7 +6,7 @@ import enum
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
 T = TypeVar("T")
 
@@ -123,13 +123,48 @@ class ScoredPassage:
 
 
 @dataclass(frozen=True)
+class SparseVector:
+    """A sparse vector: parallel tuples of term ids (ascending, distinct) and weights."""
+
+    indices: tuple[int, ...]
+    values: tuple[float, ...]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+FusionMethod = Literal["rrf", "dbsf"]
+
+
+@dataclass(frozen=True)
+class HybridFusion:
+    """How a store fuses its dense and sparse candidate lists into one ranking.
+
+    `rrf`: reciprocal rank fusion, score = sum of weight / (rrf_k + rank) over the lists;
+    `dbsf`: distribution-based score fusion (each list's scores normalised by their mean and
+    spread, then summed). `candidates` is how many hits each list contributes before fusion."""
+
+    method: FusionMethod = "rrf"
+    dense_weight: float = 1.0
+    sparse_weight: float = 1.0
+    rrf_k: int = 60
+    candidates: int = 50
+
+
+@dataclass(frozen=True)
 class SearchQuery:
+    """A tenant-scoped search. `vector` (dense) and `sparse` may each be empty; with both, the
+    store fuses the two candidate lists as `fusion` says. `score_threshold` applies to the dense
+    (cosine) scores."""
+
     tenant_id: str
     vector: list[float]
     top_k: int = 5
     filters: dict[str, str] = field(default_factory=dict)
     score_threshold: float = 0.0
     document_ids: tuple[str, ...] = ()
+    sparse: SparseVector | None = None
+    fusion: HybridFusion = HybridFusion()
 
 
 @dataclass(frozen=True)

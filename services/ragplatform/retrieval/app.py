@@ -11,9 +11,25 @@ from ragplatform.backends.embedders.factory import make_embedder
 from ragplatform.backends.vectors.factory import open_vector_store
 from ragplatform.core.server import ServiceApp, Wiring
 from ragplatform.core.settings import RetrievalSettings
-from ragplatform.retrieval.service import RetrievalService
+from ragplatform.domain.models import HybridFusion
+from ragplatform.retrieval.service import RetrievalPolicy, RetrievalService
 from ragplatform.retrieval.servicer import RetrievalServicer
 from ragplatform.v1 import retrieval_pb2, retrieval_pb2_grpc
+
+
+def retrieval_policy(settings: RetrievalSettings) -> RetrievalPolicy:
+    """The search policy the settings describe."""
+    return RetrievalPolicy(
+        mode=settings.retrieval_mode,
+        fusion=HybridFusion(
+            method=settings.fusion,
+            dense_weight=settings.fusion_dense_weight,
+            sparse_weight=settings.fusion_sparse_weight,
+            rrf_k=settings.fusion_rrf_k,
+            candidates=settings.fusion_candidates,
+        ),
+    )
+
 
 SERVICE_NAME = retrieval_pb2.DESCRIPTOR.services_by_name["RetrievalService"].full_name
 
@@ -29,7 +45,8 @@ def build_app(settings: RetrievalSettings) -> ServiceApp:
             vectors = open_vector_store(settings)
             await vectors.open(embedder.dimension)
             stack.push_async_callback(vectors.close)
-            servicer = RetrievalServicer(RetrievalService(embedder, vectors, settings.max_top_k))
+            service = RetrievalService(embedder, vectors, settings.max_top_k, retrieval_policy(settings))
+            servicer = RetrievalServicer(service)
 
             def register(server: grpc.aio.Server) -> Sequence[str]:
                 retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server(servicer, server)

@@ -1,21 +1,40 @@
-"""Retrieval rules, independent of gRPC: validate, embed the query, search within the tenant."""
+"""Retrieval rules, independent of gRPC: validate, encode the query (dense embedding and/or
+sparse terms, as the policy says), search within the tenant in one store call."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
 
 from ragplatform.backends.embedders.base import Embedder
 from ragplatform.backends.vectors.base import VectorStore
 from ragplatform.domain.errors import InvalidArgument
-from ragplatform.domain.models import ChunkPoint, ScoredPassage, SearchQuery
+from ragplatform.domain.models import ChunkPoint, HybridFusion, ScoredPassage, SearchQuery
+from ragplatform.domain.sparse_encoding import query_vector
 
 DEFAULT_TOP_K = 5
 MAX_QUERY_CHARS = 8000
 
 
+RetrievalMode = Literal["hybrid", "dense", "sparse"]
+
+
+@dataclass(frozen=True)
+class RetrievalPolicy:
+    """Which candidates a search uses and how they are fused (RAG_RETRIEVAL_MODE, RAG_FUSION*)."""
+
+    mode: RetrievalMode = "hybrid"
+    fusion: HybridFusion = field(default_factory=HybridFusion)
+
+
 class RetrievalService:
-    def __init__(self, embedder: Embedder, vectors: VectorStore, max_top_k: int) -> None:
+    def __init__(
+        self, embedder: Embedder, vectors: VectorStore, max_top_k: int, policy: RetrievalPolicy | None = None
+    ) -> None:
         self._embedder = embedder
         self._vectors = vectors
         self._max_top_k = max_top_k
+        self._policy = policy or RetrievalPolicy()
 
     async def search(
         self,
@@ -37,7 +56,12 @@ class RetrievalService:
             raise InvalidArgument(f"top_k must be between 1 and {self._max_top_k} (0 means {DEFAULT_TOP_K})")
         if not 0.0 <= score_threshold <= 1.0:
             raise InvalidArgument("score_threshold must be between 0 and 1")
-        vector = await self._embedder.embed_query(query)
+        mode = self._policy.mode
+        # Sparse encoding is microseconds of pure Python; the embedding is the expensive part.
+        sparse = query_vector(query) if mode != "dense" else None
+        if mode == "sparse" and not sparse:
+            return []  # only stopwords or punctuation: nothing to match lexically
+        vector = await self._embedder.embed_query(query) if mode != "sparse" else []
         return await self._vectors.search(
             SearchQuery(
                 tenant_id=tenant_id,
@@ -46,6 +70,8 @@ class RetrievalService:
                 filters=filters,
                 score_threshold=score_threshold,
                 document_ids=document_ids,
+                sparse=sparse,
+                fusion=self._policy.fusion,
             )
         )
 

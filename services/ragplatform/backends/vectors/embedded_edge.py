@@ -20,7 +20,11 @@ Callers may rely on:
   from `ChunkPoint.point_id`);
 * every search filters on the tenant id; metadata filters are exact matches, all required;
 * calls run in worker threads: the engine is thread-safe and releases the GIL, so searches run in
-  parallel; writes are serialised (one lock), and `close` waits for the write in progress.
+  parallel; writes are serialised (one lock), and `close` waits for the write in progress;
+* every chunk has a sparse BM25-style vector (`payload.SPARSE_VECTOR`, IDF modifier) beside the
+  dense one; a query with both a dense and a sparse vector is one engine call (two prefetches,
+  fused as `SearchQuery.fusion` says). A store created before sparse vectors existed is re-indexed
+  from its own payloads on `open` (`embedded_edge_upgrade.py`), losing nothing.
 """
 
 from __future__ import annotations
@@ -34,10 +38,17 @@ from typing import Any
 import qdrant_edge as qe
 
 from ragplatform.backends.vectors import payload as fields
+from ragplatform.backends.vectors.embedded_edge_upgrade import (
+    CONFIG_FILE,
+    create_field_indexes,
+    finish_interrupted_upgrade,
+    has_sparse_vector,
+    upgrade_to_hybrid,
+)
 from ragplatform.domain.errors import FailedPrecondition, InvalidArgument
-from ragplatform.domain.models import ChunkPoint, ScoredPassage, SearchQuery
+from ragplatform.domain.models import ChunkPoint, HybridFusion, ScoredPassage, SearchQuery, SparseVector
 
-_CONFIG_FILE = "edge_config.json"
+_CONFIG_FILE = CONFIG_FILE
 
 
 def _tenant_condition(tenant_id: str) -> Any:
@@ -54,6 +65,58 @@ def search_filter(query: SearchQuery) -> Any:
     if query.document_ids:
         must.append(qe.FieldCondition(fields.DOCUMENT_ID, match=qe.MatchAny(list(query.document_ids))))
     return qe.Filter(must=must)
+
+
+def edge_config(dimension: int) -> Any:
+    """The engine configuration of a store: cosine dense vectors and the IDF-weighted sparse one."""
+    return qe.EdgeConfig(
+        vectors=qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine),
+        sparse_vectors={fields.SPARSE_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+    )
+
+
+def _engine_sparse(vector: SparseVector) -> Any:
+    return qe.SparseVector(list(vector.indices), list(vector.values))
+
+
+def _fusion(fusion: HybridFusion) -> Any:
+    if fusion.method == "dbsf":
+        return qe.Fusion.Dbsf()
+    return qe.Fusion.Rrf(k=fusion.rrf_k, weights=[fusion.dense_weight, fusion.sparse_weight])
+
+
+def search_request(query: SearchQuery) -> Any:
+    """The engine request for a query: dense, sparse, or both fused in one call (see
+    `SearchQuery`). Every stage carries the tenant filter."""
+    flt = search_filter(query)
+    dense = bool(query.vector)
+    sparse = query.sparse is not None and len(query.sparse) > 0
+    # 0 means "keep all" in the API; cosine scores can be negative.
+    threshold = query.score_threshold if query.score_threshold > 0 else None
+    common: dict[str, Any] = {"filter": flt, "with_payload": True, "with_vector": False}
+    if dense and sparse:
+        assert query.sparse is not None
+        depth = max(query.fusion.candidates, query.top_k)
+        dense_stage = qe.Prefetch(
+            limit=depth, query=qe.Query.Nearest(list(query.vector)), filter=flt, score_threshold=threshold
+        )
+        sparse_query = qe.Query.Nearest(_engine_sparse(query.sparse), using=fields.SPARSE_VECTOR)
+        # With a threshold, the sparse list re-ranks only the dense candidates above it, so no
+        # passage below the threshold comes back through the lexical side.
+        sparse_stage = qe.Prefetch(
+            limit=depth, query=sparse_query, filter=flt, prefetches=[dense_stage] if threshold is not None else None
+        )
+        prefetches = [dense_stage, sparse_stage]
+        return qe.QueryRequest(limit=query.top_k, prefetches=prefetches, query=_fusion(query.fusion), **common)
+    if sparse:
+        assert query.sparse is not None
+        nearest = qe.Query.Nearest(_engine_sparse(query.sparse), using=fields.SPARSE_VECTOR)
+        return qe.QueryRequest(limit=query.top_k, query=nearest, **common)
+    if not dense:
+        raise InvalidArgument("a search needs a query vector or query terms; the query has neither.")
+    return qe.QueryRequest(
+        limit=query.top_k, query=qe.Query.Nearest(list(query.vector)), score_threshold=threshold, **common
+    )
 
 
 def stored_dimension(path: Path) -> int | None:
@@ -94,24 +157,21 @@ class EdgeVectorStore:
             if dimension != self._dimension:
                 raise self._mismatch(self._dimension, dimension)
             return
-        config = qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine))
+        config = edge_config(dimension)
+        finish_interrupted_upgrade(self._path)
         exists = (self._path / _CONFIG_FILE).is_file()
         stored = stored_dimension(self._path) if exists else None
         if stored is not None and stored != dimension:
             raise self._mismatch(stored, dimension)
         try:
+            if exists and not has_sparse_vector(self._path):
+                upgrade_to_hybrid(self._path, config)
             if exists:
                 shard = qe.EdgeShard.load(str(self._path), config)
             else:
                 self._path.mkdir(parents=True, exist_ok=True)
                 shard = qe.EdgeShard.create(str(self._path), config)
-                # Keyword indexes make the tenant and document filters index lookups;
-                # is_tenant lets the engine keep each tenant's points together.
-                shard.update(
-                    qe.UpdateOperation.create_field_index(fields.TENANT_ID, qe.KeywordIndexParams(is_tenant=True))
-                )
-                shard.update(qe.UpdateOperation.create_field_index(fields.DOCUMENT_ID, qe.PayloadSchemaType.Keyword))
-                shard.update(qe.UpdateOperation.create_field_index(fields.CHUNK_INDEX, qe.PayloadSchemaType.Integer))
+                create_field_indexes(shard)
         except Exception as exc:  # the engine raises bare Exception with a message
             raise self._open_error(exc, dimension) from exc
         self._shard, self._dimension = shard, dimension
@@ -156,7 +216,14 @@ class EdgeVectorStore:
                     f"{len(point.vector)}-dimensional vector; this store holds {self._dimension}-"
                     "dimensional ones. Configure workers and retrieval with the same embedder."
                 )
-        engine_points = [qe.Point(p.point_id, p.vector, fields.chunk_payload(p)) for p in points]
+        engine_points = [
+            qe.Point(
+                p.point_id,
+                {"": p.vector, fields.SPARSE_VECTOR: _engine_sparse(fields.sparse_document_vector(p.text))},
+                fields.chunk_payload(p),
+            )
+            for p in points
+        ]
         await asyncio.to_thread(self._write, qe.UpdateOperation.upsert_points(engine_points))
 
     def _write(self, operation: Any) -> None:
@@ -164,15 +231,7 @@ class EdgeVectorStore:
             self._opened().update(operation)
 
     async def search(self, query: SearchQuery) -> list[ScoredPassage]:
-        request = qe.QueryRequest(
-            limit=query.top_k,
-            query=qe.Query.Nearest(list(query.vector)),
-            filter=search_filter(query),
-            with_payload=True,
-            with_vector=False,
-            # 0 means "keep all" in the API; cosine scores can be negative.
-            score_threshold=query.score_threshold if query.score_threshold > 0 else None,
-        )
+        request = search_request(query)
         hits = await asyncio.to_thread(lambda: self._opened().query(request))
         return [fields.scored_passage(hit.id, hit.score, hit.payload) for hit in hits]
 

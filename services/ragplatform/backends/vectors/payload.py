@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ragplatform.domain.errors import InvalidArgument
-from ragplatform.domain.models import ChunkPoint, ScoredPassage
+from ragplatform.domain.models import ChunkPoint, ScoredPassage, SparseVector
+from ragplatform.domain.sparse_encoding import document_vector
 
 TENANT_ID = "tenant_id"
 DOCUMENT_ID = "document_id"
@@ -19,6 +20,8 @@ CHUNK_INDEX = "chunk_index"
 TEXT = "text"
 CONTENT_HASH = "content_hash"
 METADATA = "metadata"
+#: The named sparse (BM25-style) vector beside the unnamed dense one.
+SPARSE_VECTOR = "bm25"
 
 
 def chunk_payload(point: ChunkPoint) -> dict[str, Any]:
@@ -32,6 +35,12 @@ def chunk_payload(point: ChunkPoint) -> dict[str, Any]:
         CONTENT_HASH: point.content_hash,
         METADATA: dict(point.metadata),
     }
+
+
+def sparse_document_vector(text: str) -> SparseVector:
+    """The sparse vector stored for a chunk's text (the same in every adapter, and when an old
+    collection is re-indexed from its payloads)."""
+    return document_vector(text)
 
 
 def scored_passage(point_id: object, score: float, payload: Mapping[str, Any] | None) -> ScoredPassage:
