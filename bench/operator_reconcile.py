@@ -5,6 +5,11 @@
    exists in the emulator.
 2. one reconcile pass: `Reconciler.reconcile` called directly on an already reconciled platform,
    (a) timer-style (only drifted children applied) and (b) apply-all (after a spec change).
+3. child deleted -> recreated: the operator with the default settings (drift timer 60 s), a
+   child Deployment deleted; the clock runs until it exists again (the watch-triggered repair).
+4. backlog -> scale decision: the default settings and a platform with default queue scaling,
+   60 jobs put on a real Redis stream at once; the clock runs until the workers Deployment asks
+   for more replicas (skipped without redis-server).
 
 Run: .venv/bin/python bench/operator_reconcile.py [--rounds N]
 The emulator is in-process Python, so absolute figures are upper bounds of the operator's own
@@ -37,9 +42,11 @@ from tests.operator.behaviour.harness import (
     NAMESPACE,
     PLATFORMS,
     PLATFORMS_PATH,
+    Cluster,
     OperatorThread,
     minimal_platform,
 )
+from tests.support.servers import RedisServer
 
 
 def _children_present(emu: ApiServerEmulator, expected: list[tuple[str, str]]) -> bool:
@@ -110,6 +117,88 @@ async def one_pass(rounds: int) -> tuple[list[float], list[float], int]:
         return drift_only, apply_all, len(_expected(body()))
 
 
+def _default_config(**overrides: Any) -> OperatorConfig:
+    return OperatorConfig(liveness_endpoint=None, log_format="plain", **overrides)
+
+
+async def _until(check: Any, timeout: float = 120.0) -> float:
+    """Seconds until `check()` is true (polling the emulator's memory every 5 ms)."""
+    started = time.perf_counter()
+    while not check():
+        assert time.perf_counter() - started < timeout, "timed out"
+        await asyncio.sleep(0.005)
+    return time.perf_counter() - started
+
+
+async def _settled(emu: ApiServerEmulator, cluster: Cluster) -> None:
+    await _until(lambda: cluster.get("apps/v1/deployments", "demo-workers") and cluster.condition("Ready"))
+    while True:  # no reconcile pass (each lists ConfigMaps) for a second
+        before = emu.list_requests["configmaps"]
+        await asyncio.sleep(1.0)
+        if emu.list_requests["configmaps"] == before:
+            return
+
+
+async def deleted_to_recreated(rounds: int) -> list[float]:
+    figures = []
+    async with ApiServerEmulator() as emu, kmock.Server(emu):
+        emu.declare_resources()
+        running = await OperatorThread.start(str(emu.url), _default_config())
+        cluster = Cluster(emu)
+        await cluster.create_platform(minimal_platform())
+        await _settled(emu, cluster)
+        for _ in range(rounds):
+            await cluster.delete("apps/v1/deployments", "demo-gateway")
+            figures.append(await _until(lambda: cluster.get("apps/v1/deployments", "demo-gateway")))
+            await asyncio.sleep(1.0)
+        await running.stop()
+    return figures
+
+
+async def backlog_to_decision(rounds: int, polling: int | None = None, tick: float | None = None) -> list[float]:
+    """`polling`/`tick`: override the defaults (the previous ones were 15 s and 5 s)."""
+    import redis.asyncio as aioredis  # only this figure needs it
+
+    figures = []
+    redis_server = RedisServer()
+    redis_server.start()
+    try:
+        for i in range(rounds):
+            async with ApiServerEmulator() as emu, kmock.Server(emu):
+                emu.declare_resources()
+                config = _default_config() if tick is None else _default_config(autoscale_tick_seconds=tick)
+                running = await OperatorThread.start(str(emu.url), config)
+                cluster = Cluster(emu)
+                client = aioredis.Redis.from_url(redis_server.url)
+                stream = f"ragplatform:queue:bench{i}"
+                await client.xgroup_create(stream, "workers", id="0", mkstream=True)
+                await cluster.create_secret("ragplatform-redis", {"url": redis_server.url})
+                body = minimal_platform()
+                body["spec"]["redis"] = {**body["spec"]["redis"], "queueName": f"bench{i}"}
+                if polling is not None:
+                    body["spec"]["workers"] = {"autoscaling": {"pollingIntervalSeconds": polling}}
+                await cluster.create_platform(body)
+                await _settled(emu, cluster)
+                await asyncio.sleep(i * 1.7 % (polling or 2))  # land at different points of the interval
+
+                def workers(cluster: Cluster = cluster) -> int:
+                    deployment = cluster.get("apps/v1/deployments", "demo-workers") or {}
+                    return int(deployment.get("spec", {}).get("replicas") or 0)
+
+                before = workers()
+                async with client.pipeline(transaction=True) as pipe:
+                    for job in range(60):
+                        pipe.xadd(stream, {"job": str(job)})
+                    await pipe.execute()
+                figures.append(await _until(lambda: workers() > before))  # noqa: B023 - awaited in this iteration
+                await client.aclose()
+                await running.stop()
+    finally:
+        redis_server.stop()
+        redis_server.remove()
+    return figures
+
+
 def _fmt(values: list[float]) -> str:
     ms = sorted(v * 1000 for v in values)
     return f"median {statistics.median(ms):7.1f} ms   min {ms[0]:7.1f} ms   max {ms[-1]:7.1f} ms   (n={len(ms)})"
@@ -126,6 +215,12 @@ async def main() -> None:
     print(f"create -> all children applied (kopf + emulator): {_fmt(created)}")
     print(f"one reconcile pass, nothing drifted (timer):      {_fmt(drift_only)}")
     print(f"one reconcile pass, apply everything:             {_fmt(apply_all)}")
+    print(f"child deleted -> recreated (watch, default 60 s timer): {_fmt(await deleted_to_recreated(args.rounds))}")
+    now = await backlog_to_decision(args.rounds)
+    before = await backlog_to_decision(args.rounds, polling=15, tick=5.0)
+    print(f"60 jobs queued -> workers scaled (default polling 2 s):   {_fmt(now)}")
+    print(f"60 jobs queued -> workers scaled (previous 15 s, tick 5): {_fmt(before)}")
+    print(f"  ratio previous/now (medians): {statistics.median(before) / statistics.median(now):.1f}x")
 
 
 if __name__ == "__main__":

@@ -21,10 +21,13 @@ class OperatorConfig(BaseSettings):
         description="Namespaces to watch (JSON list, e.g. '[\"rag\"]'); empty: the whole cluster.",
     )
     reconcile_interval_seconds: float = Field(
-        default=60.0, gt=0, description="How often every RagPlatform is re-applied to repair drift."
+        default=60.0,
+        gt=0,
+        description="How often every RagPlatform is re-applied to repair drift (a backstop: "
+        "children are watched, and a deleted or edited one is repaired at once).",
     )
     autoscale_tick_seconds: float = Field(
-        default=5.0,
+        default=1.0,
         gt=0,
         description="How often the autoscaler wakes up; each platform's queue is read at its own "
         "spec.workers.autoscaling.pollingIntervalSeconds, never more often than this.",

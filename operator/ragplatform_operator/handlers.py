@@ -3,6 +3,10 @@
 `build_registry(config)` returns a fresh registry holding every handler, so the operator's
 entry point and the tests run exactly the same handlers with their own intervals. The
 `Reconciler` (API client, queue reader) travels in kopf's memo as `memo.reconciler`.
+
+Three things run a reconcile pass: a spec change (create/update/resume), an event on a child
+(deleted, or changed by someone else: `child_events`), which wakes the owner's repair loop
+(a daemon, rate-limited per owner: `repair_requests`), and the drift timer as a backstop.
 """
 
 from __future__ import annotations
@@ -10,17 +14,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable
 from typing import Any
 
 import kopf
 
 from ragplatform_operator import API_GROUP, API_VERSION, PLURAL
+from ragplatform_operator.apply import MANAGED_BY, MANAGED_BY_LABEL
+from ragplatform_operator.child_events import owner_uid, reconcile_reason
 from ragplatform_operator.config import OperatorConfig
+from ragplatform_operator.kube_api import CHILD_KINDS, FIELD_MANAGER
 from ragplatform_operator.reconcile import EventEmitter, Reconciler, memory_of
+from ragplatform_operator.repair_requests import RepairBackoff
 
 # Bounds a retry after a failed apply (the API server or RBAC); the timer also retries.
 _APPLY_RETRY_DELAY_SECONDS = 15
+# After the first child event, wait this long for the rest of a burst (e.g. several children
+# deleted by one `kubectl delete`), so that one pass repairs them all.
+_REPAIR_COALESCE_SECONDS = 0.2
 
 
 def _emitter(body: kopf.Body) -> EventEmitter:
@@ -112,6 +124,62 @@ def build_registry(config: OperatorConfig, *, login_via_client: bool = True) -> 
             raise kopf.PermanentError(report.spec_error)
         if report.apply_error:
             raise kopf.TemporaryError(report.apply_error, delay=_APPLY_RETRY_DELAY_SECONDS)
+
+    def repair_reason(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> tuple[str, str] | None:
+        """(owner uid, why) when a child's event calls for a repair of its RagPlatform."""
+        uid = owner_uid(body)
+        if uid is None:
+            return None
+        reason = reconcile_reason(type, body, _reconciler(memo).api.own_writes, FIELD_MANAGER)
+        return None if reason is None else (uid, reason)
+
+    def needs_repair(**kwargs: Any) -> bool:
+        # A filter, so that kopf calls (and logs) the handler only for events that matter.
+        return repair_reason(**kwargs) is not None
+
+    async def request_repair(memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any) -> None:
+        found = repair_reason(memo=memo, **kwargs)
+        if found is not None:
+            uid, reason = found
+            if _reconciler(memo).repair_requests.request(uid, reason):
+                logger.info(f"repair of the owning RagPlatform requested: {reason}")
+
+    for child in CHILD_KINDS:
+        kopf.on.event(
+            child.api_version,
+            child.plural,
+            id=f"watch-{child.plural}",
+            labels={MANAGED_BY_LABEL: MANAGED_BY},
+            when=needs_repair,
+            registry=registry,
+        )(request_repair)
+
+    @kopf.daemon(*resource, registry=registry, cancellation_timeout=5.0)
+    async def repair_on_child_events(
+        body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, stopped: kopf.DaemonStopped, **_: Any
+    ) -> None:
+        reconciler = _reconciler(memo)
+        backoff = RepairBackoff()
+        with reconciler.repair_requests.mailbox(str(body["metadata"]["uid"])) as mailbox:
+            while not stopped:
+                await _unless_stopped(stopped, mailbox.wakeup.wait())
+                delay = backoff.delay(time.monotonic())
+                if delay:
+                    logger.warning(
+                        f"its objects keep being changed by someone else ({'; '.join(mailbox.reasons)}); "
+                        f"the next repair waits {delay:.0f} s. Find who changes them (kubectl get -o yaml "
+                        "--show-managed-fields) and change the RagPlatform instead."
+                    )
+                await _unless_stopped(stopped, asyncio.sleep(_REPAIR_COALESCE_SECONDS + delay))
+                if stopped:
+                    break
+                logger.info(f"reconciling after events on its objects: {'; '.join(mailbox.take())}")
+                try:
+                    report = await reconciler.reconcile(body, memory_of(memo), _emitter(body), logger, apply_all=False)
+                except Exception:  # the loop must outlive one bad pass; the timer retries too
+                    logger.exception("a repair pass failed")
+                    report = None
+                backoff.passed(time.monotonic(), repaired=report is None or bool(report.changes))
 
     @kopf.timer(*resource, registry=registry, interval=config.reconcile_interval_seconds)
     async def repair_drift(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any) -> None:

@@ -18,6 +18,7 @@ from urllib.parse import quote
 import kubernetes
 
 from ragplatform_operator import API_GROUP, API_VERSION, PLURAL
+from ragplatform_operator.child_events import OwnWrites
 
 FIELD_MANAGER = "ragplatform-operator"
 _REQUEST_TIMEOUT_SECONDS = 30
@@ -82,6 +83,8 @@ class KubeApi:
 
     def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
         self._api = api_client
+        # What this client wrote last: the child watchers ignore the events of these writes.
+        self.own_writes = OwnWrites()
 
     @classmethod
     def from_environment(cls) -> KubeApi:
@@ -151,7 +154,9 @@ class KubeApi:
         meta = manifest["metadata"]
         path = object_path(resource, meta["namespace"], meta["name"])
         query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
-        return await self._request("PATCH", path, manifest, query, "application/apply-patch+yaml")
+        applied = await self._request("PATCH", path, manifest, query, "application/apply-patch+yaml")
+        self.own_writes.record(applied)
+        return applied
 
     async def get(self, resource: ResourceKind, namespace: str, name: str) -> dict[str, Any] | None:
         """The object, or None when it does not exist."""
@@ -171,6 +176,7 @@ class KubeApi:
 
     async def delete(self, resource: ResourceKind, namespace: str, name: str) -> bool:
         """Delete an object in the background; False when it was already gone."""
+        self.own_writes.record_deletion((resource.kind, namespace, name))
         try:
             await self._request("DELETE", object_path(resource, namespace, name), {"propagationPolicy": "Background"})
         except KubeApiError as exc:

@@ -34,6 +34,7 @@ from ragplatform_operator.autoscaler import ScalingDecision, ScalingPolicy, Scal
 from ragplatform_operator.builders import build_children, worker_replicas_in_force
 from ragplatform_operator.kube_api import KubeApi, KubeApiError
 from ragplatform_operator.queue_depth import QueueDepthReader, QueueDepthUnavailable
+from ragplatform_operator.repair_requests import RepairRequests
 from ragplatform_operator.spec import PlatformSpec, SpecError, check_platform_name, parse_spec
 from ragplatform_operator.status import (
     COMPONENT_BY_LABEL,
@@ -128,6 +129,8 @@ class Reconciler:
     ) -> None:
         self.api = api
         self.queue_reader = queue_reader
+        # Filed by the child watchers, taken by each RagPlatform's repair loop (handlers.py).
+        self.repair_requests = RepairRequests()
         self._clock = clock
         self._monotonic = monotonic
 

@@ -338,7 +338,10 @@ class QueueAutoscaling(_SpecModel):
         description="A lower worker count must have been wanted for this long before scaling down.",
     )
     polling_interval_seconds: int = Field(
-        15, ge=1, le=3600, description="How often the operator reads the queue depth."
+        2,
+        ge=1,
+        le=3600,
+        description="How often the operator reads the queue depth (one cheap XINFO GROUPS call).",
     )
 
     @model_validator(mode="after")

@@ -7,14 +7,20 @@ get, create, patch and delete. Two things the operator relies on are added here:
 * objects get `metadata.uid`, `creationTimestamp`, `generation` and `resourceVersion`; a change
   to `spec` bumps `generation` and every write bumps `resourceVersion`, as the real API server
   does (kopf tests `resourceVersion` in its JSON patches; status conditions read `generation`);
-* `metadata.generateName` gets a unique name (kopf posts Events that way).
+* `metadata.generateName` gets a unique name (kopf posts Events that way);
+* every create and merge/apply write records its field manager in `metadata.managedFields`
+  (manager from `?fieldManager=`, operation `Apply` or `Update`, subresource, time), as the real
+  API server does, without the field sets; the child watchers read who wrote last;
+* `list_requests` counts list requests per resource plural (a reconcile pass lists every child
+  kind), so a test can show that no pass runs.
 
-Patches stay plain recursive dict merges: there are no field managers, no defaulting and no
+Patches stay plain recursive dict merges: there is no field ownership, no defaulting and no
 resourceVersion conflicts. The tests do not rely on more than that.
 """
 
 from __future__ import annotations
 
+import collections
 import datetime
 import uuid
 from typing import Any
@@ -56,6 +62,11 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
     """kmock's emulator with server-side-apply creation and uid/generation bookkeeping."""
 
     _revision: int = 0
+    list_requests: collections.Counter[str]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.list_requests = collections.Counter()
 
     def _next_revision(self) -> str:
         self._revision += 1
@@ -72,15 +83,38 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         del self._requests[:-_REQUEST_LOG_SIZE]
         for payload in self._payloads:  # each reaction keeps its own log too
             del payload._requests[:-_REQUEST_LOG_SIZE]
+        if request.resource is not None and request.action == enums.action.LIST:
+            self.list_requests[str(request.resource.plural)] += 1
         if request.resource is not None and request.action == enums.action.UPDATE and request.name is not None:
             key: kmock.ObjectKey = (request.resource, request.namespace, request.name)
             if isinstance(request.data, list):
                 self._json_patch(key, request.data)
             elif isinstance(request.data, dict):
+                self._record_manager(key, request)
                 await self._merge_or_apply(key, request)
         elif request.resource is not None and request.action == enums.action.CREATE and isinstance(request.data, dict):
             self._stamp(request.data)
+            self._record_manager(None, request)
         return await super()._handle(request)
+
+    def _record_manager(self, key: kmock.ObjectKey | None, request: rendering.Request) -> None:
+        """Put the writer's entry into the object's managedFields (replacing its previous one)."""
+        content_type = request.headers.get("Content-Type", "")
+        entry = {
+            "manager": request.params.get("fieldManager", "unknown"),
+            "operation": "Apply" if content_type.startswith(APPLY_PATCH) else "Update",
+            "apiVersion": request.data.get("apiVersion", ""),
+            "time": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "fieldsType": "FieldsV1",
+        }
+        if request.subresource:
+            entry["subresource"] = request.subresource
+        same = ("manager", "operation", "subresource")
+        previous: list[dict[str, Any]] = []
+        if key is not None and key in self.objects and not self.objects[key].deleted:
+            previous = self.objects[key].get("metadata", {}).get("managedFields") or []
+        kept = [e for e in previous if any(e.get(k) != entry.get(k) for k in same)]
+        request.data.setdefault("metadata", {})["managedFields"] = [*kept, entry]
 
     def _json_patch(self, key: kmock.ObjectKey, ops: list[dict[str, Any]]) -> None:
         # A failed `test` of resourceVersion is a conflict: 422, as the real API server answers

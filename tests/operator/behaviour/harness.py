@@ -74,11 +74,15 @@ class Cluster:
         async with self.emu.delete(f"{prefix}/namespaces/{NAMESPACE}/{plural}/{name}") as response:
             assert response.status < 300, await response.text()
 
-    async def patch(self, resource: str, name: str, patch: dict[str, Any]) -> None:
+    async def patch(
+        self, resource: str, name: str, patch: dict[str, Any], *, field_manager: str = "kubectl-edit"
+    ) -> None:
+        """Merge-patch an object as another client (`field_manager`) would, e.g. `kubectl edit`."""
         group_version, plural = resource.rsplit("/", 1)
         prefix = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
         headers = {"Content-Type": "application/merge-patch+json"}
-        async with self.emu.patch(f"{prefix}/namespaces/{NAMESPACE}/{plural}/{name}", json=patch, headers=headers) as r:
+        path = f"{prefix}/namespaces/{NAMESPACE}/{plural}/{name}?fieldManager={field_manager}"
+        async with self.emu.patch(path, json=patch, headers=headers) as r:
             assert r.status < 300, await r.text()
 
     def get(self, resource: str, name: str) -> dict[str, Any] | None:

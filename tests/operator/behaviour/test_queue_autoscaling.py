@@ -150,3 +150,20 @@ async def test_redis_outage_is_a_condition_not_a_crash(cluster: Cluster, queue: 
     assert cluster.event_reasons().count("QueueUnreachable") == 1, "one warning per outage, not one per poll"
     warnings = [e["reason"] for e in cluster.events() if e.get("type") == "Warning"]
     assert warnings == ["QueueUnreachable"], "no duplicate Events from the operator's log lines"
+
+
+async def test_with_the_default_settings_a_backlog_reaches_the_workers_within_ten_seconds(
+    emulator: Any, queue: aioredis.Redis, redis_url: str
+) -> None:
+    # The operator's and the RagPlatform's defaults only (the other tests shorten them).
+    running = await OperatorThread.start(str(emulator.url), OperatorConfig(liveness_endpoint=None, log_format="plain"))
+    cluster = Cluster(emulator)
+    try:
+        await cluster.create_secret("ragplatform-redis", {"url": redis_url})
+        await cluster.create_platform(minimal_platform())
+        await eventually(lambda: worker_replicas(cluster) == 1, what="workers at the default minReplicas")
+        await eventually(lambda: cluster.platform()["status"].get("queue", {}).get("depth") == 0, what="first poll")
+        await enqueue(queue, 60)  # ceil(60 / 10) = 6 with the default target per replica
+        await eventually(lambda: worker_replicas(cluster) == 6, timeout=10.0, what="scale up within 10 s")
+    finally:
+        await running.stop()

@@ -95,7 +95,7 @@ def test_rbac_grants_every_child_kind_the_operator_manages_and_nothing_broader()
 
     for kind in CHILD_KINDS:
         group = kind.api_version.rsplit("/", 1)[0] if "/" in kind.api_version else ""
-        assert granted.get((group, kind.plural)) == {"get", "list", "create", "patch", "delete"}, kind.kind
+        assert granted.get((group, kind.plural)) == {"get", "list", "watch", "create", "patch", "delete"}, kind.kind
     child_keys = {(k.api_version.rsplit("/", 1)[0] if "/" in k.api_version else "", k.plural) for k in CHILD_KINDS}
     others = {key: verbs for key, verbs in granted.items() if key not in child_keys}
     assert others == {
