@@ -34,7 +34,32 @@ CHUNKS_INDEXED = Counter("ragplatform_ingestion_chunks_total", "Chunks embedded 
 QUEUE_DEPTH = Gauge("ragplatform_ingestion_queue_depth", "Ingestion messages waiting or in flight")
 ANSWER_CACHE = Counter("ragplatform_answer_cache_total", "Answer cache lookups, by result", ["result"])
 TOKENS_USED = Counter(
-    "ragplatform_llm_tokens_total", "Tokens spent by the answer model, by tenant and kind", ["tenant", "kind"]
+    "ragplatform_llm_tokens_total",
+    "Tokens spent by the answer model, by tenant, model and kind (prompt or completion)",
+    ["tenant", "model", "kind"],
+)
+LLM_SECONDS = Histogram(
+    "ragplatform_llm_request_seconds",
+    "Time to stream one answer from the answer model (request to last token), by model and outcome",
+    ["model", "outcome"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128),
+)
+LLM_FIRST_TOKEN_SECONDS = Histogram(
+    "ragplatform_llm_time_to_first_token_seconds",
+    "Time from asking the answer model to its first answer text, by model",
+    ["model"],
+    buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32),
+)
+JOB_WAIT_SECONDS = Histogram(
+    "ragplatform_ingestion_job_wait_seconds",
+    "Time from upload to a worker starting the job's first attempt (how old the backlog is)",
+    buckets=(0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600),
+)
+JOB_SECONDS = Histogram(
+    "ragplatform_ingestion_job_seconds",
+    "Time a worker spent on one attempt at a job, by outcome (succeeded, rejected, error)",
+    ["outcome"],
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
 )
 
 

@@ -2,15 +2,42 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 from ragplatform.backends.llms.base import AnswerDone, AnswerEvent, AnswerGenerator, AnswerRequest
-from ragplatform.core.metrics import TOKENS_USED
+from ragplatform.core.metrics import LLM_FIRST_TOKEN_SECONDS, LLM_SECONDS, TOKENS_USED
 from ragplatform.domain.errors import InvalidArgument, Unavailable
 from ragplatform.generation.coalesce import coalesce_deltas
 
 MAX_QUESTION_CHARS = 8000
 MAX_PASSAGES = 50
+
+
+class AnswerTiming:
+    """Latency of one answer for the metrics: time to first text and to the end, labelled with
+    the model that answered (known at the end; until then the requested one)."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.model_done: str | None = None
+        self._started = time.perf_counter()
+        self._first: float | None = None
+
+    def first_text(self) -> None:
+        if self._first is None:
+            self._first = time.perf_counter() - self._started
+
+    def done(self, event: AnswerDone) -> None:
+        self.model_done = event.model or self.model
+
+    def finish(self) -> None:
+        """Record the answer: `ok` once it finished, else `error` (failed, cancelled, cut short)."""
+        model = self.model_done or self.model
+        if self._first is not None:
+            LLM_FIRST_TOKEN_SECONDS.labels(model).observe(self._first)
+        outcome = "ok" if self.model_done is not None else "error"
+        LLM_SECONDS.labels(model, outcome).observe(time.perf_counter() - self._started)
 
 
 class GenerationService:
@@ -38,12 +65,17 @@ class GenerationService:
                 model=request.model,
                 max_tokens=self._default_max_tokens,
             )
-        done = False
-        async for event in coalesce_deltas(self._generator.generate(request)):
-            if isinstance(event, AnswerDone):
-                done = True
-                TOKENS_USED.labels(request.tenant_id, "prompt").inc(event.usage.prompt_tokens)
-                TOKENS_USED.labels(request.tenant_id, "completion").inc(event.usage.completion_tokens)
-            yield event
-        if not done:
+        timing = AnswerTiming(request.model or self._generator.name)
+        try:
+            async for event in coalesce_deltas(self._generator.generate(request)):
+                if isinstance(event, AnswerDone):
+                    timing.done(event)
+                    TOKENS_USED.labels(request.tenant_id, event.model, "prompt").inc(event.usage.prompt_tokens)
+                    TOKENS_USED.labels(request.tenant_id, event.model, "completion").inc(event.usage.completion_tokens)
+                else:
+                    timing.first_text()
+                yield event
+        finally:
+            timing.finish()
+        if timing.model_done is None:
             raise Unavailable(f"the {self._generator.name} generator ended without finishing the answer; retry")

@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import structlog
 
@@ -23,13 +25,15 @@ from ragplatform.backends.embedders.base import Embedder
 from ragplatform.backends.queue.base import JobQueue, QueueMessage
 from ragplatform.backends.store.base import Store
 from ragplatform.core.context import scoped, tenant_var
-from ragplatform.core.metrics import CHUNKS_INDEXED, JOBS_FINISHED, QUEUE_DEPTH
+from ragplatform.core.metrics import CHUNKS_INDEXED, JOB_SECONDS, JOB_WAIT_SECONDS, JOBS_FINISHED, QUEUE_DEPTH
 from ragplatform.core.tracing import job_span
 from ragplatform.domain.errors import DocumentRejected, InvalidArgument, NotFound, RagError
 from ragplatform.domain.models import Job, JobState
 from ragplatform.ingestion.pipeline import ChunkingPolicy, IndexChunks, TrimChunks, ingest_document, trim_for
 
 log = structlog.get_logger("ragplatform.worker")
+# Under load the loop never idles, so the depth gauge is refreshed at least this often anyway.
+DEPTH_REPORT_SECONDS = 5.0
 
 
 class _DeletedWhileRunning(Exception):
@@ -70,6 +74,7 @@ class IngestionWorker:
         self._retry = retry
         self._poll = poll_seconds
         self.consumer = consumer or f"{socket.gethostname()}-{id(self):x}"
+        self._depth_reported = 0.0
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Process messages until `stopping` is set."""
@@ -80,8 +85,9 @@ class IngestionWorker:
                 log.warning("queue unavailable; retrying", error=exc.message)
                 await _sleep_unless(stopping, min(5.0, self._poll * 2))
                 continue
-            if message is None:
+            if message is None or time.monotonic() - self._depth_reported > DEPTH_REPORT_SECONDS:
                 await self._report_depth()
+            if message is None:
                 continue
             try:
                 await self.handle(message)
@@ -125,8 +131,10 @@ class IngestionWorker:
             # Every attempt started and none finished (e.g. a worker died in each).
             await self._give_up(message, job, job.error or "a worker stopped during every attempt")
             return
+        if message.delivery_count == 1 and job.attempts == 0:
+            JOB_WAIT_SECONDS.observe(max(0.0, (datetime.now(UTC) - job.created_at).total_seconds()))
         try:
-            chunks = await self._run_job(job)
+            chunks = await self._timed_run(job)
         except _DeletedWhileRunning:
             await self._queue.ack(message)
             log.info("document deleted while its job ran; the chunks it wrote were removed")
@@ -146,6 +154,21 @@ class IngestionWorker:
             JOBS_FINISHED.labels("succeeded").inc()
             CHUNKS_INDEXED.inc(chunks)
             log.info("job succeeded", chunks=chunks)
+
+    async def _timed_run(self, job: Job) -> int:
+        """`_run_job`, its duration recorded by outcome: succeeded, rejected (the document can never
+        be ingested) or error (a retry may help)."""
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            chunks = await self._run_job(job)
+            outcome = "succeeded"
+            return chunks
+        except DocumentRejected:
+            outcome = "rejected"
+            raise
+        finally:
+            JOB_SECONDS.labels(outcome).observe(time.perf_counter() - started)
 
     async def _run_job(self, job: Job) -> int:
         document = await self._store.get_document(job.tenant_id, job.document_id)
@@ -238,6 +261,7 @@ class IngestionWorker:
         await self._queue.release(message, 0.0)
 
     async def _report_depth(self) -> None:
+        self._depth_reported = time.monotonic()
         with contextlib.suppress(RagError):
             QUEUE_DEPTH.set(await self._queue.depth())
 
