@@ -70,6 +70,41 @@ def _cel(rule: str, message: str) -> Any:
     return {"rule": rule, "message": message}
 
 
+MIGRATIONS_DOC = "docs/operator/migrations.md"
+
+
+def _immutable(rule: str, field_path: str, message: str) -> Any:
+    """A transition rule (it reads `oldSelf`): the API server checks it on updates only, and
+    refuses a change that would orphan the stored vectors, naming the field."""
+    return {"rule": rule, "message": message, "fieldPath": field_path, "reason": "FieldValueForbidden"}
+
+
+# What a live platform must keep, because the vectors it stored depend on it. Each message says
+# why and what to do instead. The operator checks the same against what it recorded in status
+# (`stored_vectors` in status.py), for API servers that did not evaluate these rules.
+EMBEDDING_MODEL_FROZEN = (
+    "embedding.model cannot change on a live platform: every stored vector was made by the current "
+    "model and would no longer match the questions. To change models, run a second RagPlatform with "
+    f"the new model and its own vectorStore.collection, re-ingest the documents into it and move the "
+    f"clients over ({MIGRATIONS_DOC})"
+)
+EMBEDDING_DIMENSION_FROZEN = (
+    "embedding.dimension cannot change on a live platform: the collection holds vectors of the current "
+    "size and would refuse the new ones. To change it, run a second RagPlatform with its own "
+    f"vectorStore.collection and re-ingest the documents into it ({MIGRATIONS_DOC})"
+)
+COLLECTION_FROZEN = (
+    "vectorStore.collection cannot change on a live platform: searches would read an empty collection "
+    "while the documents' vectors stay in the current one. Keep it, or run a second RagPlatform with the "
+    f"new collection and re-ingest the documents into it ({MIGRATIONS_DOC})"
+)
+STORE_KIND_FROZEN = (
+    "vectorStore cannot switch between managed and external on a live platform: the stored vectors "
+    "would stay behind in the current store. Copy the collection first (Qdrant snapshot, restore), "
+    f"then recreate the RagPlatform pointing at the new store ({MIGRATIONS_DOC})"
+)
+
+
 class _SpecModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, alias_generator=to_camel)
 
@@ -486,7 +521,8 @@ class ExternalQdrantSpec(_SpecModel):
 
 
 class VectorStoreSpec(_SpecModel):
-    """The Qdrant vector store: exactly one of managed or external."""
+    """The Qdrant vector store: exactly one of managed or external; neither the kind of store nor
+    the collection can change on a live platform."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -494,7 +530,9 @@ class VectorStoreSpec(_SpecModel):
                 _cel(
                     "has(self.managed) != has(self.external)",
                     "set exactly one of vectorStore.managed or vectorStore.external",
-                )
+                ),
+                _immutable("self.collection == oldSelf.collection", ".collection", COLLECTION_FROZEN),
+                _immutable("has(self.managed) == has(oldSelf.managed)", ".managed", STORE_KIND_FROZEN),
             ]
         }
     )
@@ -558,7 +596,17 @@ class ObjectStorageSpec(_SpecModel):
 
 
 class EmbeddingSpec(_SpecModel):
-    """The OpenAI-compatible embeddings endpoint."""
+    """The OpenAI-compatible embeddings endpoint; the model and dimension cannot change on a live
+    platform."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _immutable("self.model == oldSelf.model", ".model", EMBEDDING_MODEL_FROZEN),
+                _immutable("self.dimension == oldSelf.dimension", ".dimension", EMBEDDING_DIMENSION_FROZEN),
+            ]
+        }
+    )
 
     url: str = Field(pattern=r"^https?://", description="Base URL, e.g. https://api.openai.com/v1.")
     model: str = Field(min_length=1, description="Embedding model name at that endpoint.")

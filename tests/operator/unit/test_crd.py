@@ -3,6 +3,7 @@ examples and rejects invalid platforms with messages that say what to fix."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -10,13 +11,21 @@ import kubernetes_validate
 import pytest
 
 from ragplatform_operator.crd_schema import render_crd, render_reference
-from ragplatform_operator.spec import SpecError, parse_spec
+from ragplatform_operator.spec import (
+    COLLECTION_FROZEN,
+    EMBEDDING_DIMENSION_FROZEN,
+    EMBEDDING_MODEL_FROZEN,
+    STORE_KIND_FROZEN,
+    SpecError,
+    parse_spec,
+)
 from tests.operator.unit.conftest import EXAMPLE_FILES, K8S_VERSION, REPO_ROOT, load_example
 from tests.operator.unit.crd_evaluation import (
     CRD_PATH,
     all_cel_rules,
     apply_defaults,
     cel_violations,
+    is_transition_rule,
     load_crd,
     root_schema,
     schema_errors,
@@ -275,6 +284,89 @@ def test_cel_rule_refuses_names_that_cannot_prefix_children(name: str) -> None:
     assert [p for p, _, _ in violations] == ["<root>"]
 
 
+def _external_store(d: dict[str, Any]) -> None:
+    d["spec"]["vectorStore"] = {"external": {"url": "https://qdrant.example:6333"}}
+
+
+# Updates of a live platform that would orphan its stored vectors: (name, mutation, path, message).
+TRANSITION_REJECTIONS: list[tuple[str, Mutation, str, str]] = [
+    (
+        "embedding model",
+        lambda d: d["spec"]["embedding"].update(model="text-embedding-3-large"),
+        "spec.embedding.model",
+        EMBEDDING_MODEL_FROZEN,
+    ),
+    (
+        "embedding dimension",
+        lambda d: d["spec"]["embedding"].update(dimension=768),
+        "spec.embedding.dimension",
+        EMBEDDING_DIMENSION_FROZEN,
+    ),
+    (
+        "collection (the default one until now)",
+        lambda d: d["spec"]["vectorStore"].update(collection="chunks_v2"),
+        "spec.vectorStore.collection",
+        COLLECTION_FROZEN,
+    ),
+    ("managed to external", _external_store, "spec.vectorStore.managed", STORE_KIND_FROZEN),
+]
+
+
+def _update_violations(mutation: Mutation, before: dict[str, Any] | None = None) -> list[tuple[str, str, str]]:
+    root = root_schema(load_crd())
+    old = apply_defaults(root, before or load_example("minimal"))
+    new = copy.deepcopy(old)
+    mutation(new)
+    new = apply_defaults(root, new)
+    assert schema_errors(root, new) == []
+    return cel_violations(root, new, old=old)
+
+
+@pytest.mark.parametrize(
+    ("mutation", "path", "message"),
+    [c[1:] for c in TRANSITION_REJECTIONS],
+    ids=[c[0] for c in TRANSITION_REJECTIONS],
+)
+def test_transition_rules_refuse_a_live_change_that_would_orphan_the_vectors(
+    mutation: Mutation, path: str, message: str
+) -> None:
+    violations = _update_violations(mutation)
+
+    assert [(p, m) for p, _, m in violations] == [(path, message)]
+    assert "docs/operator/migrations.md" in message
+    # A new platform may choose any of these: the rules only look at updates.
+    root = root_schema(load_crd())
+    created = load_example("minimal")
+    mutation(created)
+    assert cel_violations(root, apply_defaults(root, created)) == []
+
+
+def test_external_to_managed_is_refused_too() -> None:
+    external = load_example("minimal")
+    _external_store(external)
+
+    def back_to_managed(d: dict[str, Any]) -> None:
+        d["spec"]["vectorStore"] = {"managed": {"storage": {"size": "5Gi"}}}
+
+    violations = _update_violations(back_to_managed, before=external)
+
+    assert [m for _, _, m in violations] == [STORE_KIND_FROZEN]
+
+
+@pytest.mark.parametrize(
+    "mutation",
+    [
+        lambda d: d["spec"]["embedding"].update(url="https://embeddings.example/v1"),
+        lambda d: d["spec"]["llm"].update(model="another-chat-model"),
+        lambda d: d["spec"]["vectorStore"]["managed"].update(version="1.20.0", replicas=3),
+        lambda d: d["spec"].update(gateway={"replicas": 4}),
+    ],
+    ids=["embedding url", "llm model", "qdrant version and replicas", "gateway replicas"],
+)
+def test_transition_rules_let_every_other_live_change_through(mutation: Mutation) -> None:
+    assert _update_violations(mutation) == []
+
+
 def test_every_cel_rule_is_exercised_by_an_invalid_case() -> None:
     root = root_schema(load_crd())
     triggered: set[str] = set()
@@ -285,8 +377,11 @@ def test_every_cel_rule_is_exercised_by_an_invalid_case() -> None:
     document = load_example("minimal")
     document["metadata"]["name"] = "Bad"
     triggered |= {rule for _, rule, _ in cel_violations(root, apply_defaults(root, document))}
+    for _, mutation, _, _ in TRANSITION_REJECTIONS:
+        triggered |= {rule for _, rule, _ in _update_violations(mutation)}
 
     assert all_cel_rules(root) == triggered
+    assert sum(is_transition_rule(rule) for rule in triggered) == 4
 
 
 def test_field_reference_doc_is_up_to_date_and_lists_every_spec_field() -> None:
