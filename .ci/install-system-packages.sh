@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the integration tests start as real servers (PostgreSQL 15,
-# PgBouncer, Redis 7), only when a binary is missing, so running it again does nothing.
+# PgBouncer, Redis 7) and the image tests' builder (buildah, debootstrap), only when a binary
+# is missing, so running it again does nothing.
 # Nothing is started here: the test fixtures (tests/support/servers.py) start and stop them.
 set -euo pipefail
 
@@ -8,9 +9,11 @@ missing=()
 [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql)
 command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v buildah >/dev/null 2>&1 || missing+=(buildah)
+command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "system packages: postgresql, pgbouncer and redis-server are installed"
+  echo "system packages: postgresql, pgbouncer, redis-server, buildah and debootstrap are installed"
   exit 0
 fi
 

@@ -1,0 +1,21 @@
+"""Fixtures of the image tests: one builder, and the stand-in base image made once per session."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.support.image_builder import ImageBuilder
+
+
+@pytest.fixture(scope="session")
+def image_builder() -> ImageBuilder:
+    missing = ImageBuilder.missing_tools()
+    if missing:
+        pytest.skip(f"building images needs {', '.join(missing)} (apt-get install buildah debootstrap)")
+    if os.geteuid() != 0:
+        pytest.skip("buildah with chroot isolation and debootstrap need root here")
+    builder = ImageBuilder()
+    builder.ensure_base_image()
+    return builder
