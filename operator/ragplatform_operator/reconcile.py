@@ -23,6 +23,7 @@ from typing import Any
 
 from ragplatform_operator.apply import (
     ApplyResult,
+    ChangeAction,
     ChildChange,
     ChildKey,
     apply_children,
@@ -32,7 +33,13 @@ from ragplatform_operator.apply import (
 )
 from ragplatform_operator.autoscaler import ScalingDecision, ScalingPolicy, ScalingState, decide
 from ragplatform_operator.builders import build_children, worker_replicas_in_force
-from ragplatform_operator.kube_api import KubeApi, KubeApiError
+from ragplatform_operator.builders.internal_token import (
+    build_internal_token_secret,
+    internal_token_ref,
+    new_internal_token,
+)
+from ragplatform_operator.builders.metadata import Owner
+from ragplatform_operator.kube_api import SECRET, KubeApi, KubeApiError
 from ragplatform_operator.queue_depth import QueueDepthReader, QueueDepthUnavailable
 from ragplatform_operator.repair_requests import RepairRequests
 from ragplatform_operator.spec import PlatformSpec, SpecError, check_platform_name, parse_spec
@@ -156,6 +163,14 @@ class Reconciler:
                 return PassReport(spec_error=spec_or_error)
             spec = spec_or_error
 
+            # Step 1b: the generated internal token, when the spec names none (created once).
+            try:
+                await self._ensure_internal_token(platform, spec, emit)
+            except KubeApiError as exc:
+                message = f"creating the internal-token Secret failed: {exc}. The operator retries."
+                await self._write_status(platform, {}, ReconcileOutcome(apply_error=message), memory)
+                return PassReport(apply_error=message)
+
             # Step 2: render every child (pure).
             children = build_children(
                 platform.name, platform.namespace, platform.uid, spec, self._worker_replicas(platform, memory, spec)
@@ -182,6 +197,16 @@ class Reconciler:
             workloads = _observe_workloads(spec, children, result)
             await self._write_status(platform, workloads, ReconcileOutcome(), memory)
             return PassReport(changes=tuple(result.changes))
+
+    async def _ensure_internal_token(self, platform: PlatformRef, spec: PlatformSpec, emit: EventEmitter) -> None:
+        if spec.internal_token_secret_ref is not None:
+            return
+        owner = Owner(name=platform.name, namespace=platform.namespace, uid=platform.uid)
+        ref = internal_token_ref(owner, spec)
+        if await self.api.get(SECRET, platform.namespace, ref.name) is not None:
+            return
+        await self.api.apply(build_internal_token_secret(owner, new_internal_token()))
+        emit("Normal", ChangeAction.CREATED.value, f"Created Secret {ref.name}: a generated internal token")
 
     @staticmethod
     def _parse(platform: PlatformRef) -> PlatformSpec | str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ragplatform_operator.builders.internal_token import internal_token_ref
 from ragplatform_operator.builders.metadata import Owner
 from ragplatform_operator.builders.observability_env import build_observability_env
 from ragplatform_operator.spec import EnvVar, PlatformSpec, SecretKeyRef, TierName, TierSpec
@@ -157,8 +158,7 @@ def build_tier_env(owner: Owner, spec: PlatformSpec, tier: TierName) -> list[dic
         _value("RAG_DATA_DIR", DATA_DIR),
         _value("RAG_GRACE_PERIOD_SECONDS", grace_period_seconds(tier_spec.termination_grace_period_seconds)),
     ]
-    if spec.internal_token_secret_ref is not None:
-        env.append(_secret("RAG_INTERNAL_TOKEN", spec.internal_token_secret_ref))
+    env.append(_secret("RAG_INTERNAL_TOKEN", internal_token_ref(owner, spec)))
     if isinstance(tier_spec, TierSpec) and tier_spec.max_in_flight is not None:
         env.append(_value("RAG_MAX_IN_FLIGHT", tier_spec.max_in_flight))
     if tier in _USES_STORE:

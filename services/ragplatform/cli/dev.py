@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 from pathlib import Path
 from typing import Any
@@ -23,13 +24,14 @@ from ragplatform.backends.store.factory import open_store
 from ragplatform.core.logging import configure_logging
 from ragplatform.core.redaction import redact_text
 from ragplatform.core.server import RunningService, start_service
-from ragplatform.core.settings import SettingsError, StoreSettings, load_settings
+from ragplatform.core.settings import CommonSettings, SettingsError, StoreSettings, load_settings
 from ragplatform.core.tracing import TracingConfigError, configure_tracing
 from ragplatform.domain.errors import RagError
 from ragplatform.services_registry import app_builder, settings_class
 
 DEV_TENANT = "dev"
 DEV_KEY_FILE = "dev-api-key"
+INTERNAL_TOKEN_FILE = "internal-token"
 # Start order: backends before their callers.
 ORDER = ("retrieval", "generation", "conversation", "ingestion", "ingestion-worker", "gateway")
 OFFSETS = {
@@ -64,6 +66,22 @@ def dev_overrides(service: str, data_dir: Path, port_base: int, metrics_base: in
     return overrides
 
 
+def ensure_internal_token(data_dir: Path) -> str:
+    """The token the dev services authenticate each other with: RAG_INTERNAL_TOKEN when set, else
+    one generated on first start and kept (mode 0600) in the data directory, so page tokens stay
+    valid across restarts."""
+    configured = load_settings(CommonSettings, data_dir=data_dir).internal_token
+    if configured is not None:
+        return configured.get_secret_value()
+    path = data_dir / INTERNAL_TOKEN_FILE
+    if path.exists():
+        return path.read_text().strip()
+    token = secrets.token_urlsafe(32)
+    path.touch(mode=0o600)
+    path.write_text(token + "\n")
+    return token
+
+
 async def ensure_dev_key(data_dir: Path) -> str:
     """The dev tenant's API key: read from the data directory, or created there on first start."""
     path = data_dir / DEV_KEY_FILE
@@ -83,11 +101,14 @@ async def ensure_dev_key(data_dir: Path) -> str:
 async def run_dev(data_dir: Path, port_base: int, metrics_base: int, console: Console) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     key = await ensure_dev_key(data_dir)
+    internal_token = ensure_internal_token(data_dir)
     running: list[RunningService] = []
     try:
         for service in ORDER:
             settings = load_settings(
-                settings_class(service), **dev_overrides(service, data_dir, port_base, metrics_base)
+                settings_class(service),
+                **dev_overrides(service, data_dir, port_base, metrics_base),
+                internal_token=internal_token,
             )
             running.append(await start_service(app_builder(service)(settings), settings))
         table = Table(title="RagPlatform dev: embedded backends, one process")

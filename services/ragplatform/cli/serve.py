@@ -38,6 +38,9 @@ def serve(
     app = app_builder(service)(settings)
     try:
         asyncio.run(serve_app(app, settings))
+    except SettingsError as exc:  # e.g. no internal token
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     except (RagError, OSError) as exc:
         typer.echo(f"error: {service} could not start: {redact_text(getattr(exc, 'message', str(exc)))}", err=True)
         raise typer.Exit(1) from None

@@ -34,7 +34,7 @@ from ragplatform.core.interceptors.decoding import RequestDecodingInterceptor
 from ragplatform.core.interceptors.errors import ErrorMappingInterceptor
 from ragplatform.core.interceptors.metrics import MetricsInterceptor
 from ragplatform.core.metrics import start_metrics_server
-from ragplatform.core.settings import CommonSettings
+from ragplatform.core.settings import CommonSettings, require_internal_auth
 from ragplatform.core.tracing import server_interceptors as tracing_interceptors
 
 log = structlog.get_logger("ragplatform.server")
@@ -134,7 +134,9 @@ def build_interceptors(
 
 
 async def start_service(app: ServiceApp, settings: CommonSettings) -> RunningService:
-    """Start the service and return once it is SERVING (port 0 picks a free port)."""
+    """Start the service and return once it is SERVING (port 0 picks a free port). Raises
+    `SettingsError` without an internal token (unless RAG_INSECURE_INTERNAL_CALLS)."""
+    require_internal_auth(settings)
     exit_stack = contextlib.AsyncExitStack()
     try:
         wiring = await exit_stack.enter_async_context(app.lifespan())

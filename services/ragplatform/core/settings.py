@@ -88,8 +88,14 @@ class CommonSettings(BaseSettings):
     )
     internal_token: SecretStr | None = Field(
         None,
-        description="Shared secret the gateway sends to internal services; when set, internal "
-        "services refuse calls without it.",
+        description="Shared secret the gateway and workers send to internal services, which refuse "
+        "calls without it. Required (the operator generates one; `ragplatform dev` makes one) unless "
+        "RAG_INSECURE_INTERNAL_CALLS is true. Also the key page tokens are signed with.",
+    )
+    insecure_internal_calls: bool = Field(
+        False,
+        description="Tests only: run without RAG_INTERNAL_TOKEN, so internal services answer any "
+        "caller that reaches their port. Never in production.",
     )
     data_dir: Path = Field(
         Path(".ragplatform"),
@@ -292,6 +298,17 @@ SETTINGS_BY_SERVICE: dict[str, type[CommonSettings]] = {
 }
 
 S = TypeVar("S", bound=CommonSettings)
+
+
+def require_internal_auth(settings: CommonSettings) -> None:
+    """Refuse to serve without the internal token, unless explicitly told it is a test."""
+    if settings.internal_token is None and not settings.insecure_internal_calls:
+        raise SettingsError(
+            "RAG_INTERNAL_TOKEN is not set: internal services refuse calls without it, and the gateway "
+            "and workers need it to call them. Set the same random secret on every service (the "
+            "operator generates one; `ragplatform dev` makes its own), or, for tests only, "
+            "RAG_INSECURE_INTERNAL_CALLS=true."
+        )
 
 
 def env_var_names(settings_cls: type[CommonSettings]) -> set[str]:

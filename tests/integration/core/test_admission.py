@@ -24,6 +24,7 @@ METHOD = "/ragplatform.v1.GenerationService/Generate"
 async def limited() -> AsyncIterator[RunningService]:
     settings = load_settings(
         GenerationSettings,
+        insecure_internal_calls=True,
         grpc_host="127.0.0.1",
         grpc_port=0,
         metrics_port=0,

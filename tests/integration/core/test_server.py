@@ -18,7 +18,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from ragplatform.backends.llms.base import AnswerDelta, AnswerDone, AnswerEvent, AnswerRequest
 from ragplatform.core.server import RunningService, ServiceApp, Wiring, start_service
-from ragplatform.core.settings import GenerationSettings, load_settings
+from ragplatform.core.settings import GenerationSettings, SettingsError, load_settings
 from ragplatform.domain.errors import NotFound
 from ragplatform.domain.models import TokenUsage
 from ragplatform.generation.service import GenerationService
@@ -67,7 +67,9 @@ def make_app(generator: ScriptedGenerator) -> ServiceApp:
 @pytest.fixture
 async def running() -> AsyncIterator[tuple[RunningService, ScriptedGenerator]]:
     generator = ScriptedGenerator()
-    settings = load_settings(GenerationSettings, grpc_host="127.0.0.1", grpc_port=0, metrics_port=0)
+    settings = load_settings(
+        GenerationSettings, insecure_internal_calls=True, grpc_host="127.0.0.1", grpc_port=0, metrics_port=0
+    )
     service = await start_service(make_app(generator), settings)
     yield service, generator
     await service.stop(grace=1.0)
@@ -148,6 +150,12 @@ async def test_client_deadline_gives_deadline_exceeded(
     assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
 
 
+async def test_a_service_without_an_internal_token_does_not_start() -> None:
+    settings = load_settings(GenerationSettings, grpc_host="127.0.0.1", grpc_port=0, metrics_enabled=False)
+    with pytest.raises(SettingsError, match=r"RAG_INTERNAL_TOKEN is not set.*RAG_INSECURE_INTERNAL_CALLS=true"):
+        await start_service(make_app(ScriptedGenerator()), settings)
+
+
 async def test_internal_token_is_required_when_configured() -> None:
     settings = load_settings(
         GenerationSettings, grpc_host="127.0.0.1", grpc_port=0, metrics_enabled=False, internal_token="s3cret"
@@ -190,7 +198,9 @@ async def test_a_background_loop_that_dies_turns_health_to_not_serving() -> None
 
     app = make_app(ScriptedGenerator())
     app.background = [dies]
-    settings = load_settings(GenerationSettings, grpc_host="127.0.0.1", grpc_port=0, metrics_enabled=False)
+    settings = load_settings(
+        GenerationSettings, insecure_internal_calls=True, grpc_host="127.0.0.1", grpc_port=0, metrics_enabled=False
+    )
     service = await start_service(app, settings)
     try:
         async with grpc.aio.insecure_channel(service.address) as channel:
@@ -212,7 +222,9 @@ async def test_failure_reports_a_background_loop_that_died() -> None:
 
     app = make_app(ScriptedGenerator())
     app.background = (worker_loop,)
-    settings = load_settings(GenerationSettings, grpc_host="127.0.0.1", grpc_port=0, metrics_enabled=False)
+    settings = load_settings(
+        GenerationSettings, insecure_internal_calls=True, grpc_host="127.0.0.1", grpc_port=0, metrics_enabled=False
+    )
     service = await start_service(app, settings)
     try:
         reason = await asyncio.wait_for(service.failure(), timeout=5)
@@ -235,6 +247,12 @@ async def test_a_port_in_use_is_a_clear_error() -> None:
         blocker.bind(("127.0.0.1", 0))
         blocker.listen()
         port = blocker.getsockname()[1]
-        settings = load_settings(GenerationSettings, grpc_host="127.0.0.1", grpc_port=port, metrics_enabled=False)
+        settings = load_settings(
+            GenerationSettings,
+            insecure_internal_calls=True,
+            grpc_host="127.0.0.1",
+            grpc_port=port,
+            metrics_enabled=False,
+        )
         with pytest.raises(OSError, match=f"could not bind 127.0.0.1:{port}; is the port in use"):
             await start_service(make_app(ScriptedGenerator()), settings)

@@ -39,6 +39,8 @@ BASE_SETTINGS: dict[str, Any] = {
     "vector_url": "",
     "redis_url": None,
     "internal_token": None,
+    # These tests call internal services directly; the ones that need the token set it.
+    "insecure_internal_calls": True,
     "grpc_host": "127.0.0.1",
     "grpc_port": 0,
     "metrics_enabled": False,

@@ -162,3 +162,22 @@ async def test_deleting_the_platform_is_not_blocked_by_the_operator(cluster: Clu
     # The operator stops its timers and releases the finalizer; garbage collection (a real
     # cluster's, via the ownerReferences) then removes the children.
     await eventually(lambda: cluster.get("ragplatform.io/v1alpha1/ragplatforms", "demo") is None, what="deletion")
+
+
+async def test_a_platform_without_an_internal_token_gets_a_generated_one_kept_across_reconciles(
+    cluster: Cluster,
+) -> None:
+    await cluster.create_platform(minimal_platform())
+    gateway = await eventually(lambda: cluster.get("apps/v1/deployments", "demo-gateway"))
+    secret = cluster.get("v1/secrets", "demo-internal-token")
+    assert secret is not None
+    token = (secret.get("stringData") or {}).get("token")
+    assert token
+    assert len(token) >= 40
+    assert [r["uid"] for r in secret["metadata"]["ownerReferences"]] == [cluster.platform()["metadata"]["uid"]]
+    env = {e["name"]: e for e in gateway["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["RAG_INTERNAL_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "demo-internal-token", "key": "token"}
+
+    await cluster.patch_platform_spec("demo", {"gateway": {"replicas": 2}})
+    await eventually(lambda: (cluster.get("apps/v1/deployments", "demo-gateway") or {})["spec"].get("replicas") == 2)
+    assert (cluster.get("v1/secrets", "demo-internal-token") or {}).get("stringData", {}).get("token") == token

@@ -102,7 +102,7 @@ def test_rbac_grants_every_child_kind_the_operator_manages_and_nothing_broader()
         ("ragplatform.io", "ragplatforms"): {"get", "list", "watch", "patch"},
         ("ragplatform.io", "ragplatforms/status"): {"get", "patch"},
         ("", "events"): {"create"},
-        ("", "secrets"): {"get"},
+        ("", "secrets"): {"get", "create", "patch"},
     }
     assert all("*" not in rule["verbs"] and "*" not in rule["resources"] for rule in rules)
 

@@ -21,7 +21,14 @@ from tests.operator.unit.conftest import EXAMPLE_FILES, REPO_ROOT, find, load_ex
 
 # What each service needs to run in the production shape (PostgreSQL via PgBouncer, Redis, S3,
 # Qdrant server, OpenAI-compatible endpoints), beyond the common variables.
-COMMON = {"RAG_LOG_FORMAT", "RAG_GRPC_PORT", "RAG_METRICS_PORT", "RAG_DATA_DIR", "RAG_GRACE_PERIOD_SECONDS"}
+COMMON = {
+    "RAG_LOG_FORMAT",
+    "RAG_GRPC_PORT",
+    "RAG_METRICS_PORT",
+    "RAG_DATA_DIR",
+    "RAG_GRACE_PERIOD_SECONDS",
+    "RAG_INTERNAL_TOKEN",  # the spec's Secret, or the one the operator generates
+}
 STORE = {"RAG_STORE_URL", "RAG_STORE_PASSWORD"}
 QUEUE = {"RAG_QUEUE_URL", "RAG_QUEUE_NAME"}
 # RAG_S3_ENDPOINT_URL only for non-AWS storage: the production example uses AWS S3.
@@ -38,7 +45,7 @@ REQUIRED: dict[str, set[str]] = {
     "conversation": COMMON | STORE,
 }
 # Rendered only when the spec has the matching secret; the production example has them all.
-WITH_SECRETS = {"RAG_INTERNAL_TOKEN", "RAG_EMBEDDING_API_KEY", "RAG_LLM_API_KEY", "RAG_VECTOR_API_KEY"}
+WITH_SECRETS = {"RAG_EMBEDDING_API_KEY", "RAG_LLM_API_KEY", "RAG_VECTOR_API_KEY"}
 
 
 def _env(children: list[dict[str, Any]], platform: str, tier: str) -> list[dict[str, Any]]:
