@@ -39,6 +39,14 @@ Variables marked **secret** should come from a Kubernetes Secret (`valueFrom.sec
 Credentials inside any URL (`user:password@`, and query parameters such as `token=` or
 `api_key=`) are replaced by `***` in every log line and error message; clients never see an
 internal endpoint's address.
+
+Uploaded documents are parsed within limits (`RAG_PARSE_*`): each worker parses in a few
+persistent child processes, each limited in memory, with a deadline per document; PDFs may
+expand to at most `RAG_PARSE_MAX_CONTENT_MB` of page content and have at most
+`RAG_PARSE_MAX_PAGES` pages; HTML may nest at most 256 elements deep (the HTML parser's own
+ceiling). A document over a limit ends as a FAILED job whose reason names the setting to raise;
+it is not retried.
+
 Invalid values stop the service at start-up with a message naming each bad variable.
 
 | Variable | Default | Services | Description |

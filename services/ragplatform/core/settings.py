@@ -232,9 +232,46 @@ class IngestionSettings(QueueSettings, BlobSettings):
     )
 
 
-class WorkerSettings(QueueSettings, BlobSettings, EmbedderSettings):
+class ParseSettings(CommonSettings):
+    """Bounds on parsing one uploaded document (see ingestion/parse_sandbox.py)."""
+
+    parse_processes: int = Field(
+        2, ge=1, le=64, description="Sandboxed parser processes per worker (documents parsed at once)."
+    )
+    parse_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Longest a document may take to parse; then it fails and its parser is replaced.",
+    )
+    parse_memory_mb: int = Field(
+        1024, ge=256, le=65536, description="Address space of each parser process; a document needing more fails."
+    )
+    parse_max_content_mb: int = Field(
+        64,
+        ge=1,
+        le=4096,
+        description="Most a document's compressed content (PDF page streams, summed) may expand to; more fails.",
+    )
+    parse_max_pages: int = Field(2000, ge=1, le=1_000_000, description="Most pages a PDF may have.")
+    parse_in_process_max_kb: int = Field(
+        64,
+        ge=0,
+        le=10240,
+        description="Plain-text, Markdown and HTML files up to this size parse in the worker itself (their parsers "
+        "are linear; no round trip to a parser process); 0 sends every file to the sandbox.",
+    )
+
+
+class WorkerSettings(QueueSettings, BlobSettings, EmbedderSettings, ParseSettings):
     retrieval_addr: str = Field("127.0.0.1:50053", description="host:port of the retrieval service.")
-    worker_concurrency: int = Field(1, ge=1, le=64, description="Jobs one worker process runs at once.")
+    worker_concurrency: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Jobs one worker process runs at once; with more than one, a slow document holds up only its "
+        "own slot while others go on.",
+    )
     chunk_tokens: int = Field(256, ge=16, le=8192, description="Target chunk size in tokens.")
     chunk_overlap_tokens: int = Field(32, ge=0, le=4096, description="Tokens repeated between neighbours.")
     embed_batch_size: int = Field(32, ge=1, le=2048, description="Chunks embedded per batch.")

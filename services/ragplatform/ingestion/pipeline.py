@@ -14,7 +14,8 @@ from ragplatform.backends.embedders.base import Embedder
 from ragplatform.domain.chunking import chunk_text
 from ragplatform.domain.errors import DocumentRejected
 from ragplatform.domain.models import Chunk, ChunkPoint, Document, Job
-from ragplatform.domain.parsing import parse_document
+from ragplatform.domain.parsing import ParsedDocument, parse_document
+from ragplatform.ingestion.parse_sandbox import ParseDocument, parse_in_process
 
 # Stores embedded chunks (the retrieval service's UpsertChunks).
 IndexChunks = Callable[[Document, list[ChunkPoint]], Awaitable[None]]
@@ -32,8 +33,14 @@ class ChunkingPolicy:
 
 
 def split_document(data: bytes, document: Document, embedder: Embedder, policy: ChunkingPolicy) -> list[Chunk]:
-    """Parse and chunk; raise `DocumentRejected` when nothing indexable is left."""
-    parsed = parse_document(data, document.filename, document.content_type)
+    """Parse (in this process, unbounded: for trusted files) and chunk."""
+    return chunk_document(parse_document(data, document.filename, document.content_type), document, embedder, policy)
+
+
+def chunk_document(
+    parsed: ParsedDocument, document: Document, embedder: Embedder, policy: ChunkingPolicy
+) -> list[Chunk]:
+    """Chunk a parsed document; raise `DocumentRejected` when nothing indexable is left."""
     chunks = chunk_text(parsed.text, embedder.count_tokens, policy.chunk_tokens, policy.overlap_tokens)
     if not chunks:
         raise DocumentRejected(
@@ -70,12 +77,15 @@ async def ingest_document(
     index: IndexChunks,
     trim: TrimChunks,
     progress: ReportProgress,
+    parse: ParseDocument = parse_in_process,
 ) -> int:
     """Run the whole pipeline for one document version; return the number of chunks indexed.
     Progress is reported only for a document of several embedding batches, and not after the
     last one (the job's success records it): a small document costs no progress writes."""
-    # Parsing (PDF especially) is CPU-bound: keep it off the event loop.
-    chunks = await asyncio.to_thread(split_document, data, document, embedder, policy)
+    # The worker passes its ParseSandbox: a hostile file costs bounded time and memory.
+    parsed = await parse(data, document.filename, document.content_type)
+    # Chunking counts every token: CPU-bound, so off the event loop.
+    chunks = await asyncio.to_thread(chunk_document, parsed, document, embedder, policy)
     total = len(chunks)
     report = total > policy.embed_batch_size
     if report:

@@ -29,6 +29,7 @@ from ragplatform.core.metrics import CHUNKS_INDEXED, JOB_SECONDS, JOB_WAIT_SECON
 from ragplatform.core.tracing import job_span
 from ragplatform.domain.errors import DocumentRejected, InvalidArgument, NotFound, RagError
 from ragplatform.domain.models import Job, JobState
+from ragplatform.ingestion.parse_sandbox import ParseDocument, parse_in_process
 from ragplatform.ingestion.pipeline import ChunkingPolicy, IndexChunks, TrimChunks, ingest_document, trim_for
 
 log = structlog.get_logger("ragplatform.worker")
@@ -63,6 +64,7 @@ class IngestionWorker:
         retry: RetryPolicy,
         poll_seconds: float = 1.0,
         consumer: str = "",
+        parse: ParseDocument = parse_in_process,
     ) -> None:
         self._store = store
         self._queue = queue
@@ -73,6 +75,7 @@ class IngestionWorker:
         self._chunking = chunking
         self._retry = retry
         self._poll = poll_seconds
+        self._parse = parse
         self.consumer = consumer or f"{socket.gethostname()}-{id(self):x}"
         self._depth_reported = 0.0
 
@@ -184,7 +187,9 @@ class IngestionWorker:
 
         try:
             trim = trim_for(document, job, self._trim)
-            chunks = await ingest_document(data, document, self._embedder, self._chunking, self._index, trim, progress)
+            chunks = await ingest_document(
+                data, document, self._embedder, self._chunking, self._index, trim, progress, self._parse
+            )
             await self._restore_if_superseded(job)
             await self._store.succeed_job(job.job_id, chunks)
         except NotFound:
@@ -205,7 +210,9 @@ class IngestionWorker:
             return
         for _ in range(3):  # bounded: yet another upload meanwhile is indexed by its own job
             data = await self._blobs.get(current.blob_key)
-            await ingest_document(data, current, self._embedder, self._chunking, self._index, self._trim, _no_progress)
+            await ingest_document(
+                data, current, self._embedder, self._chunking, self._index, self._trim, _no_progress, self._parse
+            )
             latest = await self._store.get_document(job.tenant_id, job.document_id)
             if latest.latest_job_id == current.latest_job_id:
                 break

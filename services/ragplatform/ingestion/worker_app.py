@@ -15,8 +15,10 @@ from ragplatform.backends.queue.factory import open_queue
 from ragplatform.backends.store.factory import open_store
 from ragplatform.core.clients import open_channel, upstream_errors
 from ragplatform.core.server import ServiceApp, Wiring
-from ragplatform.core.settings import WorkerSettings
+from ragplatform.core.settings import ParseSettings, WorkerSettings
 from ragplatform.domain.models import ChunkPoint, Document
+from ragplatform.domain.parsers.limits import MIB, ParseLimits
+from ragplatform.ingestion.parse_sandbox import ParseSandbox, SandboxPolicy
 from ragplatform.ingestion.pipeline import ChunkingPolicy
 from ragplatform.ingestion.worker import IngestionWorker, RetryPolicy
 from ragplatform.v1 import retrieval_pb2, retrieval_pb2_grpc
@@ -65,10 +67,24 @@ def build_worker_app(settings: WorkerSettings) -> ServiceApp:
                 with upstream_errors("retrieval"):
                     await retrieval.DeleteDocumentChunks(request, timeout=60)
 
+            sandbox = ParseSandbox(sandbox_policy(settings))
+            await sandbox.start()
+            stack.push_async_callback(sandbox.close)
             chunking = ChunkingPolicy(settings.chunk_tokens, settings.chunk_overlap_tokens, settings.embed_batch_size)
             retry = RetryPolicy(settings.job_max_attempts, settings.retry_backoff_seconds)
             workers.extend(
-                IngestionWorker(store, queue, blobs, embedder, index, trim, chunking, retry, settings.poll_seconds)
+                IngestionWorker(
+                    store,
+                    queue,
+                    blobs,
+                    embedder,
+                    index,
+                    trim,
+                    chunking,
+                    retry,
+                    settings.poll_seconds,
+                    parse=sandbox.parse,
+                )
                 for _ in range(settings.worker_concurrency)
             )
 
@@ -87,4 +103,15 @@ def build_worker_app(settings: WorkerSettings) -> ServiceApp:
         name="ingestion-worker",
         lifespan=lifespan,
         background=[worker_loop(i) for i in range(settings.worker_concurrency)],
+    )
+
+
+def sandbox_policy(settings: ParseSettings) -> SandboxPolicy:
+    """The parse sandbox the RAG_PARSE_* settings describe."""
+    return SandboxPolicy(
+        limits=ParseLimits(max_content_bytes=settings.parse_max_content_mb * MIB, max_pages=settings.parse_max_pages),
+        processes=settings.parse_processes,
+        timeout_seconds=settings.parse_timeout_seconds,
+        memory_bytes=settings.parse_memory_mb * MIB,
+        in_process_max_bytes=settings.parse_in_process_max_kb * 1024,
     )

@@ -19,9 +19,10 @@ from ragplatform.domain.content_types import (
     is_supported,
 )
 from ragplatform.domain.errors import DocumentRejected, InvalidArgument
+from ragplatform.domain.parsers.limits import MIB, ParseLimits
 from ragplatform.domain.parsing import parse_document
 from tests.support import corpus
-from tests.support.pdf_writer import build_pdf
+from tests.support.pdf_writer import build_decompression_bomb_pdf, build_pdf
 
 
 def parse_file(path: Path) -> str:
@@ -201,3 +202,28 @@ def test_password_protected_pdf_is_rejected() -> None:
 def test_pdf_encrypted_only_against_editing_still_parses() -> None:
     restricted = _encrypt(build_pdf([["Readable by anyone."]]), "")
     assert parse_document(restricted, "restricted.pdf", "").text == "Readable by anyone."
+
+
+# --- hostile shapes: bounded by the parsers themselves -------------------------------------------
+
+
+def test_html_nested_past_the_parser_ceiling_is_refused_not_truncated() -> None:
+    deep = ("<div>" * 300 + "buried" + "</div>" * 300).encode()
+    with pytest.raises(DocumentRejected, match="more than 256 levels deep"):
+        parse_document(deep, "deep.html", "")
+    # Nesting real pages use is fine, and the innermost text is kept.
+    assert parse_document(("<div>" * 200 + "kept" + "</div>" * 200).encode(), "ok.html", "").text == "kept"
+
+
+def test_markdown_with_raw_deep_html_is_refused_too() -> None:
+    with pytest.raises(DocumentRejected, match="levels deep"):
+        parse_document(("<div>" * 300 + "x" + "</div>" * 300).encode(), "deep.md", "")
+
+
+def test_a_pdf_expanding_past_the_content_limit_is_refused_before_extraction() -> None:
+    bomb = build_decompression_bomb_pdf(pages=3, expanded_bytes_per_page=2 * MIB)
+    with pytest.raises(DocumentRejected, match=r"more than 5 MB of page content.*RAG_PARSE_MAX_CONTENT_MB"):
+        parse_document(bomb, "bomb.pdf", "", ParseLimits(max_content_bytes=5 * MIB))
+    # One stream alone over the limit: pypdf's own decompression cap (lowered to ours) stops it.
+    with pytest.raises(DocumentRejected, match="more than 1 MB of page content"):
+        parse_document(bomb, "bomb.pdf", "", ParseLimits(max_content_bytes=1 * MIB))

@@ -11,6 +11,7 @@ from markdown_it import MarkdownIt
 from ragplatform.domain.content_types import MARKDOWN
 from ragplatform.domain.parsers.document import ParsedDocument
 from ragplatform.domain.parsers.html import html_to_document
+from ragplatform.domain.parsers.limits import ParseLimits
 from ragplatform.domain.parsers.text_decoding import decode_text
 
 
@@ -19,6 +20,6 @@ def _renderer() -> MarkdownIt:
     return MarkdownIt("commonmark").enable("table")
 
 
-def parse_markdown(data: bytes, filename: str) -> ParsedDocument:
+def parse_markdown(data: bytes, filename: str, limits: ParseLimits) -> ParsedDocument:
     """Text of a Markdown document; title from the first `<h1>` heading."""
-    return html_to_document(_renderer().render(decode_text(data, filename)), MARKDOWN)
+    return html_to_document(_renderer().render(decode_text(data, filename)), MARKDOWN, filename)

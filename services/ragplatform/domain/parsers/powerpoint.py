@@ -11,13 +11,14 @@ from pptx.shapes.group import GroupShape
 
 from ragplatform.domain.content_types import PPTX
 from ragplatform.domain.parsers.document import ParsedDocument
+from ragplatform.domain.parsers.limits import ParseLimits
 from ragplatform.domain.parsers.office_zip import check_office_zip, damaged
 from ragplatform.domain.parsers.text_decoding import tidy_whitespace
 
 KIND = "PowerPoint presentation"
 
 
-def parse_pptx(data: bytes, filename: str) -> ParsedDocument:
+def parse_pptx(data: bytes, filename: str, limits: ParseLimits) -> ParsedDocument:
     """Slide by slide (a blank line between slides): the text of every shape, table row and group,
     then the speaker notes. `page_count` is the number of slides; the title is the Title property,
     else the first slide's title.
@@ -38,6 +39,8 @@ def parse_pptx(data: bytes, filename: str) -> ParsedDocument:
         title = (presentation.core_properties.title or "").strip()
         if not title and slides and slides[0].shapes.title is not None:
             title = " ".join(slides[0].shapes.title.text_frame.text.split())
+    except MemoryError:
+        raise  # not damage: the sandbox reports it as over the memory limit
     except Exception as exc:  # a damaged package fails in many ways; all mean the same to the uploader
         raise damaged(filename, KIND, exc) from None
     text = tidy_whitespace("\n\n".join(t for t in texts if t))

@@ -8,13 +8,14 @@ import openpyxl
 
 from ragplatform.domain.content_types import XLSX
 from ragplatform.domain.parsers.document import ParsedDocument
+from ragplatform.domain.parsers.limits import ParseLimits
 from ragplatform.domain.parsers.office_zip import check_office_zip, damaged
 from ragplatform.domain.parsers.text_decoding import tidy_whitespace
 
 KIND = "Excel workbook"
 
 
-def parse_xlsx(data: bytes, filename: str) -> ParsedDocument:
+def parse_xlsx(data: bytes, filename: str, limits: ParseLimits) -> ParsedDocument:
     """Sheet by sheet (a blank line between sheets): a `Sheet: NAME` line, then one line per row
     with its non-empty cells separated by ` | `. Formulas give their last computed value (as the
     file stores it); charts and images are skipped. The title is the workbook's Title property.
@@ -41,6 +42,8 @@ def parse_xlsx(data: bytes, filename: str) -> ParsedDocument:
             title = (workbook.properties.title or "").strip()
         finally:
             workbook.close()
+    except MemoryError:
+        raise  # not damage: the sandbox reports it as over the memory limit
     except Exception as exc:  # a damaged package fails in many ways; all mean the same to the uploader
         raise damaged(filename, KIND, exc) from None
     return ParsedDocument(text=tidy_whitespace("\n\n".join(sheets)), content_type=XLSX, title=title)

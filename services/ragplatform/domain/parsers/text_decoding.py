@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import codecs
 import re
-import unicodedata
 
 from ragplatform.domain.content_types import utf16_without_bom
 from ragplatform.domain.errors import DocumentRejected
@@ -12,7 +11,9 @@ from ragplatform.domain.errors import DocumentRejected
 # Above this share of control characters the "text" is almost certainly a binary file that was
 # given a text extension; indexing it would only fill the vector store with noise.
 _MAX_CONTROL_CHAR_RATIO = 0.01
-_ALLOWED_CONTROL = frozenset("\t\n\r\f\v")
+# Unicode category Cc (C0, DEL, C1) minus the whitespace ones; a regex counts them at C speed
+# (a per-character loop took 0.4 s a megabyte).
+_CONTROL_CHARS = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 _BOMS: tuple[tuple[bytes, str], ...] = (
     (codecs.BOM_UTF32_LE, "utf-32"),
     (codecs.BOM_UTF32_BE, "utf-32"),
@@ -70,7 +71,7 @@ def _decode(data: bytes, filename: str) -> str:
 def _reject_binary(text: str, filename: str) -> None:
     if not text:
         return
-    control = sum(1 for ch in text if ch not in _ALLOWED_CONTROL and unicodedata.category(ch) == "Cc")
+    control = len(_CONTROL_CHARS.findall(text))
     if control / len(text) > _MAX_CONTROL_CHAR_RATIO:
         raise DocumentRejected(
             f"{filename!r} looks like a binary file ({control} control characters in {len(text)}); "

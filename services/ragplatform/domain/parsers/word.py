@@ -10,13 +10,14 @@ from docx.text.paragraph import Paragraph
 
 from ragplatform.domain.content_types import DOCX
 from ragplatform.domain.parsers.document import ParsedDocument
+from ragplatform.domain.parsers.limits import ParseLimits
 from ragplatform.domain.parsers.office_zip import check_office_zip, damaged
 from ragplatform.domain.parsers.text_decoding import tidy_whitespace
 
 KIND = "Word document"
 
 
-def parse_docx(data: bytes, filename: str) -> ParsedDocument:
+def parse_docx(data: bytes, filename: str, limits: ParseLimits) -> ParsedDocument:
     """Every paragraph (a blank line between them) and every table (one line per row, cells
     separated by ` | `), in document order. The title is the document's Title property, else its
     first Title- or Heading-styled paragraph.
@@ -31,6 +32,8 @@ def parse_docx(data: bytes, filename: str) -> ParsedDocument:
         title = (document.core_properties.title or "").strip() or _first_heading(document.paragraphs)
     # python-docx fails in many ways on a damaged package (KeyError for a missing part, lxml's
     # XMLSyntaxError, ValueError ...); each means the same thing to whoever uploaded it.
+    except MemoryError:
+        raise  # not damage: the sandbox reports it as over the memory limit
     except Exception as exc:
         raise damaged(filename, KIND, exc) from None
     text = tidy_whitespace("\n\n".join(block for block in blocks if block))

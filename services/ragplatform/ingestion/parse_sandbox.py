@@ -1,0 +1,203 @@
+"""Parse untrusted documents where a hostile one can cost only bounded time and memory.
+
+`ParseSandbox.parse(data, filename, content_type)` is the one call the ingestion worker makes. It
+runs `parse_document` in a small pool of persistent child processes, each limited in address
+space (RLIMIT_AS) and given a wall-clock deadline per document: a child over its deadline is
+killed and replaced, one that runs out of memory reports it (or dies) and is replaced. Either way
+the document is rejected with a message that names the limit and the setting to raise; nothing
+is retried, because the same file would fail the same way.
+
+Why processes: pypdf and the Office libraries are pure Python under the GIL, so a thread can be
+neither interrupted nor limited in memory; a 4 MB PDF once grew a worker by 4 GB and held it for
+minutes. Why persistent: a round trip to a warm child costs well under a millisecond, a process
+start tens of milliseconds. Small plain-text, Markdown and HTML files (the bulk of uploads) skip
+the round trip: their parsers are linear in the input (HTML via libxml2, which refuses deep
+nesting), so at a few kilobytes they are cheaper in-process than any IPC.
+
+Children are fresh interpreters (`python -m ragplatform.ingestion.parse_child FD`) talking over a
+socket pair: the worker process runs gRPC threads and must never `fork()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Final
+
+import structlog
+
+from ragplatform.domain.content_types import HTML, MARKDOWN, PLAIN_TEXT, detect_content_type
+from ragplatform.domain.errors import DocumentRejected, InvalidArgument
+from ragplatform.domain.parsers.limits import MIB
+from ragplatform.domain.parsing import DEFAULT_LIMITS, ParsedDocument, ParseLimits, parse_document
+
+log = structlog.get_logger("ragplatform.parse_sandbox")
+
+# (data, filename, declared content type) -> the parsed document.
+ParseDocument = Callable[[bytes, str, str], Awaitable[ParsedDocument]]
+
+_START_SECONDS: Final = 60.0
+_IN_PROCESS_TYPES: Final = frozenset((PLAIN_TEXT, MARKDOWN, HTML))
+
+
+async def parse_in_process(data: bytes, filename: str, content_type: str) -> ParsedDocument:
+    """No sandbox: for tests and tools that parse trusted files."""
+    return await asyncio.to_thread(parse_document, data, filename, content_type)
+
+
+@dataclass(frozen=True)
+class SandboxPolicy:
+    limits: ParseLimits = DEFAULT_LIMITS
+    processes: int = 2
+    timeout_seconds: float = 60.0
+    memory_bytes: int = 1024 * MIB
+    in_process_max_bytes: int = 64 * 1024
+
+
+class _Child:
+    """One child process and our end of its socket. Used by one caller at a time."""
+
+    def __init__(self, policy: SandboxPolicy) -> None:
+        ours, theirs = socket.socketpair()
+        # A fresh interpreter, not a fork: the worker runs gRPC threads, and forking a process
+        # with threads can deadlock the child.
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ragplatform.ingestion.parse_child", str(theirs.fileno())],
+            pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL,
+        )
+        theirs.close()
+        self.conn = Connection(ours.detach())
+        self.conn.send((policy.limits, policy.memory_bytes))
+        # Ready once the parsers are imported and the limits applied: no document pays for that.
+        if not self.conn.poll(_START_SECONDS) or self.conn.recv() != "ready":
+            self.kill()
+            raise RuntimeError(f"a parser process did not start within {_START_SECONDS:g} s")
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def call(self, request: tuple[bytes, str, str], timeout: float) -> tuple[str, str, ParsedDocument | None]:
+        """Blocking round trip: (outcome, message, document). Outcomes: ok, rejected, invalid,
+        memory, crash (from the child), timeout, died (seen here)."""
+        try:
+            self.conn.send(request)
+            if not self.conn.poll(timeout):
+                self.kill()
+                return ("timeout", "", None)
+            reply: tuple[str, str, ParsedDocument | None] = self.conn.recv()
+            return reply
+        except (EOFError, OSError):
+            return ("died", f"exit code {self._wait(1.0)}", None)
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError):
+            self.process.kill()
+        self._wait(5.0)
+
+    def close(self) -> None:
+        self.conn.close()  # the child reads EOF and exits
+        if self._wait(2.0) is None:
+            self.kill()
+
+    def _wait(self, seconds: float) -> int | None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            return self.process.wait(seconds)
+        return None
+
+
+class ParseSandbox:
+    """Callers may rely on: `parse` returns the parsed document or raises `DocumentRejected`
+    (with a message naming the limit and its setting) or `InvalidArgument` (unsupported type);
+    at most `policy.processes` documents parse in children at once, further callers wait their
+    turn in arrival order; a child that misbehaves never affects the next document."""
+
+    def __init__(self, policy: SandboxPolicy) -> None:
+        self._policy = policy
+        self._idle: asyncio.Queue[_Child] = asyncio.Queue()
+        self._children: list[_Child] = []
+
+    @property
+    def policy(self) -> SandboxPolicy:
+        return self._policy
+
+    async def start(self) -> None:
+        """Start the children (a second or so: the forkserver imports the parsers once)."""
+        children = await asyncio.gather(
+            *(asyncio.to_thread(_Child, self._policy) for _ in range(self._policy.processes))
+        )
+        for child in children:
+            self._children.append(child)
+            self._idle.put_nowait(child)
+
+    async def close(self) -> None:
+        for child in self._children:
+            await asyncio.to_thread(child.close)
+        self._children.clear()
+
+    async def parse(self, data: bytes, filename: str, content_type: str) -> ParsedDocument:
+        policy = self._policy
+        if (
+            len(data) <= policy.in_process_max_bytes
+            and detect_content_type(filename, content_type) in _IN_PROCESS_TYPES
+        ):
+            return await asyncio.to_thread(parse_document, data, filename, content_type, policy.limits)
+        child = await self._acquire()
+        request = (data, filename, content_type)
+        try:
+            # The round trip blocks (send, wait, receive): a thread keeps it off the event loop.
+            outcome = await asyncio.to_thread(child.call, request, policy.timeout_seconds)
+        except asyncio.CancelledError:
+            child.kill()  # the worker is stopping: do not leave a child busy with an abandoned file
+            raise
+        finally:
+            self._idle.put_nowait(child)
+        return self._result(outcome, filename)
+
+    async def _acquire(self) -> _Child:
+        child = await self._idle.get()
+        if child.alive:
+            return child
+        # Killed (deadline, cancellation) or died (memory): a fresh one takes its place.
+        self._children.remove(child)
+        try:
+            fresh = await asyncio.to_thread(_Child, self._policy)
+        except BaseException:
+            self._idle.put_nowait(child)  # keep the slot; the next caller tries again
+            raise
+        self._children.append(fresh)
+        return fresh
+
+    def _result(self, outcome: tuple[str, str, ParsedDocument | None], filename: str) -> ParsedDocument:
+        kind, message, document = outcome
+        policy = self._policy
+        if kind == "ok" and document is not None:
+            return document
+        if kind == "rejected":
+            raise DocumentRejected(message)
+        if kind == "invalid":
+            raise InvalidArgument(message)
+        if kind == "timeout":
+            log.warning("parse deadline passed; child killed", filename=filename, seconds=policy.timeout_seconds)
+            raise DocumentRejected(
+                f"parsing {filename!r} took longer than {policy.timeout_seconds:g} s and was stopped; split it into "
+                "smaller files, or raise RAG_PARSE_TIMEOUT_SECONDS."
+            )
+        if kind in ("memory", "died"):
+            log.warning("parse ran out of memory or died", filename=filename, outcome=kind, detail=message)
+            raise DocumentRejected(
+                f"parsing {filename!r} needed more than {policy.memory_bytes // MIB} MB of memory and was stopped; "
+                "split it into smaller files, or raise RAG_PARSE_MEMORY_MB."
+            )
+        log.error("parser crashed", filename=filename, error=message)
+        raise DocumentRejected(
+            f"{filename!r} could not be parsed ({message[:200]}); check that the file opens in its usual "
+            "application, re-save it and upload again."
+        )
