@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from ragplatform_operator.kube_api import CHILD_KINDS, KubeApi, resource_of
+from ragplatform_operator.kube_api import CHILD_KINDS, KubeApi, ResourceKind, resource_of
 
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -92,11 +92,18 @@ def _owned_by(obj: Mapping[str, Any], platform: str, uid: str) -> bool:
 
 
 async def list_children(
-    api: KubeApi, namespace: str, platform: str, uid: str, *, kinds: Iterable[str] | None = None
+    api: KubeApi,
+    namespace: str,
+    platform: str,
+    uid: str,
+    *,
+    kinds: Iterable[str] | None = None,
+    optional: Iterable[ResourceKind] = (),
 ) -> dict[ChildKey, dict[str, Any]]:
-    """Existing children of the RagPlatform (`uid`): of every kind the operator renders, or `kinds`."""
+    """Existing children of the RagPlatform (`uid`): of every kind the operator renders, or `kinds`,
+    plus the `optional` kinds (add-ons whose CRD the cluster has)."""
     selector = child_selector(platform)
-    wanted = [r for r in CHILD_KINDS if kinds is None or r.kind in set(kinds)]
+    wanted = [r for r in CHILD_KINDS if kinds is None or r.kind in set(kinds)] + list(optional)
     listings = await asyncio.gather(*(api.list(kind, namespace, selector) for kind in wanted))
     return {key_of(obj): obj for items in listings for obj in items if _owned_by(obj, platform, uid)}
 

@@ -46,9 +46,15 @@ CHILD_KINDS: tuple[ResourceKind, ...] = (
     ResourceKind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
     ResourceKind("batch/v1", "CronJob", "cronjobs"),
 )
+# Kinds of optional add-ons: rendered, listed and pruned only when their CRD is installed.
+POD_MONITOR = ResourceKind("monitoring.coreos.com/v1", "PodMonitor", "podmonitors")
+POD_MONITOR_CRD = "podmonitors.monitoring.coreos.com"
+OPTIONAL_CHILD_KINDS: tuple[ResourceKind, ...] = (POD_MONITOR,)
 SECRET = ResourceKind("v1", "Secret", "secrets")
 PLATFORM = ResourceKind(f"{API_GROUP}/{API_VERSION}", "RagPlatform", PLURAL)
-RESOURCES: dict[tuple[str, str], ResourceKind] = {(r.api_version, r.kind): r for r in (*CHILD_KINDS, SECRET, PLATFORM)}
+RESOURCES: dict[tuple[str, str], ResourceKind] = {
+    (r.api_version, r.kind): r for r in (*CHILD_KINDS, *OPTIONAL_CHILD_KINDS, SECRET, PLATFORM)
+}
 
 
 class KubeApiError(Exception):
@@ -181,6 +187,17 @@ class KubeApi:
             await self._request("DELETE", object_path(resource, namespace, name), {"propagationPolicy": "Background"})
         except KubeApiError as exc:
             if exc.status == 404:
+                return False
+            raise
+        return True
+
+    async def crd_installed(self, name: str) -> bool:
+        """Whether the CustomResourceDefinition `name` (e.g. podmonitors.monitoring.coreos.com)
+        exists. A 403 (RBAC of an older chart without `get` on CRDs) counts as absent."""
+        try:
+            await self._request("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{quote(name)}")
+        except KubeApiError as exc:
+            if exc.status in (403, 404):
                 return False
             raise
         return True

@@ -39,7 +39,7 @@ from ragplatform_operator.builders.internal_token import (
     new_internal_token,
 )
 from ragplatform_operator.builders.metadata import Owner
-from ragplatform_operator.kube_api import SECRET, KubeApi, KubeApiError
+from ragplatform_operator.kube_api import POD_MONITOR, POD_MONITOR_CRD, SECRET, KubeApi, KubeApiError
 from ragplatform_operator.queue_depth import QueueDepthReader, QueueDepthUnavailable
 from ragplatform_operator.repair_requests import RepairRequests
 from ragplatform_operator.spec import PlatformSpec, SpecError, check_platform_name, parse_spec
@@ -171,14 +171,25 @@ class Reconciler:
                 await self._write_status(platform, {}, ReconcileOutcome(apply_error=message), memory)
                 return PassReport(apply_error=message)
 
-            # Step 2: render every child (pure).
-            children = build_children(
-                platform.name, platform.namespace, platform.uid, spec, self._worker_replicas(platform, memory, spec)
-            )
-
             # Step 3: apply what is missing or drifted (everything when asked), prune the rest.
             try:
-                existing = await list_children(self.api, platform.namespace, platform.name, platform.uid)
+                # Step 2: render every child (pure), add-ons only when the cluster has their CRD.
+                pod_monitor_crd = await self.api.crd_installed(POD_MONITOR_CRD)
+                children = build_children(
+                    platform.name,
+                    platform.namespace,
+                    platform.uid,
+                    spec,
+                    self._worker_replicas(platform, memory, spec),
+                    pod_monitor_crd=pod_monitor_crd,
+                )
+                existing = await list_children(
+                    self.api,
+                    platform.namespace,
+                    platform.name,
+                    platform.uid,
+                    optional=(POD_MONITOR,) if pod_monitor_crd else (),
+                )
                 result = await apply_children(
                     self.api, children, existing, apply_all=apply_all, spec_changed=platform.spec_changed
                 )

@@ -23,6 +23,7 @@ from ragplatform_operator.builders.pgbouncer import (
     build_pgbouncer_deployment,
     build_pgbouncer_service,
 )
+from ragplatform_operator.builders.pod_monitor import build_pod_monitor
 from ragplatform_operator.builders.qdrant import (
     build_qdrant_client_service,
     build_qdrant_headless_service,
@@ -109,9 +110,18 @@ def _store_children(owner: Owner, spec: PlatformSpec) -> list[Manifest]:
 
 
 def build_children(
-    platform_name: str, namespace: str, uid: str, spec: PlatformSpec, worker_replicas: int | None
+    platform_name: str,
+    namespace: str,
+    uid: str,
+    spec: PlatformSpec,
+    worker_replicas: int | None,
+    *,
+    pod_monitor_crd: bool = False,
 ) -> list[Manifest]:
     """Every child manifest of the RagPlatform `namespace/platform_name` (uid `uid`).
+
+    `pod_monitor_crd` says whether the cluster has the Prometheus Operator's PodMonitor CRD: only
+    then (and with `spec.observability.serviceMonitor.enabled`) is a PodMonitor rendered.
 
     Each carries the `app.kubernetes.io/*` labels and a controller ownerReference to the
     RagPlatform. Stores (PgBouncer, Qdrant) come before the tiers that use them. The worker
@@ -123,4 +133,7 @@ def build_children(
     children = _store_children(owner, spec)
     for tier in SERVICE_TIER_NAMES:
         children += _service_tier_children(owner, spec, tier)
-    return children + _workers_children(owner, spec, worker_replicas)
+    children += _workers_children(owner, spec, worker_replicas)
+    if pod_monitor_crd and spec.observability.service_monitor.enabled:
+        children.append(build_pod_monitor(owner, spec))
+    return children

@@ -14,7 +14,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from ragplatform_operator.kube_api import CHILD_KINDS
+from ragplatform_operator.kube_api import CHILD_KINDS, OPTIONAL_CHILD_KINDS
 from tests.operator.unit.conftest import K8S_VERSION, REPO_ROOT
 
 CHART = REPO_ROOT / "charts" / "ragplatform-operator"
@@ -93,10 +93,11 @@ def test_rbac_grants_every_child_kind_the_operator_manages_and_nothing_broader()
         for resource in rule["resources"]
     }
 
-    for kind in CHILD_KINDS:
+    managed = (*CHILD_KINDS, *OPTIONAL_CHILD_KINDS)
+    for kind in managed:
         group = kind.api_version.rsplit("/", 1)[0] if "/" in kind.api_version else ""
         assert granted.get((group, kind.plural)) == {"get", "list", "watch", "create", "patch", "delete"}, kind.kind
-    child_keys = {(k.api_version.rsplit("/", 1)[0] if "/" in k.api_version else "", k.plural) for k in CHILD_KINDS}
+    child_keys = {(k.api_version.rsplit("/", 1)[0] if "/" in k.api_version else "", k.plural) for k in managed}
     others = {key: verbs for key, verbs in granted.items() if key not in child_keys}
     assert others == {
         ("ragplatform.io", "ragplatforms"): {"get", "list", "watch", "patch"},
