@@ -1,8 +1,9 @@
-"""Generate the RagPlatform CustomResourceDefinition from the spec models.
+"""Generate the RagPlatform CustomResourceDefinition from the spec and status models.
 
-The spec's pydantic models are the one source: their descriptions, defaults, bounds, patterns
-and CEL rules become the CRD's structural `openAPIV3Schema`, so `kubectl explain rag.spec` reads
-the same text as the models. Run `python -m ragplatform_operator.crd_schema` to rewrite
+The pydantic models are the one source: the spec's (spec.py) and the status's (status_model.py)
+descriptions, defaults, bounds, patterns and CEL rules become the CRD's structural
+`openAPIV3Schema`, so `kubectl explain rag.spec` and `rag.status` read the same text as the
+models. Run `python -m ragplatform_operator.crd_schema` to rewrite
 `crds/ragplatform.io_ragplatforms.yaml`, the chart's copy and `docs/operator/reference.md`; unit
 tests fail when any of them is stale.
 
@@ -13,19 +14,19 @@ inlined, `X | None` becomes `X`, `int | str` becomes `x-kubernetes-int-or-string
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ragplatform_operator import API_GROUP, API_VERSION, KIND, PLURAL
+from ragplatform_operator.reference_doc import render_reference
 from ragplatform_operator.spec import (
     MAX_PLATFORM_NAME_LENGTH,
     PLATFORM_NAME_PATTERN,
-    TIER_NAMES,
     PlatformSpec,
 )
+from ragplatform_operator.status_model import PlatformStatus
 
 CRD_FILE_NAME = f"{API_GROUP}_{PLURAL}.yaml"
 _DROPPED_KEYS = {"title", "$defs"}
@@ -47,7 +48,9 @@ def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"cannot express anyOf {variants} in a structural schema")
     if node.get("default", ...) is None:
         del node["default"]
-    if node.get("additionalProperties") is False:
+    if isinstance(node.get("additionalProperties"), bool):
+        # false: the API server prunes unknown fields anyway; true (a free-form dict): expressed
+        # by the field's x-kubernetes-preserve-unknown-fields instead.
         del node["additionalProperties"]
     if "enum" in node and "type" not in node:
         node["type"] = "string"
@@ -68,88 +71,24 @@ def _described(description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"description": description, **schema}
 
 
-def _replicas_status(what: str) -> dict[str, Any]:
-    return _described(
-        f"Replicas of {what}.",
-        {
-            "type": "object",
-            "properties": {
-                "desiredReplicas": _described("Replicas wanted.", {"type": "integer"}),
-                "readyReplicas": _described("Replicas ready to serve.", {"type": "integer"}),
-                "ready": _described("readyReplicas/desiredReplicas, for kubectl get.", {"type": "string"}),
-            },
-        },
-    )
+def _without_defaults(node: Any) -> Any:
+    """The schema without `default`s: the operator writes every status field it means."""
+    if isinstance(node, dict):
+        return {k: _without_defaults(v) for k, v in node.items() if k != "default"}
+    if isinstance(node, list):
+        return [_without_defaults(item) for item in node]
+    return node
 
 
 def status_schema() -> dict[str, Any]:
-    """Schema of `status`, written by the operator.
+    """Structural schema of `status`, from `PlatformStatus`.
 
-    Unknown fields are preserved so that an operator newer than this CRD loses nothing.
+    Unknown fields are preserved at its top level so that an operator newer than this CRD loses
+    nothing.
     """
-    condition = {
-        "type": "object",
-        "required": ["type", "status"],
-        "properties": {
-            "type": _described(
-                "Ready, Progressing, Degraded, or one per component (e.g. GatewayReady).", {"type": "string"}
-            ),
-            "status": _described("True, False or Unknown.", {"type": "string", "enum": ["True", "False", "Unknown"]}),
-            "reason": _described("One CamelCase word saying why.", {"type": "string"}),
-            "message": _described("What is happening, and what to do if anything.", {"type": "string"}),
-            "lastTransitionTime": _described("When status last changed.", {"type": "string", "format": "date-time"}),
-            "observedGeneration": _described("metadata.generation this condition describes.", {"type": "integer"}),
-        },
-    }
-    components: dict[str, Any] = {tier: _replicas_status(f"the {tier} tier") for tier in TIER_NAMES}
-    components["pgbouncer"] = _replicas_status("PgBouncer")
-    components["vectorStore"] = _replicas_status("the managed Qdrant")
-    return {
-        "type": "object",
-        "description": "Observed state of the platform, written by the operator.",
-        "x-kubernetes-preserve-unknown-fields": True,
-        "properties": {
-            "observedGeneration": _described("metadata.generation the operator last reconciled.", {"type": "integer"}),
-            "conditions": _described(
-                "Current conditions: Ready, Progressing, Degraded and one per component.",
-                {
-                    "type": "array",
-                    "items": _described("One condition.", condition),
-                    "x-kubernetes-list-type": "map",
-                    "x-kubernetes-list-map-keys": ["type"],
-                },
-            ),
-            "tiers": _described(
-                "Desired and ready replicas per component.",
-                {"type": "object", "properties": components},
-            ),
-            "autoscaler": _described(
-                "The queue autoscaler's memory across operator restarts (last decision, recent "
-                "recommendations); read lastDecision to see why the workers were last scaled.",
-                {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-            ),
-            "queue": _described(
-                "The ingestion queue and the last worker scaling decision.",
-                {
-                    "type": "object",
-                    "properties": {
-                        "depth": _described(
-                            "Jobs queued or in flight (consumer-group lag + pending).", {"type": "integer"}
-                        ),
-                        "desiredReplicas": _described("Workers the autoscaler wants now.", {"type": "integer"}),
-                        "lastScaleTime": _described(
-                            "When the worker count was last changed.",
-                            {"type": "string", "format": "date-time"},
-                        ),
-                        "lastScaleReason": _described("Why the worker count was last changed.", {"type": "string"}),
-                        "lastError": _described(
-                            "Why the queue depth could not be read, if it could not.", {"type": "string"}
-                        ),
-                    },
-                },
-            ),
-        },
-    }
+    raw = PlatformStatus.model_json_schema(by_alias=True, mode="serialization")
+    schema = _without_defaults(_structural(raw, raw.get("$defs", {})))
+    return {**schema, "x-kubernetes-preserve-unknown-fields": True}
 
 
 def spec_schema() -> dict[str, Any]:
@@ -267,7 +206,7 @@ def render_crd() -> str:
     """The CRD file's exact text."""
     header = (
         "# Generated by `python -m ragplatform_operator.crd_schema` from the models in\n"
-        "# operator/ragplatform_operator/spec.py.\n"
+        "# operator/ragplatform_operator/spec.py and status_model.py.\n"
         "# Do not edit by hand: change the spec models and regenerate.\n"
     )
     crd = build_crd()
@@ -275,83 +214,6 @@ def render_crd() -> str:
     version["schema"]["openAPIV3Schema"] = _ordered(version["schema"]["openAPIV3Schema"])
     body = yaml.dump(crd, Dumper=_NoAliasDumper, sort_keys=False, width=100, allow_unicode=True)
     return header + body
-
-
-def _type_of(node: dict[str, Any]) -> str:
-    if node.get("x-kubernetes-int-or-string"):
-        return "int or string"
-    if "enum" in node:
-        return ", ".join(f"`{value}`" for value in node["enum"])
-    if node.get("type") == "array":
-        return f"list of {_type_of(node.get('items', {}))}"
-    if node.get("type") == "object" and "additionalProperties" in node:
-        return f"map of {_type_of(node['additionalProperties'])}"
-    return str(node.get("type", "any"))
-
-
-def _constraints(node: dict[str, Any]) -> str:
-    parts = []
-    if "minimum" in node or "maximum" in node:
-        parts.append(f"{node.get('minimum', '')}..{node.get('maximum', '')}")
-    if "pattern" in node:
-        parts.append(f"pattern `{node['pattern']}`")
-    if "maxItems" in node:
-        parts.append(f"at most {node['maxItems']} items")
-    for rule in node.get("x-kubernetes-validations", []):
-        parts.append(f"rule: {rule['message']}")
-    return "; ".join(parts)
-
-
-def _cell(text: str) -> str:
-    # A literal "|" would end a Markdown table cell.
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _reference_rows(node: dict[str, Any], path: str, required: bool) -> list[str]:
-    default = node.get("default")
-    default_text = "" if default is None else f"`{json.dumps(default)}`"
-    description = _cell(str(node.get("description", "")))
-    constraints = _cell(_constraints(node))
-    required_text = "yes" if required else ""
-    rows = [f"| `{path}` | {_type_of(node)} | {required_text} | {default_text} | {description} | {constraints} |"]
-    children = node.get("properties", {})
-    if node.get("type") == "array" and "properties" in node.get("items", {}):
-        children = node["items"]["properties"]
-        needed = set(node["items"].get("required", []))
-        path = f"{path}[]"
-    else:
-        needed = set(node.get("required", []))
-    for name, child in children.items():
-        rows += _reference_rows(child, f"{path}.{name}", name in needed)
-    return rows
-
-
-def render_reference() -> str:
-    """docs/operator/reference.md: every spec field with its type, default, meaning and rules."""
-    spec = spec_schema()
-    lines = [
-        "# RagPlatform field reference",
-        "",
-        "<!-- Generated by `python -m ragplatform_operator.crd_schema` from the spec models; do not edit. -->",
-        "",
-        f"`apiVersion: {API_GROUP}/{API_VERSION}`, `kind: {KIND}` (short name `rag`), namespaced. The same "
-        "text is served by the cluster: `kubectl explain rag.spec --recursive`, or `kubectl explain "
-        "rag.spec.workers.autoscaling` for one block.",
-        "",
-        f"`metadata.name`: at most {MAX_PLATFORM_NAME_LENGTH} lowercase letters, digits and `-`, starting "
-        "with a letter (every child object's name starts with it).",
-        "",
-        "Rules marked *rule* are CEL validation rules: the API server refuses a RagPlatform that breaks one, "
-        "with the message shown. The operator checks the same rules again and reports a spec that breaks "
-        "them in the `Degraded` condition.",
-        "",
-        "| field | type | required | default | meaning | constraints |",
-        "|---|---|---|---|---|---|",
-    ]
-    required = set(spec.get("required", []))
-    for name, child in spec["properties"].items():
-        lines += _reference_rows(child, f"spec.{name}", name in required)
-    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -367,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {directory / CRD_FILE_NAME}")
     reference = Path("docs/operator/reference.md")
     reference.parent.mkdir(parents=True, exist_ok=True)
-    reference.write_text(render_reference(), encoding="utf-8")
+    reference.write_text(render_reference(spec_schema(), status_schema()), encoding="utf-8")
     print(f"wrote {reference}")
     return 0
 

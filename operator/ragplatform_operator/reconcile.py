@@ -51,7 +51,9 @@ from ragplatform_operator.status import (
     WorkloadObservation,
     build_status,
     observe_workload,
+    queue_observation,
 )
+from ragplatform_operator.status_model import PlatformStatus, ScalingDecisionRecord
 
 # emit(type, reason, message): posts an Event on the RagPlatform (kopf.event in production).
 EventEmitter = Callable[[str, str, str], None]
@@ -87,8 +89,12 @@ class PlatformRef:
     namespace: str
     uid: str
     generation: int
-    status: Mapping[str, Any]
+    status: Mapping[str, Any]  # as stored: the write is a merge patch against it
     raw_spec: Mapping[str, Any]
+
+    @property
+    def typed_status(self) -> PlatformStatus:
+        return PlatformStatus.from_raw(self.status)
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> PlatformRef:
@@ -228,13 +234,12 @@ class Reconciler:
             return str(exc)
 
     async def _report_invalid_spec(self, platform: PlatformRef, message: str, emit: EventEmitter) -> None:
-        degraded: Mapping[str, Any] = next(
-            (c for c in platform.status.get("conditions") or [] if c.get("type") == "Degraded"), {}
-        )
+        previous = platform.typed_status
+        degraded = previous.condition("Degraded")
         already_reported = (
-            degraded.get("reason") == "InvalidSpec"
-            and degraded.get("message") == message
-            and platform.status.get("observedGeneration") == platform.generation
+            degraded is not None
+            and (degraded.reason, degraded.message) == ("InvalidSpec", message)
+            and previous.observed_generation == platform.generation
         )
         if not already_reported:
             emit("Warning", "InvalidSpec", message)
@@ -244,8 +249,8 @@ class Reconciler:
     def _worker_replicas(platform: PlatformRef, memory: PlatformMemory, spec: PlatformSpec) -> int:
         if memory.scaling is not None:
             return worker_replicas_in_force(spec, memory.scaling.replicas)
-        persisted = (platform.status.get("autoscaler") or {}).get("state")
-        replicas = persisted.get("replicas") if isinstance(persisted, Mapping) else None
+        autoscaler = platform.typed_status.autoscaler
+        replicas = (autoscaler.state or {}).get("replicas") if autoscaler is not None else None
         return worker_replicas_in_force(spec, replicas if isinstance(replicas, int) else None)
 
     async def _write_status(
@@ -260,9 +265,9 @@ class Reconciler:
             workloads=workloads,
             outcome=outcome,
             queue=memory.queue if memory is not None else None,
-            previous_conditions=platform.status.get("conditions") or [],
+            previous=platform.typed_status,
             now=self._clock(),
-        )
+        ).to_patch()
         if contains(platform.status, _drop_nones(status)) and not _clears_something(platform.status, status):
             return  # nothing new: spare the API server a write and the watchers an event
         await self.api.patch_platform_status(platform.namespace, platform.name, status)
@@ -303,11 +308,12 @@ class Reconciler:
                 scale_up_window_seconds=scaling.scale_up_stabilization_seconds,
                 scale_down_window_seconds=scaling.scale_down_stabilization_seconds,
             )
+            stored_autoscaler = platform.typed_status.autoscaler
             state = memory.scaling or ScalingState.from_status(
-                (platform.status.get("autoscaler") or {}).get("state"),
+                stored_autoscaler.state if stored_autoscaler is not None else None,
                 default_replicas=self._worker_replicas(platform, memory, spec),
             )
-            previous = memory.queue or _queue_from_status(platform.status)
+            previous = memory.queue or queue_observation(platform.typed_status)
             try:
                 depth = await self._read_depth(platform, spec)
             except QueueDepthUnavailable as exc:
@@ -329,8 +335,8 @@ class Reconciler:
                 fixed_replicas=False,
                 autoscaler_state=decision.state.to_status(),
             )
-            last = previous.last_decision or {}
-            if (last.get("reason"), last.get("toReplicas")) != (decision.reason.value, decision.replicas):
+            last = previous.last_decision
+            if last is None or (last.reason, last.to_replicas) != (decision.reason.value, decision.replicas):
                 queue = replace(queue, last_decision=_decision_record(decision, now))
             if decision.changed:
                 await self._apply_worker_count(platform, spec, decision.replicas)
@@ -385,34 +391,15 @@ def _clears_something(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     return False
 
 
-def _queue_from_status(status: Mapping[str, Any]) -> QueueObservation:
-    """What a previous operator process recorded about the queue (after a restart)."""
-    queue = status.get("queue") or {}
-    last_time = queue.get("lastScaleTime")
-    try:
-        parsed_time = datetime.fromisoformat(last_time) if isinstance(last_time, str) else None
-    except ValueError:
-        parsed_time = None
-    last_decision = (status.get("autoscaler") or {}).get("lastDecision")
-    return QueueObservation(
-        depth=queue.get("depth"),
-        desired_replicas=queue.get("desiredReplicas"),
-        error=queue.get("lastError"),
-        last_scale_time=parsed_time,
-        last_scale_reason=queue.get("lastScaleReason"),
-        last_decision=last_decision if isinstance(last_decision, Mapping) else None,
+def _decision_record(decision: ScalingDecision, now: datetime) -> ScalingDecisionRecord:
+    return ScalingDecisionRecord(
+        time=now.replace(microsecond=0),
+        reason=decision.reason.value,
+        message=decision.message,
+        queue_depth=decision.queue_depth,
+        from_replicas=decision.previous_replicas,
+        to_replicas=decision.replicas,
     )
-
-
-def _decision_record(decision: ScalingDecision, now: datetime) -> dict[str, Any]:
-    return {
-        "time": now.replace(microsecond=0).isoformat(),
-        "reason": decision.reason.value,
-        "message": decision.message,
-        "queueDepth": decision.queue_depth,
-        "fromReplicas": decision.previous_replicas,
-        "toReplicas": decision.replicas,
-    }
 
 
 def _observe_workloads(

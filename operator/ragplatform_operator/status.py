@@ -2,14 +2,12 @@
 
 Callers observe the workloads (`observe_workload`), describe what the reconcile pass and the
 autoscaler found (`ReconcileOutcome`, `QueueObservation`), and get the whole status back from
-`build_status`. Nothing here reads the cluster or the clock, so it is unit-tested directly.
+`build_status`, built as the typed `PlatformStatus` (status_model.py) and returned as the merge
+patch to write. Nothing here reads the cluster or the clock, so it is unit-tested directly.
 
-Conditions follow the Kubernetes convention: `type`, `status` ("True"/"False"/"Unknown"),
-a CamelCase `reason`, a human `message` that says what to do when something is wrong,
-`lastTransitionTime` (kept from the previous status while `status` does not change) and
-`observedGeneration`. Types: `Ready`, `Progressing`, `Degraded`, one `<Component>Ready` per
-component (`GatewayReady` … `WorkersReady`, `PoolerReady`, `VectorStoreReady`), and
-`WorkersAutoscaling`.
+Condition types: `Ready`, `Progressing`, `Degraded`, one `<Component>Ready` per component
+(`GatewayReady` … `WorkersReady`, `PoolerReady`, `VectorStoreReady`), and `WorkersAutoscaling`;
+`lastTransitionTime` is kept from the previous status while `status` does not change.
 """
 
 from __future__ import annotations
@@ -19,7 +17,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-Condition = dict[str, Any]
+from ragplatform_operator.status_model import (
+    AutoscalerStatus,
+    Condition,
+    PlatformStatus,
+    QueueStatus,
+    ScalingDecisionRecord,
+    TierReplicas,
+    TiersStatus,
+)
 
 # Status key (as in the CRD's status.tiers) -> (condition type, what a human calls it).
 COMPONENTS: dict[str, tuple[str, str]] = {
@@ -98,7 +104,7 @@ class QueueObservation:
     error: str | None = None
     last_scale_time: datetime | None = None
     last_scale_reason: str | None = None
-    last_decision: Mapping[str, Any] | None = None
+    last_decision: ScalingDecisionRecord | None = None
     autoscaler_state: Mapping[str, Any] | None = None
     fixed_replicas: bool = False
 
@@ -111,11 +117,6 @@ class ReconcileOutcome:
     apply_error: str | None = None
 
 
-def _condition(type_: str, ok: bool | None, reason: str, message: str) -> Condition:
-    status = "Unknown" if ok is None else ("True" if ok else "False")
-    return {"type": type_, "status": status, "reason": reason, "message": message}
-
-
 def component_condition(key: str, workload: WorkloadObservation | None) -> Condition:
     """The `<Component>Ready` condition of one component from its workload's status.
 
@@ -123,15 +124,15 @@ def component_condition(key: str, workload: WorkloadObservation | None) -> Condi
     """
     type_, what = COMPONENTS[key]
     if workload is None:
-        return _condition(type_, True, "External", f"the {what} is external; the operator does not run it")
+        return Condition.of(type_, True, "External", f"the {what} is external; the operator does not run it")
     ref = workload.reference
     if not workload.exists:
-        return _condition(
+        return Condition.of(
             type_, False, "NotCreated", f"{ref} does not exist yet; the operator creates it on its next pass"
         )
     counts = f"{workload.ready}/{workload.desired} replicas ready"
     if workload.stuck_message:
-        return _condition(
+        return Condition.of(
             type_,
             False,
             "RolloutStuck",
@@ -139,37 +140,37 @@ def component_condition(key: str, workload: WorkloadObservation | None) -> Condi
             "events (image, resources, probes).",
         )
     if workload.desired == 0:
-        return _condition(type_, True, "ScaledToZero", f"{ref} runs no replicas")
+        return Condition.of(type_, True, "ScaledToZero", f"{ref} runs no replicas")
     if workload.ready < workload.desired:
-        return _condition(
+        return Condition.of(
             type_,
             False,
             "ReplicasNotReady",
             f"{ref}: {counts}. If this lasts, check `kubectl describe {ref}` and the events of its pods.",
         )
     if not workload.up_to_date or workload.updated < workload.desired:
-        return _condition(type_, False, "RollingOut", f"{ref}: rolling out a new version; {counts}")
-    return _condition(type_, True, "ReplicasReady", f"{ref}: {counts}")
+        return Condition.of(type_, False, "RollingOut", f"{ref}: rolling out a new version; {counts}")
+    return Condition.of(type_, True, "ReplicasReady", f"{ref}: {counts}")
 
 
-def tier_replicas(workload: WorkloadObservation | None) -> dict[str, Any] | None:
+def tier_replicas(workload: WorkloadObservation | None) -> TierReplicas | None:
     """One entry of `status.tiers`: desired and ready replicas and `ready/desired` for kubectl."""
     if workload is None:
         return None
     desired = workload.desired if workload.exists else 0
-    return {"desiredReplicas": desired, "readyReplicas": workload.ready, "ready": f"{workload.ready}/{desired}"}
+    return TierReplicas(desired_replicas=desired, ready_replicas=workload.ready, ready=f"{workload.ready}/{desired}")
 
 
 def _autoscaling_condition(queue: QueueObservation | None) -> Condition:
     if queue is None:
-        return _condition("WorkersAutoscaling", None, "NotObservedYet", "the queue depth has not been read yet")
+        return Condition.of("WorkersAutoscaling", None, "NotObservedYet", "the queue depth has not been read yet")
     if queue.fixed_replicas:
-        return _condition(
+        return Condition.of(
             "WorkersAutoscaling", True, "FixedReplicas", "spec.workers.replicas is set; queue autoscaling is off"
         )
     if queue.error:
-        return _condition("WorkersAutoscaling", False, "QueueUnreachable", queue.error)
-    return _condition(
+        return Condition.of("WorkersAutoscaling", False, "QueueUnreachable", queue.error)
+    return Condition.of(
         "WorkersAutoscaling",
         True,
         "QueueDepthRead",
@@ -180,50 +181,50 @@ def _autoscaling_condition(queue: QueueObservation | None) -> Condition:
 def _summary_conditions(
     components: Sequence[Condition], outcome: ReconcileOutcome, queue: QueueObservation | None
 ) -> list[Condition]:
-    not_ready = [c for c in components if c["status"] != "True"]
-    stuck = [c for c in not_ready if c["reason"] == "RolloutStuck"]
+    not_ready = [c for c in components if c.status != "True"]
+    stuck = [c for c in not_ready if c.reason == "RolloutStuck"]
     if outcome.spec_error:
-        degraded = _condition("Degraded", True, "InvalidSpec", outcome.spec_error)
+        degraded = Condition.of("Degraded", True, "InvalidSpec", outcome.spec_error)
     elif outcome.apply_error:
-        degraded = _condition("Degraded", True, "ApplyFailed", outcome.apply_error)
+        degraded = Condition.of("Degraded", True, "ApplyFailed", outcome.apply_error)
     elif stuck:
-        degraded = _condition("Degraded", True, "RolloutStuck", "; ".join(c["message"] for c in stuck))
+        degraded = Condition.of("Degraded", True, "RolloutStuck", "; ".join(c.message for c in stuck))
     elif queue is not None and queue.error:
-        degraded = _condition("Degraded", True, "QueueUnreachable", queue.error)
+        degraded = Condition.of("Degraded", True, "QueueUnreachable", queue.error)
     else:
-        degraded = _condition("Degraded", False, "AsExpected", "nothing is degraded")
+        degraded = Condition.of("Degraded", False, "AsExpected", "nothing is degraded")
 
-    waiting = [c for c in not_ready if c["reason"] in ("NotCreated", "ReplicasNotReady", "RollingOut")]
+    waiting = [c for c in not_ready if c.reason in ("NotCreated", "ReplicasNotReady", "RollingOut")]
     if outcome.spec_error:
-        progressing = _condition(
+        progressing = Condition.of(
             "Progressing", False, "InvalidSpec", "nothing changes until the spec is fixed (see Degraded)"
         )
     elif waiting:
-        progressing = _condition("Progressing", True, "ComponentsStarting", "; ".join(c["message"] for c in waiting))
+        progressing = Condition.of("Progressing", True, "ComponentsStarting", "; ".join(c.message for c in waiting))
     else:
-        progressing = _condition("Progressing", False, "Settled", "every component matches the spec")
+        progressing = Condition.of("Progressing", False, "Settled", "every component matches the spec")
 
-    if degraded["status"] == "True":
-        ready = _condition("Ready", False, degraded["reason"], degraded["message"])
+    if degraded.status == "True":
+        ready = Condition.of("Ready", False, degraded.reason, degraded.message)
     elif not_ready:
-        names = ", ".join(c["type"].removesuffix("Ready") for c in not_ready)
-        ready = _condition("Ready", False, "ComponentsNotReady", f"waiting for: {names} (see their conditions)")
+        names = ", ".join(c.type.removesuffix("Ready") for c in not_ready)
+        ready = Condition.of("Ready", False, "ComponentsNotReady", f"waiting for: {names} (see their conditions)")
     else:
-        ready = _condition("Ready", True, "AllComponentsReady", "every component is ready")
+        ready = Condition.of("Ready", True, "AllComponentsReady", "every component is ready")
     return [ready, progressing, degraded]
 
 
 def merge_conditions(
-    previous: Sequence[Mapping[str, Any]], current: Sequence[Condition], now: datetime, generation: int
+    previous: Sequence[Condition], current: Sequence[Condition], now: datetime, generation: int
 ) -> list[Condition]:
     """`current` with `lastTransitionTime` kept from `previous` where the status did not change."""
-    before = {c.get("type"): c for c in previous}
+    before = {c.type: c for c in previous}
     merged = []
     for condition in current:
-        old = before.get(condition["type"])
-        changed = old is None or old.get("status") != condition["status"] or "lastTransitionTime" not in old
-        since = now.replace(microsecond=0).isoformat() if changed or old is None else old["lastTransitionTime"]
-        merged.append({**condition, "lastTransitionTime": since, "observedGeneration": generation})
+        old = before.get(condition.type)
+        kept = old is not None and old.status == condition.status and old.last_transition_time is not None
+        since = old.last_transition_time if kept and old is not None else now.replace(microsecond=0)
+        merged.append(condition.model_copy(update={"last_transition_time": since, "observed_generation": generation}))
     return merged
 
 
@@ -233,51 +234,56 @@ def build_status(
     workloads: Mapping[str, WorkloadObservation | None],
     outcome: ReconcileOutcome,
     queue: QueueObservation | None,
-    previous_conditions: Sequence[Mapping[str, Any]],
+    previous: PlatformStatus,
     now: datetime,
-) -> dict[str, Any]:
+) -> PlatformStatus:
     """The whole `status` of a RagPlatform.
 
     `workloads` maps a component key (see `COMPONENTS`) to its observation, None for an
     external component; components missing from the map (e.g. with an invalid spec, when
-    nothing was built) get no condition. `queue` None: not read yet.
+    nothing was built) get no condition. `queue` None: not read yet. `previous` is the status
+    as stored (transition times are kept from it).
     """
     component_conditions = [component_condition(key, workloads[key]) for key in COMPONENTS if key in workloads]
     conditions = _summary_conditions(component_conditions, outcome, queue)
     conditions += component_conditions
     if not outcome.spec_error:
         conditions.append(_autoscaling_condition(queue))
-    status: dict[str, Any] = {
-        "observedGeneration": generation,
-        "conditions": merge_conditions(previous_conditions, conditions, now, generation),
-    }
     tiers = {key: tier_replicas(workloads[key]) for key in COMPONENTS if key in workloads}
-    if any(v is not None for v in tiers.values()):
-        status["tiers"] = {k: v for k, v in tiers.items() if v is not None}
+    status = PlatformStatus(
+        observed_generation=generation,
+        conditions=merge_conditions(previous.conditions, conditions, now, generation),
+        tiers=TiersStatus.model_validate(tiers) if any(v is not None for v in tiers.values()) else None,
+    )
     if queue is not None:
-        status["queue"] = queue_status(queue)
-        autoscaler: dict[str, Any] = {}
-        if queue.last_decision is not None:
-            autoscaler["lastDecision"] = dict(queue.last_decision)
-        if queue.autoscaler_state is not None:
-            autoscaler["state"] = dict(queue.autoscaler_state)
-        if autoscaler:
-            # Top level of status, which preserves unknown fields (status.queue does not).
-            status["autoscaler"] = autoscaler
+        status.queue = queue_status(queue)
+        if queue.last_decision is not None or queue.autoscaler_state is not None:
+            status.autoscaler = AutoscalerStatus(
+                last_decision=queue.last_decision,
+                state=dict(queue.autoscaler_state) if queue.autoscaler_state is not None else None,
+            )
     return status
 
 
-def queue_status(queue: QueueObservation) -> dict[str, Any]:
+def queue_status(queue: QueueObservation) -> QueueStatus:
     """`status.queue`: depth, desired workers, the last scale and the last read error."""
-    out: dict[str, Any] = {}
-    if queue.depth is not None:
-        out["depth"] = queue.depth
-    if queue.desired_replicas is not None:
-        out["desiredReplicas"] = queue.desired_replicas
-    if queue.last_scale_time is not None:
-        out["lastScaleTime"] = queue.last_scale_time.isoformat()
-    if queue.last_scale_reason is not None:
-        out["lastScaleReason"] = queue.last_scale_reason
-    # Always written (None clears it in a merge patch) so a recovered Redis clears the old error.
-    out["lastError"] = queue.error
-    return out
+    return QueueStatus(
+        depth=queue.depth,
+        desired_replicas=queue.desired_replicas,
+        last_scale_time=queue.last_scale_time,
+        last_scale_reason=queue.last_scale_reason,
+        last_error=queue.error,
+    )
+
+
+def queue_observation(status: PlatformStatus) -> QueueObservation:
+    """What a previous operator process recorded about the queue (read after a restart)."""
+    queue = status.queue or QueueStatus()
+    return QueueObservation(
+        depth=queue.depth,
+        desired_replicas=queue.desired_replicas,
+        error=queue.last_error,
+        last_scale_time=queue.last_scale_time,
+        last_scale_reason=queue.last_scale_reason,
+        last_decision=status.autoscaler.last_decision if status.autoscaler else None,
+    )

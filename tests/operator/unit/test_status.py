@@ -13,9 +13,22 @@ from ragplatform_operator.status import (
     build_status,
     component_condition,
     observe_workload,
+    queue_observation,
 )
+from ragplatform_operator.status_model import Condition, PlatformStatus, ScalingDecisionRecord
 
 NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
+
+
+def k8s_time(moment: datetime) -> str:
+    """How the API server (and the operator) write a time: RFC 3339, UTC, whole seconds."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def status_of(*, previous_conditions: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
+    """`build_status` as the merge patch the operator writes, after a status with these conditions."""
+    previous = PlatformStatus.from_raw({"conditions": previous_conditions})
+    return build_status(previous=previous, **kwargs).to_patch()
 
 
 def deployment(
@@ -52,7 +65,7 @@ def by_type(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_all_ready_gives_ready_true_and_replica_counts() -> None:
-    status = build_status(
+    status = status_of(
         generation=3,
         workloads=ready_workloads(),
         outcome=ReconcileOutcome(),
@@ -77,7 +90,7 @@ def test_replicas_not_ready_names_the_component_and_counts() -> None:
     workloads = ready_workloads()
     workloads["retrieval"] = observe_workload("Deployment", "demo-retrieval", deployment(3, 1))
     conditions = by_type(
-        build_status(
+        status_of(
             generation=1, workloads=workloads, outcome=ReconcileOutcome(), queue=None, previous_conditions=[], now=NOW
         )
     )
@@ -95,7 +108,7 @@ def test_replicas_not_ready_names_the_component_and_counts() -> None:
 def test_missing_child_is_not_created_and_progressing() -> None:
     workloads = ready_workloads()
     workloads["workers"] = observe_workload("Deployment", "demo-workers", None)
-    status = build_status(
+    status = status_of(
         generation=1, workloads=workloads, outcome=ReconcileOutcome(), queue=None, previous_conditions=[], now=NOW
     )
     condition = by_type(status)["WorkersReady"]
@@ -119,7 +132,7 @@ def test_stuck_rollout_is_degraded_with_the_deployments_own_message() -> None:
     workloads = ready_workloads()
     workloads["gateway"] = observe_workload("Deployment", "demo-gateway", stuck)
     conditions = by_type(
-        build_status(
+        status_of(
             generation=1, workloads=workloads, outcome=ReconcileOutcome(), queue=None, previous_conditions=[], now=NOW
         )
     )
@@ -131,18 +144,18 @@ def test_stuck_rollout_is_degraded_with_the_deployments_own_message() -> None:
 
 def test_rolling_out_when_the_controller_has_not_caught_up() -> None:
     rolling = observe_workload("Deployment", "demo-gateway", deployment(2, 2, updated=1, generation=4, observed=3))
-    assert component_condition("gateway", rolling)["reason"] == "RollingOut"
+    assert component_condition("gateway", rolling).reason == "RollingOut"
 
 
 def test_external_vector_store_and_scaled_to_zero_count_as_ready() -> None:
-    assert component_condition("vectorStore", None)["reason"] == "External"
+    assert component_condition("vectorStore", None).reason == "External"
     zero = component_condition("workers", observe_workload("Deployment", "demo-workers", deployment(0, 0)))
-    assert (zero["status"], zero["reason"]) == ("True", "ScaledToZero")
+    assert (zero.status, zero.reason) == ("True", "ScaledToZero")
 
 
 def test_invalid_spec_is_degraded_with_what_to_fix_and_not_progressing() -> None:
     message = "invalid RagPlatform spec:\n  spec.workers.autoscaling: minReplicas (5) must be <= maxReplicas (2)"
-    status = build_status(
+    status = status_of(
         generation=2,
         workloads={},
         outcome=ReconcileOutcome(spec_error=message),
@@ -161,7 +174,7 @@ def test_invalid_spec_is_degraded_with_what_to_fix_and_not_progressing() -> None
 
 def test_unreachable_queue_is_degraded_and_reported() -> None:
     queue = QueueObservation(error="cannot reach Redis at redis://r:6379/0: connection refused; check the Redis")
-    status = build_status(
+    status = status_of(
         generation=1,
         workloads=ready_workloads(),
         outcome=ReconcileOutcome(),
@@ -181,10 +194,12 @@ def test_last_scaling_decision_is_recorded() -> None:
         desired_replicas=4,
         last_scale_time=NOW,
         last_scale_reason="ScaledUp",
-        last_decision={"reason": "ScaledUp", "fromReplicas": 1, "toReplicas": 4},
+        last_decision=ScalingDecisionRecord(
+            time=NOW, reason="ScaledUp", message="scaled 1 -> 4", queue_depth=40, from_replicas=1, to_replicas=4
+        ),
         autoscaler_state={"replicas": 4},
     )
-    status = build_status(
+    status = status_of(
         generation=1,
         workloads=ready_workloads(),
         outcome=ReconcileOutcome(),
@@ -193,13 +208,13 @@ def test_last_scaling_decision_is_recorded() -> None:
         now=NOW,
     )
     assert status["queue"]["lastScaleReason"] == "ScaledUp"
-    assert status["queue"]["lastScaleTime"] == NOW.isoformat()
+    assert status["queue"]["lastScaleTime"] == k8s_time(NOW)
     assert status["autoscaler"]["lastDecision"]["toReplicas"] == 4
     assert status["autoscaler"]["state"] == {"replicas": 4}
 
 
 def test_transition_time_kept_while_status_unchanged() -> None:
-    first = build_status(
+    first = status_of(
         generation=1,
         workloads=ready_workloads(),
         outcome=ReconcileOutcome(),
@@ -210,7 +225,7 @@ def test_transition_time_kept_while_status_unchanged() -> None:
     later = NOW + timedelta(minutes=5)
     workloads = ready_workloads()
     workloads["gateway"] = observe_workload("Deployment", "demo-gateway", deployment(2, 1))
-    second = build_status(
+    second = status_of(
         generation=1,
         workloads=workloads,
         outcome=ReconcileOutcome(),
@@ -220,5 +235,35 @@ def test_transition_time_kept_while_status_unchanged() -> None:
     )
     before, after = by_type(first), by_type(second)
     assert after["RetrievalReady"]["lastTransitionTime"] == before["RetrievalReady"]["lastTransitionTime"]
-    assert after["GatewayReady"]["lastTransitionTime"] == later.isoformat()
-    assert after["Ready"]["lastTransitionTime"] == later.isoformat()
+    assert after["GatewayReady"]["lastTransitionTime"] == k8s_time(later)
+    assert after["Ready"]["lastTransitionTime"] == k8s_time(later)
+
+
+def test_a_status_written_by_a_previous_operator_reads_back_into_the_same_observation() -> None:
+    queue = QueueObservation(
+        depth=7,
+        desired_replicas=1,
+        error="cannot read queue",
+        last_scale_time=NOW,
+        last_scale_reason="scaled 2 -> 1",
+        last_decision=ScalingDecisionRecord(
+            time=NOW, reason="ScaledDown", message="scaled 2 -> 1", queue_depth=7, from_replicas=2, to_replicas=1
+        ),
+    )
+    written = status_of(
+        generation=2, workloads={}, outcome=ReconcileOutcome(), queue=queue, previous_conditions=[], now=NOW
+    )
+
+    assert queue_observation(PlatformStatus.from_raw(written)) == queue
+
+
+def test_an_unreadable_stored_status_is_rebuilt_not_a_crash() -> None:
+    broken = PlatformStatus.from_raw({"conditions": [{"type": "Ready", "status": "Maybe"}], "queue": "full"})
+    assert broken == PlatformStatus()
+    assert PlatformStatus.from_raw(None) == PlatformStatus()
+
+
+def test_conditions_are_made_in_one_place_with_the_kubernetes_statuses() -> None:
+    assert Condition.of("Ready", True, "AllComponentsReady", "ok").status == "True"
+    assert Condition.of("Ready", False, "ComponentsNotReady", "waiting").status == "False"
+    assert Condition.of("WorkersAutoscaling", None, "NotObservedYet", "not read").status == "Unknown"
