@@ -695,7 +695,9 @@ class PlatformSpec(_SpecModel):
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Lowest log level written.")
     internal_token_secret_ref: SecretKeyRef | None = Field(
-        None, description="Secret key holding the token the gateway sends to internal services (recommended)."
+        None,
+        description="Secret key holding the token the services authenticate each other with; without it the "
+        "operator generates one in the Secret `<name>-internal-token`.",
     )
     network_policy: NetworkPolicySpec = _tier_field(NetworkPolicySpec, "NetworkPolicies.")
     observability: ObservabilitySpec = _tier_field(ObservabilitySpec, "Tracing and metrics scraping.")
