@@ -41,6 +41,20 @@ def new_job() -> str:
 class QueueContract:
     """Tests run against the `queue` and `queue_settings` fixtures of the subclassing module."""
 
+    async def test_job_ids_with_messages_are_the_waiting_in_flight_and_delayed_ones(self, queue: JobQueue) -> None:
+        waiting, in_flight, delayed, done = new_job(), new_job(), new_job(), new_job()
+        for job in (in_flight, delayed, done):
+            await queue.enqueue(job, "t")
+        received = {}
+        for _ in range(3):
+            message = await queue.receive("worker-1", wait_seconds=EVENTUALLY_SECONDS)
+            assert message is not None
+            received[message.job_id] = message
+        await queue.release(received[delayed], delay_seconds=60)
+        await queue.ack(received[done])
+        await queue.enqueue(waiting, "t")
+        assert await queue.job_ids_with_messages() == {waiting, in_flight, delayed}
+
     async def test_a_message_is_delivered_with_its_job_and_tenant(self, queue: JobQueue) -> None:
         job = new_job()
         message_id = await queue.enqueue(job, "tenant-a")

@@ -277,6 +277,15 @@ class WorkerSettings(QueueSettings, BlobSettings, EmbedderSettings, ParseSetting
     embed_batch_size: int = Field(32, ge=1, le=2048, description="Chunks embedded per batch.")
     retry_backoff_seconds: float = Field(5.0, ge=0, description="First retry delay; doubles per attempt.")
     poll_seconds: float = Field(1.0, gt=0, description="Longest wait for a message before polling again.")
+    lost_message_sweep_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="How often a worker looks for QUEUED jobs whose queue message was lost and enqueues "
+        "them again (0: never).",
+    )
+    lost_message_after_seconds: float = Field(
+        300.0, gt=0, description="A QUEUED job untouched this long, with no message in the queue, counts as lost."
+    )
 
     @model_validator(mode="after")
     def _overlap_below_chunk_size(self) -> WorkerSettings:

@@ -20,6 +20,7 @@ from ragplatform.domain.models import ChunkPoint, Document
 from ragplatform.domain.parsers.limits import MIB, ParseLimits
 from ragplatform.ingestion.parse_sandbox import ParseSandbox, SandboxPolicy
 from ragplatform.ingestion.pipeline import ChunkingPolicy
+from ragplatform.ingestion.sweeper import LostMessageSweeper
 from ragplatform.ingestion.worker import IngestionWorker, RetryPolicy
 from ragplatform.v1 import retrieval_pb2, retrieval_pb2_grpc
 
@@ -27,6 +28,7 @@ from ragplatform.v1 import retrieval_pb2, retrieval_pb2_grpc
 def build_worker_app(settings: WorkerSettings) -> ServiceApp:
     token = settings.internal_token.get_secret_value() if settings.internal_token else None
     workers: list[IngestionWorker] = []
+    sweepers: list[LostMessageSweeper] = []
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[Wiring]:
@@ -72,6 +74,12 @@ def build_worker_app(settings: WorkerSettings) -> ServiceApp:
             stack.push_async_callback(sandbox.close)
             chunking = ChunkingPolicy(settings.chunk_tokens, settings.chunk_overlap_tokens, settings.embed_batch_size)
             retry = RetryPolicy(settings.job_max_attempts, settings.retry_backoff_seconds)
+            if settings.lost_message_sweep_seconds > 0:
+                sweepers.append(
+                    LostMessageSweeper(
+                        store, queue, settings.lost_message_after_seconds, settings.lost_message_sweep_seconds
+                    )
+                )
             workers.extend(
                 IngestionWorker(
                     store,
@@ -99,10 +107,16 @@ def build_worker_app(settings: WorkerSettings) -> ServiceApp:
 
         return run
 
+    async def sweep(stopping: asyncio.Event) -> None:
+        await sweepers[0].run(stopping)
+
     return ServiceApp(
         name="ingestion-worker",
         lifespan=lifespan,
-        background=[worker_loop(i) for i in range(settings.worker_concurrency)],
+        background=[
+            *(worker_loop(i) for i in range(settings.worker_concurrency)),
+            *([sweep] if settings.lost_message_sweep_seconds > 0 else []),
+        ],
     )
 
 

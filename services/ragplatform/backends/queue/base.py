@@ -49,6 +49,10 @@ class JobQueue(Protocol):
     async def depth(self) -> int:
         """Messages waiting or in flight (for Redis: consumer-group lag + pending)."""
 
+    async def job_ids_with_messages(self) -> set[str]:
+        """The job ids of every message waiting, in flight or delayed (not dead letters): a
+        QUEUED job missing here has lost its message. Reads the whole queue: for sweeps."""
+
     async def dead_letters(self) -> list[tuple[QueueMessage, str]]: ...
 
     async def replay_dead_letters(self) -> int:

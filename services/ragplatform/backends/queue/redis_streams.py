@@ -33,6 +33,7 @@ Messages enqueued by a call that raised `Unavailable` may or may not exist (the 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
@@ -54,6 +55,7 @@ _SETTING = "RAG_QUEUE_URL"
 # Longest a blocked XREADGROUP waits before receive() looks for reclaimable and due messages.
 _MAX_POLL_SECONDS = 1.0
 _PROMOTE_BATCH = 100
+_SCAN_PAGE = 1000
 
 # One round trip per receive attempt. When ARGV[5] is 1 ("maintenance", at most once per poll
 # interval per consumer): move due delayed messages back to the stream, then take over one
@@ -324,6 +326,26 @@ class RedisStreamsQueue:
             return int(length) + int(delayed)
 
         return await self._call(measure)
+
+    async def job_ids_with_messages(self) -> set[str]:
+        """Every entry of the stream (waiting and pending: acked ones are deleted) and of the
+        delayed set, read in pages of `_SCAN_PAGE`."""
+
+        async def scan() -> set[str]:
+            client = self._client()
+            found: set[str] = set()
+            start = "-"
+            while True:
+                entries = await client.xrange(self.stream, start, "+", count=_SCAN_PAGE) or []
+                found.update(_fields(fields)["job_id"] for _id, fields in entries)
+                if len(entries) < _SCAN_PAGE:
+                    break
+                start = "(" + str(entries[-1][0])
+            for member in await client.zrange(self.delayed_key, 0, -1):
+                found.add(str(json.loads(str(member))["job_id"]))
+            return found
+
+        return await self._call(scan)
 
     async def dead_letters(self) -> list[tuple[QueueMessage, str]]:
         async def read() -> list[tuple[QueueMessage, str]]:

@@ -140,6 +140,12 @@ class SqliteQueue:
         )
         return int(row[0]) if row else 0
 
+    async def job_ids_with_messages(self) -> set[str]:
+        rows = await self._db.read(
+            lambda conn: fetch_all(conn, "SELECT DISTINCT job_id FROM queue_messages WHERE queue = ?", (self._queue,))
+        )
+        return {str(row[0]) for row in rows}
+
     async def dead_letters(self) -> list[tuple[QueueMessage, str]]:
         rows = await self._db.read(
             lambda conn: fetch_all(

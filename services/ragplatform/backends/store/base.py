@@ -6,6 +6,7 @@ Every method is scoped to a tenant where the data is; a wrong tenant looks like 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from ragplatform.domain.models import (
@@ -68,6 +69,15 @@ class Store(Protocol):
         """-> QUEUED again (a retry is coming), keeping the last error for display."""
 
     async def count_jobs(self, state: JobState) -> int: ...
+
+    async def stale_queued_jobs(self, idle_since: datetime, limit: int) -> list[Job]:
+        """QUEUED jobs (any tenant) not updated since `idle_since`, oldest update first: the
+        candidates for a lost queue message."""
+
+    async def touch_queued_job(self, job_id: str, seen_updated_at: datetime) -> bool:
+        """Bump a QUEUED job's `updated_at` if it is still as seen (QUEUED, updated at
+        `seen_updated_at`); True when this call did it. Of several sweepers racing for one job,
+        exactly one wins."""
 
     async def corpus_version(self, tenant_id: str) -> int:
         """A counter that grows whenever the tenant's searchable documents change (a job

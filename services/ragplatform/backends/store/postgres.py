@@ -21,6 +21,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any, TypeVar
 
 import asyncpg
@@ -339,6 +340,22 @@ class PostgresStore:
     async def count_jobs(self, state: JobState) -> int:
         async with self._connection() as conn:
             return int(await conn.fetchval("SELECT COUNT(*) FROM jobs WHERE state = $1", state.value))
+
+    async def stale_queued_jobs(self, idle_since: datetime, limit: int) -> list[Job]:
+        sql = _JOB_SELECT + " WHERE j.state = $1 AND j.updated_at < $2 ORDER BY j.updated_at LIMIT $3"
+        async with self._connection() as conn:
+            rows = await conn.fetch(sql, JobState.QUEUED.value, idle_since, limit)
+        return [ROWS.job(row) for row in rows]
+
+    async def touch_queued_job(self, job_id: str, seen_updated_at: datetime) -> bool:
+        async with self._connection() as conn:
+            status = await conn.execute(
+                "UPDATE jobs SET updated_at = now() WHERE job_id = $1 AND state = $2 AND updated_at = $3",
+                job_id,
+                JobState.QUEUED.value,
+                seen_updated_at,
+            )
+        return bool(status != "UPDATE 0")
 
     async def corpus_version(self, tenant_id: str) -> int:
         async with self._connection() as conn:
