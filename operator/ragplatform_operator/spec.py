@@ -409,7 +409,13 @@ class WorkersTierSpec(_TierCommon):
         "make it longer than your longest ingestion job. A job is redelivered to another worker "
         "only after max(300, this) seconds without an acknowledgement.",
     )
-    concurrency: int = Field(1, ge=1, le=64, description="Jobs one worker process runs at once.")
+    concurrency: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Jobs one worker process runs at once; with more than one, a slow document holds up only its "
+        "own slot while others go on.",
+    )
 
     @model_validator(mode="after")
     def _replicas_xor_autoscaling(self) -> Self:
