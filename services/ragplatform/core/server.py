@@ -29,6 +29,7 @@ from ragplatform.core.health import IdentifyingHealthServicer
 from ragplatform.core.interceptors.access_log import AccessLogInterceptor
 from ragplatform.core.interceptors.admission import AdmissionInterceptor
 from ragplatform.core.interceptors.auth import InternalTokenInterceptor
+from ragplatform.core.interceptors.base import fuse_scopes
 from ragplatform.core.interceptors.deadlines import DeadlineInterceptor
 from ragplatform.core.interceptors.decoding import RequestDecodingInterceptor
 from ragplatform.core.interceptors.errors import ErrorMappingInterceptor
@@ -130,7 +131,7 @@ def build_interceptors(
     chain.append(DeadlineInterceptor(app.max_call_seconds))
     # Innermost: undecodable requests become InvalidArgument inside every scope above.
     chain.append(RequestDecodingInterceptor())
-    return chain
+    return fuse_scopes(chain)
 
 
 async def start_service(app: ServiceApp, settings: CommonSettings) -> RunningService:

@@ -9,7 +9,9 @@ would otherwise surface later as an obscure vector-store error.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
+from typing import Any
 
 from openai import AsyncOpenAI, Omit, omit
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
@@ -107,23 +109,31 @@ class OpenAIEmbedder:
                 )
                 async for attempt in retrying:
                     with attempt:
-                        response = await self._client.embeddings.create(
+                        # The raw body, read with json.loads: the client's pydantic models cost
+                        # more CPU than the rest of a search (errors are still its typed ones).
+                        response = await self._client.embeddings.with_raw_response.create(
                             model=self._settings.embedding_model,
                             input=inputs,
                             encoding_format="float",  # every compatible server speaks floats
                             dimensions=self._dimensions,
                         )
+                data: list[dict[str, Any]] = json.loads(response.content)["data"]
             except RagError:
                 raise
+            except (ValueError, KeyError, TypeError) as exc:
+                raise FailedPrecondition(
+                    "the embeddings endpoint answered with a body that is not an OpenAI embeddings response; "
+                    "check RAG_EMBEDDING_URL."
+                ) from exc
             except Exception as exc:
                 raise map_openai_error(exc, endpoint=self._endpoint, model=self._settings.embedding_model) from exc
-        ordered = sorted(response.data, key=lambda item: item.index)
+        ordered = sorted(data, key=lambda item: int(item["index"]))
         if len(ordered) != len(inputs):
             raise FailedPrecondition(
                 f"the embeddings endpoint returned {len(ordered)} vectors for {len(inputs)} texts; it is not "
                 "OpenAI-compatible enough to use. Check RAG_EMBEDDING_URL."
             )
-        return [self._checked(item.embedding) for item in ordered]
+        return [self._checked(item["embedding"]) for item in ordered]
 
     def _checked(self, vector: list[float]) -> list[float]:
         expected = self._settings.embedding_dimension

@@ -26,12 +26,15 @@ from dataclasses import dataclass
 from typing import cast
 
 import openai
-from openai import AsyncOpenAI, AsyncStream
-from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
+from openai import AsyncOpenAI
+from openai._httpx2 import request_exceptions, timeout_exceptions
+from openai._response import AsyncAPIResponse
+from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 from tenacity.wait import wait_base
 
 from ragplatform.backends.llms.base import AnswerDelta, AnswerDone, AnswerEvent, AnswerRequest
+from ragplatform.backends.llms.chat_chunks import ChatChunk, read_chunks
 from ragplatform.backends.llms.circuit_breaker import CircuitBreaker
 from ragplatform.backends.openai_errors import (
     CredentialsRefused,
@@ -57,8 +60,8 @@ BREAKER_COOLDOWN_SECONDS = 30.0
 class _Opened:
     """A stream that has produced its first token (or ended without one)."""
 
-    stream: AsyncIterator[ChatCompletionChunk]
-    response: AsyncStream[ChatCompletionChunk]
+    stream: AsyncIterator[ChatChunk]
+    response: AsyncAPIResponse[ChatCompletion]
     first_text: str
     finish_reason: str | None
     usage: TokenUsage | None
@@ -170,27 +173,28 @@ class OpenAIAnswerGenerator:
         return opened
 
     async def _first_token(self, model: str, messages: list[ChatCompletionMessageParam], max_tokens: int) -> _Opened:
-        stream = await self._client.chat.completions.create(
+        # The raw response (the client still raises its typed errors for an HTTP error status);
+        # chunks are read from the event lines, not built as pydantic models (chat_chunks.py).
+        response = await self._client.chat.completions.with_streaming_response.create(
             model=model,
             messages=messages,
             max_tokens=max_tokens,
             stream=True,
             stream_options={"include_usage": True},
-        )
-        iterator = stream.__aiter__()
+        ).__aenter__()
+        iterator = read_chunks(_lines(response))
         finish_reason: str | None = None
         usage: TokenUsage | None = None
         try:
             async for chunk in iterator:
-                text, finish, chunk_usage = _read_chunk(chunk)
-                finish_reason = finish or finish_reason
-                usage = chunk_usage or usage
-                if text:
-                    return _Opened(iterator, stream, text, finish_reason, usage, ended=False)
+                finish_reason = chunk.finish_reason or finish_reason
+                usage = chunk.usage or usage
+                if chunk.text:
+                    return _Opened(iterator, response, chunk.text, finish_reason, usage, ended=False)
         except BaseException:
-            await stream.close()  # free the connection before a retry opens another
+            await response.close()  # free the connection before a retry opens another
             raise
-        return _Opened(iterator, stream, "", finish_reason, usage, ended=True)
+        return _Opened(iterator, response, "", finish_reason, usage, ended=True)
 
     async def _relay(self, model: str, opened: _Opened, request: AnswerRequest) -> AsyncIterator[AnswerEvent]:
         """Stream the rest of the answer; no retries from here on."""
@@ -202,12 +206,11 @@ class OpenAIAnswerGenerator:
                 yield AnswerDelta(opened.first_text)
             if not opened.ended:
                 async for chunk in opened.stream:
-                    text, finish, chunk_usage = _read_chunk(chunk)
-                    finish_reason = finish or finish_reason
-                    usage = chunk_usage or usage
-                    if text:
-                        parts.append(text)
-                        yield AnswerDelta(text)
+                    finish_reason = chunk.finish_reason or finish_reason
+                    usage = chunk.usage or usage
+                    if chunk.text:
+                        parts.append(chunk.text)
+                        yield AnswerDelta(chunk.text)
         except asyncio.CancelledError:
             breaker.release()
             raise
@@ -238,14 +241,16 @@ class OpenAIAnswerGenerator:
         return map_openai_error(exc, endpoint=self._endpoint, model=model)
 
 
-def _read_chunk(chunk: ChatCompletionChunk) -> tuple[str, str | None, TokenUsage | None]:
-    usage = None
-    if chunk.usage is not None:
-        usage = TokenUsage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
-    if not chunk.choices:
-        return "", None, usage
-    choice = chunk.choices[0]
-    return choice.delta.content or "", choice.finish_reason, usage
+async def _lines(response: AsyncAPIResponse[ChatCompletion]) -> AsyncIterator[str]:
+    """The body's lines; a transport failure becomes the `openai` error it would be for the
+    client's own stream reader (same helpers), so it is mapped and counted the same way."""
+    try:
+        async for line in response.iter_lines():
+            yield line
+    except timeout_exceptions() as exc:
+        raise openai.APITimeoutError(request=response.http_request) from exc
+    except request_exceptions() as exc:
+        raise openai.APIConnectionError(request=response.http_request) from exc
 
 
 def _combined(failures: list[tuple[str, RagError]]) -> RagError:

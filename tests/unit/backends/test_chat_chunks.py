@@ -1,0 +1,47 @@
+"""Reading streamed chat-completion events without the client's per-chunk models."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+
+from ragplatform.backends.llms.chat_chunks import ChatChunk, StreamEnd, read_chunks, read_event_line
+from ragplatform.domain.errors import Unavailable
+from ragplatform.domain.models import TokenUsage
+
+
+def data(payload: object) -> str:
+    return "data: " + json.dumps(payload)
+
+
+def test_a_delta_its_finish_reason_and_the_usage_chunk_are_read() -> None:
+    delta = {"choices": [{"index": 0, "delta": {"content": "Zephyr"}, "finish_reason": None}]}
+    assert read_event_line(data(delta)) == ChatChunk("Zephyr", None, None)
+    last = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    assert read_event_line(data(last)) == ChatChunk("", "stop", None)
+    usage = {"choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}}
+    assert read_event_line(data(usage)) == ChatChunk("", None, TokenUsage(12, 3))
+
+
+def test_lines_without_data_are_skipped_and_done_ends_the_stream() -> None:
+    for line in ("", ": keep-alive", "event: message", "data:"):
+        assert read_event_line(line) is None
+    with pytest.raises(StreamEnd):
+        read_event_line("data: [DONE]")
+
+
+def test_an_error_event_is_unavailable_with_the_servers_message() -> None:
+    with pytest.raises(Unavailable, match="model overloaded"):
+        read_event_line(data({"error": {"message": "model overloaded", "type": "server_error"}}))
+
+
+async def test_read_chunks_stops_at_done() -> None:
+    async def lines() -> AsyncIterator[str]:
+        yield data({"choices": [{"delta": {"content": "a"}, "finish_reason": None}]})
+        yield ""
+        yield "data: [DONE]"
+        yield data({"choices": [{"delta": {"content": "never"}, "finish_reason": None}]})
+
+    assert [c.text async for c in read_chunks(lines())] == ["a"]
