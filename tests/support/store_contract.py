@@ -395,6 +395,25 @@ class StoreContract:
         assert turns[1].created_at is not None
         assert (await store.get_conversation(tenant, conversation.conversation_id)).turn_count == 2
 
+    async def test_a_conversation_starts_with_its_first_turns_in_one_call(self, store: Store) -> None:
+        tenant = new_tenant()
+        citation = Citation(1, "doc-1", "guide.md", "chunk-1", "Install with pip.", 0.87)
+        started = await store.start_conversation(
+            tenant, "How do I install it?", [Turn(Role.USER, "How?"), Turn(Role.ASSISTANT, "pip [1].", (citation,))]
+        )
+        assert started.turn_count == 2
+        assert started.title == "How do I install it?"
+        turns = await store.get_turns(tenant, started.conversation_id)
+        assert [(t.role, t.content, t.citations) for t in turns] == [
+            (Role.USER, "How?", ()),
+            (Role.ASSISTANT, "pip [1].", (citation,)),
+        ]
+        # ... and goes on like any other
+        later = await store.append_turns(tenant, started.conversation_id, [Turn(Role.USER, "And then?")])
+        assert later.turn_count == 3
+        assert [t.content for t in await store.get_turns(tenant, started.conversation_id, max_turns=1)] == ["And then?"]
+        assert (await store.list_conversations(tenant, 10)).items[0].conversation_id == started.conversation_id
+
     async def test_history_returns_only_the_most_recent_turns(self, store: Store) -> None:
         tenant = new_tenant()
         conversation = await store.create_conversation(tenant, "t")

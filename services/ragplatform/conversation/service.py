@@ -31,14 +31,17 @@ class ConversationService:
     async def create(self, tenant_id: str, title: str) -> Conversation:
         return await self._store.create_conversation(require_tenant(tenant_id), shorten_title(title) or "Untitled")
 
-    async def append(self, tenant_id: str, conversation_id: str, turns: list[Turn]) -> Conversation:
-        if not conversation_id:
-            raise InvalidArgument("conversation_id is required")
+    async def append(self, tenant_id: str, conversation_id: str, turns: list[Turn], title: str = "") -> Conversation:
+        """Add turns to a conversation; with no `conversation_id`, start one (titled `title`)
+        that holds them."""
         if not turns:
             raise InvalidArgument("turns must not be empty")
         for turn in turns:
             if len(turn.content) > MAX_TURN_CHARS:
                 raise InvalidArgument(f"a turn is longer than {MAX_TURN_CHARS} characters; shorten it")
+        if not conversation_id:
+            title = shorten_title(title) or "Untitled"
+            return await self._store.start_conversation(require_tenant(tenant_id), title, turns)
         return await self._store.append_turns(require_tenant(tenant_id), conversation_id, turns)
 
     async def history(self, tenant_id: str, conversation_id: str, max_turns: int) -> tuple[Conversation, list[Turn]]:

@@ -20,7 +20,9 @@ class ConversationServicer(conversation_pb2_grpc.ConversationServiceServicer):
 
     async def AppendTurns(self, request: conversation_pb2.AppendTurnsRequest, context: Any) -> common_pb2.Conversation:
         turns = [turn_from_proto(t) for t in request.turns]
-        return conversation_to_proto(await self._service.append(request.tenant_id, request.conversation_id, turns))
+        return conversation_to_proto(
+            await self._service.append(request.tenant_id, request.conversation_id, turns, request.title)
+        )
 
     async def GetHistory(
         self, request: conversation_pb2.GetHistoryRequest, context: Any

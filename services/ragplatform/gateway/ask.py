@@ -81,13 +81,15 @@ class AskFlow:
         validate_ask(request, self._limits)
         await self._check_budget(tenant_id)
         top_k = request.top_k or self._limits.default_top_k
-        history_task = asyncio.create_task(self._history_or_new(tenant_id, request))
+        # History only for a follow-up, in parallel with retrieval; a new conversation is created
+        # with its first exchange when that is stored (one call to the conversation service).
+        history_task = asyncio.create_task(self._history(tenant_id, request)) if request.conversation_id else None
         try:
             cache_key = await self._cache_key(tenant_id, request, top_k)
             cached = await self._cache.get(cache_key) if cache_key and not request.conversation_id else None
             if cached is not None:
                 ANSWER_CACHE.labels("hit").inc()
-                async for message in self._replay(tenant_id, request.question, cached, await history_task):
+                async for message in self._replay(tenant_id, request.question, cached):
                     yield message
                 return
             if cache_key:
@@ -104,9 +106,9 @@ class AskFlow:
                 )
             sources = gateway_pb2.AskSources(passages=search.passages)
             yield gateway_pb2.AskResponse(sources=sources)
-            conversation_id, history = await history_task
+            history = await history_task if history_task is not None else []
         finally:
-            if not history_task.done():
+            if history_task is not None and not history_task.done():
                 history_task.cancel()
         answer: list[str] = []
         done: generation_pb2.GenerationDone | None = None
@@ -129,6 +131,12 @@ class AskFlow:
                     done = event.done
         if done is None:
             raise Unavailable("the generation service ended the answer early; retry")
+        text = "".join(answer)
+        if self._limits.daily_token_budget:
+            await self._budget.spend(tenant_id, done.usage.total_tokens)
+        conversation_id = await self._store_turns(
+            tenant_id, request.conversation_id, request.question, text, list(done.citations)
+        )
         ask_done = gateway_pb2.AskDone(
             citations=done.citations,
             usage=done.usage,
@@ -138,10 +146,6 @@ class AskFlow:
             cached=False,
             request_id=request_id_var.get(),
         )
-        text = "".join(answer)
-        if self._limits.daily_token_budget:
-            await self._budget.spend(tenant_id, done.usage.total_tokens)
-        await self._store_turns(tenant_id, conversation_id, request.question, text, list(done.citations))
         if cache_key:
             await self._cache.set(cache_key, _encode(sources, text, ask_done), self._limits.cache_ttl_seconds)
         yield gateway_pb2.AskResponse(done=ask_done)
@@ -173,23 +177,17 @@ class AskFlow:
             request.max_tokens,
         )
 
-    async def _history_or_new(
-        self, tenant_id: str, request: gateway_pb2.AskRequest
-    ) -> tuple[str, list[common_pb2.Turn]]:
+    async def _history(self, tenant_id: str, request: gateway_pb2.AskRequest) -> list[common_pb2.Turn]:
+        """The latest turns of the conversation the ask follows up (NOT_FOUND when there is none)."""
         with upstream_errors("conversation"):
-            if request.conversation_id:
-                reply = await self._conversation.GetHistory(
-                    conversation_pb2.GetHistoryRequest(
-                        tenant_id=tenant_id,
-                        conversation_id=request.conversation_id,
-                        max_turns=self._limits.history_turns,
-                    )
+            reply = await self._conversation.GetHistory(
+                conversation_pb2.GetHistoryRequest(
+                    tenant_id=tenant_id,
+                    conversation_id=request.conversation_id,
+                    max_turns=self._limits.history_turns,
                 )
-                return reply.conversation.conversation_id, list(reply.turns)
-            created = await self._conversation.CreateConversation(
-                conversation_pb2.CreateConversationRequest(tenant_id=tenant_id, title=request.question)
             )
-            return created.conversation_id, []
+        return list(reply.turns)
 
     async def _store_turns(
         self,
@@ -198,28 +196,29 @@ class AskFlow:
         question: str,
         answer: str,
         citations: list[common_pb2.Citation],
-    ) -> None:
+    ) -> str:
+        """Store the exchange (starting a conversation titled by the question when
+        `conversation_id` is empty); return the conversation's id."""
         with upstream_errors("conversation"):
-            await self._conversation.AppendTurns(
+            stored = await self._conversation.AppendTurns(
                 conversation_pb2.AppendTurnsRequest(
                     tenant_id=tenant_id,
                     conversation_id=conversation_id,
+                    title=question,
                     turns=[
                         common_pb2.Turn(role=common_pb2.ROLE_USER, content=question),
                         common_pb2.Turn(role=common_pb2.ROLE_ASSISTANT, content=answer, citations=citations),
                     ],
                 )
             )
+        return str(stored.conversation_id)
 
-    async def _replay(
-        self, tenant_id: str, question: str, cached: bytes, conversation: tuple[str, list[common_pb2.Turn]]
-    ) -> AsyncIterator[gateway_pb2.AskResponse]:
+    async def _replay(self, tenant_id: str, question: str, cached: bytes) -> AsyncIterator[gateway_pb2.AskResponse]:
+        """A cached answer (only ever for a new conversation's first question)."""
         sources, text, done = _decode(cached)
-        conversation_id, _history = conversation
         yield gateway_pb2.AskResponse(sources=sources)
         yield gateway_pb2.AskResponse(delta=text)
-        await self._store_turns(tenant_id, conversation_id, question, text, list(done.citations))
-        done.conversation_id = conversation_id
+        done.conversation_id = await self._store_turns(tenant_id, "", question, text, list(done.citations))
         done.cached = True
         done.request_id = request_id_var.get()
         yield gateway_pb2.AskResponse(done=done)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from ragplatform.v1 import common_pb2 as ragplatform_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!ragplatform/v1/conversation.proto\x12\x0eragplatform.v1\x1a\x1bragplatform/v1/common.proto\"=\n\x19\x43reateConversationRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\"e\n\x12\x41ppendTurnsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12#\n\x05turns\x18\x03 \x03(\x0b\x32\x14.ragplatform.v1.Turn\"R\n\x11GetHistoryRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12\x11\n\tmax_turns\x18\x03 \x01(\x05\"m\n\x12GetHistoryResponse\x12\x32\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x1c.ragplatform.v1.Conversation\x12#\n\x05turns\x18\x02 \x03(\x0b\x32\x14.ragplatform.v1.Turn\"T\n\x18ListConversationsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"i\n\x19ListConversationsResponse\x12\x33\n\rconversations\x18\x01 \x03(\x0b\x32\x1c.ragplatform.v1.Conversation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\x84\x03\n\x13\x43onversationService\x12]\n\x12\x43reateConversation\x12).ragplatform.v1.CreateConversationRequest\x1a\x1c.ragplatform.v1.Conversation\x12O\n\x0b\x41ppendTurns\x12\".ragplatform.v1.AppendTurnsRequest\x1a\x1c.ragplatform.v1.Conversation\x12S\n\nGetHistory\x12!.ragplatform.v1.GetHistoryRequest\x1a\".ragplatform.v1.GetHistoryResponse\x12h\n\x11ListConversations\x12(.ragplatform.v1.ListConversationsRequest\x1a).ragplatform.v1.ListConversationsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!ragplatform/v1/conversation.proto\x12\x0eragplatform.v1\x1a\x1bragplatform/v1/common.proto\"=\n\x19\x43reateConversationRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\"t\n\x12\x41ppendTurnsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12#\n\x05turns\x18\x03 \x03(\x0b\x32\x14.ragplatform.v1.Turn\x12\r\n\x05title\x18\x04 \x01(\t\"R\n\x11GetHistoryRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12\x11\n\tmax_turns\x18\x03 \x01(\x05\"m\n\x12GetHistoryResponse\x12\x32\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x1c.ragplatform.v1.Conversation\x12#\n\x05turns\x18\x02 \x03(\x0b\x32\x14.ragplatform.v1.Turn\"T\n\x18ListConversationsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"i\n\x19ListConversationsResponse\x12\x33\n\rconversations\x18\x01 \x03(\x0b\x32\x1c.ragplatform.v1.Conversation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\x84\x03\n\x13\x43onversationService\x12]\n\x12\x43reateConversation\x12).ragplatform.v1.CreateConversationRequest\x1a\x1c.ragplatform.v1.Conversation\x12O\n\x0b\x41ppendTurns\x12\".ragplatform.v1.AppendTurnsRequest\x1a\x1c.ragplatform.v1.Conversation\x12S\n\nGetHistory\x12!.ragplatform.v1.GetHistoryRequest\x1a\".ragplatform.v1.GetHistoryResponse\x12h\n\x11ListConversations\x12(.ragplatform.v1.ListConversationsRequest\x1a).ragplatform.v1.ListConversationsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,15 +35,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATECONVERSATIONREQUEST']._serialized_start=82
   _globals['_CREATECONVERSATIONREQUEST']._serialized_end=143
   _globals['_APPENDTURNSREQUEST']._serialized_start=145
-  _globals['_APPENDTURNSREQUEST']._serialized_end=246
-  _globals['_GETHISTORYREQUEST']._serialized_start=248
-  _globals['_GETHISTORYREQUEST']._serialized_end=330
-  _globals['_GETHISTORYRESPONSE']._serialized_start=332
-  _globals['_GETHISTORYRESPONSE']._serialized_end=441
-  _globals['_LISTCONVERSATIONSREQUEST']._serialized_start=443
-  _globals['_LISTCONVERSATIONSREQUEST']._serialized_end=527
-  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_start=529
-  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_end=634
-  _globals['_CONVERSATIONSERVICE']._serialized_start=637
-  _globals['_CONVERSATIONSERVICE']._serialized_end=1025
+  _globals['_APPENDTURNSREQUEST']._serialized_end=261
+  _globals['_GETHISTORYREQUEST']._serialized_start=263
+  _globals['_GETHISTORYREQUEST']._serialized_end=345
+  _globals['_GETHISTORYRESPONSE']._serialized_start=347
+  _globals['_GETHISTORYRESPONSE']._serialized_end=456
+  _globals['_LISTCONVERSATIONSREQUEST']._serialized_start=458
+  _globals['_LISTCONVERSATIONSREQUEST']._serialized_end=542
+  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_start=544
+  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_end=649
+  _globals['_CONVERSATIONSERVICE']._serialized_start=652
+  _globals['_CONVERSATIONSERVICE']._serialized_end=1040
 # @@protoc_insertion_point(module_scope)

@@ -54,10 +54,15 @@ class AppendTurnsRequest(_message.Message):
     TENANT_ID_FIELD_NUMBER: _builtins.int
     CONVERSATION_ID_FIELD_NUMBER: _builtins.int
     TURNS_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """Tenant that owns the conversation."""
     conversation_id: _builtins.str
-    """Conversation to extend."""
+    """Conversation to extend; empty: start a new conversation (titled `title`) holding the turns,
+    in one call and one transaction (an Ask stores its first exchange this way).
+    """
+    title: _builtins.str
+    """Title of the new conversation when `conversation_id` is empty (shortened to 120 characters)."""
     @_builtins.property
     def turns(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Turn]:
         """Turns to add, in order."""
@@ -68,10 +73,11 @@ class AppendTurnsRequest(_message.Message):
         tenant_id: _builtins.str = ...,
         conversation_id: _builtins.str = ...,
         turns: _abc.Iterable[_common_pb2.Turn] | None = ...,
+        title: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "tenant_id", b"tenant_id", "turns", b"turns"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "tenant_id", b"tenant_id", "title", b"title", "turns", b"turns"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

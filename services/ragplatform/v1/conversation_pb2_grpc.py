@@ -68,7 +68,7 @@ class ConversationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def AppendTurns(self, request, context):
-        """Adds turns at the end of a conversation, atomically.
+        """Adds turns at the end of a conversation (or starts one holding them), atomically.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -35,7 +35,7 @@ class ConversationServiceStub:
     CreateConversation: _grpc.UnaryUnaryMultiCallable[_conversation_pb2.CreateConversationRequest, _common_pb2.Conversation]
     """Starts a conversation."""
     AppendTurns: _grpc.UnaryUnaryMultiCallable[_conversation_pb2.AppendTurnsRequest, _common_pb2.Conversation]
-    """Adds turns at the end of a conversation, atomically."""
+    """Adds turns at the end of a conversation (or starts one holding them), atomically."""
     GetHistory: _grpc.UnaryUnaryMultiCallable[_conversation_pb2.GetHistoryRequest, _conversation_pb2.GetHistoryResponse]
     """A conversation and its most recent turns."""
     ListConversations: _grpc.UnaryUnaryMultiCallable[_conversation_pb2.ListConversationsRequest, _conversation_pb2.ListConversationsResponse]
@@ -47,7 +47,7 @@ class ConversationServiceAsyncStub(ConversationServiceStub):
     CreateConversation: _aio.UnaryUnaryMultiCallable[_conversation_pb2.CreateConversationRequest, _common_pb2.Conversation]  # type: ignore[assignment]
     """Starts a conversation."""
     AppendTurns: _aio.UnaryUnaryMultiCallable[_conversation_pb2.AppendTurnsRequest, _common_pb2.Conversation]  # type: ignore[assignment]
-    """Adds turns at the end of a conversation, atomically."""
+    """Adds turns at the end of a conversation (or starts one holding them), atomically."""
     GetHistory: _aio.UnaryUnaryMultiCallable[_conversation_pb2.GetHistoryRequest, _conversation_pb2.GetHistoryResponse]  # type: ignore[assignment]
     """A conversation and its most recent turns."""
     ListConversations: _aio.UnaryUnaryMultiCallable[_conversation_pb2.ListConversationsRequest, _conversation_pb2.ListConversationsResponse]  # type: ignore[assignment]
@@ -68,7 +68,7 @@ class ConversationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _conversation_pb2.AppendTurnsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_common_pb2.Conversation, _abc.Awaitable[_common_pb2.Conversation]]:
-        """Adds turns at the end of a conversation, atomically."""
+        """Adds turns at the end of a conversation (or starts one holding them), atomically."""
 
     @_abc_1.abstractmethod
     def GetHistory(

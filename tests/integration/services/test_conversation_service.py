@@ -141,7 +141,6 @@ async def test_invalid_requests_are_refused(conversation_channel: grpc.aio.Chann
     conversation_id = (await create(conversation_channel, tenant)).conversation_id
     calls = [
         (append(conversation_channel, tenant, conversation_id), "turns must not be empty"),
-        (append(conversation_channel, tenant, ""), "conversation_id is required"),
         (history(conversation_channel, tenant, conversation_id, max_turns=-1), "max_turns"),
         (create(conversation_channel, ""), "tenant_id is required"),
         (append(conversation_channel, tenant, conversation_id, user("x" * 100_001)), "longer than"),
@@ -151,3 +150,18 @@ async def test_invalid_requests_are_refused(conversation_channel: grpc.aio.Chann
             await call
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert message in (info.value.details() or "")
+
+
+async def test_append_without_a_conversation_starts_one_holding_the_turns(
+    conversation_channel: grpc.aio.Channel, tenant: str
+) -> None:
+    started: common_pb2.Conversation = await stub(conversation_channel).AppendTurns(
+        conversation_pb2.AppendTurnsRequest(
+            tenant_id=tenant, title="  What is\nthe pump's   pressure?  ", turns=[user("What is the pressure?")]
+        )
+    )
+    assert started.conversation_id
+    assert started.turn_count == 1
+    assert started.title == "What is the pump's pressure?"  # shortened like CreateConversation's
+    reply = await history(conversation_channel, tenant, started.conversation_id)
+    assert [t.content for t in reply.turns] == ["What is the pressure?"]

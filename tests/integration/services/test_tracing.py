@@ -141,8 +141,7 @@ async def test_one_ask_is_one_trace_through_every_hop_to_the_llm(
     assert {s.context.trace_id for s in exporter.get_finished_spans()} == {trace_id}  # one Ask, one trace
 
     gateway = f"SERVER:{root.name}"
-    for method in (
-        "ConversationService/CreateConversation",
+    for method in (  # a new conversation is created with its first exchange (AppendTurns)
         "RetrievalService/Search",
         "GenerationService/Generate",
         "ConversationService/AppendTurns",

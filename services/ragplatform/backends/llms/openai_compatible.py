@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from typing import cast
 
 import openai
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, AsyncStream
 from openai._httpx2 import request_exceptions, timeout_exceptions
 from openai._response import AsyncAPIResponse
-from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
+from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 from tenacity.wait import wait_base
 
@@ -61,7 +61,7 @@ class _Opened:
     """A stream that has produced its first token (or ended without one)."""
 
     stream: AsyncIterator[ChatChunk]
-    response: AsyncAPIResponse[ChatCompletion]
+    response: AsyncAPIResponse[AsyncStream[ChatCompletionChunk]]
     first_text: str
     finish_reason: str | None
     usage: TokenUsage | None
@@ -241,7 +241,7 @@ class OpenAIAnswerGenerator:
         return map_openai_error(exc, endpoint=self._endpoint, model=model)
 
 
-async def _lines(response: AsyncAPIResponse[ChatCompletion]) -> AsyncIterator[str]:
+async def _lines(response: AsyncAPIResponse[AsyncStream[ChatCompletionChunk]]) -> AsyncIterator[str]:
     """The body's lines; a transport failure becomes the `openai` error it would be for the
     client's own stream reader (same helpers), so it is mapped and counted the same way."""
     try:

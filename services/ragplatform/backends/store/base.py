@@ -89,6 +89,10 @@ class Store(Protocol):
     async def append_turns(self, tenant_id: str, conversation_id: str, turns: list[Turn]) -> Conversation:
         """Append atomically. Raise `NotFound`."""
 
+    async def start_conversation(self, tenant_id: str, title: str, turns: list[Turn]) -> Conversation:
+        """A new conversation that already holds `turns`, created atomically (an Ask's first
+        exchange: one round trip where create-then-append would take two)."""
+
     async def get_conversation(self, tenant_id: str, conversation_id: str) -> Conversation: ...
 
     async def get_turns(self, tenant_id: str, conversation_id: str, max_turns: int = 0) -> list[Turn]:

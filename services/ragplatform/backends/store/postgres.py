@@ -376,42 +376,49 @@ class PostgresStore:
         return ROWS.conversation(row)
 
     async def append_turns(self, tenant_id: str, conversation_id: str, turns: list[Turn]) -> Conversation:
-        async with self._transaction() as conn:
-            # FOR UPDATE: concurrent appends to one conversation queue here, so each reads the
-            # turn count the previous one wrote and sequence numbers never collide.
-            row = await conn.fetchrow(
-                "SELECT * FROM conversations WHERE conversation_id = $1 AND tenant_id = $2 FOR UPDATE",
+        # One statement (its own transaction): the UPDATE locks the conversation's row, so
+        # concurrent appends queue there and each numbers its turns after the count the
+        # previous one wrote; the turns go in from arrays in the same statement.
+        async with self._connection() as conn:
+            row = await conn.fetchrow(  # the f-string below adds placeholders only
+                "WITH updated AS ("  # noqa: S608
+                "  UPDATE conversations SET turn_count = turn_count + $3, updated_at = now()"
+                "  WHERE conversation_id = $1 AND tenant_id = $2 RETURNING *"
+                "), inserted AS ("
+                "  INSERT INTO turns (conversation_id, seq, role, content, citations, created_at)"
+                "  SELECT u.conversation_id, u.turn_count - $3 + t.ord::integer - 1, t.role, t.content,"
+                "         t.citations::jsonb, COALESCE(t.created_at, now())"
+                f"  FROM updated u, {_unnest_turns(4)}"
+                ") SELECT * FROM updated",
                 conversation_id,
                 tenant_id,
-            )
-            if row is None:
-                raise _conversation_not_found(conversation_id)
-            if not turns:
-                return ROWS.conversation(row)
-            first = int(row["turn_count"])
-            await conn.executemany(
-                "INSERT INTO turns (conversation_id, seq, role, content, citations, created_at)"
-                " VALUES ($1, $2, $3, $4, $5::jsonb, COALESCE($6, now()))",
-                [
-                    (
-                        conversation_id,
-                        first + offset,
-                        turn.role.value,
-                        turn.content,
-                        citations_to_json(turn.citations),
-                        turn.created_at,
-                    )
-                    for offset, turn in enumerate(turns)
-                ],
-            )
-            updated = await conn.fetchrow(
-                "UPDATE conversations SET turn_count = turn_count + $2, updated_at = now()"
-                " WHERE conversation_id = $1 RETURNING *",
-                conversation_id,
                 len(turns),
+                *_turn_arrays(turns),
             )
-            assert updated is not None  # locked above
-            return ROWS.conversation(updated)
+        if row is None:
+            raise _conversation_not_found(conversation_id)
+        return ROWS.conversation(row)
+
+    async def start_conversation(self, tenant_id: str, title: str, turns: list[Turn]) -> Conversation:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(  # the f-string below adds placeholders only
+                "WITH created AS ("  # noqa: S608
+                "  INSERT INTO conversations (conversation_id, tenant_id, title, turn_count, created_at, updated_at)"
+                "  VALUES ($1, $2, $3, $4, now(), now()) RETURNING *"
+                "), inserted AS ("
+                "  INSERT INTO turns (conversation_id, seq, role, content, citations, created_at)"
+                "  SELECT c.conversation_id, t.ord::integer - 1, t.role, t.content, t.citations::jsonb,"
+                "         COALESCE(t.created_at, now())"
+                f"  FROM created c, {_unnest_turns(5)}"
+                ") SELECT * FROM created",
+                new_id(),
+                tenant_id,
+                title,
+                len(turns),
+                *_turn_arrays(turns),
+            )
+        assert row is not None  # RETURNING of a successful insert
+        return ROWS.conversation(row)
 
     async def get_conversation(self, tenant_id: str, conversation_id: str) -> Conversation:
         async with self._connection() as conn:
@@ -558,6 +565,25 @@ def _document_not_found(document_id: str) -> NotFound:
 
 def _conversation_not_found(conversation_id: str) -> NotFound:
     return NotFound(f"conversation {conversation_id!r} was not found; start a new one or list conversations")
+
+
+def _unnest_turns(first: int) -> str:
+    """Turns as four parallel array parameters from `$first` on (role, content, citations JSON,
+    created_at or NULL), unnested in order as `t` with their position `ord` (from 1)."""
+    a, b, c, d = (f"${first + i}" for i in range(4))
+    return (
+        f"unnest({a}::text[], {b}::text[], {c}::text[], {d}::timestamptz[])"
+        " WITH ORDINALITY AS t(role, content, citations, created_at, ord)"
+    )
+
+
+def _turn_arrays(turns: list[Turn]) -> tuple[list[str], list[str], list[str], list[datetime | None]]:
+    return (
+        [turn.role.value for turn in turns],
+        [turn.content for turn in turns],
+        [citations_to_json(turn.citations) for turn in turns],
+        [turn.created_at for turn in turns],
+    )
 
 
 async def _fetch_job(conn: asyncpg.Connection, job_id: str) -> Job | None:

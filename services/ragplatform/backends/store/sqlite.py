@@ -289,6 +289,9 @@ class SqliteStore:
 
     # --- conversations -------------------------------------------------------------------
     async def create_conversation(self, tenant_id: str, title: str) -> Conversation:
+        return await self.start_conversation(tenant_id, title, [])
+
+    async def start_conversation(self, tenant_id: str, title: str, turns: list[Turn]) -> Conversation:
         async def transaction(conn: aiosqlite.Connection) -> Conversation:
             conversation_id, now = new_id(), now_us()
             await execute(
@@ -297,38 +300,13 @@ class SqliteStore:
                 " updated_at) VALUES (?, ?, ?, 0, ?, ?)",
                 (conversation_id, tenant_id, title, now, now),
             )
-            return ROWS.conversation(await _require_conversation(conn, tenant_id, conversation_id))
+            return await _append(conn, tenant_id, conversation_id, turns)
 
         return await self._db.write(transaction)
 
     async def append_turns(self, tenant_id: str, conversation_id: str, turns: list[Turn]) -> Conversation:
         async def transaction(conn: aiosqlite.Connection) -> Conversation:
-            row = await _require_conversation(conn, tenant_id, conversation_id)
-            if not turns:
-                return ROWS.conversation(row)
-            now = now_us()
-            first = int(row["turn_count"])
-            await conn.executemany(
-                "INSERT INTO turns (conversation_id, seq, role, content, citations, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        conversation_id,
-                        first + offset,
-                        turn.role.value,
-                        turn.content,
-                        citations_to_json(turn.citations),
-                        to_microseconds(turn.created_at) if turn.created_at else now,
-                    )
-                    for offset, turn in enumerate(turns)
-                ],
-            )
-            await execute(
-                conn,
-                "UPDATE conversations SET turn_count = turn_count + ?, updated_at = ? WHERE conversation_id = ?",
-                (len(turns), now, conversation_id),
-            )
-            return ROWS.conversation(await _require_conversation(conn, tenant_id, conversation_id))
+            return await _append(conn, tenant_id, conversation_id, turns)
 
         return await self._db.write(transaction)
 
@@ -474,6 +452,35 @@ async def _require_document(conn: aiosqlite.Connection, tenant_id: str, document
     if row is None:
         raise NotFound(f"document {document_id!r} was not found; list documents to see the ones that exist")
     return row
+
+
+async def _append(conn: aiosqlite.Connection, tenant_id: str, conversation_id: str, turns: list[Turn]) -> Conversation:
+    """Add `turns` after the conversation's last one, inside the caller's write transaction."""
+    row = await _require_conversation(conn, tenant_id, conversation_id)
+    if not turns:
+        return ROWS.conversation(row)
+    now = now_us()
+    first = int(row["turn_count"])
+    await conn.executemany(
+        "INSERT INTO turns (conversation_id, seq, role, content, citations, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (
+                conversation_id,
+                first + offset,
+                turn.role.value,
+                turn.content,
+                citations_to_json(turn.citations),
+                to_microseconds(turn.created_at) if turn.created_at else now,
+            )
+            for offset, turn in enumerate(turns)
+        ],
+    )
+    await execute(
+        conn,
+        "UPDATE conversations SET turn_count = turn_count + ?, updated_at = ? WHERE conversation_id = ?",
+        (len(turns), now, conversation_id),
+    )
+    return ROWS.conversation(await _require_conversation(conn, tenant_id, conversation_id))
 
 
 async def _require_conversation(conn: aiosqlite.Connection, tenant_id: str, conversation_id: str) -> sqlite3.Row:
