@@ -44,7 +44,13 @@ async def test_a_start_that_fails_on_the_third_resource_closes_the_first_two(
     monkeypatch.setattr(gateway_app, "open_rate_limiter", recording("limiter", open_rate_limiter))
     monkeypatch.setattr(gateway_app, "open_answer_cache", failing_cache)
     settings = load_settings(
-        GatewaySettings, grpc_host="127.0.0.1", grpc_port=0, metrics_enabled=False, data_dir=tmp_path, store_url=""
+        GatewaySettings,
+        grpc_host="127.0.0.1",
+        grpc_port=0,
+        metrics_enabled=False,
+        data_dir=tmp_path,
+        store_url="",
+        internal_token="test-internal-token",
     )
 
     with pytest.raises(Unavailable, match="answer cache"):
