@@ -53,7 +53,8 @@ from ragplatform_operator.status import (
     observe_workload,
     queue_observation,
 )
-from ragplatform_operator.status_model import PlatformStatus, ScalingDecisionRecord
+from ragplatform_operator.status_model import PlatformStatus, ScalingDecisionRecord, StoredVectors
+from ragplatform_operator.vector_data import orphaning_changes, stored_vectors_of
 
 # emit(type, reason, message): posts an Event on the RagPlatform (kopf.event in production).
 EventEmitter = Callable[[str, str, str], None]
@@ -212,7 +213,7 @@ class Reconciler:
 
             # Step 4: status from the children's own status.
             workloads = _observe_workloads(spec, children, result)
-            await self._write_status(platform, workloads, ReconcileOutcome(), memory)
+            await self._write_status(platform, workloads, ReconcileOutcome(), memory, stored_vectors_of(spec))
             return PassReport(changes=tuple(result.changes))
 
     async def _ensure_internal_token(self, platform: PlatformRef, spec: PlatformSpec, emit: EventEmitter) -> None:
@@ -227,11 +228,16 @@ class Reconciler:
 
     @staticmethod
     def _parse(platform: PlatformRef) -> PlatformSpec | str:
+        """The typed spec, or why it cannot be applied: invalid, or it would orphan stored vectors."""
         try:
             check_platform_name(platform.name)
-            return parse_spec(dict(platform.raw_spec))
+            spec = parse_spec(dict(platform.raw_spec))
         except SpecError as exc:
             return str(exc)
+        unsafe = orphaning_changes(spec, platform.typed_status.stored_vectors)
+        if unsafe:
+            return "refused RagPlatform spec change:\n" + "\n".join(f"  {problem}" for problem in unsafe)
+        return spec
 
     async def _report_invalid_spec(self, platform: PlatformRef, message: str, emit: EventEmitter) -> None:
         previous = platform.typed_status
@@ -259,6 +265,7 @@ class Reconciler:
         workloads: Mapping[str, WorkloadObservation | None],
         outcome: ReconcileOutcome,
         memory: PlatformMemory | None,
+        stored_vectors: StoredVectors | None = None,
     ) -> None:
         status = build_status(
             generation=platform.generation,
@@ -267,6 +274,7 @@ class Reconciler:
             queue=memory.queue if memory is not None else None,
             previous=platform.typed_status,
             now=self._clock(),
+            stored_vectors=stored_vectors,
         ).to_patch()
         if contains(platform.status, _drop_nones(status)) and not _clears_something(platform.status, status):
             return  # nothing new: spare the API server a write and the watchers an event

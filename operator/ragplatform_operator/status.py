@@ -23,6 +23,7 @@ from ragplatform_operator.status_model import (
     PlatformStatus,
     QueueStatus,
     ScalingDecisionRecord,
+    StoredVectors,
     TierReplicas,
     TiersStatus,
 )
@@ -236,13 +237,15 @@ def build_status(
     queue: QueueObservation | None,
     previous: PlatformStatus,
     now: datetime,
+    stored_vectors: StoredVectors | None = None,
 ) -> PlatformStatus:
     """The whole `status` of a RagPlatform.
 
     `workloads` maps a component key (see `COMPONENTS`) to its observation, None for an
     external component; components missing from the map (e.g. with an invalid spec, when
     nothing was built) get no condition. `queue` None: not read yet. `previous` is the status
-    as stored (transition times are kept from it).
+    as stored (transition times are kept from it). `stored_vectors`: what the vectors are made
+    with, once a pass has applied the spec (kept from `previous` when None).
     """
     component_conditions = [component_condition(key, workloads[key]) for key in COMPONENTS if key in workloads]
     conditions = _summary_conditions(component_conditions, outcome, queue)
@@ -254,6 +257,7 @@ def build_status(
         observed_generation=generation,
         conditions=merge_conditions(previous.conditions, conditions, now, generation),
         tiers=TiersStatus.model_validate(tiers) if any(v is not None for v in tiers.values()) else None,
+        stored_vectors=previous.stored_vectors or stored_vectors,
     )
     if queue is not None:
         status.queue = queue_status(queue)

@@ -102,6 +102,15 @@ class AutoscalerStatus(_StatusModel):
     )
 
 
+class StoredVectors(_StatusModel):
+    """What the platform's stored vectors were made with, recorded on its first successful pass."""
+
+    model: str = Field(description="spec.embedding.model the vectors were made by.")
+    dimension: int = Field(description="spec.embedding.dimension of the vectors.")
+    collection: str = Field(description="spec.vectorStore.collection holding them.")
+    store: Literal["managed", "external"] = Field(description="The kind of vector store holding them.")
+
+
 class PlatformStatus(_StatusModel):
     """Observed state of the platform, written by the operator."""
 
@@ -116,6 +125,11 @@ class PlatformStatus(_StatusModel):
     tiers: TiersStatus | None = Field(default=None, description="Desired and ready replicas per component.")
     queue: QueueStatus | None = Field(
         default=None, description="The ingestion queue and the last worker scaling decision."
+    )
+    stored_vectors: StoredVectors | None = Field(
+        default=None,
+        description="What the stored vectors were made with: the operator refuses a spec that differs "
+        "(docs/operator/migrations.md), as the CRD's transition rules do.",
     )
     autoscaler: AutoscalerStatus | None = Field(
         default=None,

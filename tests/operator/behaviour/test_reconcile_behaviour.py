@@ -181,3 +181,26 @@ async def test_a_platform_without_an_internal_token_gets_a_generated_one_kept_ac
     await cluster.patch_platform_spec("demo", {"gateway": {"replicas": 2}})
     await eventually(lambda: (cluster.get("apps/v1/deployments", "demo-gateway") or {})["spec"].get("replicas") == 2)
     assert (cluster.get("v1/secrets", "demo-internal-token") or {}).get("stringData", {}).get("token") == token
+
+
+async def test_a_change_that_would_orphan_the_vectors_is_refused_even_without_the_crds_rules(
+    cluster: Cluster,
+) -> None:
+    # The emulator evaluates no CEL (as an API server with a CRD from before the rules would not).
+    await cluster.create_platform(minimal_platform())
+    await eventually(lambda: cluster.platform()["status"].get("storedVectors"), what="stored vectors recorded")
+    assert cluster.platform()["status"]["storedVectors"]["dimension"] == 384
+
+    await cluster.patch_platform_spec("demo", {"embedding": {"dimension": 768}})
+    degraded = await eventually(
+        lambda: (c := cluster.condition("Degraded")) and c["reason"] == "InvalidSpec" and c, what="the refusal"
+    )
+    assert "embedding.dimension cannot change on a live platform" in degraded["message"]
+    assert "set it back to 384" in degraded["message"]
+    await asyncio.sleep(2.5)  # two timer passes: nothing is applied
+    workers = cluster.get("apps/v1/deployments", "demo-workers") or {}
+    env = {e["name"]: e.get("value") for e in workers["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["RAG_EMBEDDING_DIMENSION"] == "384"
+
+    await cluster.patch_platform_spec("demo", {"embedding": {"dimension": 384}})
+    await eventually(lambda: (cluster.condition("Degraded") or {}).get("reason") != "InvalidSpec", what="recovered")
