@@ -29,6 +29,10 @@ def serve(fd: int) -> None:
             data, filename, content_type = conn.recv()
         except (EOFError, OSError):
             return
+        except MemoryError:
+            # The request itself does not fit: the sandbox sees this process end and reports the
+            # memory limit. Quietly: a traceback here would land in the worker's JSON log.
+            sys.exit(3)
         reply: tuple[str, str, ParsedDocument | None]
         try:
             reply = ("ok", "", parse_document(data, filename, content_type, limits))

@@ -26,6 +26,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Final
@@ -123,13 +124,16 @@ class ParseSandbox:
         self._policy = policy
         self._idle: asyncio.Queue[_Child] = asyncio.Queue()
         self._children: list[_Child] = []
+        # One thread per child waits on its round trip: a parse may hold its thread for the whole
+        # deadline, which must never starve the loop's default executor (6 threads on 2 cores).
+        self._threads = ThreadPoolExecutor(max_workers=policy.processes, thread_name_prefix="parse-sandbox")
 
     @property
     def policy(self) -> SandboxPolicy:
         return self._policy
 
     async def start(self) -> None:
-        """Start the children (a second or so: the forkserver imports the parsers once)."""
+        """Start the children (a second or so each, in parallel: each imports the parsers once)."""
         children = await asyncio.gather(
             *(asyncio.to_thread(_Child, self._policy) for _ in range(self._policy.processes))
         )
@@ -141,6 +145,7 @@ class ParseSandbox:
         for child in self._children:
             await asyncio.to_thread(child.close)
         self._children.clear()
+        self._threads.shutdown(wait=False)
 
     async def parse(self, data: bytes, filename: str, content_type: str) -> ParsedDocument:
         policy = self._policy
@@ -153,7 +158,8 @@ class ParseSandbox:
         request = (data, filename, content_type)
         try:
             # The round trip blocks (send, wait, receive): a thread keeps it off the event loop.
-            outcome = await asyncio.to_thread(child.call, request, policy.timeout_seconds)
+            loop = asyncio.get_running_loop()
+            outcome = await loop.run_in_executor(self._threads, child.call, request, policy.timeout_seconds)
         except asyncio.CancelledError:
             child.kill()  # the worker is stopping: do not leave a child busy with an abandoned file
             raise
