@@ -275,6 +275,13 @@ class WorkerSettings(QueueSettings, BlobSettings, EmbedderSettings, ParseSetting
     chunk_tokens: int = Field(256, ge=16, le=8192, description="Target chunk size in tokens.")
     chunk_overlap_tokens: int = Field(32, ge=0, le=4096, description="Tokens repeated between neighbours.")
     embed_batch_size: int = Field(32, ge=1, le=2048, description="Chunks embedded per batch.")
+    chunk_heading_weight: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="Weight of the document heading's own embedding added to each chunk's vector (a "
+        "document-topic prior; 0 turns it off). The heading is always prepended to the embedded text.",
+    )
     retry_backoff_seconds: float = Field(5.0, ge=0, description="First retry delay; doubles per attempt.")
     poll_seconds: float = Field(1.0, gt=0, description="Longest wait for a message before polling again.")
     lost_message_sweep_seconds: float = Field(

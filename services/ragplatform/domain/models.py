@@ -91,6 +91,8 @@ class Chunk:
     index: int
     text: str
     token_count: int
+    # The document's heading (`domain.chunk_context`), embedded and indexed with the text.
+    heading: str = ""
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,8 @@ class ChunkPoint:
     vector: list[float]
     content_hash: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
+    # The document's heading, indexed with the text in the sparse vector (see `Chunk.heading`).
+    heading: str = ""
 
     @property
     def point_id(self) -> str:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ragplatform.backends.embedders.base import Embedder
+from ragplatform.domain.chunk_context import DEFAULT_HEADING_WEIGHT, contextualized, document_heading, fold_heading
 from ragplatform.domain.chunking import chunk_text
 from ragplatform.domain.errors import DocumentRejected
 from ragplatform.domain.models import Chunk, ChunkPoint, Document, Job
@@ -30,6 +31,8 @@ class ChunkingPolicy:
     chunk_tokens: int
     overlap_tokens: int
     embed_batch_size: int
+    # Weight of the document heading's own embedding in each chunk's vector (0: not folded in).
+    heading_weight: float = DEFAULT_HEADING_WEIGHT
 
 
 def split_document(data: bytes, document: Document, embedder: Embedder, policy: ChunkingPolicy) -> list[Chunk]:
@@ -40,14 +43,16 @@ def split_document(data: bytes, document: Document, embedder: Embedder, policy: 
 def chunk_document(
     parsed: ParsedDocument, document: Document, embedder: Embedder, policy: ChunkingPolicy
 ) -> list[Chunk]:
-    """Chunk a parsed document; raise `DocumentRejected` when nothing indexable is left."""
+    """Chunk a parsed document; each chunk carries the document's heading. Raise
+    `DocumentRejected` when nothing indexable is left."""
     chunks = chunk_text(parsed.text, embedder.count_tokens, policy.chunk_tokens, policy.overlap_tokens)
     if not chunks:
         raise DocumentRejected(
             f"{document.filename} contains no text to index (it may be scanned images or only markup); "
             "upload a text-based version"
         )
-    return chunks
+    heading = document_heading(parsed)
+    return [replace(chunk, heading=heading) for chunk in chunks]
 
 
 def may_hold_stale_chunks(document: Document, job: Job) -> bool:
@@ -91,9 +96,17 @@ async def ingest_document(
     if report:
         await progress(total, 0)
     done = 0
+    heading = chunks[0].heading
+    heading_vector: list[float] = []
     for start in range(0, total, policy.embed_batch_size):
         batch = chunks[start : start + policy.embed_batch_size]
-        vectors = await embedder.embed_documents([c.text for c in batch])
+        texts = [contextualized(c.heading, c.text) for c in batch]
+        if start == 0 and heading and policy.heading_weight > 0:
+            # One more short text per document, in the first batch (no extra embedding call).
+            *vectors, heading_vector = await embedder.embed_documents([*texts, heading])
+        else:
+            vectors = await embedder.embed_documents(texts)
+        vectors = [fold_heading(v, heading_vector, policy.heading_weight) for v in vectors]
         points = [
             ChunkPoint(
                 tenant_id=document.tenant_id,
@@ -104,6 +117,7 @@ async def ingest_document(
                 vector=vector,
                 content_hash=document.content_hash,
                 metadata=document.metadata,
+                heading=chunk.heading,
             )
             for chunk, vector in zip(batch, vectors, strict=True)
         ]

@@ -55,7 +55,9 @@ def build_worker_app(settings: WorkerSettings) -> ServiceApp:
                     metadata=document.metadata,
                     content_hash=document.content_hash,
                     chunks=[
-                        retrieval_pb2.IndexedChunk(chunk_index=p.chunk_index, text=p.text, vector=p.vector)
+                        retrieval_pb2.IndexedChunk(
+                            chunk_index=p.chunk_index, text=p.text, vector=p.vector, heading=p.heading
+                        )
                         for p in points
                     ],
                 )
@@ -72,7 +74,12 @@ def build_worker_app(settings: WorkerSettings) -> ServiceApp:
             sandbox = ParseSandbox(sandbox_policy(settings))
             await sandbox.start()
             stack.push_async_callback(sandbox.close)
-            chunking = ChunkingPolicy(settings.chunk_tokens, settings.chunk_overlap_tokens, settings.embed_batch_size)
+            chunking = ChunkingPolicy(
+                settings.chunk_tokens,
+                settings.chunk_overlap_tokens,
+                settings.embed_batch_size,
+                settings.chunk_heading_weight,
+            )
             retry = RetryPolicy(settings.job_max_attempts, settings.retry_backoff_seconds)
             if settings.lost_message_sweep_seconds > 0:
                 sweepers.append(

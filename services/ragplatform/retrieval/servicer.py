@@ -39,6 +39,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                 vector=list(chunk.vector),
                 content_hash=request.content_hash,
                 metadata=metadata,
+                heading=chunk.heading,
             )
             for chunk in request.chunks
         ]

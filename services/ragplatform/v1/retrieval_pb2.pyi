@@ -121,13 +121,18 @@ class IndexedChunk(_message.Message):
     CHUNK_INDEX_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
     VECTOR_FIELD_NUMBER: _builtins.int
+    HEADING_FIELD_NUMBER: _builtins.int
     chunk_index: _builtins.int
     """Position within the document, from 0."""
     text: _builtins.str
     """Text of the chunk."""
+    heading: _builtins.str
+    """The document's heading (title or "name - summary" line): indexed with `text` for lexical
+    search and stored beside it, but not part of the passage text returned by Search.
+    """
     @_builtins.property
     def vector(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
-        """Embedding of `text` (the embedder's dimension)."""
+        """Embedding of `text` (the embedder's dimension), computed with `heading` prepended."""
 
     def __init__(
         self,
@@ -135,10 +140,11 @@ class IndexedChunk(_message.Message):
         chunk_index: _builtins.int = ...,
         text: _builtins.str = ...,
         vector: _abc.Iterable[_builtins.float] | None = ...,
+        heading: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_index", b"chunk_index", "text", b"text", "vector", b"vector"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_index", b"chunk_index", "heading", b"heading", "text", b"text", "vector", b"vector"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

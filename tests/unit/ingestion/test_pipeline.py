@@ -201,3 +201,30 @@ async def test_a_shrunken_document_replaces_its_chunks_in_the_vector_store(vecto
         SearchQuery(tenant_id="acme", vector=await HashingEmbedder(DIMENSION).embed_query("Zephyr-10"), top_k=10)
     )
     assert [h.text for h in hits] == ["The Zephyr-9 pump was replaced by the Zephyr-10."]
+
+
+async def test_chunks_carry_the_heading_and_their_vectors_lean_towards_it() -> None:
+    text = b"DU(1)   User Commands   DU(1)\n\nNAME\n  du - estimate file space usage\n\n" + numbered_sentences(4)
+    embedder = HashingEmbedder(DIMENSION)
+    folded, unfolded = Recorder(), Recorder()
+    for recorder, weight in ((folded, 0.3), (unfolded, 0.0)):
+        policy = ChunkingPolicy(chunk_tokens=16, overlap_tokens=0, embed_batch_size=2, heading_weight=weight)
+        await ingest_document(
+            text, document("du.1.txt"), embedder, policy, recorder.index, recorder.trim, recorder.progress
+        )
+    points = [p for batch in folded.batches for p in batch]
+    plain = [p for batch in unfolded.batches for p in batch]
+    assert {p.heading for p in points} == {"du - estimate file space usage"}
+    assert not any(p.text.startswith("du - estimate") for p in points[1:])  # the passage text is the chunk
+    # Without folding, the vector is the embedding of heading + chunk text.
+    expected = await embedder.embed_documents([f"{p.heading}\n\n{p.text}" for p in plain])
+    assert [p.vector for p in plain] == expected
+    # With folding, every chunk (in every batch) is closer to the heading's own embedding.
+    [heading_vector] = await embedder.embed_documents(["du - estimate file space usage"])
+
+    def similarity(a: list[float], b: list[float]) -> float:
+        return sum(x * y for x, y in zip(a, b, strict=True))
+
+    assert len(points) > 2
+    for with_fold, without in zip(points, plain, strict=True):
+        assert similarity(with_fold.vector, heading_vector) > similarity(without.vector, heading_vector)

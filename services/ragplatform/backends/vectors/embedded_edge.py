@@ -219,7 +219,7 @@ class EdgeVectorStore:
         engine_points = [
             qe.Point(
                 p.point_id,
-                {"": p.vector, fields.SPARSE_VECTOR: _engine_sparse(fields.sparse_document_vector(p.text))},
+                {"": p.vector, fields.SPARSE_VECTOR: _engine_sparse(fields.sparse_document_vector(p.heading, p.text))},
                 fields.chunk_payload(p),
             )
             for p in points

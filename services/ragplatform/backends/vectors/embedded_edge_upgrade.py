@@ -100,7 +100,7 @@ def _with_sparse(record: Any) -> Any:
     vector = record.vector
     dense = vector[""] if isinstance(vector, dict) else vector
     payload = record.payload or {}
-    sparse = fields.sparse_document_vector(str(payload.get(fields.TEXT, "")))
+    sparse = fields.sparse_document_vector(str(payload.get(fields.HEADING, "")), str(payload.get(fields.TEXT, "")))
     return qe.Point(
         record.id,
         {"": dense, fields.SPARSE_VECTOR: qe.SparseVector(list(sparse.indices), list(sparse.values))},

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ragplatform.domain.chunk_context import contextualized
 from ragplatform.domain.errors import InvalidArgument
 from ragplatform.domain.models import ChunkPoint, ScoredPassage, SparseVector
 from ragplatform.domain.sparse_encoding import document_vector
@@ -20,6 +21,7 @@ CHUNK_INDEX = "chunk_index"
 TEXT = "text"
 CONTENT_HASH = "content_hash"
 METADATA = "metadata"
+HEADING = "heading"
 #: The named sparse (BM25-style) vector beside the unnamed dense one.
 SPARSE_VECTOR = "bm25"
 
@@ -34,13 +36,14 @@ def chunk_payload(point: ChunkPoint) -> dict[str, Any]:
         TEXT: point.text,
         CONTENT_HASH: point.content_hash,
         METADATA: dict(point.metadata),
+        HEADING: point.heading,
     }
 
 
-def sparse_document_vector(text: str) -> SparseVector:
-    """The sparse vector stored for a chunk's text (the same in every adapter, and when an old
-    collection is re-indexed from its payloads)."""
-    return document_vector(text)
+def sparse_document_vector(heading: str, text: str) -> SparseVector:
+    """The sparse vector stored for a chunk: its text with its document's heading (the same in
+    every adapter, and when an old collection is re-indexed from its payloads)."""
+    return document_vector(contextualized(heading, text))
 
 
 def scored_passage(point_id: object, score: float, payload: Mapping[str, Any] | None) -> ScoredPassage:

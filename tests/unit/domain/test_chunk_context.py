@@ -1,0 +1,59 @@
+"""The document heading a chunk carries into its embedding and sparse vector."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from ragplatform.domain.chunk_context import MAX_HEADING_CHARS, contextualized, document_heading, fold_heading
+from ragplatform.domain.parsers.document import ParsedDocument
+
+
+def parsed(text: str, title: str = "") -> ParsedDocument:
+    return ParsedDocument(text=text, content_type="text/plain", title=title)
+
+
+@pytest.mark.parametrize(
+    ("text", "heading"),
+    [
+        # A manual page: the running header line is skipped for the NAME line.
+        (
+            "DU(1)      User Commands      DU(1)\n\nNAME\n       du - estimate file space usage\n",
+            "du - estimate file space usage",
+        ),
+        # pydoc's text output.
+        (
+            "Help on module json:\n\nNAME\n    json - JSON (JavaScript Object Notation) is a subset of\n",
+            "json - JSON (JavaScript Object Notation) is a subset of",
+        ),
+        ("ls, dir - list directory contents\nmore", "ls, dir - list directory contents"),
+        # No such line: the first line.
+        ("\n\n  Zephyr-9 pump manual  \n\nThe pump delivers 42 bar.", "Zephyr-9 pump manual"),
+    ],
+)
+def test_heading_of_plain_text(text: str, heading: str) -> None:
+    assert document_heading(parsed(text)) == heading
+
+
+def test_the_formats_own_title_wins_and_headings_are_bounded() -> None:
+    assert document_heading(parsed("du - estimate file space usage", title="  Disk   usage ")) == "Disk usage"
+    assert len(document_heading(parsed("x" * 500))) == MAX_HEADING_CHARS
+    assert document_heading(parsed("   \n  ")) == ""
+
+
+def test_contextualized_text() -> None:
+    assert contextualized("du - estimate file space usage", "-s, --summarize") == (
+        "du - estimate file space usage\n\n-s, --summarize"
+    )
+    assert contextualized("", "text") == "text"
+
+
+def test_fold_heading_leans_the_chunk_towards_its_heading_and_keeps_unit_length() -> None:
+    chunk, heading = [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]
+    folded = fold_heading(chunk, heading, 0.3)
+    assert math.isclose(math.sqrt(sum(x * x for x in folded)), 1.0)
+    assert folded[0] > folded[1] > 0
+    assert math.isclose(folded[1] / folded[0], 0.3)
+    assert fold_heading(chunk, heading, 0.0) == chunk
+    assert fold_heading(chunk, [], 0.3) == chunk
