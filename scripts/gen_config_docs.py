@@ -47,6 +47,9 @@ expand to at most `RAG_PARSE_MAX_CONTENT_MB` of page content and have at most
 ceiling). A document over a limit ends as a FAILED job whose reason names the setting to raise;
 it is not retried.
 
+Tracing is configured by OpenTelemetry's standard `OTEL_*` variables (off unless an OTLP endpoint
+or exporter is named): see [observability.md](observability.md#tracing-opentelemetry).
+
 Invalid values stop the service at start-up with a message naming each bad variable.
 
 | Variable | Default | Services | Description |
