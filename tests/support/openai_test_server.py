@@ -7,7 +7,8 @@ adapters are exercised over real HTTP, with real streaming, timeouts and error s
   `stream_options.include_usage` is set) and non-streaming. It answers by quoting the numbered
   passage (`[n] filename: text`, as `ragplatform.domain.prompts` writes them) whose words best
   match the question, with an `[n]` citation; with no passages it gives the prompt's "no answer"
-  sentence.
+  sentence. Asked to rewrite a follow-up (`domain.query_rewrite`'s prompt), it answers, as chatty
+  models do, `Query: "<last question> (<the conversation's first question>)"` and a remark.
 * `POST /v1/embeddings` — deterministic unit vectors by feature hashing of the words (the same
   vectors as the `hashing` embedder: similar texts get similar vectors), of a configurable
   dimension (or the request's `dimensions`), as floats or base64 like the real API.
@@ -60,6 +61,7 @@ from aiohttp import web
 
 from ragplatform.backends.embedders.hashing import hash_embed
 from ragplatform.domain.prompts import NO_ANSWER
+from ragplatform.domain.query_rewrite import REWRITE_SYSTEM_PROMPT
 from ragplatform.domain.text_matching import content_words, overlap_score, split_sentences
 
 _PASSAGE = re.compile(r"^\[(\d+)\] ([^:\n]+): (.*)$")
@@ -280,9 +282,14 @@ class OpenAITestServer:
 
 
 def compose_answer(messages: list[dict[str, Any]]) -> str:
-    """Quote the best-matching numbered passage of the last user message, with its [n]."""
+    """Quote the best-matching numbered passage of the last user message, with its [n]; or, for
+    a query rewrite, the last question with the conversation's first question in brackets."""
     user_messages = [m for m in messages if m.get("role") == "user"]
     content = str(user_messages[-1].get("content", "")) if user_messages else ""
+    if messages and messages[0].get("content") == REWRITE_SYSTEM_PROMPT:
+        last = content.rsplit("Last question:", 1)[-1].split("\n", 1)[0].strip()
+        first = next((line[len("User: ") :] for line in content.splitlines() if line.startswith("User: ")), "")
+        return f'Query: "{last} ({first})"\nThis query names what the question refers to.'
     question = content.rsplit("Question:", 1)[-1].strip() if "Question:" in content else content
     passages = [m.groups() for m in map(_PASSAGE.match, content.split("\n\n")) if m is not None]
     if not passages:

@@ -219,6 +219,8 @@ def ask(
                     f" · conversation {done.conversation_id}",
                     style="dim",
                 )
+                if done.query_rewriter:
+                    console.print(f"searched for: {done.search_query} ({done.query_rewriter} rewrite)", style="dim")
 
     run_client(gateway, api_key, action, json_output)
 

@@ -335,6 +335,25 @@ class GenerationSettings(HistorySettings):
     llm_timeout_seconds: float = Field(30.0, gt=0, description="Per-request timeout to the endpoint.")
     llm_max_retries: int = Field(2, ge=0, le=10, description="Retries of a failed request before falling back.")
     llm_max_tokens: int = Field(512, ge=1, le=32768, description="Default upper bound on answer tokens.")
+    query_rewrite: Literal["auto", "llm", "lexical", "off"] = Field(
+        "auto",
+        description="How a follow-up question in a conversation is rewritten into a standalone search query: "
+        "`llm` (by the chat model, falling back to `lexical` on error), `lexical` (adds the key words of the "
+        "previous questions), `off`; `auto`: `llm` when RAG_LLM=openai, else `lexical`.",
+    )
+    query_rewrite_timeout_seconds: float = Field(
+        5.0, gt=0, le=120, description="Longest wait for the model's rewrite before the lexical one is used."
+    )
+    query_rewrite_max_tokens: int = Field(64, ge=8, le=1024, description="Upper bound on a rewritten query's tokens.")
+
+    @model_validator(mode="after")
+    def _llm_rewrite_needs_a_model(self) -> GenerationSettings:
+        if self.query_rewrite == "llm" and self.llm != "openai":
+            raise ValueError(
+                "RAG_QUERY_REWRITE=llm needs a language model: set RAG_LLM=openai (and RAG_LLM_URL), "
+                "or use RAG_QUERY_REWRITE=auto or lexical"
+            )
+        return self
 
 
 class ConversationSettings(StoreSettings):

@@ -1,9 +1,11 @@
-"""The Ask flow: conversation history and retrieval in parallel, then a streamed generation,
-then both turns stored. Deadlines travel with every hop (see core/clients.py)."""
+"""The Ask flow: retrieval, then a streamed generation, then both turns stored (a new
+conversation is created with its first exchange: one call to the conversation service). A
+follow-up in a conversation first fetches its history, and the generation service rewrites it
+into a standalone query, which is what is searched. Deadlines travel with every hop (see
+core/clients.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator
@@ -81,35 +83,36 @@ class AskFlow:
         validate_ask(request, self._limits)
         await self._check_budget(tenant_id)
         top_k = request.top_k or self._limits.default_top_k
-        # History only for a follow-up, in parallel with retrieval; a new conversation is created
-        # with its first exchange when that is stored (one call to the conversation service).
-        history_task = asyncio.create_task(self._history(tenant_id, request)) if request.conversation_id else None
-        try:
-            cache_key = await self._cache_key(tenant_id, request, top_k)
-            cached = await self._cache.get(cache_key) if cache_key and not request.conversation_id else None
-            if cached is not None:
-                ANSWER_CACHE.labels("hit").inc()
-                async for message in self._replay(tenant_id, request.question, cached):
-                    yield message
-                return
-            if cache_key:
-                ANSWER_CACHE.labels("miss").inc()
-            with upstream_errors("retrieval"):
-                search = await self._retrieval.Search(
-                    retrieval_pb2.SearchRequest(
-                        tenant_id=tenant_id,
-                        query=request.question,
-                        top_k=top_k,
-                        filters=request.filters,
-                        score_threshold=request.score_threshold,
-                    )
+        # A follow-up's answer depends on its conversation (what is searched and what the model
+        # reads): it is neither served from the cache nor stored in it.
+        cache_key = "" if request.conversation_id else await self._cache_key(tenant_id, request, top_k)
+        cached = await self._cache.get(cache_key) if cache_key else None
+        if cached is not None:
+            ANSWER_CACHE.labels("hit").inc()
+            async for message in self._replay(tenant_id, request.question, cached):
+                yield message
+            return
+        if cache_key:
+            ANSWER_CACHE.labels("miss").inc()
+        history: list[common_pb2.Turn] = []
+        search_query, rewriter = request.question, ""
+        if request.conversation_id:
+            # A follow-up means what its history says: fetch it, then search its rewrite. A new
+            # conversation is created with its first exchange when that is stored.
+            history = await self._history(tenant_id, request)
+            search_query, rewriter = await self._search_query(tenant_id, request.question, history)
+        with upstream_errors("retrieval"):
+            search = await self._retrieval.Search(
+                retrieval_pb2.SearchRequest(
+                    tenant_id=tenant_id,
+                    query=search_query,
+                    top_k=top_k,
+                    filters=request.filters,
+                    score_threshold=request.score_threshold,
                 )
-            sources = gateway_pb2.AskSources(passages=search.passages)
-            yield gateway_pb2.AskResponse(sources=sources)
-            history = await history_task if history_task is not None else []
-        finally:
-            if history_task is not None and not history_task.done():
-                history_task.cancel()
+            )
+        sources = gateway_pb2.AskSources(passages=search.passages)
+        yield gateway_pb2.AskResponse(sources=sources)
         answer: list[str] = []
         done: generation_pb2.GenerationDone | None = None
         with upstream_errors("generation"):
@@ -145,10 +148,27 @@ class AskFlow:
             extractive=done.extractive,
             cached=False,
             request_id=request_id_var.get(),
+            search_query=search_query,
+            query_rewriter=rewriter,
         )
         if cache_key:
             await self._cache.set(cache_key, _encode(sources, text, ask_done), self._limits.cache_ttl_seconds)
         yield gateway_pb2.AskResponse(done=ask_done)
+
+    async def _search_query(self, tenant_id: str, question: str, history: list[common_pb2.Turn]) -> tuple[str, str]:
+        """The query to search with and who rewrote it ("" when it is the question): a question
+        with earlier questions in its conversation is rewritten by the generation service."""
+        if not any(t.role == common_pb2.ROLE_USER for t in history):
+            return question, ""
+        with upstream_errors("generation"):
+            rewritten = await self._generation.RewriteQuery(
+                generation_pb2.RewriteQueryRequest(tenant_id=tenant_id, question=question, history=history)
+            )
+        if rewritten.rewriter:
+            log.info(
+                "ask.query_rewritten", question=question, search_query=rewritten.query, rewriter=rewritten.rewriter
+            )
+        return rewritten.query or question, rewritten.rewriter
 
     async def _check_budget(self, tenant_id: str) -> None:
         limit = self._limits.daily_token_budget

@@ -1,4 +1,4 @@
-"""Wiring: settings -> answer generator -> servicer -> `ServiceApp`."""
+"""Wiring: settings -> answer generator and query rewriter -> servicer -> `ServiceApp`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import grpc
 
-from ragplatform.backends.llms.factory import make_answer_generator
+from ragplatform.backends.llms.factory import make_answer_generator, make_query_rewriter
 from ragplatform.core.server import ServiceApp, Wiring
 from ragplatform.core.settings import GenerationSettings
 from ragplatform.generation.service import GenerationService
@@ -23,7 +23,9 @@ def build_app(settings: GenerationSettings) -> ServiceApp:
         async with AsyncExitStack() as stack:
             generator = make_answer_generator(settings)
             stack.push_async_callback(generator.close)
-            servicer = GenerationServicer(GenerationService(generator, settings.llm_max_tokens))
+            rewriter = make_query_rewriter(settings)
+            stack.push_async_callback(rewriter.close)
+            servicer = GenerationServicer(GenerationService(generator, settings.llm_max_tokens, rewriter))
 
             def register(server: grpc.aio.Server) -> Sequence[str]:
                 generation_pb2_grpc.add_GenerationServiceServicer_to_server(servicer, server)

@@ -1,13 +1,16 @@
-"""Generation rules, independent of gRPC: validate and stream from the configured generator."""
+"""Generation rules, independent of gRPC: validate and stream from the configured generator;
+rewrite follow-up questions with the configured query rewriter."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from ragplatform.backends.llms.base import AnswerDone, AnswerEvent, AnswerGenerator, AnswerRequest
+from ragplatform.backends.llms.query_rewriter import QueryRewriter, RewrittenQuery, UnchangedQuery
 from ragplatform.core.metrics import LLM_FIRST_TOKEN_SECONDS, LLM_SECONDS, TOKENS_USED
 from ragplatform.domain.errors import InvalidArgument, Unavailable
+from ragplatform.domain.models import Turn
 from ragplatform.generation.coalesce import coalesce_deltas
 
 MAX_QUESTION_CHARS = 8000
@@ -41,9 +44,23 @@ class AnswerTiming:
 
 
 class GenerationService:
-    def __init__(self, generator: AnswerGenerator, default_max_tokens: int) -> None:
+    def __init__(
+        self, generator: AnswerGenerator, default_max_tokens: int, rewriter: QueryRewriter | None = None
+    ) -> None:
         self._generator = generator
         self._default_max_tokens = default_max_tokens
+        self._rewriter = rewriter or UnchangedQuery()
+
+    async def rewrite_query(self, tenant_id: str, question: str, history: Sequence[Turn]) -> RewrittenQuery:
+        """A standalone search query for a follow-up `question` (the question itself when it needs
+        none)."""
+        if not tenant_id:
+            raise InvalidArgument("tenant_id is required")
+        if not question.strip():
+            raise InvalidArgument("question is empty")
+        if len(question) > MAX_QUESTION_CHARS:
+            raise InvalidArgument(f"question is longer than {MAX_QUESTION_CHARS} characters; shorten it")
+        return await self._rewriter.rewrite(question, history)
 
     async def generate(self, request: AnswerRequest) -> AsyncIterator[AnswerEvent]:
         if not request.tenant_id:

@@ -15,6 +15,14 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     def __init__(self, service: GenerationService) -> None:
         self._service = service
 
+    async def RewriteQuery(
+        self, request: generation_pb2.RewriteQueryRequest, context: Any
+    ) -> generation_pb2.RewriteQueryResponse:
+        rewritten = await self._service.rewrite_query(
+            request.tenant_id, request.question, [turn_from_proto(t) for t in request.history]
+        )
+        return generation_pb2.RewriteQueryResponse(query=rewritten.query, rewriter=rewritten.rewriter)
+
     async def Generate(
         self, request: generation_pb2.GenerateRequest, context: Any
     ) -> AsyncIterator[generation_pb2.GenerateResponse]:

@@ -27,7 +27,7 @@ from ragplatform.v1 import conversation_pb2 as ragplatform_dot_v1_dot_conversati
 from ragplatform.v1 import ingestion_pb2 as ragplatform_dot_v1_dot_ingestion__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cragplatform/v1/gateway.proto\x12\x0eragplatform.v1\x1a\x1bragplatform/v1/common.proto\x1a!ragplatform/v1/conversation.proto\x1a\x1eragplatform/v1/ingestion.proto\"\xec\x01\n\nAskRequest\x12\x10\n\x08question\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12\r\n\x05top_k\x18\x03 \x01(\x05\x12\x38\n\x07\x66ilters\x18\x04 \x03(\x0b\x32\'.ragplatform.v1.AskRequest.FiltersEntry\x12\x17\n\x0fscore_threshold\x18\x05 \x01(\x02\x12\r\n\x05model\x18\x06 \x01(\t\x12\x12\n\nmax_tokens\x18\x07 \x01(\x05\x1a.\n\x0c\x46iltersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"7\n\nAskSources\x12)\n\x08passages\x18\x01 \x03(\x0b\x32\x17.ragplatform.v1.Passage\"\xc1\x01\n\x07\x41skDone\x12+\n\tcitations\x18\x01 \x03(\x0b\x32\x18.ragplatform.v1.Citation\x12)\n\x05usage\x18\x02 \x01(\x0b\x32\x1a.ragplatform.v1.TokenUsage\x12\x17\n\x0f\x63onversation_id\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x12\n\nextractive\x18\x05 \x01(\x08\x12\x0e\n\x06\x63\x61\x63hed\x18\x06 \x01(\x08\x12\x12\n\nrequest_id\x18\x07 \x01(\t\"\x7f\n\x0b\x41skResponse\x12-\n\x07sources\x18\x01 \x01(\x0b\x32\x1a.ragplatform.v1.AskSourcesH\x00\x12\x0f\n\x05\x64\x65lta\x18\x02 \x01(\tH\x00\x12\'\n\x04\x64one\x18\x03 \x01(\x0b\x32\x17.ragplatform.v1.AskDoneH\x00\x42\x07\n\x05\x65vent\"\xc1\x01\n\x14GatewaySearchRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\r\n\x05top_k\x18\x02 \x01(\x05\x12\x42\n\x07\x66ilters\x18\x03 \x03(\x0b\x32\x31.ragplatform.v1.GatewaySearchRequest.FiltersEntry\x12\x17\n\x0fscore_threshold\x18\x04 \x01(\x02\x1a.\n\x0c\x46iltersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"B\n\x15GatewaySearchResponse\x12)\n\x08passages\x18\x01 \x03(\x0b\x32\x17.ragplatform.v1.Passage\"\xa9\x01\n\x0eIngestMetadata\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12>\n\x08metadata\x18\x03 \x03(\x0b\x32,.ragplatform.v1.IngestMetadata.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"_\n\rIngestRequest\x12\x32\n\x08metadata\x18\x01 \x01(\x0b\x32\x1e.ragplatform.v1.IngestMetadataH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"&\n\x14GatewayGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"h\n\x16GatewayListJobsRequest\x12\'\n\x05state\x18\x01 \x01(\x0e\x32\x18.ragplatform.v1.JobState\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"D\n\x1bGatewayListDocumentsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"3\n\x1cGatewayDeleteDocumentRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\"H\n\x1fGatewayListConversationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"K\n\x1dGatewayGetConversationRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x11\n\tmax_turns\x18\x02 \x01(\x05\x32\xb3\x06\n\x0eGatewayService\x12@\n\x03\x41sk\x12\x1a.ragplatform.v1.AskRequest\x1a\x1b.ragplatform.v1.AskResponse0\x01\x12U\n\x06Search\x12$.ragplatform.v1.GatewaySearchRequest\x1a%.ragplatform.v1.GatewaySearchResponse\x12I\n\x06Ingest\x12\x1d.ragplatform.v1.IngestRequest\x1a\x1e.ragplatform.v1.UploadResponse(\x01\x12\x43\n\x06GetJob\x12$.ragplatform.v1.GatewayGetJobRequest\x1a\x13.ragplatform.v1.Job\x12T\n\x08ListJobs\x12&.ragplatform.v1.GatewayListJobsRequest\x1a .ragplatform.v1.ListJobsResponse\x12\x63\n\rListDocuments\x12+.ragplatform.v1.GatewayListDocumentsRequest\x1a%.ragplatform.v1.ListDocumentsResponse\x12\x66\n\x0e\x44\x65leteDocument\x12,.ragplatform.v1.GatewayDeleteDocumentRequest\x1a&.ragplatform.v1.DeleteDocumentResponse\x12o\n\x11ListConversations\x12/.ragplatform.v1.GatewayListConversationsRequest\x1a).ragplatform.v1.ListConversationsResponse\x12\x64\n\x0fGetConversation\x12-.ragplatform.v1.GatewayGetConversationRequest\x1a\".ragplatform.v1.GetHistoryResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cragplatform/v1/gateway.proto\x12\x0eragplatform.v1\x1a\x1bragplatform/v1/common.proto\x1a!ragplatform/v1/conversation.proto\x1a\x1eragplatform/v1/ingestion.proto\"\xec\x01\n\nAskRequest\x12\x10\n\x08question\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12\r\n\x05top_k\x18\x03 \x01(\x05\x12\x38\n\x07\x66ilters\x18\x04 \x03(\x0b\x32\'.ragplatform.v1.AskRequest.FiltersEntry\x12\x17\n\x0fscore_threshold\x18\x05 \x01(\x02\x12\r\n\x05model\x18\x06 \x01(\t\x12\x12\n\nmax_tokens\x18\x07 \x01(\x05\x1a.\n\x0c\x46iltersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"7\n\nAskSources\x12)\n\x08passages\x18\x01 \x03(\x0b\x32\x17.ragplatform.v1.Passage\"\xef\x01\n\x07\x41skDone\x12+\n\tcitations\x18\x01 \x03(\x0b\x32\x18.ragplatform.v1.Citation\x12)\n\x05usage\x18\x02 \x01(\x0b\x32\x1a.ragplatform.v1.TokenUsage\x12\x17\n\x0f\x63onversation_id\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x12\n\nextractive\x18\x05 \x01(\x08\x12\x0e\n\x06\x63\x61\x63hed\x18\x06 \x01(\x08\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12\x14\n\x0csearch_query\x18\x08 \x01(\t\x12\x16\n\x0equery_rewriter\x18\t \x01(\t\"\x7f\n\x0b\x41skResponse\x12-\n\x07sources\x18\x01 \x01(\x0b\x32\x1a.ragplatform.v1.AskSourcesH\x00\x12\x0f\n\x05\x64\x65lta\x18\x02 \x01(\tH\x00\x12\'\n\x04\x64one\x18\x03 \x01(\x0b\x32\x17.ragplatform.v1.AskDoneH\x00\x42\x07\n\x05\x65vent\"\xc1\x01\n\x14GatewaySearchRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\r\n\x05top_k\x18\x02 \x01(\x05\x12\x42\n\x07\x66ilters\x18\x03 \x03(\x0b\x32\x31.ragplatform.v1.GatewaySearchRequest.FiltersEntry\x12\x17\n\x0fscore_threshold\x18\x04 \x01(\x02\x1a.\n\x0c\x46iltersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"B\n\x15GatewaySearchResponse\x12)\n\x08passages\x18\x01 \x03(\x0b\x32\x17.ragplatform.v1.Passage\"\xa9\x01\n\x0eIngestMetadata\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12>\n\x08metadata\x18\x03 \x03(\x0b\x32,.ragplatform.v1.IngestMetadata.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"_\n\rIngestRequest\x12\x32\n\x08metadata\x18\x01 \x01(\x0b\x32\x1e.ragplatform.v1.IngestMetadataH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"&\n\x14GatewayGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"h\n\x16GatewayListJobsRequest\x12\'\n\x05state\x18\x01 \x01(\x0e\x32\x18.ragplatform.v1.JobState\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"D\n\x1bGatewayListDocumentsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"3\n\x1cGatewayDeleteDocumentRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\"H\n\x1fGatewayListConversationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"K\n\x1dGatewayGetConversationRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x11\n\tmax_turns\x18\x02 \x01(\x05\x32\xb3\x06\n\x0eGatewayService\x12@\n\x03\x41sk\x12\x1a.ragplatform.v1.AskRequest\x1a\x1b.ragplatform.v1.AskResponse0\x01\x12U\n\x06Search\x12$.ragplatform.v1.GatewaySearchRequest\x1a%.ragplatform.v1.GatewaySearchResponse\x12I\n\x06Ingest\x12\x1d.ragplatform.v1.IngestRequest\x1a\x1e.ragplatform.v1.UploadResponse(\x01\x12\x43\n\x06GetJob\x12$.ragplatform.v1.GatewayGetJobRequest\x1a\x13.ragplatform.v1.Job\x12T\n\x08ListJobs\x12&.ragplatform.v1.GatewayListJobsRequest\x1a .ragplatform.v1.ListJobsResponse\x12\x63\n\rListDocuments\x12+.ragplatform.v1.GatewayListDocumentsRequest\x1a%.ragplatform.v1.ListDocumentsResponse\x12\x66\n\x0e\x44\x65leteDocument\x12,.ragplatform.v1.GatewayDeleteDocumentRequest\x1a&.ragplatform.v1.DeleteDocumentResponse\x12o\n\x11ListConversations\x12/.ragplatform.v1.GatewayListConversationsRequest\x1a).ragplatform.v1.ListConversationsResponse\x12\x64\n\x0fGetConversation\x12-.ragplatform.v1.GatewayGetConversationRequest\x1a\".ragplatform.v1.GetHistoryResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -47,33 +47,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ASKSOURCES']._serialized_start=383
   _globals['_ASKSOURCES']._serialized_end=438
   _globals['_ASKDONE']._serialized_start=441
-  _globals['_ASKDONE']._serialized_end=634
-  _globals['_ASKRESPONSE']._serialized_start=636
-  _globals['_ASKRESPONSE']._serialized_end=763
-  _globals['_GATEWAYSEARCHREQUEST']._serialized_start=766
-  _globals['_GATEWAYSEARCHREQUEST']._serialized_end=959
+  _globals['_ASKDONE']._serialized_end=680
+  _globals['_ASKRESPONSE']._serialized_start=682
+  _globals['_ASKRESPONSE']._serialized_end=809
+  _globals['_GATEWAYSEARCHREQUEST']._serialized_start=812
+  _globals['_GATEWAYSEARCHREQUEST']._serialized_end=1005
   _globals['_GATEWAYSEARCHREQUEST_FILTERSENTRY']._serialized_start=335
   _globals['_GATEWAYSEARCHREQUEST_FILTERSENTRY']._serialized_end=381
-  _globals['_GATEWAYSEARCHRESPONSE']._serialized_start=961
-  _globals['_GATEWAYSEARCHRESPONSE']._serialized_end=1027
-  _globals['_INGESTMETADATA']._serialized_start=1030
-  _globals['_INGESTMETADATA']._serialized_end=1199
-  _globals['_INGESTMETADATA_METADATAENTRY']._serialized_start=1152
-  _globals['_INGESTMETADATA_METADATAENTRY']._serialized_end=1199
-  _globals['_INGESTREQUEST']._serialized_start=1201
-  _globals['_INGESTREQUEST']._serialized_end=1296
-  _globals['_GATEWAYGETJOBREQUEST']._serialized_start=1298
-  _globals['_GATEWAYGETJOBREQUEST']._serialized_end=1336
-  _globals['_GATEWAYLISTJOBSREQUEST']._serialized_start=1338
-  _globals['_GATEWAYLISTJOBSREQUEST']._serialized_end=1442
-  _globals['_GATEWAYLISTDOCUMENTSREQUEST']._serialized_start=1444
-  _globals['_GATEWAYLISTDOCUMENTSREQUEST']._serialized_end=1512
-  _globals['_GATEWAYDELETEDOCUMENTREQUEST']._serialized_start=1514
-  _globals['_GATEWAYDELETEDOCUMENTREQUEST']._serialized_end=1565
-  _globals['_GATEWAYLISTCONVERSATIONSREQUEST']._serialized_start=1567
-  _globals['_GATEWAYLISTCONVERSATIONSREQUEST']._serialized_end=1639
-  _globals['_GATEWAYGETCONVERSATIONREQUEST']._serialized_start=1641
-  _globals['_GATEWAYGETCONVERSATIONREQUEST']._serialized_end=1716
-  _globals['_GATEWAYSERVICE']._serialized_start=1719
-  _globals['_GATEWAYSERVICE']._serialized_end=2538
+  _globals['_GATEWAYSEARCHRESPONSE']._serialized_start=1007
+  _globals['_GATEWAYSEARCHRESPONSE']._serialized_end=1073
+  _globals['_INGESTMETADATA']._serialized_start=1076
+  _globals['_INGESTMETADATA']._serialized_end=1245
+  _globals['_INGESTMETADATA_METADATAENTRY']._serialized_start=1198
+  _globals['_INGESTMETADATA_METADATAENTRY']._serialized_end=1245
+  _globals['_INGESTREQUEST']._serialized_start=1247
+  _globals['_INGESTREQUEST']._serialized_end=1342
+  _globals['_GATEWAYGETJOBREQUEST']._serialized_start=1344
+  _globals['_GATEWAYGETJOBREQUEST']._serialized_end=1382
+  _globals['_GATEWAYLISTJOBSREQUEST']._serialized_start=1384
+  _globals['_GATEWAYLISTJOBSREQUEST']._serialized_end=1488
+  _globals['_GATEWAYLISTDOCUMENTSREQUEST']._serialized_start=1490
+  _globals['_GATEWAYLISTDOCUMENTSREQUEST']._serialized_end=1558
+  _globals['_GATEWAYDELETEDOCUMENTREQUEST']._serialized_start=1560
+  _globals['_GATEWAYDELETEDOCUMENTREQUEST']._serialized_end=1611
+  _globals['_GATEWAYLISTCONVERSATIONSREQUEST']._serialized_start=1613
+  _globals['_GATEWAYLISTCONVERSATIONSREQUEST']._serialized_end=1685
+  _globals['_GATEWAYGETCONVERSATIONREQUEST']._serialized_start=1687
+  _globals['_GATEWAYGETCONVERSATIONREQUEST']._serialized_end=1762
+  _globals['_GATEWAYSERVICE']._serialized_start=1765
+  _globals['_GATEWAYSERVICE']._serialized_end=2584
 # @@protoc_insertion_point(module_scope)

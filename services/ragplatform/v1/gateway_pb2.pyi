@@ -127,6 +127,8 @@ class AskDone(_message.Message):
     EXTRACTIVE_FIELD_NUMBER: _builtins.int
     CACHED_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    SEARCH_QUERY_FIELD_NUMBER: _builtins.int
+    QUERY_REWRITER_FIELD_NUMBER: _builtins.int
     conversation_id: _builtins.str
     """Conversation the question and answer were stored in."""
     model: _builtins.str
@@ -137,6 +139,14 @@ class AskDone(_message.Message):
     """True when the answer came from the answer cache."""
     request_id: _builtins.str
     """Request id (also in the `x-request-id` response metadata), for support and logs."""
+    search_query: _builtins.str
+    """The query the passages were retrieved with: the question itself, or, for a follow-up in a
+    conversation, the standalone question it was rewritten into from the conversation's history.
+    """
+    query_rewriter: _builtins.str
+    """How `search_query` was made: "" (the question as asked), "llm" (rewritten by the language
+    model) or "lexical" (the question plus key words of the previous questions).
+    """
     @_builtins.property
     def citations(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Citation]:
         """The passages the answer cites."""
@@ -155,10 +165,12 @@ class AskDone(_message.Message):
         extractive: _builtins.bool = ...,
         cached: _builtins.bool = ...,
         request_id: _builtins.str = ...,
+        search_query: _builtins.str = ...,
+        query_rewriter: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached", b"cached", "citations", b"citations", "conversation_id", b"conversation_id", "extractive", b"extractive", "model", b"model", "request_id", b"request_id", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached", b"cached", "citations", b"citations", "conversation_id", b"conversation_id", "extractive", b"extractive", "model", b"model", "query_rewriter", b"query_rewriter", "request_id", b"request_id", "search_query", b"search_query", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -22,6 +22,64 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class RewriteQueryRequest(_message.Message):
+    """A follow-up question and the conversation it belongs to."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    QUESTION_FIELD_NUMBER: _builtins.int
+    HISTORY_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """Tenant asking (for logs)."""
+    question: _builtins.str
+    """The latest question, as the user wrote it."""
+    @_builtins.property
+    def history(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Turn]:
+        """Earlier turns of the conversation, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        question: _builtins.str = ...,
+        history: _abc.Iterable[_common_pb2.Turn] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["history", b"history", "question", b"question", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RewriteQueryRequest: _TypeAlias = RewriteQueryRequest  # noqa: Y015
+
+@_typing.final
+class RewriteQueryResponse(_message.Message):
+    """The query to search with."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUERY_FIELD_NUMBER: _builtins.int
+    REWRITER_FIELD_NUMBER: _builtins.int
+    query: _builtins.str
+    """A standalone query (the question itself when it needs no rewrite)."""
+    rewriter: _builtins.str
+    """"llm", "lexical", or "" when the question came back unchanged."""
+    def __init__(
+        self,
+        *,
+        query: _builtins.str = ...,
+        rewriter: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["query", b"query", "rewriter", b"rewriter"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RewriteQueryResponse: _TypeAlias = RewriteQueryResponse  # noqa: Y015
+
+@_typing.final
 class GenerateRequest(_message.Message):
     """What to answer, and from what."""
 

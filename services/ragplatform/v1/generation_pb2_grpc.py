@@ -39,6 +39,11 @@ class GenerationServiceStub:
                 request_serializer=ragplatform_dot_v1_dot_generation__pb2.GenerateRequest.SerializeToString,
                 response_deserializer=ragplatform_dot_v1_dot_generation__pb2.GenerateResponse.FromString,
                 _registered_method=True)
+        self.RewriteQuery = channel.unary_unary(
+                '/ragplatform.v1.GenerationService/RewriteQuery',
+                request_serializer=ragplatform_dot_v1_dot_generation__pb2.RewriteQueryRequest.SerializeToString,
+                response_deserializer=ragplatform_dot_v1_dot_generation__pb2.RewriteQueryResponse.FromString,
+                _registered_method=True)
 
 
 class GenerationServiceServicer:
@@ -51,6 +56,15 @@ class GenerationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RewriteQuery(self, request, context):
+        """Rewrites a follow-up question into a standalone search query from the conversation's
+        history: by the configured language model when there is one (falling back to the lexical
+        rewrite if it fails or is slow), else lexically. Without history the question comes back.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GenerationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -58,6 +72,11 @@ def add_GenerationServiceServicer_to_server(servicer, server):
                     servicer.Generate,
                     request_deserializer=ragplatform_dot_v1_dot_generation__pb2.GenerateRequest.FromString,
                     response_serializer=ragplatform_dot_v1_dot_generation__pb2.GenerateResponse.SerializeToString,
+            ),
+            'RewriteQuery': grpc.unary_unary_rpc_method_handler(
+                    servicer.RewriteQuery,
+                    request_deserializer=ragplatform_dot_v1_dot_generation__pb2.RewriteQueryRequest.FromString,
+                    response_serializer=ragplatform_dot_v1_dot_generation__pb2.RewriteQueryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -87,6 +106,33 @@ class GenerationService:
             '/ragplatform.v1.GenerationService/Generate',
             ragplatform_dot_v1_dot_generation__pb2.GenerateRequest.SerializeToString,
             ragplatform_dot_v1_dot_generation__pb2.GenerateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RewriteQuery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragplatform.v1.GenerationService/RewriteQuery',
+            ragplatform_dot_v1_dot_generation__pb2.RewriteQueryRequest.SerializeToString,
+            ragplatform_dot_v1_dot_generation__pb2.RewriteQueryResponse.FromString,
             options,
             channel_credentials,
             insecure,

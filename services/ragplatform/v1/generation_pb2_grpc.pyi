@@ -35,12 +35,22 @@ class GenerationServiceStub:
     def __new__(cls, channel: _aio.Channel) -> GenerationServiceAsyncStub: ...
     Generate: _grpc.UnaryStreamMultiCallable[_generation_pb2.GenerateRequest, _generation_pb2.GenerateResponse]
     """Streams answer text deltas, then one `done` message."""
+    RewriteQuery: _grpc.UnaryUnaryMultiCallable[_generation_pb2.RewriteQueryRequest, _generation_pb2.RewriteQueryResponse]
+    """Rewrites a follow-up question into a standalone search query from the conversation's
+    history: by the configured language model when there is one (falling back to the lexical
+    rewrite if it fails or is slow), else lexically. Without history the question comes back.
+    """
 
 @_typing.type_check_only
 class GenerationServiceAsyncStub(GenerationServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Generate: _aio.UnaryStreamMultiCallable[_generation_pb2.GenerateRequest, _generation_pb2.GenerateResponse]  # type: ignore[assignment]
     """Streams answer text deltas, then one `done` message."""
+    RewriteQuery: _aio.UnaryUnaryMultiCallable[_generation_pb2.RewriteQueryRequest, _generation_pb2.RewriteQueryResponse]  # type: ignore[assignment]
+    """Rewrites a follow-up question into a standalone search query from the conversation's
+    history: by the configured language model when there is one (falling back to the lexical
+    rewrite if it fails or is slow), else lexically. Without history the question comes back.
+    """
 
 class GenerationServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -50,5 +60,16 @@ class GenerationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_generation_pb2.GenerateResponse], _abc.AsyncIterator[_generation_pb2.GenerateResponse]]:
         """Streams answer text deltas, then one `done` message."""
+
+    @_abc_1.abstractmethod
+    def RewriteQuery(
+        self,
+        request: _generation_pb2.RewriteQueryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_generation_pb2.RewriteQueryResponse, _abc.Awaitable[_generation_pb2.RewriteQueryResponse]]:
+        """Rewrites a follow-up question into a standalone search query from the conversation's
+        history: by the configured language model when there is one (falling back to the lexical
+        rewrite if it fails or is slow), else lexically. Without history the question comes back.
+        """
 
 def add_GenerationServiceServicer_to_server(servicer: GenerationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

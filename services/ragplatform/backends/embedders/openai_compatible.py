@@ -13,11 +13,12 @@ import json
 import math
 from typing import Any
 
-from openai import AsyncOpenAI, Omit, omit
+from openai import Omit, omit
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 from tenacity.wait import wait_base
 
 from ragplatform.backends.embedders.tokens import estimate_tokens
+from ragplatform.backends.openai_client import make_openai_client
 from ragplatform.backends.openai_errors import Endpoint, is_transient, map_openai_error
 from ragplatform.core.settings import EmbedderSettings
 from ragplatform.domain.errors import FailedPrecondition, RagError
@@ -46,12 +47,9 @@ class OpenAIEmbedder:
                 "or RAG_EMBEDDING_API_KEY (for api.openai.com). Set one, or use RAG_EMBEDDER=minilm or hashing."
             )
         self._settings = settings
-        api_key = settings.embedding_api_key.get_secret_value() if settings.embedding_api_key else ""
-        self._client = AsyncOpenAI(
-            base_url=settings.embedding_url or None,
-            api_key=api_key or "no-key-configured",
-            timeout=settings.embedding_timeout_seconds,
-            max_retries=0,  # retries are ours, with backoff and a bound
+        # Retries are ours, with backoff and a bound.
+        self._client = make_openai_client(
+            settings.embedding_url, settings.embedding_api_key, settings.embedding_timeout_seconds
         )
         self._endpoint = Endpoint(
             what="the embeddings endpoint",

@@ -1,8 +1,10 @@
-"""Pick the answer generator RAG_LLM names. The `openai` adapter is imported only when chosen."""
+"""Pick the answer generator RAG_LLM names and the query rewriter RAG_QUERY_REWRITE names. The
+`openai` adapters are imported only when chosen."""
 
 from __future__ import annotations
 
 from ragplatform.backends.llms.base import AnswerGenerator
+from ragplatform.backends.llms.query_rewriter import LexicalQueryRewriter, QueryRewriter, UnchangedQuery
 from ragplatform.core.settings import GenerationSettings
 from ragplatform.domain.errors import FailedPrecondition
 
@@ -25,3 +27,18 @@ def make_answer_generator(settings: GenerationSettings) -> AnswerGenerator:
     from ragplatform.backends.llms.extractive import ExtractiveAnswerGenerator
 
     return ExtractiveAnswerGenerator()
+
+
+def make_query_rewriter(settings: GenerationSettings) -> QueryRewriter:
+    """The configured rewriter of follow-up questions: the chat model (`llm`, or `auto` with
+    RAG_LLM=openai), `lexical` (`auto` without a model), or none (`off`)."""
+    mode = settings.query_rewrite
+    if mode == "auto":
+        mode = "llm" if settings.llm == "openai" else "lexical"
+    if mode == "llm":
+        from ragplatform.backends.llms.openai_query_rewriter import OpenAIQueryRewriter
+
+        return OpenAIQueryRewriter(settings)
+    if mode == "lexical":
+        return LexicalQueryRewriter()
+    return UnchangedQuery()

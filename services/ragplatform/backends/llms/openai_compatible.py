@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import cast
 
 import openai
-from openai import AsyncOpenAI, AsyncStream
+from openai import AsyncStream
 from openai._httpx2 import request_exceptions, timeout_exceptions
 from openai._response import AsyncAPIResponse
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
@@ -36,6 +36,7 @@ from tenacity.wait import wait_base
 from ragplatform.backends.llms.base import AnswerDelta, AnswerDone, AnswerEvent, AnswerRequest
 from ragplatform.backends.llms.chat_chunks import ChatChunk, read_chunks
 from ragplatform.backends.llms.circuit_breaker import CircuitBreaker
+from ragplatform.backends.openai_client import make_openai_client
 from ragplatform.backends.openai_errors import (
     CredentialsRefused,
     Endpoint,
@@ -85,14 +86,8 @@ class OpenAIAnswerGenerator:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
-        api_key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else ""
-        # Local servers (vLLM, Ollama, llama.cpp) need no key, but the client insists on one.
-        self._client = AsyncOpenAI(
-            base_url=settings.llm_url or None,
-            api_key=api_key or "no-key-configured",
-            timeout=settings.llm_timeout_seconds,
-            max_retries=0,  # retries are ours: bounded, and never after the first token
-        )
+        # Retries are ours: bounded, and never after the first token.
+        self._client = make_openai_client(settings.llm_url, settings.llm_api_key, settings.llm_timeout_seconds)
         self._endpoint = Endpoint(
             what="the generation model endpoint",
             url=settings.llm_url,

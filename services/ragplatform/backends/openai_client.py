@@ -1,0 +1,18 @@
+"""One way to build the `openai` client for an OpenAI-compatible endpoint (chat or embeddings)."""
+
+from __future__ import annotations
+
+from openai import AsyncOpenAI
+from pydantic import SecretStr
+
+
+def make_openai_client(url: str, api_key: SecretStr | None, timeout_seconds: float) -> AsyncOpenAI:
+    """A client for `url` (empty: api.openai.com) that never retries by itself: callers decide
+    what is worth retrying, and never after text reached their caller. Local servers (vLLM,
+    Ollama, llama.cpp) need no key, but the client insists on one, so a placeholder is sent."""
+    return AsyncOpenAI(
+        base_url=url or None,
+        api_key=(api_key.get_secret_value() if api_key else "") or "no-key-configured",
+        timeout=timeout_seconds,
+        max_retries=0,
+    )
