@@ -36,7 +36,7 @@ def llm_rewriter(server: OpenAITestServer, **overrides: Any) -> OpenAIQueryRewri
         "llm": "openai",
         "llm_url": server.base_url,
         "llm_model": "test-model",
-        "query_rewrite_timeout_seconds": 0.5,
+        "query_rewrite_timeout_seconds": 10.0,  # generous: the machine may be busy
         **overrides,
     }
     rewriter = make_query_rewriter(load_settings(GenerationSettings, **values))
