@@ -179,7 +179,7 @@ def test_running_services_never_show_the_secret_or_the_internal_endpoint(
     details = asyncio.run(scenario())
     # The client hears that generation is unavailable, and nothing about where it lives.
     assert "generation" in details
-    for leaked in (SECRET, "llmuser", str(llm_port)):
+    for leaked in (SECRET, "llmuser", str(llm_port), "127.0.0.1"):
         assert leaked not in details, f"{leaked!r} reached the client: {details}"
     time.sleep(0.5)  # the last log lines
     logs = {service: processes.log_text(service) for service in processes.logs}

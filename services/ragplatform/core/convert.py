@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from ragplatform.core.redaction import hide_endpoints
 from ragplatform.domain.models import (
     Citation,
     Conversation,
@@ -74,7 +75,7 @@ def job_to_proto(job: Job) -> common_pb2.Job:
         tenant_id=job.tenant_id,
         document_id=job.document_id,
         state=job_state_to_proto(job.state),
-        error=job.error,
+        error=hide_endpoints(job.error),  # the worker's log holds the address
         attempts=job.attempts,
         chunks_total=job.chunks_total,
         chunks_done=job.chunks_done,

@@ -49,6 +49,22 @@ def redact_url(url: str) -> str:
     return redact_text(url)
 
 
+INTERNAL_ENDPOINT: Final = "[internal endpoint]"
+# What names an endpoint in our messages and in gRPC's: URLs, gRPC targets (ipv4:, ipv6:, dns:),
+# and a bare IPv4 address with its port.
+_ENDPOINT: Final = re.compile(
+    r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>`),;]+"
+    r"|\b(?:ipv4|ipv6|dns|unix):[^\s'\"<>`),;]+"
+    r"|\b\d{1,3}(?:\.\d{1,3}){3}:\d{1,5}\b"
+)
+
+
+def hide_endpoints(text: str) -> str:
+    """`text` for someone outside the platform: every endpoint address replaced by
+    `[internal endpoint]` (the operator finds the address, redacted, in the service's log)."""
+    return _ENDPOINT.sub(INTERNAL_ENDPOINT, text)
+
+
 def _redact_query(match: re.Match[str]) -> str:
     url = match.group(0)
     if "=" not in url:

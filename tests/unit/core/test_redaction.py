@@ -10,7 +10,7 @@ import pytest
 import structlog
 
 from ragplatform.core.logging import configure_logging
-from ragplatform.core.redaction import redact_text, redact_url
+from ragplatform.core.redaction import hide_endpoints, redact_text, redact_url
 from ragplatform.core.settings import SettingsError, StoreSettings, load_settings
 
 
@@ -79,3 +79,28 @@ def test_every_log_line_is_redacted_ours_and_libraries_tracebacks_too(monkeypatc
     assert lines[0]["url"] == "redis://***@r:6379/0"
     assert lines[1]["event"] == "request to http://***@y failed"
     assert "postgresql://***@db/rag" in lines[1]["exception"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "Qdrant at http://qdrant:6333 could not search (ConnectError); check RAG_VECTOR_URL",
+            "Qdrant at [internal endpoint] could not search (ConnectError); check RAG_VECTOR_URL",
+        ),
+        (
+            "the retrieval service is unavailable (last error: UNKNOWN: ipv4:10.0.0.7:50053 refused); retry",
+            "the retrieval service is unavailable (last error: UNKNOWN: [internal endpoint] refused); retry",
+        ),
+        (
+            "Error 111 connecting to 10.0.0.5:6379. Connection refused.",
+            "Error 111 connecting to [internal endpoint]. Connection refused.",
+        ),
+        (
+            "version 1.2.3 at 12:30; ratio 3:1; see RAG_STORE_URL",
+            "version 1.2.3 at 12:30; ratio 3:1; see RAG_STORE_URL",
+        ),
+    ],
+)
+def test_callers_never_see_internal_endpoints(text: str, expected: str) -> None:
+    assert hide_endpoints(text) == expected

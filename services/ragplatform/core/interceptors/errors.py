@@ -14,7 +14,7 @@ import structlog
 from ragplatform.core.context import request_id_var
 from ragplatform.core.error_mapping import status_for, trailing_metadata_for
 from ragplatform.core.interceptors.base import ScopedInterceptor
-from ragplatform.core.redaction import redact_text
+from ragplatform.core.redaction import hide_endpoints, redact_text
 from ragplatform.domain.errors import DeadlineExceeded, RagError
 
 log = structlog.get_logger("ragplatform.errors")
@@ -30,8 +30,7 @@ class ErrorMappingInterceptor(ScopedInterceptor):
             extra = trailing_metadata_for(exc)
             if extra:
                 context.set_trailing_metadata((*(context.trailing_metadata() or ()), *extra))
-            # Safety net: a message that quotes a URL never carries its credentials.
-            await context.abort(code, redact_text(exc.message))
+            await context.abort(code, _for_the_caller(exc.message, method))
         except TimeoutError:
             exc2 = DeadlineExceeded("the call did not finish within its deadline; retry with a longer deadline")
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, exc2.message)
@@ -44,3 +43,12 @@ class ErrorMappingInterceptor(ScopedInterceptor):
                 grpc.StatusCode.INTERNAL,
                 f"internal error (request id {request_id}); the details are in the server log",
             )
+
+
+def _for_the_caller(message: str, method: str) -> str:
+    """Callers never see an internal endpoint's address (nor, so, its credentials); when one is
+    hidden, the full message goes to the log, redacted, for the operator."""
+    public = hide_endpoints(message)
+    if public != message:
+        log.warning("endpoint hidden from the caller", method=method, detail=redact_text(message))
+    return public
