@@ -101,7 +101,7 @@ class QdrantRestDouble:
         name = request.match_info["name"]
         if await self.local.collection_exists(name):
             raise ValueError(f"Collection `{name}` already exists!")
-        await self.local.create_collection(name, vectors_config=body.vectors)
+        await self.local.create_collection(name, vectors_config=body.vectors, sparse_vectors_config=body.sparse_vectors)
         return _ok(True)
 
     async def _index(self, request: web.Request) -> web.Response:
@@ -118,9 +118,12 @@ class QdrantRestDouble:
 
     async def _query(self, request: web.Request) -> web.Response:
         body = models.QueryRequest.model_validate(await request.json())
+        # Hybrid searches: prefetch stages (dense and the named sparse vector) fused by the query.
         response = await self.local.query_points(
             request.match_info["name"],
             query=body.query,
+            prefetch=body.prefetch,
+            using=body.using,
             query_filter=body.filter,
             limit=body.limit or 10,
             score_threshold=body.score_threshold,

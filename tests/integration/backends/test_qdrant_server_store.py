@@ -14,12 +14,14 @@ import math
 from collections.abc import AsyncIterator
 
 import pytest
-from qdrant_client import AsyncQdrantClient
+from qdrant_client import AsyncQdrantClient, models
 
+from ragplatform.backends.vectors.payload import SPARSE_VECTOR, chunk_payload
 from ragplatform.backends.vectors.qdrant_server import QdrantServerStore
 from ragplatform.core.settings import VectorSettings, load_settings
 from ragplatform.domain.errors import FailedPrecondition, Unavailable
-from ragplatform.domain.models import ChunkPoint, SearchQuery
+from ragplatform.domain.models import ChunkPoint, HybridFusion, SearchQuery
+from ragplatform.domain.sparse_encoding import query_vector
 from tests.support.servers import free_port
 
 DIM = 4
@@ -154,3 +156,59 @@ async def test_an_unreachable_server_is_unavailable_with_what_to_check() -> None
             await store.open(DIM)
     finally:
         await store.close()
+
+
+def text_point(tenant: str, document: str, text: str, vector: list[float], heading: str = "") -> ChunkPoint:
+    return ChunkPoint(tenant, document, f"{document}.1.txt", 0, text, vector, heading=heading)
+
+
+async def test_hybrid_search_fuses_dense_and_sparse_in_one_query_api_call(vectors: QdrantServerStore) -> None:
+    await vectors.upsert(
+        [
+            text_point("a", "du", "estimate file space usage of each directory", unit(1, 0, 0, 0)),
+            text_point("a", "tar", "save many files into one tape archive", unit(1, 0.3, 0, 0)),
+            text_point("a", "bzip2", "Burrows-Wheeler block sorting compression", unit(0, 0, 0, 1), heading="bzip2"),
+            text_point("b", "secret", "Burrows-Wheeler block sorting compression", unit(1, 0, 0, 0)),
+        ]
+    )
+    terms = query_vector("block sorting compression")
+    sparse_only = await vectors.search(SearchQuery("a", [], top_k=10, sparse=terms))
+    assert [h.document_id for h in sparse_only] == ["bzip2"]  # only chunks sharing a term, own tenant
+    fused = await vectors.search(SearchQuery("a", unit(1, 0, 0, 0), top_k=3, sparse=terms))
+    assert {h.document_id for h in fused[:2]} == {"du", "bzip2"}  # each list's best
+    lexical = HybridFusion(dense_weight=1.0, sparse_weight=3.0)
+    weighted = await vectors.search(SearchQuery("a", unit(1, 0, 0, 0), top_k=3, sparse=terms, fusion=lexical))
+    assert weighted[0].document_id == "bzip2"
+    dbsf = HybridFusion(method="dbsf")
+    distributed = await vectors.search(SearchQuery("a", unit(1, 0, 0, 0), top_k=3, sparse=terms, fusion=dbsf))
+    assert {h.document_id for h in distributed} == {"du", "tar", "bzip2"}
+    # The heading is indexed with the text: a query for it finds the chunk.
+    by_heading = await vectors.search(SearchQuery("a", [], top_k=1, sparse=query_vector("bzip2")))
+    assert [h.document_id for h in by_heading] == ["bzip2"]
+    # With a threshold, the lexical side cannot bring back a passage below it.
+    strict = await vectors.search(SearchQuery("a", unit(1, 0, 0, 0), top_k=3, score_threshold=0.9, sparse=terms))
+    assert [h.document_id for h in strict] == ["du", "tar"]
+
+
+async def test_a_collection_made_before_sparse_vectors_is_upgraded_in_place(local_client: AsyncQdrantClient) -> None:
+    # The collection as the previous release made it: the dense vector only.
+    await local_client.create_collection(
+        "chunks", vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE)
+    )
+    old = [
+        text_point("a", f"doc{i}", text, unit(1, i, 0, 0))
+        for i, text in enumerate(["gzip compresses files", "tar writes tape archives", "du estimates disk usage"])
+    ]
+    await local_client.upsert(
+        "chunks", points=[models.PointStruct(id=p.point_id, vector=p.vector, payload=chunk_payload(p)) for p in old]
+    )
+    store = QdrantServerStore(settings(), client=local_client, upsert_batch_size=2)  # scrolls in pages of 2
+    await store.open(DIM)
+    info = await local_client.get_collection("chunks")
+    assert SPARSE_VECTOR in (info.config.params.sparse_vectors or {})
+    assert await store.count("a") == 3  # nothing lost
+    hits = await store.search(SearchQuery("a", [], top_k=3, sparse=query_vector("tape archive")))
+    assert [h.document_id for h in hits] == ["doc1"]
+    assert hits[0].text == "tar writes tape archives"
+    await store.open(DIM)  # opening again finds the sparse vector and changes nothing
+    assert await store.count("a") == 3

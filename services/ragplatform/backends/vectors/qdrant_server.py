@@ -14,6 +14,11 @@ Callers may rely on:
   overwrites instead of duplicating.
 * An unreachable server, timeouts, 5xx and 429 answers raise `Unavailable`; a refused API key
   raises `FailedPrecondition` naming RAG_VECTOR_API_KEY.
+* Every point has the sparse BM25-style vector `payload.SPARSE_VECTOR` (Qdrant's IDF modifier)
+  beside the unnamed dense one; a hybrid search is one Query API call (two prefetches fused by
+  weighted RRF or DBSF). A collection created before sparse vectors gets the sparse vector added
+  on `open` (Qdrant >= 1.18 adds a named vector in place) and every point's sparse vector
+  computed from its stored text: no document is lost or re-embedded.
 The payload layout is `payload.py`'s, shared with the embedded engine.
 """
 
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 from qdrant_client import AsyncQdrantClient, models
@@ -29,18 +35,33 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 from ragplatform.backends.vectors.payload import (
     CHUNK_INDEX,
     DOCUMENT_ID,
+    HEADING,
+    SPARSE_VECTOR,
     TENANT_ID,
+    TEXT,
     chunk_payload,
     metadata_path,
     scored_passage,
+    sparse_document_vector,
 )
 from ragplatform.core.redaction import redact_url
 from ragplatform.core.settings import VectorSettings
 from ragplatform.domain.errors import FailedPrecondition, InvalidArgument, Unavailable
-from ragplatform.domain.models import ChunkPoint, ScoredPassage, SearchQuery
+from ragplatform.domain.models import ChunkPoint, HybridFusion, ScoredPassage, SearchQuery, SparseVector
 
 DEFAULT_UPSERT_BATCH = 256
 REQUEST_TIMEOUT_SECONDS = 30
+_SPARSE_PARAMS = models.SparseVectorParams(modifier=models.Modifier.IDF)
+
+
+def _sparse(vector: SparseVector) -> models.SparseVector:
+    return models.SparseVector(indices=list(vector.indices), values=list(vector.values))
+
+
+def _fusion(fusion: HybridFusion) -> models.Query:
+    if fusion.method == "dbsf":
+        return models.FusionQuery(fusion=models.Fusion.DBSF)
+    return models.RrfQuery(rrf=models.Rrf(k=fusion.rrf_k, weights=[fusion.dense_weight, fusion.sparse_weight]))
 
 
 def _tenant_condition(tenant_id: str) -> models.FieldCondition:
@@ -89,6 +110,8 @@ class QdrantServerStore:
                     f"configured embedder makes {dimension}; point RAG_VECTOR_COLLECTION at a new collection "
                     "(and re-ingest) or configure the embedder that filled it"
                 )
+            if SPARSE_VECTOR not in (info.config.params.sparse_vectors or {}):
+                await self._add_sparse_vector()
             for field, schema in (
                 (TENANT_ID, models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True)),
                 (DOCUMENT_ID, models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD)),
@@ -98,11 +121,45 @@ class QdrantServerStore:
                 await self._client.create_payload_index(self._collection, field, field_schema=schema, wait=True)
         self._dimension = dimension
 
+    async def _add_sparse_vector(self) -> None:
+        """Upgrade a collection made before sparse vectors: add the named sparse vector, then
+        compute every point's from its stored heading and text (payloads are read, never
+        rewritten). Safe when replicas race: both write the same vectors."""
+        config = models.SparseVectorNameConfig(sparse=models.SparseVectorConfig(modifier=models.Modifier.IDF))
+        try:
+            await self._client.create_vector_name(self._collection, SPARSE_VECTOR, config, wait=True)
+        except UnexpectedResponse as exc:
+            if exc.status_code != 409:  # another replica added it first: fine
+                raise
+        offset: Any = None
+        while True:
+            records, offset = await self._client.scroll(
+                self._collection, limit=self._batch, offset=offset, with_payload=[TEXT, HEADING], with_vectors=False
+            )
+            vectors = [
+                models.PointVectors(
+                    id=record.id,
+                    vector={
+                        SPARSE_VECTOR: _sparse(
+                            sparse_document_vector(
+                                str((record.payload or {}).get(HEADING, "")), str((record.payload or {}).get(TEXT, ""))
+                            )
+                        )
+                    },
+                )
+                for record in records
+            ]
+            if vectors:
+                await self._client.update_vectors(self._collection, points=vectors, wait=True)
+            if offset is None:
+                return
+
     async def _create_collection(self, dimension: int) -> None:
         try:
             await self._client.create_collection(
                 self._collection,
                 vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE),
+                sparse_vectors_config={SPARSE_VECTOR: _SPARSE_PARAMS},
             )
         except UnexpectedResponse as exc:
             if exc.status_code != 409:  # another replica created it first: fine
@@ -146,7 +203,11 @@ class QdrantServerStore:
                 )
         for start in range(0, len(points), self._batch):
             batch = [
-                models.PointStruct(id=p.point_id, vector=p.vector, payload=chunk_payload(p))
+                models.PointStruct(
+                    id=p.point_id,
+                    vector={"": p.vector, SPARSE_VECTOR: _sparse(sparse_document_vector(p.heading, p.text))},
+                    payload=chunk_payload(p),
+                )
                 for p in points[start : start + self._batch]
             ]
             async with self._errors("store vectors"):
@@ -160,17 +221,39 @@ class QdrantServerStore:
             must.append(models.FieldCondition(key=metadata_path(key), match=models.MatchValue(value=value)))
         if query.document_ids:
             must.append(models.FieldCondition(key=DOCUMENT_ID, match=models.MatchAny(any=list(query.document_ids))))
+        query_filter = models.Filter(must=must)
         async with self._errors("search"):
             response = await self._client.query_points(
-                self._collection,
-                query=query.vector,
-                query_filter=models.Filter(must=must),
-                limit=query.top_k,
-                # 0 means "no threshold": cosine scores can be negative.
-                score_threshold=query.score_threshold if query.score_threshold > 0 else None,
-                with_payload=True,
+                self._collection, **self._query(query, query_filter), query_filter=query_filter, with_payload=True
             )
         return [scored_passage(point.id, point.score, point.payload) for point in response.points]
+
+    @staticmethod
+    def _query(query: SearchQuery, query_filter: models.Filter) -> dict[str, Any]:
+        """The Query API arguments: dense, sparse, or both as prefetches fused in one call (the
+        same plan as the embedded engine's `search_request`)."""
+        # 0 means "no threshold": cosine scores can be negative.
+        threshold = query.score_threshold if query.score_threshold > 0 else None
+        sparse = query.sparse if query.sparse is not None and len(query.sparse) > 0 else None
+        if query.vector and sparse is not None:
+            depth = max(query.fusion.candidates, query.top_k)
+            dense_stage = models.Prefetch(
+                query=query.vector, limit=depth, filter=query_filter, score_threshold=threshold
+            )
+            # With a threshold, the sparse list re-ranks only the dense candidates above it.
+            sparse_stage = models.Prefetch(
+                query=_sparse(sparse),
+                using=SPARSE_VECTOR,
+                limit=depth,
+                filter=query_filter,
+                prefetch=[dense_stage] if threshold is not None else None,
+            )
+            return {"prefetch": [dense_stage, sparse_stage], "query": _fusion(query.fusion), "limit": query.top_k}
+        if sparse is not None:
+            return {"query": _sparse(sparse), "using": SPARSE_VECTOR, "limit": query.top_k}
+        if not query.vector:
+            raise InvalidArgument("a search needs a query vector or query terms; the query has neither.")
+        return {"query": query.vector, "limit": query.top_k, "score_threshold": threshold}
 
     async def delete_document(self, tenant_id: str, document_id: str, keep_below_index: int = 0) -> None:
         must: list[models.Condition] = [
