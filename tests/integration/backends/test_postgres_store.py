@@ -13,6 +13,7 @@ from ragplatform.backends.store.postgres import PostgresStore, migrate
 from ragplatform.backends.store.postgres_migrations import latest_version, load_migrations
 from ragplatform.core.settings import StoreSettings, load_settings
 from ragplatform.domain.errors import FailedPrecondition, Unavailable
+from ragplatform.domain.models import JobState
 from tests.support.servers import PostgresDatabase
 from tests.support.store_contract import StoreContract, new_tenant, upload
 
@@ -126,6 +127,47 @@ async def test_concurrent_uploads_of_one_file_make_one_document(store: PostgresS
     outcomes = await asyncio.gather(*(store.record_upload(upload(tenant, "same.md", "same")) for _ in range(8)))
     assert len({o.document.document_id for o in outcomes}) == 1
     assert sum(not o.deduplicated for o in outcomes) == 1
+
+
+async def test_concurrent_uploads_of_one_content_under_other_names_make_one_document(store: PostgresStore) -> None:
+    tenant = new_tenant()
+    outcomes = await asyncio.gather(*(store.record_upload(upload(tenant, f"copy-{i}.md", "same")) for i in range(8)))
+    assert len({o.document.document_id for o in outcomes}) == 1
+    assert sum(not o.deduplicated for o in outcomes) == 1
+
+
+async def test_concurrent_versions_of_one_name_keep_one_document_pointing_at_a_queued_job(
+    store: PostgresStore,
+) -> None:
+    tenant = new_tenant()
+    outcomes = await asyncio.gather(*(store.record_upload(upload(tenant, "same.md", f"v{i}")) for i in range(8)))
+    assert len({o.document.document_id for o in outcomes}) == 1
+    assert not any(o.deduplicated for o in outcomes)
+    document = await store.get_document(tenant, outcomes[0].document.document_id)
+    assert document.latest_job_id in {o.job.job_id for o in outcomes}
+    assert len((await store.list_jobs(tenant, JobState.QUEUED, 20)).items) == 8
+
+
+async def test_an_upload_waits_only_for_uploads_of_the_same_content(
+    store: PostgresStore, module_postgres_database: PostgresDatabase
+) -> None:
+    """A tenant's uploaders do not queue behind each other: with one content's upload lock held
+    by another transaction, an upload of other content goes through at once."""
+    tenant = new_tenant()
+    blocker = await asyncpg.connect(module_postgres_database.direct_url)
+    try:
+        async with blocker.transaction():
+            await blocker.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"upload:{tenant}:sha256-held"
+            )
+            other = await asyncio.wait_for(store.record_upload(upload(tenant, "other.md", "other")), 5.0)
+            assert not other.deduplicated
+            held = asyncio.create_task(store.record_upload(upload(tenant, "held.md", "held")))
+            await asyncio.sleep(0.5)
+            assert not held.done()  # the same content waits for the transaction holding its lock
+        assert not (await asyncio.wait_for(held, 5.0)).deduplicated
+    finally:
+        await blocker.close()
 
 
 async def test_the_pool_never_exceeds_its_maximum(module_postgres_database: PostgresDatabase) -> None:

@@ -53,6 +53,13 @@ _JOB_SELECT = (
     " j.chunks_done, j.created_at, j.updated_at, d.filename"
     " FROM jobs j JOIN documents d ON d.document_id = j.document_id"
 )
+# The job rows a data-modifying CTE named `updated` returned (RETURNING *), as _JOB_SELECT reads
+# them: the statement's own SELECT sees the table as it was before the update.
+_UPDATED_JOB_SELECT = (
+    "SELECT u.job_id, u.tenant_id, u.document_id, u.state, u.error, u.attempts, u.chunks_total,"
+    " u.chunks_done, u.created_at, u.updated_at, d.filename"
+    " FROM updated u JOIN documents d ON d.document_id = u.document_id"
+)
 _DOCUMENT_COLUMNS = (
     "document_id, tenant_id, filename, content_type, content_hash, size_bytes, blob_key,"
     " metadata::text AS metadata, chunk_count, latest_job_id, created_at, updated_at"
@@ -188,10 +195,15 @@ class PostgresStore:
     # --- documents and jobs ------------------------------------------------------------------
     async def record_upload(self, upload: NewUpload) -> UploadOutcome:
         async with self._transaction() as conn:
-            # Serialise uploads per tenant for the rest of this transaction: two concurrent
-            # uploads of one file must not both create the document. Transaction-scoped, so it
-            # is safe through PgBouncer.
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"upload:{upload.tenant_id}")
+            # Serialise uploads of the same content in a tenant for the rest of this transaction:
+            # two concurrent uploads of one file must not both create a document for it. (Two
+            # uploads under one name meet on the (tenant, filename) row instead: the upsert below
+            # waits for the other's row lock.) Per content, not per tenant, so one tenant's many
+            # uploaders do not queue behind each other. Transaction-scoped: safe through PgBouncer.
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                f"upload:{upload.tenant_id}:{upload.content_hash}",
+            )
             same_content = await conn.fetchrow(
                 f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE tenant_id = $1 AND content_hash = $2"  # noqa: S608
                 " ORDER BY filename = $3 DESC, updated_at DESC LIMIT 1",
@@ -206,7 +218,7 @@ class PostgresStore:
             job_id = new_id()
             metadata = json.dumps(upload.metadata, sort_keys=True)
             # chunk_count keeps describing the indexed (old) content until the new job succeeds.
-            document_id = await conn.fetchval(
+            document = await conn.fetchrow(
                 "INSERT INTO documents (document_id, tenant_id, filename, content_type, content_hash,"
                 " size_bytes, blob_key, metadata, chunk_count, latest_job_id, created_at, updated_at)"
                 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, 0, $9, now(), now())"
@@ -214,7 +226,7 @@ class PostgresStore:
                 " content_hash = EXCLUDED.content_hash, size_bytes = EXCLUDED.size_bytes,"
                 " blob_key = EXCLUDED.blob_key, metadata = EXCLUDED.metadata,"
                 " latest_job_id = EXCLUDED.latest_job_id, updated_at = now()"
-                " RETURNING document_id",
+                f" RETURNING {_DOCUMENT_COLUMNS}",
                 new_id(),
                 upload.tenant_id,
                 upload.filename,
@@ -225,17 +237,16 @@ class PostgresStore:
                 metadata,
                 job_id,
             )
-            await conn.execute(
+            job = await conn.fetchrow(
                 "INSERT INTO jobs (job_id, tenant_id, document_id, state, created_at, updated_at)"
-                " VALUES ($1, $2, $3, $4, now(), now())",
+                " VALUES ($1, $2, $3, $4, now(), now()) RETURNING *, $5::text AS filename",
                 job_id,
                 upload.tenant_id,
-                document_id,
+                document["document_id"],
                 JobState.QUEUED.value,
+                upload.filename,
             )
-            document = await _require_document(conn, upload.tenant_id, document_id)
-            job = await _require_job(conn, job_id)
-            return UploadOutcome(ROWS.document(document), job, deduplicated=False)
+            return UploadOutcome(ROWS.document(document), ROWS.job(job), deduplicated=False)
 
     async def get_document(self, tenant_id: str, document_id: str) -> Document:
         async with self._connection() as conn:
@@ -289,14 +300,19 @@ class PostgresStore:
 
     async def start_job(self, job_id: str) -> Job:
         """QUEUED/RUNNING -> RUNNING with attempts + 1. A job already SUCCEEDED or FAILED is
-        returned unchanged, so a worker holding a redelivered message sees that and acks it."""
-        async with self._transaction() as conn:
-            await conn.execute(
-                "UPDATE jobs SET state = 'RUNNING', attempts = attempts + 1, updated_at = now()"
-                " WHERE job_id = $1 AND state IN ('QUEUED', 'RUNNING')",
+        returned unchanged, so a worker holding a redelivered message sees that and acks it.
+        One statement (one round trip)."""
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                "WITH updated AS (UPDATE jobs SET state = 'RUNNING', attempts = attempts + 1, updated_at = now()"
+                " WHERE job_id = $1 AND state IN ('QUEUED', 'RUNNING') RETURNING *)"
+                f" {_UPDATED_JOB_SELECT}"
+                f" UNION ALL {_JOB_SELECT} WHERE j.job_id = $1 AND NOT EXISTS (SELECT 1 FROM updated)",
                 job_id,
             )
-            return await _require_job(conn, job_id)
+        if row is None:
+            raise _job_not_found(job_id)
+        return ROWS.job(row)
 
     async def set_job_progress(self, job_id: str, chunks_total: int, chunks_done: int) -> None:
         async with self._connection() as conn:
@@ -310,26 +326,24 @@ class PostgresStore:
             raise _job_not_found(job_id)
 
     async def succeed_job(self, job_id: str, chunk_count: int) -> Job:
-        async with self._transaction() as conn:
-            updated = await conn.fetchrow(
-                "UPDATE jobs SET state = 'SUCCEEDED', error = '', chunks_total = $2, chunks_done = $2,"
-                " updated_at = now() WHERE job_id = $1 RETURNING document_id, tenant_id",
+        # One statement (atomic on its own, one round trip): the job, the document's count and
+        # the tenant's corpus version. Only the document's latest job describes what is indexed
+        # now: a late finisher for older content must not overwrite the count.
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                "WITH updated AS (UPDATE jobs SET state = 'SUCCEEDED', error = '', chunks_total = $2,"
+                " chunks_done = $2, updated_at = now() WHERE job_id = $1 RETURNING *),"
+                " counted AS (UPDATE documents SET chunk_count = $2, updated_at = now() FROM updated"
+                " WHERE documents.document_id = updated.document_id AND documents.latest_job_id = updated.job_id),"
+                " versioned AS (INSERT INTO corpus_versions (tenant_id, version) SELECT tenant_id, 1 FROM updated"
+                " ON CONFLICT (tenant_id) DO UPDATE SET version = corpus_versions.version + 1)"
+                f" {_UPDATED_JOB_SELECT}",
                 job_id,
                 chunk_count,
             )
-            if updated is None:
-                raise _job_not_found(job_id)
-            # Only the document's latest job describes what is indexed now: a late finisher for
-            # older content must not overwrite the count.
-            await conn.execute(
-                "UPDATE documents SET chunk_count = $1, updated_at = now()"
-                " WHERE document_id = $2 AND latest_job_id = $3",
-                chunk_count,
-                updated["document_id"],
-                job_id,
-            )
-            await _bump_corpus_version(conn, updated["tenant_id"])
-            return await _require_job(conn, job_id)
+        if row is None:
+            raise _job_not_found(job_id)
+        return ROWS.job(row)
 
     async def fail_job(self, job_id: str, error: str) -> Job:
         return await self._set_state(job_id, JobState.FAILED, error)
@@ -491,16 +505,17 @@ class PostgresStore:
 
     # --- helpers -----------------------------------------------------------------------------
     async def _set_state(self, job_id: str, state: JobState, error: str) -> Job:
-        async with self._transaction() as conn:
-            status = await conn.execute(
-                "UPDATE jobs SET state = $2, error = $3, updated_at = now() WHERE job_id = $1",
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                "WITH updated AS (UPDATE jobs SET state = $2, error = $3, updated_at = now() WHERE job_id = $1"
+                f" RETURNING *) {_UPDATED_JOB_SELECT}",
                 job_id,
                 state.value,
                 error,
             )
-            if status == "UPDATE 0":
-                raise _job_not_found(job_id)
-            return await _require_job(conn, job_id)
+        if row is None:
+            raise _job_not_found(job_id)
+        return ROWS.job(row)
 
     async def _page(
         self,
