@@ -219,7 +219,7 @@ class PostgresStore:
             metadata = json.dumps(upload.metadata, sort_keys=True)
             # chunk_count keeps describing the indexed (old) content until the new job succeeds.
             document = await conn.fetchrow(
-                "INSERT INTO documents (document_id, tenant_id, filename, content_type, content_hash,"
+                "INSERT INTO documents (document_id, tenant_id, filename, content_type, content_hash,"  # noqa: S608
                 " size_bytes, blob_key, metadata, chunk_count, latest_job_id, created_at, updated_at)"
                 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, 0, $9, now(), now())"
                 " ON CONFLICT (tenant_id, filename) DO UPDATE SET content_type = EXCLUDED.content_type,"
@@ -304,7 +304,7 @@ class PostgresStore:
         One statement (one round trip)."""
         async with self._connection() as conn:
             row = await conn.fetchrow(
-                "WITH updated AS (UPDATE jobs SET state = 'RUNNING', attempts = attempts + 1, updated_at = now()"
+                "WITH updated AS (UPDATE jobs SET state = 'RUNNING', attempts = attempts + 1, updated_at = now()"  # noqa: S608
                 " WHERE job_id = $1 AND state IN ('QUEUED', 'RUNNING') RETURNING *)"
                 f" {_UPDATED_JOB_SELECT}"
                 f" UNION ALL {_JOB_SELECT} WHERE j.job_id = $1 AND NOT EXISTS (SELECT 1 FROM updated)",
@@ -331,7 +331,7 @@ class PostgresStore:
         # now: a late finisher for older content must not overwrite the count.
         async with self._connection() as conn:
             row = await conn.fetchrow(
-                "WITH updated AS (UPDATE jobs SET state = 'SUCCEEDED', error = '', chunks_total = $2,"
+                "WITH updated AS (UPDATE jobs SET state = 'SUCCEEDED', error = '', chunks_total = $2,"  # noqa: S608
                 " chunks_done = $2, updated_at = now() WHERE job_id = $1 RETURNING *),"
                 " counted AS (UPDATE documents SET chunk_count = $2, updated_at = now() FROM updated"
                 " WHERE documents.document_id = updated.document_id AND documents.latest_job_id = updated.job_id),"
@@ -507,7 +507,7 @@ class PostgresStore:
     async def _set_state(self, job_id: str, state: JobState, error: str) -> Job:
         async with self._connection() as conn:
             row = await conn.fetchrow(
-                "WITH updated AS (UPDATE jobs SET state = $2, error = $3, updated_at = now() WHERE job_id = $1"
+                "WITH updated AS (UPDATE jobs SET state = $2, error = $3, updated_at = now() WHERE job_id = $1"  # noqa: S608
                 f" RETURNING *) {_UPDATED_JOB_SELECT}",
                 job_id,
                 state.value,
