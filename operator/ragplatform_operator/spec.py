@@ -410,11 +410,11 @@ class WorkersTierSpec(_TierCommon):
         "only after max(300, this) seconds without an acknowledgement.",
     )
     concurrency: int = Field(
-        4,
+        8,
         ge=1,
         le=64,
-        description="Jobs one worker process runs at once; with more than one, a slow document holds up only its "
-        "own slot while others go on.",
+        description="Jobs one worker process runs at once (one receive takes as many messages); a slow document "
+        "holds up only its own slot while others go on.",
     )
 
     @model_validator(mode="after")

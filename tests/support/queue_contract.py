@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from ragplatform.backends.queue.base import JobQueue
+from ragplatform.backends.queue.base import JobQueue, QueueMessage
 from ragplatform.backends.queue.factory import open_queue
 from ragplatform.core.settings import QueueSettings, load_settings
 
@@ -90,6 +90,33 @@ class QueueContract:
             await queue.enqueue(job, "t")
         received = [await queue.receive("worker-1", wait_seconds=EVENTUALLY_SECONDS) for _ in jobs]
         assert [m.job_id if m else None for m in received] == jobs
+
+    async def test_receive_many_takes_up_to_the_count_in_order_and_hides_them(self, queue: JobQueue) -> None:
+        jobs = [new_job() for _ in range(5)]
+        for job in jobs:
+            await queue.enqueue(job, "t")
+        first = await queue.receive_many("worker-1", 3, wait_seconds=EVENTUALLY_SECONDS)
+        rest = await queue.receive_many("worker-2", 10, wait_seconds=EVENTUALLY_SECONDS)
+
+        assert [m.job_id for m in first] == jobs[:3]
+        assert [m.job_id for m in rest] == jobs[3:]
+        assert all(m.delivery_count == 1 for m in first + rest)
+        assert await queue.receive_many("worker-3", 10, wait_seconds=0) == []
+
+    async def test_receive_many_reclaims_expired_messages_with_their_counts(self, queue: JobQueue) -> None:
+        jobs = [new_job() for _ in range(3)]
+        for job in jobs:
+            await queue.enqueue(job, "t")
+        taken = await queue.receive_many("worker-1", 3, wait_seconds=EVENTUALLY_SECONDS)
+        assert len(taken) == 3
+        # worker-1 "dies" holding all three; after the visibility timeout one call takes them all.
+        again: list[QueueMessage] = []
+        for _ in range(50):
+            again += await queue.receive_many("worker-2", 3 - len(again), wait_seconds=EVENTUALLY_SECONDS)
+            if len(again) == 3:
+                break
+        assert sorted(m.job_id for m in again) == sorted(jobs)
+        assert [m.delivery_count for m in again] == [2, 2, 2]
 
     async def test_receive_waits_for_a_message_enqueued_meanwhile(self, queue: JobQueue) -> None:
         job = new_job()

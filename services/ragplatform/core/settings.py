@@ -266,11 +266,11 @@ class ParseSettings(CommonSettings):
 class WorkerSettings(QueueSettings, BlobSettings, EmbedderSettings, ParseSettings):
     retrieval_addr: str = Field("127.0.0.1:50053", description="host:port of the retrieval service.")
     worker_concurrency: int = Field(
-        4,
+        8,
         ge=1,
         le=64,
-        description="Jobs one worker process runs at once; with more than one, a slow document holds up only its "
-        "own slot while others go on.",
+        description="Jobs one worker process runs at once (one receive takes as many messages); a slow document "
+        "holds up only its own slot while others go on.",
     )
     chunk_tokens: int = Field(256, ge=16, le=8192, description="Target chunk size in tokens.")
     chunk_overlap_tokens: int = Field(32, ge=0, le=4096, description="Tokens repeated between neighbours.")

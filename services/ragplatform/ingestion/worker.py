@@ -5,7 +5,9 @@ mid-job loses nothing (the message comes back after the visibility timeout and t
 again; indexing is idempotent). Retryable failures are retried with exponential backoff up to
 RAG_JOB_MAX_ATTEMPTS; after that, or for a document that can never be ingested, the job is
 FAILED with a reason and the message is dead-lettered (retryable) or acked (rejected).
-On stop, a worker takes no new message; the job in hand finishes, or is released if the grace
+A worker runs up to `concurrency` jobs at once (RAG_WORKER_CONCURRENCY): one receive takes as
+many messages as there are free slots, and each job runs and records its outcome on its own.
+On stop, a worker takes no new message; the jobs in hand finish, or are released if the grace
 period runs out.
 """
 
@@ -65,6 +67,7 @@ class IngestionWorker:
         poll_seconds: float = 1.0,
         consumer: str = "",
         parse: ParseDocument = parse_in_process,
+        concurrency: int = 1,
     ) -> None:
         self._store = store
         self._queue = queue
@@ -76,30 +79,54 @@ class IngestionWorker:
         self._retry = retry
         self._poll = poll_seconds
         self._parse = parse
+        self._concurrency = max(1, concurrency)
         self.consumer = consumer or f"{socket.gethostname()}-{id(self):x}"
         self._depth_reported = 0.0
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Process messages until `stopping` is set."""
-        while not stopping.is_set():
-            try:
-                message = await self._queue.receive(self.consumer, self._poll)
-            except RagError as exc:
-                log.warning("queue unavailable; retrying", error=exc.message)
-                await _sleep_unless(stopping, min(5.0, self._poll * 2))
-                continue
-            if message is None or time.monotonic() - self._depth_reported > DEPTH_REPORT_SECONDS:
-                await self._report_depth()
-            if message is None:
-                continue
-            try:
-                await self.handle(message)
-            except RagError as exc:
-                # A backend failed while recording the outcome (e.g. the ack, with Redis down).
-                # Nothing is lost: the unacked message comes back after the visibility timeout
-                # and a finished job is then acked as a duplicate. The loop must live on.
-                log.warning("could not record a job's outcome; it will be redelivered", error=exc.message)
-                await _sleep_unless(stopping, min(5.0, self._poll * 2))
+        """Process messages until `stopping` is set, up to `concurrency` jobs at once: each
+        receive asks the queue for as many messages as there are free slots (one round trip),
+        and each message is handled on its own (`handle`), so one bad document fails alone.
+        On stop no new message is taken and the jobs in hand finish; if this task is cancelled
+        (the grace period ran out), each job in hand releases its message first."""
+        in_hand: set[asyncio.Task[None]] = set()
+        try:
+            while not stopping.is_set():
+                free = self._concurrency - len(in_hand)
+                if free <= 0:
+                    await asyncio.wait(in_hand, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                try:
+                    messages = await self._queue.receive_many(self.consumer, free, self._poll)
+                except RagError as exc:
+                    log.warning("queue unavailable; retrying", error=exc.message)
+                    await _sleep_unless(stopping, min(5.0, self._poll * 2))
+                    continue
+                if not messages or time.monotonic() - self._depth_reported > DEPTH_REPORT_SECONDS:
+                    await self._report_depth()
+                if not messages:
+                    continue
+                for message in messages:
+                    task = asyncio.create_task(self._handle_logged(message, stopping))
+                    in_hand.add(task)
+                    task.add_done_callback(in_hand.discard)
+            if in_hand:
+                await asyncio.wait(in_hand)
+        finally:
+            for task in in_hand:
+                task.cancel()
+            await asyncio.gather(*in_hand, return_exceptions=True)
+
+    async def _handle_logged(self, message: QueueMessage, stopping: asyncio.Event) -> None:
+        try:
+            await self.handle(message)
+        except RagError as exc:
+            # A backend failed while recording the outcome (e.g. the ack, with Redis down).
+            # Nothing is lost: the unacked message comes back after the visibility timeout
+            # and a finished job is then acked as a duplicate. The loop must live on; this
+            # slot waits a little before taking another message.
+            log.warning("could not record a job's outcome; it will be redelivered", error=exc.message)
+            await _sleep_unless(stopping, min(5.0, self._poll * 2))
 
     async def handle(self, message: QueueMessage) -> None:
         """Process one message to an outcome. Raises `RagError` only when a backend fails while

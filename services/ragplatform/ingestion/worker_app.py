@@ -1,10 +1,10 @@
 """Wiring of the ingestion worker: a process that serves only gRPC health and metrics, and runs
-RAG_WORKER_CONCURRENCY worker loops in the background."""
+one worker loop in the background that handles up to RAG_WORKER_CONCURRENCY jobs at once."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import grpc
@@ -87,7 +87,7 @@ def build_worker_app(settings: WorkerSettings) -> ServiceApp:
                         store, queue, settings.lost_message_after_seconds, settings.lost_message_sweep_seconds
                     )
                 )
-            workers.extend(
+            workers.append(
                 IngestionWorker(
                     store,
                     queue,
@@ -99,8 +99,8 @@ def build_worker_app(settings: WorkerSettings) -> ServiceApp:
                     retry,
                     settings.poll_seconds,
                     parse=sandbox.parse,
+                    concurrency=settings.worker_concurrency,
                 )
-                for _ in range(settings.worker_concurrency)
             )
 
             def register(server: grpc.aio.Server) -> Sequence[str]:
@@ -108,11 +108,8 @@ def build_worker_app(settings: WorkerSettings) -> ServiceApp:
 
             yield Wiring(register)
 
-    def worker_loop(index: int) -> Callable[[asyncio.Event], Awaitable[None]]:
-        async def run(stopping: asyncio.Event) -> None:
-            await workers[index].run(stopping)
-
-        return run
+    async def worker_loop(stopping: asyncio.Event) -> None:
+        await workers[0].run(stopping)
 
     async def sweep(stopping: asyncio.Event) -> None:
         await sweepers[0].run(stopping)
@@ -121,7 +118,7 @@ def build_worker_app(settings: WorkerSettings) -> ServiceApp:
         name="ingestion-worker",
         lifespan=lifespan,
         background=[
-            *(worker_loop(i) for i in range(settings.worker_concurrency)),
+            worker_loop,
             *([sweep] if settings.lost_message_sweep_seconds > 0 else []),
         ],
     )

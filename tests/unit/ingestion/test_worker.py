@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,7 +67,7 @@ class Rig:
     index: ControlledIndex
     uploads: IngestionService
 
-    def worker(self, max_attempts: int = 3, backoff_seconds: float = 0.0) -> IngestionWorker:
+    def worker(self, max_attempts: int = 3, backoff_seconds: float = 0.0, concurrency: int = 1) -> IngestionWorker:
         async def trim(document: Document, keep_below: int) -> None:
             await self.vectors.delete_document(document.tenant_id, document.document_id, keep_below)
 
@@ -81,6 +81,7 @@ class Rig:
             ChunkingPolicy(chunk_tokens=12, overlap_tokens=0, embed_batch_size=2),
             RetryPolicy(max_attempts, backoff_seconds),
             poll_seconds=0.05,
+            concurrency=concurrency,
         )
 
     async def upload(self, filename: str, data: bytes) -> UploadOutcome:
@@ -383,3 +384,77 @@ async def test_an_older_version_finishing_last_does_not_overwrite_the_newer_one(
     stale = await rig.job(old)
     assert stale.state == JobState.FAILED
     assert stale.error.startswith("superseded")
+
+
+async def until(condition: Callable[[], Awaitable[bool]], seconds: float = 10.0) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if await condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the condition did not come true in time")
+
+
+async def test_a_concurrent_worker_runs_up_to_its_concurrency_at_once(rig: Rig) -> None:
+    outcomes = [await rig.upload(f"doc-{i}.txt", f"Document {i} is about pump {i}.".encode()) for i in range(4)]
+    rig.index.hold = asyncio.Event()
+    stopping = asyncio.Event()
+    running = asyncio.create_task(rig.worker(concurrency=3).run(stopping))
+
+    async def three_in_hand() -> bool:
+        return rig.index.calls == 3
+
+    await until(three_in_hand)
+    await asyncio.sleep(0.3)
+    assert rig.index.calls == 3  # the fourth waits for a free slot
+    rig.index.hold.set()
+
+    async def all_done() -> bool:
+        return [(await rig.job(o)).state for o in outcomes] == [JobState.SUCCEEDED] * len(outcomes)
+
+    await until(all_done)
+    stopping.set()
+    await asyncio.wait_for(running, 10)
+    assert rig.index.calls == 4
+    assert await rig.queue.depth() == 0
+
+
+async def test_one_bad_document_among_concurrent_jobs_fails_alone(rig: Rig) -> None:
+    good = [await rig.upload(f"doc-{i}.txt", f"Document {i} is about pump {i}.".encode()) for i in range(3)]
+    bad = await rig.upload("corrupt.pdf", (DOCS / "invalid" / "corrupt.pdf").read_bytes())
+    more = await rig.upload("doc-3.txt", b"Document 3 is about the ferry.")
+    stopping = asyncio.Event()
+    running = asyncio.create_task(rig.worker(concurrency=8).run(stopping))
+
+    async def all_finished() -> bool:
+        states = [(await rig.job(o)).state for o in [*good, bad, more]]
+        return all(state in (JobState.SUCCEEDED, JobState.FAILED) for state in states)
+
+    await until(all_finished)
+    stopping.set()
+    await asyncio.wait_for(running, 10)
+    assert [(await rig.job(o)).state for o in [*good, more]] == [JobState.SUCCEEDED] * 4
+    failed = await rig.job(bad)
+    assert failed.state == JobState.FAILED
+    assert "corrupt.pdf" in failed.error
+    assert await rig.vectors.count("acme") == 4
+    assert await rig.queue.depth() == 0
+
+
+async def test_stopping_a_concurrent_worker_releases_every_job_in_hand(rig: Rig) -> None:
+    outcomes = [await rig.upload(f"doc-{i}.txt", f"Document {i} is about pump {i}.".encode()) for i in range(3)]
+    rig.index.hold = asyncio.Event()
+    stopping = asyncio.Event()
+    running = asyncio.create_task(rig.worker(concurrency=3).run(stopping))
+
+    async def three_in_hand() -> bool:
+        return rig.index.calls == 3
+
+    await until(three_in_hand)
+    stopping.set()
+    running.cancel()  # the grace period ran out
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert [(await rig.job(o)).state for o in outcomes] == [JobState.QUEUED] * 3
+    released = await rig.queue.receive_many("test", 10, wait_seconds=0)  # at once, not after a timeout
+    assert sorted(m.job_id for m in released) == sorted(o.job.job_id for o in outcomes)
+    assert all(m.delivery_count == 2 for m in released)

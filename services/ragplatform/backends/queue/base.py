@@ -35,7 +35,12 @@ class JobQueue(Protocol):
 
     async def receive(self, consumer: str, wait_seconds: float) -> QueueMessage | None:
         """The next visible message (reclaiming any whose visibility timeout ran out), or None
-        after waiting up to `wait_seconds`."""
+        after waiting up to `wait_seconds`. Same as `receive_many` with one message."""
+
+    async def receive_many(self, consumer: str, max_messages: int, wait_seconds: float) -> list[QueueMessage]:
+        """Up to `max_messages` visible messages in one round trip (reclaimed ones first, then
+        the oldest waiting), each with the same guarantees as `receive`; waits up to
+        `wait_seconds` for the first one, never for more; [] when none came."""
 
     async def ack(self, message: QueueMessage) -> None:
         """Done with it: never deliver again."""

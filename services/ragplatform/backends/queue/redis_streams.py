@@ -23,7 +23,8 @@ Callers may rely on:
   trick because that cannot express delays longer than the visibility timeout. A release by a
   consumer that no longer holds the message (it was reclaimed since) is ignored.
 * One round trip per receive attempt (a Lua script that also does the periodic reclaim and
-  promotion), one per ack: the same count as raw XREADGROUP + XACK.
+  promotion), for as many messages as asked (`receive_many`), one per ack: the same count as
+  raw XREADGROUP COUNT n + XACK.
 * `depth()` = the group's `lag` + `pending` (XINFO GROUPS, what the operator autoscales on) +
   the delayed set's size.
 * Redis failures raise `Unavailable`; the client reconnects by itself, and a group lost with a
@@ -57,14 +58,16 @@ _MAX_POLL_SECONDS = 1.0
 _PROMOTE_BATCH = 100
 _SCAN_PAGE = 1000
 
-# One round trip per receive attempt. When ARGV[5] is 1 ("maintenance", at most once per poll
-# interval per consumer): move due delayed messages back to the stream, then take over one
-# message idle past the visibility timeout (XAUTOCLAIM) and read its delivery counter. Then,
-# if nothing was taken over, read one new message without blocking.
-# Returns {kind, reclaim cursor, id, flat fields, delivery counter} or {'none', cursor}.
+# One round trip per receive attempt, for up to ARGV[7] messages. When ARGV[5] is 1
+# ("maintenance", at most once per poll interval per consumer): move due delayed messages back to
+# the stream, then take over messages idle past the visibility timeout (XAUTOCLAIM) and read
+# each one's delivery counter. Then fill the rest with new messages, without blocking.
+# Returns {reclaim cursor, id, flat fields, delivery counter, id, flat fields, counter, ...}.
 _RECEIVE_LUA = """
 local stream, group, consumer = KEYS[2], ARGV[1], ARGV[2]
 local cursor = ARGV[4]
+local wanted = tonumber(ARGV[7])
+local out = {cursor}
 if ARGV[5] == '1' then
   local t = redis.call('TIME')
   local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -82,21 +85,30 @@ if ARGV[5] == '1' then
   -- XAUTOCLAIM looks at up to 10 x COUNT pending entries per call; a few calls cover a
   -- large pending list, and the cursor carries on from there next time.
   for _ = 1, 10 do
-    local r = redis.call('XAUTOCLAIM', stream, group, consumer, ARGV[3], cursor, 'COUNT', 1)
+    local r = redis.call('XAUTOCLAIM', stream, group, consumer, ARGV[3], cursor, 'COUNT', wanted - (#out - 1) / 3)
     cursor = r[1]
-    if #r[2] > 0 then
-      local id = r[2][1][1]
-      local p = redis.call('XPENDING', stream, group, id, id, 1)
-      return {'claimed', cursor, id, r[2][1][2], p[1][4]}
+    for _, entry in ipairs(r[2]) do
+      local p = redis.call('XPENDING', stream, group, entry[1], entry[1], 1)
+      table.insert(out, entry[1])
+      table.insert(out, entry[2])
+      table.insert(out, p[1][4])
     end
-    if cursor == '0-0' then break end
+    if cursor == '0-0' or (#out - 1) / 3 >= wanted then break end
+  end
+  out[1] = cursor
+end
+local missing = wanted - (#out - 1) / 3
+if missing > 0 then
+  local r = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', missing, 'STREAMS', stream, '>')
+  if r then
+    for _, entry in ipairs(r[1][2]) do
+      table.insert(out, entry[1])
+      table.insert(out, entry[2])
+      table.insert(out, 1)
+    end
   end
 end
-local r = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', 1, 'STREAMS', stream, '>')
-if r and #r[1][2] > 0 then
-  return {'new', cursor, r[1][2][1][1], r[1][2][1][2], 1}
-end
-return {'none', cursor}
+return out
 """
 
 # Atomically: if the caller still holds the message (same total delivery count), ack and delete
@@ -227,37 +239,52 @@ class RedisStreamsQueue:
 
     # --- consuming ---------------------------------------------------------------------------------
     async def receive(self, consumer: str, wait_seconds: float) -> QueueMessage | None:
-        """Due delayed messages first go back to the stream; then a message whose visibility
-        timeout ran out is taken over; else a new one, waiting up to `wait_seconds`."""
-        deadline = time.monotonic() + max(0.0, wait_seconds)
-        while True:
-            message = await self._call(lambda: self._receive_once(consumer, deadline))
-            if message is not None or time.monotonic() >= deadline:
-                return message
+        messages = await self.receive_many(consumer, 1, wait_seconds)
+        return messages[0] if messages else None
 
-    async def _receive_once(self, consumer: str, deadline: float) -> QueueMessage | None:
+    async def receive_many(self, consumer: str, max_messages: int, wait_seconds: float) -> list[QueueMessage]:
+        """Due delayed messages first go back to the stream; then messages whose visibility
+        timeout ran out are taken over; the rest are new ones, waiting up to `wait_seconds` for
+        the first."""
+        deadline = time.monotonic() + max(0.0, wait_seconds)
+        wanted = max(1, max_messages)
+        while True:
+            messages = await self._call(lambda: self._receive_once(consumer, wanted, deadline))
+            if messages or time.monotonic() >= deadline:
+                return messages
+
+    async def _receive_once(self, consumer: str, wanted: int, deadline: float) -> list[QueueMessage]:
         now = time.monotonic()
         maintain = now >= self._next_maintenance
         if maintain:
             self._next_maintenance = now + self._poll_seconds
         result = await self._receive_script(
             keys=[self.delayed_key, self.stream],
-            args=[GROUP, consumer, self._visibility_ms, self._reclaim_cursor, "1" if maintain else "0", _PROMOTE_BATCH],
+            args=[
+                GROUP,
+                consumer,
+                self._visibility_ms,
+                self._reclaim_cursor,
+                "1" if maintain else "0",
+                _PROMOTE_BATCH,
+                wanted,
+            ],
         )
-        self._reclaim_cursor = str(result[1])
-        if result[0] != "none":
-            return _message(result[2], result[3], int(result[4]))
+        self._reclaim_cursor = str(result[0])
+        if len(result) > 1:
+            return [_message(result[i], result[i + 1], int(result[i + 2])) for i in range(1, len(result), 3)]
         # Nothing now: block for new messages until the next maintenance is due (a message whose
         # visibility timeout runs out, or a delayed one becoming due, wakes nobody up).
         wait = min(deadline, self._next_maintenance) - time.monotonic()
         block_ms = int(wait * 1000)
         if block_ms < 1:
-            return None
-        reply = await self._client().xreadgroup(GROUP, consumer, {self.stream: ">"}, count=1, block=block_ms)
-        for _stream, entries in _stream_entries(reply):
-            for message_id, fields in entries:
-                return _message(message_id, fields, 1)
-        return None
+            return []
+        reply = await self._client().xreadgroup(GROUP, consumer, {self.stream: ">"}, count=wanted, block=block_ms)
+        return [
+            _message(message_id, fields, 1)
+            for _stream, entries in _stream_entries(reply)
+            for message_id, fields in entries
+        ]
 
     async def ack(self, message: QueueMessage) -> None:
         """Acknowledge and delete the entry, whoever holds it now: the job is done."""

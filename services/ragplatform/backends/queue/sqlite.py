@@ -62,32 +62,39 @@ class SqliteQueue:
 
     async def receive(self, consumer: str, wait_seconds: float) -> QueueMessage | None:
         """Claim the oldest visible message, polling until `wait_seconds` have passed."""
+        messages = await self.receive_many(consumer, 1, wait_seconds)
+        return messages[0] if messages else None
+
+    async def receive_many(self, consumer: str, max_messages: int, wait_seconds: float) -> list[QueueMessage]:
+        """Claim up to `max_messages` of the oldest visible messages in one statement, polling
+        until `wait_seconds` have passed for the first."""
         deadline = time.monotonic() + max(0.0, wait_seconds)
         while True:
-            message = await self._claim(consumer)
-            if message is not None:
-                return message
+            messages = await self._claim(consumer, max(1, max_messages))
+            if messages:
+                return messages
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return None
+                return []
             await asyncio.sleep(min(self._poll, remaining))
 
-    async def _claim(self, consumer: str) -> QueueMessage | None:
-        async def transaction(conn: aiosqlite.Connection) -> QueueMessage | None:
+    async def _claim(self, consumer: str, limit: int) -> list[QueueMessage]:
+        async def transaction(conn: aiosqlite.Connection) -> list[QueueMessage]:
             now = now_us()
-            row = await fetch_one(
+            rows = await fetch_all(
                 conn,
                 "UPDATE queue_messages SET visible_at = ?, delivery_count = delivery_count + 1, consumer = ?"
-                " WHERE seq = (SELECT seq FROM queue_messages WHERE queue = ? AND visible_at <= ?"
-                "              ORDER BY seq LIMIT 1)"
-                " RETURNING message_id, job_id, tenant_id, delivery_count, traceparent",
-                (now + self._visibility_us, consumer, self._queue, now),
+                " WHERE seq IN (SELECT seq FROM queue_messages WHERE queue = ? AND visible_at <= ?"
+                "               ORDER BY seq LIMIT ?)"
+                " RETURNING seq, message_id, job_id, tenant_id, delivery_count, traceparent",
+                (now + self._visibility_us, consumer, self._queue, now, limit),
             )
-            if row is None:
-                return None
-            return QueueMessage(
-                row["message_id"], row["job_id"], row["tenant_id"], int(row["delivery_count"]), row["traceparent"]
-            )
+            return [
+                QueueMessage(
+                    row["message_id"], row["job_id"], row["tenant_id"], int(row["delivery_count"]), row["traceparent"]
+                )
+                for row in sorted(rows, key=lambda row: int(row["seq"]))
+            ]
 
         return await self._db.write(transaction)
 
