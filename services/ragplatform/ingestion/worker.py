@@ -80,6 +80,7 @@ class IngestionWorker:
         self._poll = poll_seconds
         self._parse = parse
         self._concurrency = max(1, concurrency)
+        self._running: set[str] = set()  # job ids in hand
         self.consumer = consumer or f"{socket.gethostname()}-{id(self):x}"
         self._depth_reported = 0.0
 
@@ -107,6 +108,14 @@ class IngestionWorker:
                 if not messages:
                     continue
                 for message in messages:
+                    if message.job_id in self._running:
+                        # Its visibility timeout ran out while this worker still runs the job
+                        # (a job longer than RAG_VISIBILITY_TIMEOUT_SECONDS): never run a job
+                        # twice at once. The running handler's ack removes the message; should
+                        # it release or lose it instead, the timeout brings it back later.
+                        log.info("message for a job in hand; left pending", job_id=message.job_id)
+                        continue
+                    self._running.add(message.job_id)
                     task = asyncio.create_task(self._handle_logged(message, stopping))
                     in_hand.add(task)
                     task.add_done_callback(in_hand.discard)
@@ -127,6 +136,8 @@ class IngestionWorker:
             # slot waits a little before taking another message.
             log.warning("could not record a job's outcome; it will be redelivered", error=exc.message)
             await _sleep_unless(stopping, min(5.0, self._poll * 2))
+        finally:
+            self._running.discard(message.job_id)
 
     async def handle(self, message: QueueMessage) -> None:
         """Process one message to an outcome. Raises `RagError` only when a backend fails while

@@ -67,13 +67,15 @@ class Rig:
     index: ControlledIndex
     uploads: IngestionService
 
-    def worker(self, max_attempts: int = 3, backoff_seconds: float = 0.0, concurrency: int = 1) -> IngestionWorker:
+    def worker(
+        self, max_attempts: int = 3, backoff_seconds: float = 0.0, concurrency: int = 1, queue: JobQueue | None = None
+    ) -> IngestionWorker:
         async def trim(document: Document, keep_below: int) -> None:
             await self.vectors.delete_document(document.tenant_id, document.document_id, keep_below)
 
         return IngestionWorker(
             self.store,
-            self.queue,
+            queue or self.queue,
             self.blobs,
             HashingEmbedder(DIMENSION),
             self.index,
@@ -458,3 +460,30 @@ async def test_stopping_a_concurrent_worker_releases_every_job_in_hand(rig: Rig)
     released = await rig.queue.receive_many("test", 10, wait_seconds=0)  # at once, not after a timeout
     assert sorted(m.job_id for m in released) == sorted(o.job.job_id for o in outcomes)
     assert all(m.delivery_count == 2 for m in released)
+
+
+async def test_a_job_outliving_its_visibility_timeout_is_not_run_twice_by_one_worker(rig: Rig, tmp_path: Path) -> None:
+    # The same queue file, read with a visibility timeout far shorter than the job.
+    settings = load_settings(WorkerSettings, data_dir=tmp_path, queue_url="", visibility_timeout_seconds=0.1)
+    short_visibility = await open_queue(settings)
+    try:
+        outcome = await rig.upload("zephyr.txt", TEXT)
+        rig.index.hold = asyncio.Event()
+        stopping = asyncio.Event()
+        running = asyncio.create_task(rig.worker(concurrency=4, queue=short_visibility).run(stopping))
+        await asyncio.wait_for(rig.index.entered.wait(), 10)
+        await asyncio.sleep(1.0)  # the message comes back to this worker again and again meanwhile
+        assert rig.index.calls == 1
+        rig.index.hold.set()
+
+        async def succeeded() -> bool:
+            return (await rig.job(outcome)).state == JobState.SUCCEEDED
+
+        await until(succeeded)
+        stopping.set()
+        await asyncio.wait_for(running, 10)
+        job = await rig.job(outcome)
+        assert job.attempts == 1
+        assert await rig.queue.depth() == 0
+    finally:
+        await short_visibility.close()
