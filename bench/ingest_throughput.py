@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import contextlib
 import multiprocessing
+import multiprocessing.process
 import os
 import resource
 import statistics
@@ -41,6 +42,8 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import grpc
@@ -48,14 +51,16 @@ import grpc
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ragplatform.backends.embedders.factory import make_embedder
+from ragplatform.backends.store.base import Store
+from ragplatform.backends.store.factory import open_store
 from ragplatform.client import TERMINAL_STATES, GatewayClient
-from ragplatform.core.settings import WorkerSettings, load_settings
+from ragplatform.core.settings import StoreSettings, WorkerSettings, load_settings
 from ragplatform.domain.chunking import chunk_text
+from ragplatform.domain.models import JobState
 from ragplatform.domain.parsing import parse_document
 from ragplatform.v1 import gateway_pb2, gateway_pb2_grpc
 from tests.e2e.production.qdrant_double import QdrantRestDouble
 from tests.support.platform_processes import PlatformProcesses, ProductionBackends, wait_serving
-from tests.support.threaded_server import ThreadedServer
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "docs" / "corpus"
 UPLOADERS_PER_CHANNEL = 100
@@ -233,32 +238,65 @@ class DrainResult:
     failed: dict[str, str]
 
 
+async def unfinished_jobs(store: Store) -> int:
+    return await store.count_jobs(JobState.QUEUED) + await store.count_jobs(JobState.RUNNING)
+
+
 async def drain(
     processes: PlatformProcesses, key: str, job_ids: list[str], timeout: float, others: dict[str, int]
 ) -> DrainResult:
-    processes.launch(WORKER)
-    await asyncio.to_thread(wait_serving, processes.address(WORKER), 180.0, processes.processes[WORKER])
-    started = time.time()
-    meter = CpuMeter({"worker": processes.pid(WORKER), "retrieval": processes.pid("retrieval"), **others})
-    meter.start()
-    pending = set(job_ids)
-    chunks = 0
-    last_update = started
-    failed: dict[str, str] = {}
-    async with GatewayClient(processes.gateway, key, timeout=60) as client:
-        while pending and time.time() - started < timeout:
+    # Progress is read from the store directly (two COUNTs every 0.25 s), not through the
+    # gateway: listing every job through the services would cost CPU on the services' CPUs.
+    env = processes.env(WORKER)
+    store = await open_store(
+        load_settings(StoreSettings, store_url=env.get("RAG_STORE_URL", ""), data_dir=processes.data_dir)
+    )
+    try:
+        processes.launch(WORKER)
+        await asyncio.to_thread(wait_serving, processes.address(WORKER), 180.0, processes.processes[WORKER])
+        started = time.time()
+        meter = CpuMeter({"worker": processes.pid(WORKER), "retrieval": processes.pid("retrieval"), **others})
+        meter.start()
+        while time.time() - started < timeout:
+            if not await unfinished_jobs(store):
+                break
             await asyncio.sleep(0.25)
-            for job_id, job in (await client.find_jobs(pending)).items():
-                if job.state in TERMINAL_STATES:
-                    pending.discard(job_id)
-                    last_update = max(last_update, job.updated_at.ToDatetime().timestamp())
-                    chunks += job.chunks_done
-                    if job.error:
-                        failed[job_id] = job.error
-    meter.stop()
-    if pending:
-        raise RuntimeError(f"{len(pending)} job(s) still unfinished after {timeout:.0f} s")
-    return DrainResult(len(job_ids), chunks, last_update - started, meter.used, failed)
+        meter.stop()
+        if left := await unfinished_jobs(store):
+            raise RuntimeError(f"{left} job(s) still unfinished after {timeout:.0f} s")
+    finally:
+        await store.close()
+    async with GatewayClient(processes.gateway, key, timeout=60) as client:
+        jobs = await client.find_jobs(set(job_ids))
+    finished = max(job.updated_at.ToDatetime(tzinfo=UTC).timestamp() for job in jobs.values())
+    chunks = sum(job.chunks_done for job in jobs.values())
+    failed = {job_id: job.error for job_id, job in jobs.items() if job.state not in TERMINAL_STATES or job.error}
+    return DrainResult(len(job_ids), chunks, finished - started, meter.used, failed)
+
+
+# --- the Qdrant double, in a process of its own ----------------------------------------------------
+
+
+def _serve_qdrant_double(out: Connection) -> None:
+    async def serve() -> None:
+        double = QdrantRestDouble()
+        await double.start()
+        out.send(double.url)
+        await asyncio.Event().wait()  # until terminated
+
+    asyncio.run(serve())
+
+
+def start_qdrant_double() -> tuple[multiprocessing.process.BaseProcess, str]:
+    """The Qdrant REST TEST DOUBLE in its own process (its CPU is then its own, and no GIL is
+    shared with this harness); returns the process and its URL."""
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    process = multiprocessing.get_context("fork").Process(target=_serve_qdrant_double, args=(sender,), daemon=True)
+    process.start()
+    if not receiver.poll(60):
+        process.kill()
+        raise RuntimeError("the Qdrant test double did not start within 60 s")
+    return process, str(receiver.recv())
 
 
 # --- the run ------------------------------------------------------------------------------------------
@@ -296,14 +334,14 @@ def main() -> None:
     os.sched_setaffinity(0, harness_cpus)
 
     backends = ProductionBackends() if args.backends == "production" else None
-    qdrant = ThreadedServer(QdrantRestDouble(), "qdrant-double") if backends else None
+    qdrant: multiprocessing.process.BaseProcess | None = None
     processes: PlatformProcesses | None = None
     try:
         env = {"RAG_EMBEDDER": args.embedder, "RAG_RATE_LIMIT_RPS": "100000", "RAG_RATE_LIMIT_BURST": "100000"}
-        if backends is not None and qdrant is not None:
+        if backends is not None:
             backends.start()
-            qdrant.start()
-            env = backends.env("http://127.0.0.1:9/v1", RAG_VECTOR_URL=qdrant.server.url, **env)
+            qdrant, qdrant_url = start_qdrant_double()
+            env = backends.env("http://127.0.0.1:9/v1", RAG_VECTOR_URL=qdrant_url, **env)
         env["RAG_LOG_LEVEL"] = "warning"
         env.update(item.split("=", 1) for item in args.env)
         processes = PlatformProcesses(Path(tempfile.mkdtemp(prefix="ragplatform-ingest-bench-")), extra_env=env)
@@ -316,7 +354,9 @@ def main() -> None:
         key = processes.create_api_key("bench")
 
         uploads = run_uploads(processes.gateway, key, documents, args.uploaders)
-        others = {"harness+qdrant double": os.getpid()}
+        others = {"harness": os.getpid()}
+        if qdrant is not None and qdrant.pid is not None:
+            others["qdrant double"] = qdrant.pid
         if backends is not None and backends.postgres and backends.pgbouncer and backends.redis and backends.s3:
             others |= {
                 "postgres": backends.postgres.pid,
@@ -361,7 +401,8 @@ def main() -> None:
         if processes is not None:
             processes.stop_all()
         if qdrant is not None:
-            qdrant.stop()
+            qdrant.terminate()
+            qdrant.join(timeout=30)
         if backends is not None:
             backends.stop()
 
