@@ -45,7 +45,10 @@ persistent child processes, each limited in memory, with a deadline per document
 expand to at most `RAG_PARSE_MAX_CONTENT_MB` of page content and have at most
 `RAG_PARSE_MAX_PAGES` pages; HTML may nest at most 256 elements deep (the HTML parser's own
 ceiling). A document over a limit ends as a FAILED job whose reason names the setting to raise;
-it is not retried.
+it is not retried. A worker needs memory for its parser processes on top of its own: up to
+`RAG_PARSE_PROCESSES` x `RAG_PARSE_MEMORY_MB` in the worst case (each idles at ~75 MB); if the
+container's limit is reached first, the kernel stops a parser process (they ask to be its first
+choice), never the worker, and the document fails the same way.
 
 Tracing is configured by OpenTelemetry's standard `OTEL_*` variables (off unless an OTLP endpoint
 or exporter is named): see [observability.md](observability.md#tracing-opentelemetry).

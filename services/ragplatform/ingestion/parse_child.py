@@ -8,9 +8,11 @@ to itself, says "ready", then answers one request at a time: (data, filename, co
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import sys
 from multiprocessing.connection import Connection
+from pathlib import Path
 
 from ragplatform.domain.errors import DocumentRejected, InvalidArgument
 from ragplatform.domain.parsing import ParsedDocument, parse_document
@@ -23,6 +25,11 @@ def serve(fd: int) -> None:
     limits, memory_bytes = conn.recv()
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    # If the container runs out of memory before our limit does, the kernel must pick a parser
+    # (the sandbox then reports the memory limit), never the worker. Raising one's own score
+    # needs no privilege.
+    with contextlib.suppress(OSError):
+        Path("/proc/self/oom_score_adj").write_text("1000")
     conn.send("ready")
     while True:
         try:

@@ -142,3 +142,8 @@ async def test_small_text_files_parse_in_process_and_large_ones_in_a_child(sandb
     # Over the in-process threshold: a child parses it, with the same result.
     large = b"word " * 20_000
     assert (await sandbox.parse(large, "big.txt", "")).text == parse_document(large, "big.txt", "").text
+
+
+async def test_parser_processes_are_the_first_the_kernel_would_kill(sandbox: ParseSandbox) -> None:
+    for child in sandbox._children:
+        assert Path(f"/proc/{child.process.pid}/oom_score_adj").read_text().strip() == "1000"
