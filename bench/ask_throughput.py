@@ -5,15 +5,15 @@ embeddings from a second instance of it without that latency — so the figures 
 platform adds around the model.
 
     python bench/ask_throughput.py [--streams 100 1000 5500] [--duration 25] [--drivers 2]
-    python bench/ask_throughput.py --streams --open-loop 5000:30 --uploaders 500   (the seeds' shape)
+    python bench/ask_throughput.py --streams --open-loop 5000:30:500   (5,000 askers, 500 uploaders)
 
 Closed loop (`--streams N`): `--drivers` client processes keep N Ask streams open, each asking
 again as soon as its answer is done, over a fixed pool of gRPC channels, for `--duration`
-seconds; the first `--warmup` seconds are not measured. Open loop (`--open-loop USERS:RATE`):
-USERS connected users, each thinking for an exponentially distributed time between its asks, so
-that together they ask RATE times a second whatever the platform does (a refused user waits the
-retry-after the gateway names, plus jitter). `--uploaders N` adds N users that each upload a small
-document every `--upload-think` seconds on average.
+seconds; the first `--warmup` seconds are not measured. Open loop (`--open-loop
+USERS:RATE[:UPLOADERS]`): USERS connected users, each thinking for an exponentially distributed
+time between its asks, so that together they ask RATE times a second whatever the platform does
+(a refused user waits the retry-after the gateway names, plus jitter), beside UPLOADERS users
+(default `--uploaders`) that each upload a small document every `--upload-think` s on average.
 
 The services run on `--service-cpus` and everything else (drivers, LLM doubles, PostgreSQL,
 PgBouncer, Redis, moto) on `--harness-cpus`, so the services' CPU time is theirs alone. Beside the
@@ -400,7 +400,7 @@ def run_level(
     llm: float = args.llm_latency
     context = multiprocessing.get_context("spawn")
     out: multiprocessing.Queue = context.Queue()  # type: ignore[type-arg]
-    start_at = time.time() + 3.0 + (level.users + level.uploaders) / 2000  # drivers import and connect first
+    start_at = time.time() + 5.0 + (level.users + level.uploaders) / 2000  # drivers import and connect first
     measure_from, end_at = start_at + warmup, start_at + duration
 
     def share(total: int, i: int) -> int:
@@ -429,6 +429,15 @@ def run_level(
         if load.streams or load.users or load.uploaders
     ]
     pids = {s: processes.pid(s) for s in SERVICES}
+    # Background SQL/Redis traffic (worker polling, gauges) while nobody asks, per second: it is
+    # subtracted from the counts per answer below.
+    idle_sql, idle_redis = backend_counts(backends)
+    idle_began = time.monotonic()
+    time.sleep(2.0)
+    idle_sql_after, idle_redis_after = backend_counts(backends)
+    idle_seconds = time.monotonic() - idle_began
+    idle_sql_rate = (idle_sql_after - idle_sql) / idle_seconds
+    idle_redis_rate = (idle_redis_after - idle_redis) / idle_seconds
     profilers: list[subprocess.Popen[bytes]] = []
     with RssSampler(pids) as sampler:
         for w in workers:
@@ -513,13 +522,14 @@ def run_level(
     # streamed messages of an Ask are twice what its caller received, less one.
     received = sum(r.messages for r in results) / answered
     messages = max(0.0, 2 * received - 1)
-    statements = (sql_after - sql_before) / answered
-    commands = (redis_after - redis_before) / answered
+    statements = max(0.0, sql_after - sql_before - idle_sql_rate * window) / answered
+    commands = max(0.0, redis_after - redis_before - idle_redis_rate * window) / answered
     ask_path = sum(per_ask[s] for s in ASK_PATH)
     least = floor.for_hops(calls, messages, statements, commands)
     print(
         f"  hops per answer    gRPC calls {calls:.1f}  streamed messages {messages:.1f}  "
-        f"SQL statements {statements:.1f}  Redis commands {commands:.1f}"
+        f"SQL statements {statements:.1f}  Redis commands {commands:.1f}  "
+        f"(less the idle {idle_sql_rate:.1f} statements/s and {idle_redis_rate:.1f} commands/s)"
     )
     print(
         f"  Ask path CPU       {ask_path:.1f} ms per answer; floor for its hops {least:.1f} ms; "
@@ -560,11 +570,11 @@ def start_profilers(
     ]
 
 
-def parse_open_loop(text: str) -> tuple[int, float]:
-    users, _, rate = text.partition(":")
-    if not rate:
-        raise argparse.ArgumentTypeError("--open-loop takes USERS:RATE, e.g. 5000:30")
-    return int(users), float(rate)
+def parse_open_loop(text: str) -> tuple[int, float, int | None]:
+    parts = text.split(":")
+    if len(parts) not in (2, 3):
+        raise argparse.ArgumentTypeError("--open-loop takes USERS:RATE[:UPLOADERS], e.g. 5000:30 or 5000:30:500")
+    return int(parts[0]), float(parts[1]), int(parts[2]) if len(parts) == 3 else None
 
 
 def main() -> None:
@@ -573,9 +583,14 @@ def main() -> None:
         "--streams", type=int, nargs="*", default=None, help="closed-loop levels (default 100 1000 5500)"
     )
     parser.add_argument(
-        "--open-loop", type=parse_open_loop, action="append", default=[], metavar="USERS:RATE", help="open-loop level"
+        "--open-loop",
+        type=parse_open_loop,
+        action="append",
+        default=[],
+        metavar="USERS:RATE[:UPLOADERS]",
+        help="open-loop level",
     )
-    parser.add_argument("--uploaders", type=int, default=0, help="uploading users beside the askers (every level)")
+    parser.add_argument("--uploaders", type=int, default=0, help="uploading users beside the open-loop askers")
     parser.add_argument("--upload-think", type=float, default=10.0, help="mean seconds between one user's uploads")
     parser.add_argument("--duration", type=float, default=25.0, help="seconds per level, warm-up included")
     parser.add_argument("--warmup", type=float, default=5.0)
@@ -591,8 +606,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     streams = [100, 1000, 5500] if args.streams is None and not args.open_loop else (args.streams or [])
-    levels = [Level(streams=n, uploaders=args.uploaders) for n in streams]
-    levels += [Level(users=u, rate=r, uploaders=args.uploaders) for u, r in args.open_loop]
+    levels = [Level(streams=n) for n in streams]
+    levels += [Level(users=u, rate=r, uploaders=args.uploaders if up is None else up) for u, r, up in args.open_loop]
     _raise_open_file_limit()
     available = os.sched_getaffinity(0)
     if not (args.service_cpus <= available and args.harness_cpus <= available):

@@ -27,6 +27,7 @@ from ragplatform.v1 import common_pb2, conversation_pb2, gateway_pb2, gateway_pb
 
 UPLOAD_PIECE_BYTES = 1024 * 1024
 MAX_RETRY_WAIT_SECONDS = 5.0
+DEFAULT_RETRY_WAIT_SECONDS = 1.0
 TERMINAL_STATES = (common_pb2.JOB_STATE_SUCCEEDED, common_pb2.JOB_STATE_FAILED)
 
 
@@ -37,8 +38,11 @@ def rate_limit_delay(exc: BaseException) -> float | None:
     if exc.code() not in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE):
         return None
     seconds = retry_after_from(exc.trailing_metadata())
+    if seconds is None:
+        # gRPC's own refusal of a flooded server ("Too many pending requests") carries no hint
+        return DEFAULT_RETRY_WAIT_SECONDS if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED else None
     # a daily quota names hours: that is not a wait for a client to sit through
-    return seconds if seconds is not None and seconds <= MAX_RETRY_WAIT_SECONDS else None
+    return seconds if seconds <= MAX_RETRY_WAIT_SECONDS else None
 
 
 def jittered(delay: float) -> float:
