@@ -110,7 +110,7 @@ def list_keys(
 def revoke_key(
     key_id: str = typer.Argument(...), data_dir: Path | None = DATA_DIR_OPTION, json_output: bool = JSON_OPTION
 ) -> None:
-    """Revoke an API key (gateways stop accepting it within 30 s)."""
+    """Revoke an API key (every gateway stops accepting it within a second)."""
 
     async def main() -> None:
         store = await open_store(load_settings(StoreSettings, **_overrides(data_dir)))

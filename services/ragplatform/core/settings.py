@@ -208,6 +208,13 @@ class GatewaySettings(UpstreamSettings, StoreSettings, TopKSettings, HistorySett
     redis_url: SecretUrl = Field(
         None, description="Redis for rate limits and the answer cache; empty: in-process (one replica only)."
     )
+    api_key_revocation_poll_seconds: float = Field(
+        0.5,
+        gt=0,
+        le=60,
+        description="How often the gateway checks the store for revoked API keys (a revoked key stops "
+        "working on every replica within this).",
+    )
     rate_limit_rps: float = Field(20.0, gt=0, description="Requests per second allowed per API key.")
     rate_limit_burst: int = Field(40, ge=1, description="Requests an API key may make at once.")
     answer_cache_ttl_seconds: int = Field(600, ge=0, description="Answer cache lifetime; 0 disables the cache.")

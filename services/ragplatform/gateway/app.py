@@ -70,9 +70,11 @@ def build_app(settings: GatewaySettings) -> ServiceApp:
                     daily_token_budget=settings.tenant_daily_token_budget,
                 ),
             )
-            auth = ApiKeyInterceptor(
-                ApiKeyAuthenticator(store), limiter, settings.rate_limit_rps, settings.rate_limit_burst
+            authenticator = ApiKeyAuthenticator(store)
+            await stack.enter_async_context(
+                authenticator.following_revocations(settings.api_key_revocation_poll_seconds)
             )
+            auth = ApiKeyInterceptor(authenticator, limiter, settings.rate_limit_rps, settings.rate_limit_burst)
             servicer = GatewayServicer(
                 ask,
                 ingestion_pb2_grpc.IngestionServiceStub(channels["ingestion"]),

@@ -96,3 +96,18 @@ async def test_a_key_created_after_a_failed_lookup_works_once_the_cache_expires(
         await authenticator.authenticate(key)
     await store.create_api_key("acme", "late", hash_api_key(key))
     assert (await authenticator.authenticate(key)).tenant_id == "acme"
+
+
+async def test_a_revocation_drops_the_cache_at_the_next_check(store: Store) -> None:
+    key, key_id = await new_key(store, "acme")
+    other, _ = await new_key(store, "acme")
+    authenticator = ApiKeyAuthenticator(store, cache_seconds=3600)
+    assert not await authenticator.check_revocations()  # the first check only records the revision
+    await authenticator.authenticate(key)
+    await authenticator.authenticate(other)
+    await store.revoke_api_key(key_id)
+    assert await authenticator.check_revocations()
+    with pytest.raises(Unauthenticated, match="was revoked"):
+        await authenticator.authenticate(key)
+    assert (await authenticator.authenticate(other)).tenant_id == "acme"
+    assert not await authenticator.check_revocations()

@@ -109,3 +109,7 @@ class Store(Protocol):
     async def list_api_keys(self, tenant_id: str | None = None) -> list[ApiKey]: ...
 
     async def revoke_api_key(self, key_id: str) -> ApiKey: ...
+
+    async def api_key_revision(self) -> int:
+        """A number that changes whenever a key is revoked (gateways poll it to drop their key
+        caches at once instead of waiting for the cache entries to expire)."""

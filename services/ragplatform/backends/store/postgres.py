@@ -503,6 +503,10 @@ class PostgresStore:
             raise NotFound(f"API key {key_id!r} was not found; list the keys to see their ids")
         return ROWS.api_key(row)
 
+    async def api_key_revision(self) -> int:
+        async with self._connection() as conn:
+            return int(await conn.fetchval("SELECT COUNT(*) FROM api_keys WHERE revoked"))
+
     # --- helpers -----------------------------------------------------------------------------
     async def _set_state(self, job_id: str, state: JobState, error: str) -> Job:
         async with self._connection() as conn:

@@ -388,6 +388,10 @@ class SqliteStore:
 
         return await self._db.write(transaction)
 
+    async def api_key_revision(self) -> int:
+        row = await self._db.read(lambda conn: fetch_one(conn, "SELECT COUNT(*) FROM api_keys WHERE revoked = 1"))
+        return int(row[0]) if row else 0
+
     # --- helpers ---------------------------------------------------------------------------
     async def _set_state(self, job_id: str, state: JobState, error: str) -> Job:
         async def transaction(conn: aiosqlite.Connection) -> Job:
