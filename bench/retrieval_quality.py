@@ -1,7 +1,8 @@
 """Retrieval quality on a corpus the project did not write: dense, sparse, the plain hybrid (RRF)
 baseline and the platform's default pipeline, side by side in one run.
 
-    python bench/retrieval_quality.py [--rerank-url http://host:port] [--llm-rerank-url URL --llm-model M]
+    python bench/retrieval_quality.py [--rerank remote --rerank-url http://host:port]
+                                      [--rerank llm --rerank-url http://host:port/v1 --rerank-model M]
 
 Corpus: manual pages of installed packages rendered with `man` (bench/manpage_corpus.py).
 Questions: bench/retrieval_questions.tsv (task-style, written before any tuning). Chunks are cut
@@ -27,7 +28,7 @@ import asyncio
 import hashlib
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,9 +38,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.manpage_corpus import RESULTS, manpage_corpus
 from ragplatform.backends.embedders.minilm import MiniLMEmbedder
+from ragplatform.backends.rerankers.factory import make_reranker
 from ragplatform.backends.vectors.embedded_edge import EdgeVectorStore
+from ragplatform.core.settings import RetrievalSettings, load_settings
 from ragplatform.domain.models import ChunkPoint, Document, HybridFusion, ScoredPassage
 from ragplatform.ingestion.pipeline import ChunkingPolicy, ingest_document, split_document
+from ragplatform.retrieval.app import retrieval_policy
 from ragplatform.retrieval.service import RetrievalMode, RetrievalPolicy, RetrievalService
 
 QUESTIONS = Path(__file__).resolve().parent / "retrieval_questions.tsv"
@@ -154,7 +158,17 @@ async def rankings(service: RetrievalService, questions: list[tuple[str, str]]) 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.parse_args()
+    parser.add_argument("--rerank", choices=["remote", "llm"], help="add a row with this reranker after the default")
+    parser.add_argument("--rerank-url", default="", help="the reranker's base URL (TEI/Infinity, or the chat endpoint)")
+    parser.add_argument("--rerank-model", default="", help="model name sent to the reranker")
+    parser.add_argument("--rerank-candidates", type=int, default=20)
+    args = parser.parse_args()
+    reranker = None
+    if args.rerank:
+        settings = load_settings(
+            RetrievalSettings, rerank=args.rerank, rerank_url=args.rerank_url, rerank_model=args.rerank_model
+        )
+        reranker = make_reranker(settings)
     corpus = manpage_corpus()
     questions, dropped = load_questions(set(corpus))
     embedder = CachedMiniLM()
@@ -179,17 +193,24 @@ async def main() -> None:
                     service = RetrievalService(embedder, store, 50, RetrievalPolicy(mode=mode, fusion=fusion))
                     rows.append((f"{label:10} {name}", score(await rankings(service, questions), expected)))
                 if context:
-                    default = RetrievalService(embedder, store, 50)  # the platform's defaults
+                    # The retrieval service's defaults, as its settings give them.
+                    defaults = retrieval_policy(load_settings(RetrievalSettings))
+                    default = RetrievalService(embedder, store, 50, defaults)
                     rows.append(
                         ("DEFAULT    (contextual, hybrid)", score(await rankings(default, questions), expected))
                     )
+                    if reranker is not None:
+                        policy = replace(defaults, rerank_candidates=args.rerank_candidates)
+                        reranked = RetrievalService(embedder, store, 50, policy, reranker)
+                        name = f"DEFAULT + rerank ({reranker.name})"
+                        rows.append((name, score(await rankings(reranked, questions), expected)))
             finally:
                 await store.close()
     print(f"{'pipeline':40} {'hit@1':>6} {'hit@5':>6} {'MRR@10':>7}")
     for name, s in rows:
         print(f"{name:40} {s.hit1:6.1f} {s.hit5:6.1f} {s.mrr10:7.3f}")
     baseline = next(s for n, s in rows if n.startswith("plain") and "hybrid" in n)
-    final = rows[-1][1]
+    final = next(s for n, s in rows if n.startswith("DEFAULT "))
     print(f"# default vs plain RRF baseline: hit@1 {final.hit1 - baseline.hit1:+.1f} points")
 
 

@@ -1,11 +1,15 @@
-"""Search latency: the gateway's `Search` (auth, gateway -> retrieval hop, query embedding,
-tenant-filtered vector search) against a direct in-process vector-store call, at 10k and 100k
-chunks, in one run.
+"""Search latency, and what each retrieval stage adds: the gateway's `Search` (auth, gateway ->
+retrieval hop, query encoding, tenant-filtered search) with RAG_RETRIEVAL_MODE=dense and =hybrid,
+against direct in-process store calls (dense, sparse, hybrid), at 10k and 100k chunks, in one run.
 
     python bench/search_latency.py [--sizes 10000 100000] [--queries 300]
 
-Vectors are random unit vectors (what is measured is latency, not relevance); the gateway path
-also embeds the query with the `hashing` embedder.
+Vectors are random unit vectors (what is measured is latency, not relevance); chunk texts are
+120 words drawn from a Zipf distribution over a 20,000-word vocabulary, so the sparse index has
+the skewed posting lists of real text; queries are 6 such words. Half the chunks belong to
+another tenant. The gateway path embeds the query with the `hashing` embedder. There is no
+reranker row: no reranking model can run here (see docs/retrieval.md); a remote reranker adds
+its own round trip.
 """
 
 from __future__ import annotations
@@ -26,30 +30,25 @@ from ragplatform.backends.vectors.factory import open_vector_store
 from ragplatform.client import GatewayClient
 from ragplatform.core.settings import RetrievalSettings, load_settings
 from ragplatform.domain.models import ChunkPoint, SearchQuery
+from ragplatform.domain.sparse_encoding import query_vector
 from tests.support.platform_processes import PlatformProcesses
 
 TENANT = "bench"
 DIMENSION = 384
-WORDS = [
-    "pump",
-    "pressure",
-    "ferry",
-    "harbor",
-    "drone",
-    "battery",
-    "station",
-    "aurora",
-    "cafe",
-    "kestrel",
-    "nordlys",
-    "zephyr",
-]
+VOCABULARY = 20_000
+CHUNK_WORDS = 120
+QUERY_WORDS = 6
 
 
 def unit_vectors(rng: np.random.Generator, n: int) -> np.ndarray:
     v = rng.standard_normal((n, DIMENSION)).astype(np.float32)
     unit: np.ndarray = v / np.linalg.norm(v, axis=1, keepdims=True)
     return unit
+
+
+def zipf_text(rng: np.random.Generator, words: int) -> str:
+    ranks = np.minimum(rng.zipf(1.1, words), VOCABULARY)
+    return " ".join(f"term{r}" for r in ranks)
 
 
 async def populate(data_dir: Path, size: int, rng: np.random.Generator) -> None:
@@ -66,7 +65,7 @@ async def populate(data_dir: Path, size: int, rng: np.random.Generator) -> None:
                     document_id=f"doc-{(start + i) // 50}",
                     filename=f"doc-{(start + i) // 50}.txt",
                     chunk_index=(start + i) % 50,
-                    text=" ".join(WORDS[(start + i + k) % len(WORDS)] for k in range(30)),
+                    text=zipf_text(rng, CHUNK_WORDS),
                     vector=vec.tolist(),
                 )
                 for i, vec in enumerate(vectors)
@@ -83,24 +82,29 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
     return p50 * 1000, p99 * 1000
 
 
-async def direct(data_dir: Path, queries: int, rng: np.random.Generator) -> list[float]:
+async def direct(data_dir: Path, queries: list[str], rng: np.random.Generator) -> dict[str, list[float]]:
+    """Store-only latency per mode; the sparse encoding of the query is timed with the search."""
     settings = load_settings(RetrievalSettings, data_dir=data_dir, embedder="hashing")
     store = open_vector_store(settings)
     await store.open(DIMENSION)
-    samples = []
+    samples: dict[str, list[float]] = {"dense": [], "sparse": [], "hybrid": []}
     try:
-        for vec in unit_vectors(rng, queries):
-            started = time.perf_counter()
-            await store.search(SearchQuery(tenant_id=TENANT, vector=vec.tolist(), top_k=5))
-            samples.append(time.perf_counter() - started)
+        for text, vec in zip(queries, unit_vectors(rng, len(queries)), strict=True):
+            for mode in samples:
+                started = time.perf_counter()
+                sparse = query_vector(text) if mode != "dense" else None
+                vector = vec.tolist() if mode != "sparse" else []
+                await store.search(SearchQuery(tenant_id=TENANT, vector=vector, top_k=5, sparse=sparse))
+                samples[mode].append(time.perf_counter() - started)
     finally:
         await store.close()
     return samples
 
 
-async def through_gateway(data_dir: Path, queries: int) -> list[float]:
+async def through_gateway(data_dir: Path, queries: list[str], mode: str) -> list[float]:
     processes = PlatformProcesses(
-        data_dir, extra_env={"RAG_RATE_LIMIT_RPS": "100000", "RAG_RATE_LIMIT_BURST": "100000"}
+        data_dir,
+        extra_env={"RAG_RATE_LIMIT_RPS": "100000", "RAG_RATE_LIMIT_BURST": "100000", "RAG_RETRIEVAL_MODE": mode},
     )
     samples = []
     try:
@@ -109,8 +113,7 @@ async def through_gateway(data_dir: Path, queries: int) -> list[float]:
         async with GatewayClient(processes.gateway, key) as client:
             for i in range(10):
                 await client.search(f"warm up {i}", top_k=5)
-            for i in range(queries):
-                query = " ".join(WORDS[(i + k) % len(WORDS)] for k in range(6))
+            for query in queries:
                 started = time.perf_counter()
                 await client.search(query, top_k=5)
                 samples.append(time.perf_counter() - started)
@@ -125,17 +128,26 @@ async def main() -> None:
     parser.add_argument("--queries", type=int, default=300)
     args = parser.parse_args()
     rng = np.random.default_rng(7)
-    print(f"{'chunks':>8} {'path':>10} {'p50 ms':>9} {'p99 ms':>9}")
+    queries = [zipf_text(rng, QUERY_WORDS) for _ in range(args.queries)]
+    print(f"{'chunks':>8} {'path':>16} {'p50 ms':>9} {'p99 ms':>9}")
     for size in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
             data_dir = Path(tmp)
             started = time.perf_counter()
             await populate(data_dir, size, rng)
             print(f"# populated {size} chunks in {time.perf_counter() - started:.1f} s")
-            d50, d99 = percentiles(await direct(data_dir, args.queries, rng))
-            g50, g99 = percentiles(await through_gateway(data_dir, args.queries))
-            print(f"{size:>8} {'direct':>10} {d50:9.2f} {d99:9.2f}")
-            print(f"{size:>8} {'gateway':>10} {g50:9.2f} {g99:9.2f}   (p50 x{g50 / d50:.1f}, +{g50 - d50:.2f} ms)")
+            stores = {mode: percentiles(s) for mode, s in (await direct(data_dir, queries, rng)).items()}
+            for mode, (p50, p99) in stores.items():
+                print(f"{size:>8} {'store ' + mode:>16} {p50:9.2f} {p99:9.2f}")
+            # Alternate the modes so that machine noise spreads over both.
+            gateway: dict[str, list[float]] = {"dense": [], "hybrid": []}
+            half = len(queries) // 2
+            for part in (queries[:half], queries[half:]):
+                for mode in gateway:
+                    gateway[mode] += await through_gateway(data_dir, part, mode)
+            (d50, d99), (h50, h99) = percentiles(gateway["dense"]), percentiles(gateway["hybrid"])
+            print(f"{size:>8} {'gateway dense':>16} {d50:9.2f} {d99:9.2f}")
+            print(f"{size:>8} {'gateway hybrid':>16} {h50:9.2f} {h99:9.2f}   (hybrid adds {h50 - d50:+.2f} ms at p50)")
 
 
 if __name__ == "__main__":

@@ -311,7 +311,32 @@ class WorkerSettings(QueueSettings, BlobSettings, EmbedderSettings, ParseSetting
         return self
 
 
-class RetrievalSettings(VectorSettings, EmbedderSettings, TopKSettings):
+class RerankSettings(CommonSettings):
+    rerank: Literal["none", "remote", "llm"] = Field(
+        "none",
+        description="Reranking stage after hybrid search: `none`, `remote` (a `/rerank` server such as "
+        "Hugging Face TEI or Infinity) or `llm` (the OpenAI-compatible chat endpoint ranks the candidates).",
+    )
+    rerank_url: str = Field(
+        "", description="Base URL of the reranker (`remote`: the TEI/Infinity server; `llm`: the chat endpoint)."
+    )
+    rerank_model: str = Field("", description="Model name sent to the reranker (required for `llm`).")
+    rerank_api_key: SecretStr | None = Field(None, description="API key for the reranker.")
+    rerank_timeout_seconds: float = Field(10.0, gt=0, le=300, description="Per-request timeout to the reranker.")
+    rerank_candidates: int = Field(
+        20, ge=1, le=200, description="Candidates handed to the reranker (at least top_k); it returns the best top_k."
+    )
+
+    @model_validator(mode="after")
+    def _reranker_is_reachable(self) -> RerankSettings:
+        if self.rerank == "remote" and not self.rerank_url:
+            raise ValueError("RAG_RERANK=remote needs RAG_RERANK_URL (the base URL of the /rerank server)")
+        if self.rerank == "llm" and not self.rerank_model:
+            raise ValueError("RAG_RERANK=llm needs RAG_RERANK_MODEL (and RAG_RERANK_URL unless it is OpenAI)")
+        return self
+
+
+class RetrievalSettings(VectorSettings, EmbedderSettings, TopKSettings, RerankSettings):
     retrieval_mode: Literal["hybrid", "dense", "sparse"] = Field(
         "hybrid",
         description="`hybrid` (dense and BM25-style sparse candidates fused in one store query), "

@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import grpc
 
 from ragplatform.backends.embedders.factory import make_embedder
+from ragplatform.backends.rerankers.factory import make_reranker
 from ragplatform.backends.vectors.factory import open_vector_store
 from ragplatform.core.server import ServiceApp, Wiring
 from ragplatform.core.settings import RetrievalSettings
@@ -28,6 +29,7 @@ def retrieval_policy(settings: RetrievalSettings) -> RetrievalPolicy:
             rrf_k=settings.fusion_rrf_k,
             candidates=settings.fusion_candidates,
         ),
+        rerank_candidates=settings.rerank_candidates,
     )
 
 
@@ -45,7 +47,11 @@ def build_app(settings: RetrievalSettings) -> ServiceApp:
             vectors = open_vector_store(settings)
             await vectors.open(embedder.dimension)
             stack.push_async_callback(vectors.close)
-            service = RetrievalService(embedder, vectors, settings.max_top_k, retrieval_policy(settings))
+            reranker = make_reranker(settings)
+            if reranker is not None:
+                stack.push_async_callback(reranker.close)
+            policy = retrieval_policy(settings)
+            service = RetrievalService(embedder, vectors, settings.max_top_k, policy, reranker)
             servicer = RetrievalServicer(service)
 
             def register(server: grpc.aio.Server) -> Sequence[str]:

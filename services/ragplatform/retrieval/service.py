@@ -1,14 +1,18 @@
 """Retrieval rules, independent of gRPC: validate, encode the query (dense embedding and/or
-sparse terms, as the policy says), search within the tenant in one store call."""
+sparse terms, as the policy says), search within the tenant in one store call, then rerank the
+candidates when a reranker is configured."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
 
+import structlog
+
 from ragplatform.backends.embedders.base import Embedder
+from ragplatform.backends.rerankers.base import Reranker
 from ragplatform.backends.vectors.base import VectorStore
-from ragplatform.domain.errors import InvalidArgument
+from ragplatform.domain.errors import InvalidArgument, Unavailable
 from ragplatform.domain.models import ChunkPoint, HybridFusion, ScoredPassage, SearchQuery
 from ragplatform.domain.sparse_encoding import query_vector
 
@@ -17,6 +21,7 @@ MAX_QUERY_CHARS = 8000
 
 
 RetrievalMode = Literal["hybrid", "dense", "sparse"]
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -25,16 +30,24 @@ class RetrievalPolicy:
 
     mode: RetrievalMode = "hybrid"
     fusion: HybridFusion = field(default_factory=HybridFusion)
+    # Candidates fetched for the reranker (when there is one); it returns the best top_k.
+    rerank_candidates: int = 20
 
 
 class RetrievalService:
     def __init__(
-        self, embedder: Embedder, vectors: VectorStore, max_top_k: int, policy: RetrievalPolicy | None = None
+        self,
+        embedder: Embedder,
+        vectors: VectorStore,
+        max_top_k: int,
+        policy: RetrievalPolicy | None = None,
+        reranker: Reranker | None = None,
     ) -> None:
         self._embedder = embedder
         self._vectors = vectors
         self._max_top_k = max_top_k
         self._policy = policy or RetrievalPolicy()
+        self._reranker = reranker
 
     async def search(
         self,
@@ -62,11 +75,13 @@ class RetrievalService:
         if mode == "sparse" and not sparse:
             return []  # only stopwords or punctuation: nothing to match lexically
         vector = await self._embedder.embed_query(query) if mode != "sparse" else []
-        return await self._vectors.search(
+        top_k = top_k or DEFAULT_TOP_K
+        depth = max(top_k, self._policy.rerank_candidates) if self._reranker is not None else top_k
+        candidates = await self._vectors.search(
             SearchQuery(
                 tenant_id=tenant_id,
                 vector=vector,
-                top_k=top_k or DEFAULT_TOP_K,
+                top_k=depth,
                 filters=filters,
                 score_threshold=score_threshold,
                 document_ids=document_ids,
@@ -74,6 +89,16 @@ class RetrievalService:
                 fusion=self._policy.fusion,
             )
         )
+        if self._reranker is None or len(candidates) < 2:
+            return candidates[:top_k]
+        try:
+            return (await self._reranker.rerank(query, candidates))[:top_k]
+        except Unavailable as exc:
+            # An optional stage being down must not fail the search: first-stage order instead.
+            log.warning(
+                "reranker unavailable; returning first-stage order", reranker=self._reranker.name, error=str(exc)
+            )
+            return candidates[:top_k]
 
     async def upsert(self, points: list[ChunkPoint]) -> int:
         dimension = self._embedder.dimension
