@@ -41,7 +41,7 @@ def dev_addresses(gateway: str) -> dict[str, str]:
     host, _, port = gateway.rpartition(":")
     if not host or not port.isdigit():
         raise typer.BadParameter(f"--gateway {gateway!r} is not HOST:PORT")
-    return {name: f"{host}:{int(port) + OFFSETS[name]}" for name in ORDER}
+    return {name: f"{host}:{int(port) + offset}" for name, offset in sorted(OFFSETS.items(), key=lambda i: i[1])}
 
 
 async def check(service: str, address: str, timeout: float) -> ServiceStatus:
@@ -51,11 +51,20 @@ async def check(service: str, address: str, timeout: float) -> ServiceStatus:
             reply = await call
             metadata = dict(await call.initial_metadata() or ())
         except grpc.aio.AioRpcError as exc:
-            return ServiceStatus(service, address, UNREACHABLE, "", f"{exc.code().name}: {exc.details()}")
+            return ServiceStatus(service, address, UNREACHABLE, "", _why(exc))
     answered_by = str(metadata.get(SERVICE_KEY, ""))
     detail = f"answered as {answered_by!r}" if answered_by and answered_by != service else ""
     health = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
     return ServiceStatus(service, address, health, str(metadata.get(VERSION_KEY, "")), detail)
+
+
+def _why(exc: grpc.aio.AioRpcError) -> str:
+    """One line a person can act on (the full gRPC detail is long and says the same)."""
+    if exc.code() == grpc.StatusCode.UNAVAILABLE:
+        return "nothing answers there"
+    if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return "no answer within --timeout"
+    return f"{exc.code().name}: {exc.details()}"
 
 
 async def check_all(addresses: dict[str, str], timeout: float) -> list[ServiceStatus]:
@@ -99,6 +108,12 @@ def status(
         console.print(table)
         state = "" if directory["exists"] else " (does not exist)"
         key = ", dev API key present" if directory["dev_api_key"] else ""
+        if any(r.health == UNREACHABLE for r in results):
+            console.print(
+                "unreachable: start the platform (`ragplatform dev`) or give a service's address with "
+                "--service NAME=HOST:PORT",
+                highlight=False,
+            )
         console.print(f"data directory: {directory['path']}{state}{key}", highlight=False)
     if not healthy:
         raise typer.Exit(ExitCode.FAILED)
