@@ -265,8 +265,8 @@ class ParseSettings(CommonSettings):
         64,
         ge=0,
         le=10240,
-        description="Plain-text, Markdown and HTML files up to this size parse in the worker itself (their parsers "
-        "are linear; no round trip to a parser process); 0 sends every file to the sandbox.",
+        description="Plain-text and HTML files up to this size parse in the worker itself (their parsers are "
+        "linear; no round trip to a parser process); 0 sends every file to the sandbox.",
     )
 
 

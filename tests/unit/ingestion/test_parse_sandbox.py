@@ -147,3 +147,17 @@ async def test_small_text_files_parse_in_process_and_large_ones_in_a_child(sandb
 async def test_parser_processes_are_the_first_the_kernel_would_kill(sandbox: ParseSandbox) -> None:
     for child in sandbox._children:
         assert Path(f"/proc/{child.process.pid}/oom_score_adj").read_text().strip() == "1000"
+
+
+@pytest.mark.slow
+async def test_crafted_markdown_is_bounded_by_the_deadline_even_when_small() -> None:
+    # markdown-it is superlinear on runs of '[': 64 KB took 25 s in-process on a busy machine.
+    # Markdown therefore always parses in a child, under its deadline.
+    box = await started(SandboxPolicy(processes=1, timeout_seconds=1.0))
+    try:
+        started_at = time.monotonic()
+        with pytest.raises(DocumentRejected, match="RAG_PARSE_TIMEOUT_SECONDS"):
+            await box.parse(b"[" * 64 * 1024, "brackets.md", "")
+        assert time.monotonic() - started_at < 10
+    finally:
+        await box.close()
