@@ -17,7 +17,7 @@ from typing import Final
 
 from ragplatform.domain.models import Role, Turn
 from ragplatform.domain.prompts import ChatMessage
-from ragplatform.domain.text_matching import STOPWORDS, words
+from ragplatform.domain.text_matching import STOPWORDS, content_words, words
 
 #: Most key words `lexical_rewrite` appends (more drowns the question's own words).
 MAX_ADDED_WORDS = 10
@@ -125,12 +125,18 @@ _QUOTES = "\"'`\u201c\u201d\u2018\u2019"
 
 def clean_rewritten_query(reply: str, question: str, max_chars: int = 1000) -> str:
     """The query in a model's `reply`: its first non-empty line, without a "Query:" label or
-    surrounding quotes. "" when the reply is unusable (empty, or longer than `max_chars` or five
-    times the question plus 200 characters: the model answered instead of rewriting), so the
-    caller falls back."""
+    surrounding quotes. "" when the reply is unusable, so the caller falls back: empty; longer
+    than `max_chars` or five times the question plus 200 characters (the model answered instead of
+    rewriting); or keeping fewer than half of the question's own content words (a small model
+    echoing an earlier turn: "And what is its impeller made of?" must keep "impeller")."""
     for line in reply.splitlines():
         text = _LABEL.sub("", line).strip().strip(_QUOTES).strip()
-        if text:
-            limit = min(max_chars, 5 * len(question) + 200)
-            return "" if len(text) > limit else " ".join(text.split())
+        if not text:
+            continue
+        if len(text) > min(max_chars, 5 * len(question) + 200):
+            return ""
+        own = content_words(question)
+        if len(own & content_words(text)) < len(own) // 2:
+            return ""
+        return " ".join(text.split())
     return ""

@@ -106,3 +106,12 @@ def test_a_models_reply_is_reduced_to_the_query_or_rejected(reply: str, query: s
         assert '"' not in cleaned
     else:
         assert cleaned == ""
+
+
+def test_a_rewrite_that_drops_the_questions_own_words_is_rejected() -> None:
+    # Seen with SmolLM2-135M: the previous answer echoed back as the "rewrite".
+    question = "And what is its impeller made of?"
+    assert clean_rewritten_query("The maximum pressure of the Zephyr-9 pump is 42 bar.", question) == ""
+    assert clean_rewritten_query("What is the Zephyr-9 pump's impeller made of?", question) != ""
+    # A question with one content word may be paraphrased ("undo" -> "leave").
+    assert clean_rewritten_query("How do I leave maintenance mode?", "and how do I undo that?") != ""
