@@ -53,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ragplatform.backends.embedders.factory import make_embedder
 from ragplatform.backends.store.base import Store
 from ragplatform.backends.store.factory import open_store
-from ragplatform.client import TERMINAL_STATES, GatewayClient
+from ragplatform.client import TERMINAL_STATES, GatewayClient, jittered, rate_limit_delay
 from ragplatform.core.settings import StoreSettings, WorkerSettings, load_settings
 from ragplatform.domain.chunking import chunk_text
 from ragplatform.domain.models import JobState
@@ -64,6 +64,7 @@ from tests.support.platform_processes import PlatformProcesses, ProductionBacken
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "docs" / "corpus"
 UPLOADERS_PER_CHANNEL = 100
+MAX_UPLOAD_ATTEMPTS = 30
 WORKER = "ingestion-worker"
 
 
@@ -120,18 +121,26 @@ def tree_cpu_seconds(root: int) -> float:
 
 
 class CpuMeter:
-    """CPU seconds used by named process trees between `start()` and `stop()`."""
+    """CPU seconds used between `start()` and `stop()` by named processes; a name in `trees`
+    counts its process's descendants too (PostgreSQL's backends)."""
 
-    def __init__(self, roots: dict[str, int]) -> None:
-        self.roots = roots
+    def __init__(self, pids: dict[str, int], trees: frozenset[str] = frozenset({"postgres"})) -> None:
+        self.pids = pids
+        self.trees = trees
         self._before: dict[str, float] = {}
         self.used: dict[str, float] = {}
 
+    def _now(self) -> dict[str, float]:
+        return {
+            name: tree_cpu_seconds(pid) if name in self.trees else process_cpu_seconds(pid)
+            for name, pid in self.pids.items()
+        }
+
     def start(self) -> None:
-        self._before = {name: tree_cpu_seconds(pid) for name, pid in self.roots.items()}
+        self._before = self._now()
 
     def stop(self) -> None:
-        self.used = {name: tree_cpu_seconds(pid) - self._before[name] for name, pid in self.roots.items()}
+        self.used = {name: seconds - self._before[name] for name, seconds in self._now().items()}
 
 
 # --- phase 1: the floor ------------------------------------------------------------------------------
@@ -163,7 +172,8 @@ async def raw_rate(embedder_name: str, documents: list[tuple[str, bytes]]) -> tu
 @dataclass
 class UploadResult:
     job_ids: list[str] = field(default_factory=list)
-    latencies: list[float] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)  # of accepted calls
+    refused: int = 0  # refusals with a retry hint, retried after it (admission control)
     errors: Counter[str] = field(default_factory=Counter)
     error_examples: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
@@ -185,15 +195,24 @@ async def _upload_all(gateway: str, key: str, documents: list[tuple[str, bytes]]
         for name, data in todo:  # the shared iterator hands each document to one uploader
             header = gateway_pb2.IngestMetadata(filename=name)
             requests = [gateway_pb2.IngestRequest(metadata=header), gateway_pb2.IngestRequest(chunk=data)]
-            began = time.perf_counter()
-            try:
-                reply = await stub.Ingest(iter(requests), metadata=metadata, timeout=60)
-            except grpc.aio.AioRpcError as exc:
-                result.errors[exc.code().name] += 1
-                result.error_examples.setdefault(exc.code().name, (exc.details() or "")[:300])
-                continue
-            result.latencies.append(time.perf_counter() - began)
-            result.job_ids.append(reply.job.job_id)
+            for _attempt in range(MAX_UPLOAD_ATTEMPTS):
+                began = time.perf_counter()
+                try:
+                    reply = await stub.Ingest(iter(requests), metadata=metadata, timeout=60)
+                except grpc.aio.AioRpcError as exc:
+                    delay = rate_limit_delay(exc)
+                    if delay is not None:  # refused at once with a hint: back off as clients do
+                        result.refused += 1
+                        await asyncio.sleep(jittered(delay))
+                        continue
+                    result.errors[exc.code().name] += 1
+                    result.error_examples.setdefault(exc.code().name, (exc.details() or "")[:300])
+                    break
+                result.latencies.append(time.perf_counter() - began)
+                result.job_ids.append(reply.job.job_id)
+                break
+            else:
+                result.errors["REFUSED_EVERY_ATTEMPT"] += 1
 
     started = time.perf_counter()
     await asyncio.gather(*(uploader(i) for i in range(uploaders)))
@@ -353,7 +372,6 @@ def main() -> None:
             wait_serving(processes.address(service), process=processes.processes[service])
         key = processes.create_api_key("bench")
 
-        uploads = run_uploads(processes.gateway, key, documents, args.uploaders)
         others = {"harness": os.getpid()}
         if qdrant is not None and qdrant.pid is not None:
             others["qdrant double"] = qdrant.pid
@@ -364,6 +382,10 @@ def main() -> None:
                 "redis": backends.redis.pid,
                 "moto s3": backends.s3.pid,
             }
+        upload_meter = CpuMeter({**{name: processes.pid(name) for name in ("gateway", "ingestion")}, **others})
+        upload_meter.start()
+        uploads = run_uploads(processes.gateway, key, documents, args.uploaders)
+        upload_meter.stop()
         with on_cpus(service_cpus):
             result = asyncio.run(drain(processes, key, uploads.job_ids, args.timeout, others))
 
@@ -394,6 +416,11 @@ def main() -> None:
             f"p50 {1000 * statistics.median(uploads.latencies or [0.0]):.0f} ms  "
             f"p99 {1000 * percentile(uploads.latencies, 99):.0f} ms  "
             f"errors {sum(uploads.errors.values())} {dict(uploads.errors)}"
+        )
+        accepted_ms = {name: 1000 * seconds / max(1, accepted) for name, seconds in upload_meter.used.items()}
+        print(
+            f"  refused with a retry hint and retried: {uploads.refused}; CPU ms per accepted upload: "
+            + ", ".join(f"{name} {ms:.2f}" for name, ms in accepted_ms.items())
         )
         for status, example in uploads.error_examples.items():
             print(f"  e.g. {status}: {example}")

@@ -18,6 +18,9 @@ from ragplatform.domain.models import Chunk, ChunkPoint, Document, Job
 from ragplatform.domain.parsing import ParsedDocument, parse_document
 from ragplatform.ingestion.parse_sandbox import ParseDocument, parse_in_process
 
+# Texts up to this long are chunked on the event loop (about a millisecond of work).
+INLINE_CHUNKING_CHARS = 8_000
+
 # Stores embedded chunks (the retrieval service's UpsertChunks).
 IndexChunks = Callable[[Document, list[ChunkPoint]], Awaitable[None]]
 # Removes the document's chunks with index >= the given count.
@@ -89,8 +92,12 @@ async def ingest_document(
     last one (the job's success records it): a small document costs no progress writes."""
     # The worker passes its ParseSandbox: a hostile file costs bounded time and memory.
     parsed = await parse(data, document.filename, document.content_type)
-    # Chunking counts every token: CPU-bound, so off the event loop.
-    chunks = await asyncio.to_thread(chunk_document, parsed, document, embedder, policy)
+    # Chunking counts every token: CPU-bound, so off the event loop - except for a small text,
+    # where the hop to a thread (and back through the GIL) costs more than the work.
+    if len(parsed.text) <= INLINE_CHUNKING_CHARS:
+        chunks = chunk_document(parsed, document, embedder, policy)
+    else:
+        chunks = await asyncio.to_thread(chunk_document, parsed, document, embedder, policy)
     total = len(chunks)
     report = total > policy.embed_batch_size
     if report:
