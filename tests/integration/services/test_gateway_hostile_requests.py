@@ -262,3 +262,15 @@ async def test_a_utf16_file_without_a_bom_is_ingested_as_text(
     assert job.state == common_pb2.JOB_STATE_SUCCEEDED, job.error
     found = await stub.Search(gateway_pb2.GatewaySearchRequest(query="Zephyr-9 pump bar"), metadata=auth)
     assert "12 bar" in found.passages[0].text
+
+
+async def test_undecodable_health_and_reflection_requests_are_invalid_argument(channel: grpc.aio.Channel) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as health_info:
+        await channel.unary_unary("/grpc.health.v1.Health/Check")(GARBAGE, timeout=10)
+    reflection = channel.stream_stream("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo")
+    with pytest.raises(grpc.aio.AioRpcError) as reflection_info:
+        await reflection(iter([GARBAGE]), timeout=10).read()
+    assert health_info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert reflection_info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    health = await channel.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=10)
+    assert health == b"\x08\x01"  # SERVING

@@ -15,6 +15,8 @@ writing makes grpc's client fail its next write with INTERNAL "Internal error fr
 of showing the server's status.
 
 This interceptor must be the innermost one, so that its errors pass through the error mapping.
+The health and reflection services, which the other interceptors leave alone, end such calls
+INVALID_ARGUMENT themselves.
 """
 
 from __future__ import annotations
@@ -132,7 +134,27 @@ async def _end_stream(requests: CheckedRequests, failure: BaseException) -> Base
     return failure
 
 
-def _wrap(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
+def _aborting(call: Callable[..., Any], streams_response: bool) -> Callable[..., Any]:
+    """For the health and reflection services, which no error-mapping scope wraps: end the call
+    INVALID_ARGUMENT here (grpc would make the exception UNKNOWN)."""
+
+    async def unary(request: Any, context: Any) -> Any:
+        try:
+            return await call(request, context)
+        except InvalidArgument as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
+
+    async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
+        try:
+            async for item in call(request, context):
+                yield item
+        except InvalidArgument as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
+
+    return stream if streams_response else unary
+
+
+def _wrap(handler: grpc.RpcMethodHandler[Any, Any], abort_here: bool) -> grpc.RpcMethodHandler[Any, Any]:
     def check(request: Any) -> Any:
         if isinstance(request, UndecodableRequest):
             raise InvalidArgument(request.reason)
@@ -182,14 +204,18 @@ def _wrap(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any
         "request_deserializer": tolerant_deserializer(handler.request_deserializer),
         "response_serializer": handler.response_serializer,
     }
+
+    def finish(call: Callable[..., Any], streams_response: bool) -> Callable[..., Any]:
+        return _aborting(call, streams_response) if abort_here else call
+
     if handler.unary_unary:
-        return grpc.unary_unary_rpc_method_handler(unary_unary(handler.unary_unary), **kwargs)
+        return grpc.unary_unary_rpc_method_handler(finish(unary_unary(handler.unary_unary), False), **kwargs)
     if handler.unary_stream:
-        return grpc.unary_stream_rpc_method_handler(unary_stream(handler.unary_stream), **kwargs)
+        return grpc.unary_stream_rpc_method_handler(finish(unary_stream(handler.unary_stream), True), **kwargs)
     if handler.stream_unary:
-        return grpc.stream_unary_rpc_method_handler(stream_unary(handler.stream_unary), **kwargs)
+        return grpc.stream_unary_rpc_method_handler(finish(stream_unary(handler.stream_unary), False), **kwargs)
     if handler.stream_stream:
-        return grpc.stream_stream_rpc_method_handler(stream_stream(handler.stream_stream), **kwargs)
+        return grpc.stream_stream_rpc_method_handler(finish(stream_stream(handler.stream_stream), True), **kwargs)
     return handler
 
 
@@ -210,8 +236,8 @@ class RequestDecodingInterceptor(grpc.aio.ServerInterceptor):
         if cached is not None:
             return cached
         handler = await continuation(handler_call_details)
-        if handler is None or is_infrastructure(method):
+        if handler is None:
             return handler
-        wrapped = _wrap(handler)
+        wrapped = _wrap(handler, abort_here=is_infrastructure(method))
         self._handlers[method] = wrapped
         return wrapped
