@@ -54,7 +54,7 @@ def test_the_services_image_builds_and_its_cli_runs_as_non_root(image_builder: I
         image,
         "sh",
         "-c",
-        "RAG_PORT=0 RAG_METRICS_PORT=0 RAG_STORE_URL=postgresql://nobody@127.0.0.1:1/x "
+        "RAG_PORT=0 RAG_METRICS_PORT=0 RAG_INTERNAL_TOKEN=image-test RAG_STORE_URL=postgresql://nobody@127.0.0.1:1/x "
         "timeout 60 ragplatform serve conversation",
     )
     assert served.returncode != 0
