@@ -113,7 +113,7 @@ async def one_pass(rounds: int) -> tuple[list[float], list[float], int]:
             started = time.perf_counter()
             await reconciler.reconcile(body(), memory, lambda *_: None, logger, apply_all=True)
             apply_all.append(time.perf_counter() - started)
-        api.close()
+        await api.aclose()
         return drift_only, apply_all, len(_expected(body()))
 
 

@@ -78,9 +78,9 @@ def contains(live: Any, desired: Any) -> bool:
     return bool(live == desired)
 
 
-def child_selector(platform: str) -> str:
-    """The label selector of every child of the RagPlatform `platform`."""
-    return f"{INSTANCE_LABEL}={platform},{MANAGED_BY_LABEL}={MANAGED_BY}"
+def child_selector(platform: str) -> dict[str, str]:
+    """The labels every child of the RagPlatform `platform` carries (a label selector)."""
+    return {INSTANCE_LABEL: platform, MANAGED_BY_LABEL: MANAGED_BY}
 
 
 def _owned_by(obj: Mapping[str, Any], platform: str, uid: str) -> bool:

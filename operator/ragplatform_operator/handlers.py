@@ -109,6 +109,7 @@ def build_registry(config: OperatorConfig, *, login_via_client: bool = True) -> 
         reconciler = memo.get("reconciler")
         if isinstance(reconciler, Reconciler):
             await reconciler.queue_reader.aclose()
+            await reconciler.api.aclose()
 
     @kopf.on.probe(id="reconciler", registry=registry)
     def reconciler_present(memo: kopf.Memo, **_: Any) -> bool:

@@ -1,27 +1,32 @@
-"""A small asyncio facade over the `kubernetes` client for the few calls the operator makes.
+"""The operator's own API calls, through lightkube's asyncio client (server-side apply included).
 
-The `kubernetes` package handles every way of authenticating (in-cluster service account,
-kubeconfig, exec plugins, client certificates); its calls are blocking, so each runs in a worker
-thread. Objects are plain dicts, addressed by `apiVersion` + `kind`: the operator only touches
-the kinds in `RESOURCES`, whose plural names are therefore known without discovery.
+lightkube loads credentials as kopf's `login_via_client` does, from the same places in the same
+order: the pod's service account (re-reading the rotated token), else the kubeconfig (KUBECONFIG
+or ~/.kube/config, exec plugins and client certificates included). Objects stay plain dicts,
+addressed by `apiVersion` + `kind`: the operator only touches the kinds in `RESOURCES`, each
+served through a lightkube generic resource, so no discovery is needed.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import json
+import contextlib
+import functools
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
-import kubernetes
+import httpx2
+from lightkube import ApiError, AsyncClient
+from lightkube.config.kubeconfig import KubeConfig
+from lightkube.generic_resource import create_global_resource, create_namespaced_resource
+from lightkube.types import CascadeType, PatchType
 
 from ragplatform_operator import API_GROUP, API_VERSION, PLURAL
 from ragplatform_operator.child_events import OwnWrites
 
 FIELD_MANAGER = "ragplatform-operator"
-_REQUEST_TIMEOUT_SECONDS = 30
+_TIMEOUT = httpx2.Timeout(30.0)
 
 
 @dataclass(frozen=True)
@@ -73,110 +78,80 @@ def resource_of(api_version: str, kind: str) -> ResourceKind:
         raise ValueError(f"the operator does not manage {kind} ({api_version})") from None
 
 
-def object_path(resource: ResourceKind, namespace: str, name: str | None = None, subresource: str = "") -> str:
-    """The URL path of a namespaced object (or of the collection when `name` is None)."""
-    prefix = "/api/v1" if resource.api_version == "v1" else f"/apis/{resource.api_version}"
-    path = f"{prefix}/namespaces/{quote(namespace)}/{resource.plural}"
-    if name is not None:
-        path += f"/{quote(name)}"
-    if subresource:
-        path += f"/{subresource}"
-    return path
+@functools.cache
+def _generic(resource: ResourceKind) -> Any:
+    """lightkube's generic (dict-based) resource class for one kind."""
+    group, _, version = resource.api_version.rpartition("/")
+    return create_namespaced_resource(group, version, resource.kind, resource.plural)
+
+
+_CRD = create_global_resource("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions")
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    raw: dict[str, Any] = obj.to_dict()
+    return raw
 
 
 class KubeApi:
-    """The operator's own API calls (kopf does its own for watching, events and progress)."""
+    """The operator's own API calls (kopf does its own for watching, events and progress).
 
-    def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
-        self._api = api_client
+    Every failure surfaces as `KubeApiError` with the HTTP status (0: the server was not reached).
+    """
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
         # What this client wrote last: the child watchers ignore the events of these writes.
         self.own_writes = OwnWrites()
 
     @classmethod
     def from_environment(cls) -> KubeApi:
         """In a pod: its service account; elsewhere: the current kubeconfig context."""
-        configuration = kubernetes.client.Configuration()
-        try:
-            kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        except kubernetes.config.ConfigException:
-            kubernetes.config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        return cls(kubernetes.client.ApiClient(configuration))
+        return cls(AsyncClient(config=KubeConfig.from_env(), field_manager=FIELD_MANAGER, timeout=_TIMEOUT))
 
     @classmethod
     def for_url(cls, url: str) -> KubeApi:
         """An unauthenticated client of the API server at `url` (tests, benchmarks)."""
-        configuration = kubernetes.client.Configuration(host=url.rstrip("/"))
-        return cls(kubernetes.client.ApiClient(configuration))
-
-    def close(self) -> None:
-        """Release the connection pool."""
-        self._api.close()  # type: ignore[no-untyped-call]
-
-    def _call(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        query: list[tuple[str, str]] | None = None,
-        content_type: str = "application/json",
-    ) -> dict[str, Any] | None:
-        serialized = self._api.param_serialize(
-            method,
-            path,
-            query_params=query or [],
-            header_params={"Content-Type": content_type, "Accept": "application/json"},
-            body=body,
-            auth_settings=["BearerToken"],
+        config = KubeConfig.from_dict(
+            {
+                "clusters": [{"name": "server", "cluster": {"server": url.rstrip("/")}}],
+                "users": [{"name": "anonymous", "user": {}}],
+                "contexts": [{"name": "server", "context": {"cluster": "server", "user": "anonymous"}}],
+                "current-context": "server",
+            }
         )
-        _, url, headers, payload = serialized[0], serialized[1], serialized[2], serialized[3]
-        try:
-            response = self._api.call_api(
-                method, url, header_params=headers, body=payload, _request_timeout=_REQUEST_TIMEOUT_SECONDS
-            )
-            response.read()  # type: ignore[no-untyped-call]
-        except kubernetes.client.exceptions.ApiException as exc:
-            raise KubeApiError(int(exc.status or 0), f"{method} {path}: {exc.reason}") from None
-        except OSError as exc:  # urllib3's connection errors derive from it
-            raise KubeApiError(0, f"{method} {path}: cannot reach the API server: {exc}") from None
-        text = response.data.decode("utf-8") if response.data else ""
-        if response.status >= 400:
-            raise KubeApiError(response.status, f"{method} {path}: HTTP {response.status}: {_status_message(text)}")
-        parsed = json.loads(text) if text else None
-        return parsed if isinstance(parsed, dict) else None
+        return cls(AsyncClient(config=config, field_manager=FIELD_MANAGER, timeout=_TIMEOUT))
 
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        query: list[tuple[str, str]] | None = None,
-        content_type: str = "application/json",
-    ) -> dict[str, Any] | None:
-        return await asyncio.to_thread(self._call, method, path, body, query, content_type)
+    async def aclose(self) -> None:
+        """Release the connection pool (from the event loop that used the client)."""
+        await self._client.close()
 
     async def apply(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
         """Server-side apply `manifest` under the operator's field manager, taking over conflicts."""
         resource = resource_of(manifest["apiVersion"], manifest["kind"])
-        meta = manifest["metadata"]
-        path = object_path(resource, meta["namespace"], meta["name"])
-        query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
-        applied = await self._request("PATCH", path, manifest, query, "application/apply-patch+yaml")
+        what = f"apply {manifest['kind']} {manifest['metadata'].get('name')}"
+        async with _translated_errors(what):
+            applied = _as_dict(await self._client.apply(_generic(resource).from_dict(manifest), force=True))
         self.own_writes.record(applied)
         return applied
 
     async def get(self, resource: ResourceKind, namespace: str, name: str) -> dict[str, Any] | None:
         """The object, or None when it does not exist."""
         try:
-            return await self._request("GET", object_path(resource, namespace, name))
+            async with _translated_errors(f"get {resource.kind} {namespace}/{name}"):
+                return _as_dict(await self._client.get(_generic(resource), name, namespace=namespace))
         except KubeApiError as exc:
             if exc.status == 404:
                 return None
             raise
 
-    async def list(self, resource: ResourceKind, namespace: str, label_selector: str) -> list[dict[str, Any]]:
-        """Objects of one kind in a namespace matching a label selector (items get their kind set)."""
-        answer = await self._request("GET", object_path(resource, namespace), query=[("labelSelector", label_selector)])
-        items = (answer or {}).get("items") or []
+    async def list(self, resource: ResourceKind, namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Objects of one kind in a namespace carrying all `labels` (items get their kind set)."""
+        async with _translated_errors(f"list {resource.plural} in {namespace}"):
+            items = [
+                _as_dict(item)
+                async for item in self._client.list(_generic(resource), namespace=namespace, labels=dict(labels))
+            ]
         # Lists omit each item's apiVersion and kind; put them back so items read like manifests.
         return [{**item, "apiVersion": resource.api_version, "kind": resource.kind} for item in items]
 
@@ -184,7 +159,8 @@ class KubeApi:
         """Delete an object in the background; False when it was already gone."""
         self.own_writes.record_deletion((resource.kind, namespace, name))
         try:
-            await self._request("DELETE", object_path(resource, namespace, name), {"propagationPolicy": "Background"})
+            async with _translated_errors(f"delete {resource.kind} {namespace}/{name}"):
+                await self._client.delete(_generic(resource), name, namespace=namespace, cascade=CascadeType.BACKGROUND)
         except KubeApiError as exc:
             if exc.status == 404:
                 return False
@@ -195,7 +171,8 @@ class KubeApi:
         """Whether the CustomResourceDefinition `name` (e.g. podmonitors.monitoring.coreos.com)
         exists. A 403 (RBAC of an older chart without `get` on CRDs) counts as absent."""
         try:
-            await self._request("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{quote(name)}")
+            async with _translated_errors(f"get CustomResourceDefinition {name}"):
+                await self._client.get(_CRD, name)
         except KubeApiError as exc:
             if exc.status in (403, 404):
                 return False
@@ -204,12 +181,10 @@ class KubeApi:
 
     async def patch_platform_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         """Merge-patch a RagPlatform's status subresource (None values delete keys)."""
-        await self._request(
-            "PATCH",
-            object_path(PLATFORM, namespace, name, "status"),
-            {"status": status},
-            content_type="application/merge-patch+json",
-        )
+        async with _translated_errors(f"patch the status of RagPlatform {namespace}/{name}"):
+            await self._client.patch(
+                _generic(PLATFORM).Status, name, {"status": status}, namespace=namespace, patch_type=PatchType.MERGE
+            )
 
     async def read_secret_value(self, namespace: str, name: str, key: str) -> str:
         """One key of a Secret, decoded; KubeApiError(404) when the Secret or the key is missing."""
@@ -225,9 +200,15 @@ class KubeApi:
         return base64.b64decode(raw).decode("utf-8")
 
 
-def _status_message(text: str) -> str:
+@contextlib.asynccontextmanager
+async def _translated_errors(what: str) -> AsyncIterator[None]:
+    """lightkube's and httpx2's errors as `KubeApiError` saying what failed."""
     try:
-        parsed = json.loads(text)
-    except ValueError:
-        return text[:300]
-    return str(parsed.get("message") or text[:300]) if isinstance(parsed, dict) else text[:300]
+        yield
+    except ApiError as exc:
+        raise KubeApiError(int(exc.status.code or 0), f"{what}: {exc.status.message or exc}") from None
+    except httpx2.HTTPStatusError as exc:  # an error answer that is not a Kubernetes Status
+        code = exc.response.status_code
+        raise KubeApiError(code, f"{what}: HTTP {code}: {exc.response.text[:300]}") from None
+    except httpx2.TransportError as exc:
+        raise KubeApiError(0, f"{what}: cannot reach the API server: {exc}") from None

@@ -32,23 +32,20 @@ def main() -> None:
     kopf.configure(verbose=config.verbose, log_format=_LOG_FORMATS[config.log_format], log_refkey="k8s")
     try:
         api = KubeApi.from_environment()
-    except Exception as exc:  # the kubernetes config loaders raise several unrelated types
+    except Exception as exc:  # lightkube's config loader raises several unrelated types
         sys.exit(
             f"ragplatform-operator: no Kubernetes credentials ({exc}). Run it in a pod with a service "
             "account, or with a kubeconfig (KUBECONFIG or ~/.kube/config)."
         )
-    reconciler = Reconciler(api, QueueDepthReader())
-    try:
-        kopf.run(
-            registry=build_registry(config),
-            standalone=True,
-            clusterwide=not config.namespaces,
-            namespaces=config.namespaces,
-            liveness_endpoint=config.liveness_endpoint or None,
-            memo=kopf.Memo(reconciler=reconciler),
-        )
-    finally:
-        api.close()
+    # The API client is closed by the cleanup handler, in the event loop that used it.
+    kopf.run(
+        registry=build_registry(config),
+        standalone=True,
+        clusterwide=not config.namespaces,
+        namespaces=config.namespaces,
+        liveness_endpoint=config.liveness_endpoint or None,
+        memo=kopf.Memo(reconciler=Reconciler(api, QueueDepthReader())),
+    )
 
 
 if __name__ == "__main__":

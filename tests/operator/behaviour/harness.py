@@ -198,6 +198,5 @@ class OperatorThread:
         self.stop_flag.set()
         # Join from a worker thread: the caller's loop must keep serving the emulator meanwhile.
         await asyncio.to_thread(self.thread.join, 20)
-        self.api.close()
         assert not self.thread.is_alive(), "the operator did not stop within 20 s"
         assert not self.failure, f"the operator failed: {self.failure[0]!r}"
