@@ -274,7 +274,10 @@ class Passage(_message.Message):
     text: _builtins.str
     """Text of the chunk."""
     score: _builtins.float
-    """Similarity to the query (cosine, higher is closer)."""
+    """Relevance to the query, higher is better: the cosine similarity in dense retrieval, the
+    fused rank score (reciprocal rank fusion) in hybrid retrieval (the default), the BM25 score
+    in sparse retrieval, or the reranker's score when one is configured. See docs/retrieval.md.
+    """
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """The document's metadata labels."""

@@ -62,7 +62,7 @@ class AskRequest(_message.Message):
     top_k: _builtins.int
     """Passages to retrieve (default 5, at most 50)."""
     score_threshold: _builtins.float
-    """Ignore passages scoring below this (0 keeps all)."""
+    """Ignore passages whose cosine similarity to the question is below this (0 keeps all)."""
     model: _builtins.str
     """Model to answer with (empty: the platform's default)."""
     max_tokens: _builtins.int
@@ -247,7 +247,9 @@ class GatewaySearchRequest(_message.Message):
     top_k: _builtins.int
     """Passages to return (default 5, at most 50)."""
     score_threshold: _builtins.float
-    """Drop passages scoring below this (0 keeps all)."""
+    """Drop passages whose cosine similarity to the query is below this (0 keeps all); it applies
+    to the dense side of hybrid search too.
+    """
     @_builtins.property
     def filters(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Exact-match filters on document metadata labels."""

@@ -61,7 +61,9 @@ class SearchRequest(_message.Message):
     top_k: _builtins.int
     """Number of passages to return (default 5, at most 50)."""
     score_threshold: _builtins.float
-    """Drop passages scoring below this (0 keeps all)."""
+    """Drop passages whose cosine similarity to the query is below this (0 keeps all); it applies
+    to the dense side of hybrid search too.
+    """
     @_builtins.property
     def filters(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Exact-match filters on document metadata labels (all must match)."""
