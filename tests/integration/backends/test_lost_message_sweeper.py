@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 
 from ragplatform.backends.queue.base import JobQueue
-from ragplatform.backends.queue.factory import open_queue
 from ragplatform.backends.store.base import Store
-from ragplatform.backends.store.factory import open_store
 from ragplatform.core.settings import QueueSettings, load_settings
 from ragplatform.ingestion.sweeper import LostMessageSweeper
+from tests.support.opened_backends import opened_backends
 from tests.support.servers import PostgresDatabase, RedisServer
 from tests.support.store_contract import new_tenant, upload
 
@@ -37,13 +36,8 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> QueueSettings:
 
 @pytest.fixture
 async def backends(settings: QueueSettings) -> AsyncIterator[tuple[Store, JobQueue]]:
-    store = await open_store(settings)
-    queue = await open_queue(settings)
-    try:
-        yield store, queue
-    finally:
-        await queue.close()
-        await store.close()
+    async with opened_backends(settings) as opened:
+        yield opened
 
 
 def sweeper(store: Store, queue: JobQueue, minutes_later: float) -> LostMessageSweeper:

@@ -14,11 +14,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from ragplatform.backends.queue.base import JobQueue
-from ragplatform.backends.queue.factory import open_queue
 from ragplatform.backends.store.base import Store
-from ragplatform.backends.store.factory import open_store
 from ragplatform.core.settings import QueueSettings, load_settings
 from ragplatform.domain.models import JobState
+from tests.support.opened_backends import opened_backends
 from tests.support.servers import PostgresDatabase, RedisServer
 from tests.support.store_contract import new_tenant, upload
 
@@ -39,13 +38,8 @@ def settings(postgres_database: PostgresDatabase, redis_server: RedisServer) -> 
 
 @pytest.fixture
 async def backends(settings: QueueSettings) -> AsyncIterator[tuple[Store, JobQueue]]:
-    store = await open_store(settings)
-    queue = await open_queue(settings)
-    try:
-        yield store, queue
-    finally:
-        await queue.close()
-        await store.close()
+    async with opened_backends(settings) as opened:
+        yield opened
 
 
 async def test_a_poison_job_is_dead_lettered_failed_and_replayed(

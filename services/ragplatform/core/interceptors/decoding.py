@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 
@@ -119,19 +119,20 @@ def _failed_quietly() -> bool:
     return task is not None and task.cancelling() > 0
 
 
-async def _end_stream(requests: CheckedRequests, failure: BaseException) -> BaseException:
-    """The exception a streamed-request call that failed with `failure` should end with."""
+async def _end_stream(requests: CheckedRequests, failure: BaseException) -> NoReturn:
+    """Raise what a streamed-request call that failed with `failure` should end with."""
     if _failed_quietly() or isinstance(failure, GeneratorExit):
-        return failure
+        raise failure
     if isinstance(failure, Exception | asyncio.CancelledError):
         # An undecodable message wins over what consuming it caused (e.g. a cancelled upstream
         # call: grpc cancels a call whose request iterator raised).
-        result: BaseException = requests.error if requests.error is not None else failure
-        if isinstance(result, Exception):
+        ending: BaseException = requests.error if requests.error is not None else failure
+        if isinstance(ending, Exception):
             with contextlib.suppress(TimeoutError, grpc.aio.AioRpcError, grpc.aio.AbortError, RuntimeError):
                 await requests.drain()
-        return result
-    return failure
+        if ending is not failure:
+            raise ending from None
+    raise failure
 
 
 def _aborting(call: Callable[..., Any], streams_response: bool) -> Callable[..., Any]:
@@ -179,10 +180,7 @@ def _wrap(handler: grpc.RpcMethodHandler[Any, Any], abort_here: bool) -> grpc.Rp
             try:
                 return await behaviour(requests, context)
             except BaseException as failure:
-                ending = await _end_stream(requests, failure)
-                if ending is failure:
-                    raise
-                raise ending from None
+                await _end_stream(requests, failure)
 
         return call
 
@@ -193,10 +191,7 @@ def _wrap(handler: grpc.RpcMethodHandler[Any, Any], abort_here: bool) -> grpc.Rp
                 async for item in behaviour(requests, context):
                     yield item
             except BaseException as failure:
-                ending = await _end_stream(requests, failure)
-                if ending is failure:
-                    raise
-                raise ending from None
+                await _end_stream(requests, failure)
 
         return call
 
