@@ -24,6 +24,7 @@ def run_eval(platform: RunningPlatform, *args: str) -> str:
 
 def test_the_shipped_questions_score_search_and_asks(platform: RunningPlatform) -> None:
     report = json.loads(run_eval(platform, str(QUESTIONS), "--json").strip().splitlines()[-1])
+    print(f"\nscores on the example corpus (hashing embedder, extractive answers): {report['scores']}")
     questions = sum(1 for line in QUESTIONS.read_text().splitlines() if line.strip() and not line.startswith("#"))
     assert set(report["scores"]) == {"search", "ask"}
     for mode, scores in report["scores"].items():

@@ -91,13 +91,14 @@ def infer_citations(answer: str, passages: Sequence[ScoredPassage], quote_chars:
     an empty answer, no passages, or an answer that says the passages do not contain the answer."""
     if not passages or not answer.strip() or is_no_answer(answer):
         return []
+    passage_words = [_matching_words(p.text) for p in passages]
     attributed: dict[int, list[str]] = {}
     for sentence in _answer_sentences(answer):
-        number = _best_passage(sentence, passages, require_match=True)
+        number = _best_passage(sentence, passage_words, require_match=True)
         if number:
             attributed.setdefault(number, []).append(sentence)
     if not attributed:
-        attributed[_best_passage(answer, passages, require_match=False)] = [answer]
+        attributed[_best_passage(answer, passage_words, require_match=False)] = [answer]
     return [
         Citation(
             index=number,
@@ -118,18 +119,29 @@ def is_no_answer(answer: str) -> bool:
     return " ".join(words(NO_ANSWER)) in " ".join(words(answer))
 
 
-def _best_passage(text: str, passages: Sequence[ScoredPassage], *, require_match: bool) -> int:
-    """The 1-based number of the passage sharing most content words with `text` (the first on
-    ties). With `require_match`, 0 unless they share enough words to count as a source."""
-    text_words = content_words(text)
+def _best_passage(text: str, passage_words: Sequence[set[str]], *, require_match: bool) -> int:
+    """The 1-based number of the passage sharing most words with `text` (the first on ties).
+    With `require_match`, 0 unless they share enough words to count as a source."""
+    text_words = _matching_words(_ENUMERATION.sub("", text))
     best_number, best_shared = 0 if require_match else 1, 0
-    for number, passage in enumerate(passages, start=1):
-        shared = len(text_words & content_words(passage.text))
+    for number, words_of_passage in enumerate(passage_words, start=1):
+        shared = len(text_words & words_of_passage)
         if shared > best_shared:
             best_number, best_shared = number, shared
     if require_match and best_shared < min(MIN_SHARED_WORDS, max(1, (len(text_words) + 1) // 2)):
         return 0
     return best_number
+
+
+# A list item's number or bullet ("2. ", "3) ", "- "): says nothing about where the item came from.
+_ENUMERATION = re.compile(r"^\s*(?:\d{1,3}[.)]|[-*\u2022])(?:\s+|$)")
+
+
+def _matching_words(text: str) -> set[str]:
+    """Content words, plus the parts of hyphenated ones ("single-stage" also gives "single" and
+    "stage"), so that an answer writing "single stage" matches a passage writing "single-stage"."""
+    found = content_words(text)
+    return found | {part for word in found if "-" in word for part in content_words(word.replace("-", " "))}
 
 
 def short_quote(passage_text: str, focus: str, max_chars: int = QUOTE_CHARS) -> str:

@@ -142,3 +142,13 @@ def test_chat_messages_without_passages_say_so() -> None:
     messages = build_chat_messages("Anything?", [], [], max_history_turns=0)
     assert len(messages) == 2
     assert "(no passages were found)" in messages[-1]["content"]
+
+
+def test_inference_ignores_list_numbers_and_matches_hyphenated_words_by_their_parts() -> None:
+    # Seen with SmolLM2: "2. A single stage centrifugal" went to a passage that shared only "2".
+    passages = [
+        passage(1, "The Zephyr-9 is a single-stage centrifugal pump. Its maximum pressure is 42 bar.", "zephyr.md"),
+        passage(2, "Station Nordlys has 2 diesel generators and a crew of nine.", "nordlys.txt"),
+    ]
+    answer = "1. The maximum pressure is 42 bar.\n2. A single stage centrifugal"
+    assert [(c.index, c.inferred) for c in assemble_citations(answer, passages)] == [(1, True)]
