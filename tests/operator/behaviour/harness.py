@@ -155,17 +155,29 @@ class OperatorThread:
 
     @classmethod
     async def start(cls, url: str, config: OperatorConfig) -> OperatorThread:
+        """The operator against the emulator at `url`, watching the test namespace."""
         registry = build_registry(config, login_via_client=False)
 
         @kopf.on.login(registry=registry)
         def login_to_emulator(**_: Any) -> kopf.ConnectionInfo:
             return kopf.ConnectionInfo(server=url, insecure=True)
 
-        api = KubeApi.for_url(url)
         settings = kopf.OperatorSettings()
         # kmock 0.8 cannot serve GET /api/v1/namespaces (its path parser fails on it), so kopf must
         # not scan namespaces; the operator watches the one test namespace by name.
         settings.scanning.disabled = True
+        return await cls._run(registry, settings, KubeApi.for_url(url), NAMESPACE)
+
+    @classmethod
+    async def start_on_cluster(cls, config: OperatorConfig, namespace: str) -> OperatorThread:
+        """The operator as it runs in production (kopf's own login, credentials from the
+        environment) against the cluster KUBECONFIG points at, watching `namespace`."""
+        return await cls._run(build_registry(config), kopf.OperatorSettings(), KubeApi.from_environment(), namespace)
+
+    @classmethod
+    async def _run(
+        cls, registry: kopf.OperatorRegistry, settings: kopf.OperatorSettings, api: KubeApi, namespace: str
+    ) -> OperatorThread:
         stop_flag, ready_flag = threading.Event(), threading.Event()
         failure: list[BaseException] = []
 
@@ -176,7 +188,7 @@ class OperatorThread:
                         registry=registry,
                         settings=settings,
                         standalone=True,
-                        namespaces=[NAMESPACE],
+                        namespaces=[namespace],
                         memo=kopf.Memo(reconciler=Reconciler(api, QueueDepthReader())),
                         stop_flag=stop_flag,
                         ready_flag=ready_flag,
