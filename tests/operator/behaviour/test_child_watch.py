@@ -5,6 +5,7 @@ operator's own writes trigger nothing, and one flapping child slows only its own
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -52,11 +53,12 @@ async def settled(cluster: Cluster, platform: str = "demo") -> None:
     await eventually(
         lambda: handled in (cluster.platform(platform)["metadata"].get("annotations") or {}), what="create handled"
     )
-    while True:
+    for _ in range(15):
         before = passes(cluster)
         await asyncio.sleep(2.0)
         if passes(cluster) == before:
             return
+    raise AssertionError("the operator kept reconciling for 30 s with nothing changed")
 
 
 async def test_deleted_child_is_recreated_within_seconds_not_at_the_timer(watching_cluster: Cluster) -> None:
@@ -96,25 +98,35 @@ async def test_image_changed_by_another_manager_is_reverted_within_seconds(watch
     await eventually(lambda: gateway_image(cluster) == rendered, timeout=REPAIR_BOUND_SECONDS, what="image reverted")
 
 
-async def test_the_operators_own_writes_trigger_no_pass(watching_cluster: Cluster) -> None:
+async def test_the_operators_own_writes_trigger_no_pass(
+    watching_cluster: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
     cluster = watching_cluster
+    caplog.set_level(logging.INFO, logger="kopf.objects")
+
+    def triggered_passes() -> list[str]:
+        """The passes the child watchers started (the repair loop logs each one)."""
+        return [r.getMessage() for r in caplog.records if "reconciling after events on its objects" in r.getMessage()]
+
     await cluster.create_platform(minimal_platform())
     await settled(cluster)
     quiet = passes(cluster)
     await asyncio.sleep(1.5)
     assert passes(cluster) == quiet, "the operator reconciled with nothing changed: a loop on its own writes"
+    assert triggered_passes() == [], "creating 30-odd children started repair passes"
 
-    # A spec change rewrites children (one pass, by the update handler); their events start none.
+    # A spec change rewrites children (by the update handler); their events start no repair.
     await cluster.patch_platform_spec("demo", {"gateway": {"replicas": 3}, "retrieval": {"image": "example/rag:2"}})
     await eventually(lambda: "Updated" in cluster.event_reasons(), what="children updated")
-    await asyncio.sleep(1.5)
-    assert passes(cluster) == quiet + 1
+    await settled(cluster)
+    assert triggered_passes() == []
 
-    # A repair (one pass) writes the child again; that write's event starts no further pass.
+    # A repair is one pass; writing the child back starts no further pass.
     await cluster.delete("v1/configmaps", "demo-pgbouncer")
     await eventually(lambda: cluster.get("v1/configmaps", "demo-pgbouncer"), timeout=REPAIR_BOUND_SECONDS)
-    await asyncio.sleep(1.5)
-    assert passes(cluster) == quiet + 2
+    await settled(cluster)
+    assert len(triggered_passes()) == 1, triggered_passes()
+    assert "ConfigMap demo-pgbouncer was deleted" in triggered_passes()[0]
 
 
 async def test_a_flapping_child_slows_only_its_own_platforms_repairs(watching_cluster: Cluster) -> None:
