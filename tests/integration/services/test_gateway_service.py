@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import grpc
 import pytest
 import pytest_asyncio
+from prometheus_client import REGISTRY
 
 from ragplatform.backends.llms.extractive import EXTRACTIVE_PREFIX
 from ragplatform.client import GatewayClient
@@ -286,11 +287,24 @@ async def test_ask_with_no_documents_still_streams_in_order_and_says_so(caller: 
     assert "found nothing" in answer_text(messages)
 
 
+def rewrite_calls() -> float:
+    """RewriteQuery calls the generation service has answered (the services share this process's
+    metrics registry)."""
+    labels = {"method": "/ragplatform.v1.GenerationService/RewriteQuery", "code": "OK"}
+    return REGISTRY.get_sample_value("ragplatform_grpc_server_handled_total", labels) or 0.0
+
+
 async def test_ask_continues_a_conversation(caller: Caller, other_caller: Caller) -> None:
+    before = rewrite_calls()
     first = await caller.ask("Where is the pump?")
+    assert rewrite_calls() == before  # a first question costs no rewrite call
+    assert (first[-1].done.search_query, first[-1].done.query_rewriter) == ("Where is the pump?", "")
     conversation_id = first[-1].done.conversation_id
     second = await caller.ask("And the ferry?", conversation_id=conversation_id)
     assert second[-1].done.conversation_id == conversation_id
+    assert rewrite_calls() == before + 1
+    # Lexical rewrite (extractive mode): the follow-up plus the earlier question's key words.
+    assert (second[-1].done.search_query, second[-1].done.query_rewriter) == ("And the ferry? pump", "lexical")
     history = await caller.stub.GetConversation(
         gateway_pb2.GatewayGetConversationRequest(conversation_id=conversation_id), metadata=caller.metadata
     )
