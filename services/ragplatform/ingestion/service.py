@@ -22,6 +22,8 @@ from ragplatform.ingestion.upload import spool
 log = structlog.get_logger("ragplatform.ingestion")
 
 MAX_FILENAME_CHARS = 255
+# Uploads up to this size are stored without asking the object store whether they exist.
+PUT_WITHOUT_LOOKUP_BYTES = 256 * 1024
 MAX_METADATA_ENTRIES = 32
 MAX_METADATA_CHARS = 256
 # Bidirectional-text controls: they make a name display as something else ("exe.txt" as "txt.exe").
@@ -90,7 +92,10 @@ class IngestionService:
         spooled = await spool(chunks, header.filename, self._max_upload_bytes)
         try:
             key = blob_key(header.tenant_id, spooled.content_hash)
-            if not await self._blobs.exists(key):
+            # The key is derived from the content, so storing it again writes the same bytes: a
+            # small upload is put at once (one object-store round trip instead of two); a large
+            # one is looked up first, so that uploading it again transfers nothing.
+            if spooled.size <= PUT_WITHOUT_LOOKUP_BYTES or not await self._blobs.exists(key):
                 await self._blobs.put(key, spooled.file, spooled.size)
         finally:
             spooled.file.close()
