@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import grpc
 import pytest
@@ -47,6 +47,16 @@ async def auth(platform: InProcessPlatform, tenant: str) -> tuple[tuple[str, str
     return (("authorization", f"Bearer {key}"),)
 
 
+async def settled(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
+    """Wait for `condition`: the server counts and logs a call just after its status went out,
+    so a client that has its answer may look a moment too early."""
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return True
+        await asyncio.sleep(0.01)
+    return condition()
+
+
 def handled(method: str, code: str) -> float:
     labels = {"method": SERVICE + method, "code": code}
     value = REGISTRY.get_sample_value("ragplatform_grpc_server_handled_total", labels)
@@ -71,11 +81,14 @@ async def test_undecodable_unary_request_is_invalid_argument_logged_and_counted(
     channel: grpc.aio.Channel, auth: tuple[tuple[str, str], ...], method: str
 ) -> None:
     before = handled(method, "INVALID_ARGUMENT")
-    with structlog.testing.capture_logs() as logs, pytest.raises(grpc.aio.AioRpcError) as info:
-        await channel.unary_unary(SERVICE + method)(GARBAGE, metadata=auth, timeout=10)
+    with structlog.testing.capture_logs() as logs:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await channel.unary_unary(SERVICE + method)(GARBAGE, metadata=auth, timeout=10)
+        assert await settled(lambda: handled(method, "INVALID_ARGUMENT") == before + 1)
+        assert await settled(lambda: any(entry["event"] == "rpc" for entry in logs))
+        await asyncio.sleep(0.1)  # room for a second line, which must not come
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "not a valid ragplatform.v1.Gateway" in (info.value.details() or "")
-    assert handled(method, "INVALID_ARGUMENT") == before + 1
     access = [entry for entry in logs if entry["event"] == "rpc"]
     assert [entry["code"] for entry in access] == ["INVALID_ARGUMENT"]
     assert not [entry for entry in logs if entry.get("exc_info") or entry["log_level"] == "error"]
@@ -106,7 +119,7 @@ async def test_an_undecodable_message_after_the_metadata_ends_the_upload_at_once
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
     assert "ragplatform.v1.IngestRequest" in (error.details() or "")
     assert time.monotonic() - started < 5  # not the 20 s deadline
-    assert handled("Ingest", "INVALID_ARGUMENT") == before + 1
+    assert await settled(lambda: handled("Ingest", "INVALID_ARGUMENT") == before + 1)
 
 
 async def test_an_undecodable_first_upload_message_is_invalid_argument(
@@ -198,10 +211,9 @@ async def test_a_spoofed_tenant_header_reaches_neither_logs_nor_data(
     with structlog.testing.capture_logs() as logs:
         await stub.Ingest(iter(messages), metadata=spoofing, timeout=20)
         await stub.ListDocuments(gateway_pb2.GatewayListDocumentsRequest(), metadata=spoofing, timeout=10)
-    logged = [entry.get("tenant") for entry in logs if entry["event"] == "rpc"]
-    # Two calls, each logged by the gateway and by the ingestion service (a worker may log its
-    # own calls for an earlier test's job meanwhile).
-    assert logged.count(tenant) == 4
+        # Two calls, each logged by the gateway and by the ingestion service (a worker may log
+        # its own calls for an earlier test's job meanwhile).
+        assert await settled(lambda: [e.get("tenant") for e in logs if e["event"] == "rpc"].count(tenant) == 4)
     assert victim not in repr(logs)
     mine = await stub.ListDocuments(gateway_pb2.GatewayListDocumentsRequest(), metadata=auth)
     assert [d.filename for d in mine.documents] == ["spoof.txt"]
