@@ -10,6 +10,8 @@ Tokenisation suits identifiers: `os.path.join`, `snake_case_name`, `camelCaseNam
 query for "join path" finds `os.path.join` and a query for `os.path.join` prefers the chunk that
 names it exactly. Numbers are terms (`1.4462`, `8080`). English stopwords are dropped; parts get
 a light English stemming (plural and verb endings) so that "compresses" matches "compress".
+Measured on the manual-page benchmark: stemming costs BM25 alone 2 points of hit@1 (64.5 -> 62.4)
+but gives the default hybrid pipeline 2 (83.7 -> 85.8, first citation 85.1 -> 85.8), so it stays.
 
 Term ids are a stable hash (CRC-32 of the UTF-8 term), never a per-process vocabulary: every
 process on every machine maps a term to the same id, so workers, the retrieval service and a
