@@ -49,11 +49,11 @@ async def test_a_revoked_key_stops_working_on_every_gateway_within_a_second(
     conversation = await starter.start("conversation", store_url=store_url)
     settings = load_settings(StoreSettings, data_dir=starter.data_dir, store_url=store_url)
     store = await open_store(settings)
-    gateways = []
-    for name in ("gateway", "gateway-2"):
-        running = await starter.start("gateway", store_url=store_url, conversation_addr=conversation.address)
-        starter.running[name] = running  # keep both: ServiceStarter files services by name
-        gateways.append(running)
+    first = await starter.start("gateway", store_url=store_url, conversation_addr=conversation.address)
+    second = await starter.start("gateway", store_url=store_url, conversation_addr=conversation.address)
+    # ServiceStarter files services by name: keep both, so both are stopped at the end.
+    starter.running["gateway"], starter.running["gateway-2"] = first, second
+    gateways = [first, second]
     channels = [grpc.aio.insecure_channel(g.address) for g in gateways]
     try:
         key = generate_api_key()
