@@ -1,0 +1,87 @@
+"""RetrievalService's modes over the real embedded store and the hashing embedder: what each mode
+computes per query, and that the settings reach the policy."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from ragplatform.backends.embedders.hashing import HashingEmbedder
+from ragplatform.backends.vectors.embedded_edge import EdgeVectorStore
+from ragplatform.core.settings import RetrievalSettings, load_settings
+from ragplatform.domain.models import ChunkPoint, HybridFusion
+from ragplatform.retrieval.app import retrieval_policy
+from ragplatform.retrieval.service import RetrievalPolicy, RetrievalService
+
+DIM = 64
+TEXTS = {
+    "gzip": "gzip compresses files; --keep keeps the input files",
+    "tar": "tar stores many files in one tape archive",
+    "du": "du estimates file space usage per directory",
+}
+
+
+class CountingEmbedder(HashingEmbedder):
+    """The hashing embedder, counting query embeddings."""
+
+    queries = 0
+
+    async def embed_query(self, text: str) -> list[float]:
+        self.queries += 1
+        return await super().embed_query(text)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[EdgeVectorStore]:
+    vectors = EdgeVectorStore(tmp_path / "v")
+    await vectors.open(DIM)
+    embedded = await HashingEmbedder(DIM).embed_documents(list(TEXTS.values()))
+    await vectors.upsert(
+        [
+            ChunkPoint("t", name, f"{name}.1.txt", 0, text, v)
+            for (name, text), v in zip(TEXTS.items(), embedded, strict=True)
+        ]
+    )
+    yield vectors
+    await vectors.close()
+
+
+async def test_sparse_mode_never_embeds_and_dense_mode_needs_no_terms(store: EdgeVectorStore) -> None:
+    embedder = CountingEmbedder(DIM)
+    sparse = RetrievalService(embedder, store, 50, RetrievalPolicy(mode="sparse"))
+    hits = await sparse.search("t", "tape archive", 5, {}, 0.0)
+    assert [h.document_id for h in hits] == ["tar"]  # only chunks sharing a term
+    assert embedder.queries == 0
+    assert await sparse.search("t", "the of and", 5, {}, 0.0) == []  # stopwords only: nothing to match
+    dense = RetrievalService(embedder, store, 50, RetrievalPolicy(mode="dense"))
+    assert len(await dense.search("t", "the of and", 5, {}, 0.0)) == 3  # dense always has neighbours
+    assert embedder.queries == 1
+    hybrid = RetrievalService(embedder, store, 50)
+    found = await hybrid.search("t", "tape archive", 5, {}, 0.0)
+    assert found[0].document_id == "tar"
+    assert len(found) == 3  # the dense list brings the rest
+    assert embedder.queries == 2
+
+
+def test_settings_become_the_policy() -> None:
+    default = retrieval_policy(load_settings(RetrievalSettings))
+    assert default == RetrievalPolicy(mode="hybrid", fusion=HybridFusion(), rerank_candidates=20)
+    tuned = retrieval_policy(
+        load_settings(
+            RetrievalSettings,
+            retrieval_mode="dense",
+            fusion="dbsf",
+            fusion_dense_weight=2,
+            fusion_sparse_weight=0.5,
+            fusion_rrf_k=10,
+            fusion_candidates=80,
+            rerank_candidates=30,
+        )
+    )
+    assert tuned == RetrievalPolicy(
+        mode="dense",
+        fusion=HybridFusion(method="dbsf", dense_weight=2, sparse_weight=0.5, rrf_k=10, candidates=80),
+        rerank_candidates=30,
+    )
