@@ -58,7 +58,9 @@ class AskRequest(_message.Message):
     question: _builtins.str
     """The question (1 to 4,000 characters)."""
     conversation_id: _builtins.str
-    """Continue this conversation (empty: start a new one; its id comes back in `done`)."""
+    """Continue this conversation (empty: start a new one; its id comes back in `done`). A
+    follow-up is searched with a standalone rewrite of it (see `AskDone.search_query`).
+    """
     top_k: _builtins.int
     """Passages to retrieve (default 5, at most 50)."""
     score_threshold: _builtins.float
