@@ -18,6 +18,8 @@ FIRST = "How do I enable maintenance mode on the Harbor gate controller?"
 FOLLOW_UP = "and how do I undo that?"
 STANDALONE = "How do I leave maintenance mode on the Harbor gate controller?"
 LEAVING = "To leave maintenance mode"
+THIRD = "What if the lamp keeps blinking after that?"
+THIRD_STANDALONE = "What if the amber lamp keeps blinking after leaving maintenance mode on the Harbor gate controller?"
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +63,18 @@ async def test_a_follow_up_retrieves_what_its_standalone_rewrite_retrieves(conve
     assert top_passage(follow_up)[0] == "harbor-gate-controller-guide.md"
     assert LEAVING in follow_up[0].sources.passages[0].text
     assert any(c.filename == "harbor-gate-controller-guide.md" for c in follow_up_done.citations)
+
+
+async def test_a_chain_of_follow_ups_keeps_its_subject(conversation_docs: RunningPlatform) -> None:
+    conversation_id = (await ask(conversation_docs, FIRST))[-1].done.conversation_id
+    await ask(conversation_docs, FOLLOW_UP, conversation_id)
+    third = await ask(conversation_docs, THIRD, conversation_id)
+    standalone = await ask(conversation_docs, THIRD_STANDALONE)
+    done = third[-1].done
+    assert done.query_rewriter == "lexical"
+    # The second question named no subject, so the rewrite reaches back to the first one.
+    assert "Harbor" in done.search_query
+    assert top_passage(third) == top_passage(standalone)
 
 
 async def test_without_the_conversation_the_same_words_find_the_wrong_document(
