@@ -46,6 +46,7 @@ from ragplatform.backends.vectors.embedded_edge import EdgeVectorStore
 from ragplatform.core.settings import RetrievalSettings, load_settings
 from ragplatform.domain.citations import assemble_citations
 from ragplatform.domain.models import ChunkPoint, Document, HybridFusion, ScoredPassage
+from ragplatform.domain.retrieval_metrics import Expectation, RankedResult, first_relevant_rank, score_ranks
 from ragplatform.ingestion.pipeline import ChunkingPolicy, ingest_document, split_document
 from ragplatform.retrieval.app import retrieval_policy
 from ragplatform.retrieval.service import RetrievalMode, RetrievalPolicy, RetrievalService
@@ -97,15 +98,14 @@ class Scores:
 
 
 def score(rankings: list[list[str]], expected: list[str]) -> Scores:
-    """Document-level hit@1, hit@5 and MRR@10 of passage rankings (file names, best first)."""
-    hit1 = hit5 = mrr = 0.0
-    for ranked, want in zip(rankings, expected, strict=True):
-        top = ranked[:10]
-        hit1 += bool(top) and top[0] == want
-        hit5 += want in top[:5]
-        mrr += 1 / (top.index(want) + 1) if want in top else 0.0
-    n = len(expected)
-    return Scores(100 * hit1 / n, 100 * hit5 / n, mrr / n)
+    """Document-level hit@1, hit@5 and MRR@10 of passage rankings (file names, best first), with
+    the metrics `ragplatform eval` uses (`domain.retrieval_metrics`)."""
+    ranks = [
+        first_relevant_rank([RankedResult(f, f) for f in ranked], Expectation("", want))
+        for ranked, want in zip(rankings, expected, strict=True)
+    ]
+    scores = score_ranks(ranks)
+    return Scores(100 * scores.hit_at_1, 100 * scores.hit_at_5, scores.mrr_at_10)
 
 
 async def evaluate(service: RetrievalService, questions: list[tuple[str, str]]) -> Scores:
