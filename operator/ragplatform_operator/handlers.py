@@ -24,7 +24,7 @@ from ragplatform_operator import API_GROUP, API_VERSION, PLURAL
 from ragplatform_operator.apply import MANAGED_BY, MANAGED_BY_LABEL
 from ragplatform_operator.child_events import owner_uid, reconcile_reason
 from ragplatform_operator.config import OperatorConfig
-from ragplatform_operator.kube_api import CHILD_KINDS, FIELD_MANAGER
+from ragplatform_operator.kube_api import FIELD_MANAGER, WATCHED_KINDS
 from ragplatform_operator.reconcile import EventEmitter, Reconciler, memory_of
 from ragplatform_operator.repair_requests import RepairBackoff
 
@@ -145,7 +145,7 @@ def build_registry(config: OperatorConfig, *, login_via_client: bool = True) -> 
             if _reconciler(memo).repair_requests.request(uid, reason):
                 logger.info(f"repair of the owning RagPlatform requested: {reason}")
 
-    for child in CHILD_KINDS:
+    for child in WATCHED_KINDS:
         kopf.on.event(
             child.api_version,
             child.plural,

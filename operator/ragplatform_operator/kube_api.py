@@ -57,6 +57,10 @@ POD_MONITOR_CRD = "podmonitors.monitoring.coreos.com"
 OPTIONAL_CHILD_KINDS: tuple[ResourceKind, ...] = (POD_MONITOR,)
 SECRET = ResourceKind("v1", "Secret", "secrets")
 PLATFORM = ResourceKind(f"{API_GROUP}/{API_VERSION}", "RagPlatform", PLURAL)
+# Every kind whose events wake the owner's repair loop: the children, the optional add-ons
+# (kopf starts watching an add-on kind when its CRD appears and only warns, once, that it is
+# "unresolved" on a cluster without it) and the generated internal-token Secret.
+WATCHED_KINDS: tuple[ResourceKind, ...] = (*CHILD_KINDS, *OPTIONAL_CHILD_KINDS, SECRET)
 RESOURCES: dict[tuple[str, str], ResourceKind] = {
     (r.api_version, r.kind): r for r in (*CHILD_KINDS, *OPTIONAL_CHILD_KINDS, SECRET, PLATFORM)
 }

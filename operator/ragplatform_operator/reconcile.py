@@ -34,12 +34,14 @@ from ragplatform_operator.apply import (
 from ragplatform_operator.autoscaler import ScalingDecision, ScalingPolicy, ScalingState, decide
 from ragplatform_operator.builders import build_children, worker_replicas_in_force
 from ragplatform_operator.builders.internal_token import (
+    TOKEN_KEY,
     build_internal_token_secret,
     internal_token_ref,
     new_internal_token,
+    token_fingerprint,
 )
 from ragplatform_operator.builders.metadata import Owner
-from ragplatform_operator.kube_api import POD_MONITOR, POD_MONITOR_CRD, SECRET, KubeApi, KubeApiError
+from ragplatform_operator.kube_api import POD_MONITOR, POD_MONITOR_CRD, KubeApi, KubeApiError
 from ragplatform_operator.queue_depth import QueueDepthReader, QueueDepthUnavailable
 from ragplatform_operator.repair_requests import RepairRequests
 from ragplatform_operator.spec import PlatformSpec, SpecError, check_platform_name, parse_spec
@@ -170,9 +172,9 @@ class Reconciler:
                 return PassReport(spec_error=spec_or_error)
             spec = spec_or_error
 
-            # Step 1b: the generated internal token, when the spec names none (created once).
+            # Step 1b: the generated internal token, when the spec names none (created when missing).
             try:
-                await self._ensure_internal_token(platform, spec, emit)
+                fingerprint = await self._ensure_internal_token(platform, spec, emit)
             except KubeApiError as exc:
                 message = f"creating the internal-token Secret failed: {exc}. The operator retries."
                 await self._write_status(platform, {}, ReconcileOutcome(apply_error=message), memory)
@@ -189,6 +191,7 @@ class Reconciler:
                     spec,
                     self._worker_replicas(platform, memory, spec),
                     pod_monitor_crd=pod_monitor_crd,
+                    token_fingerprint=fingerprint,
                 )
                 existing = await list_children(
                     self.api,
@@ -216,15 +219,28 @@ class Reconciler:
             await self._write_status(platform, workloads, ReconcileOutcome(), memory, stored_vectors_of(spec))
             return PassReport(changes=tuple(result.changes))
 
-    async def _ensure_internal_token(self, platform: PlatformRef, spec: PlatformSpec, emit: EventEmitter) -> None:
+    async def _ensure_internal_token(
+        self, platform: PlatformRef, spec: PlatformSpec, emit: EventEmitter
+    ) -> str | None:
+        """The fingerprint of the generated internal token, created when missing (a deleted
+        Secret gets a new token: the tiers roll onto it); None when the spec names its own."""
         if spec.internal_token_secret_ref is not None:
-            return
+            return None
         owner = Owner(name=platform.name, namespace=platform.namespace, uid=platform.uid)
         ref = internal_token_ref(owner, spec)
-        if await self.api.get(SECRET, platform.namespace, ref.name) is not None:
-            return
-        await self.api.apply(build_internal_token_secret(owner, new_internal_token()))
-        emit("Normal", ChangeAction.CREATED.value, f"Created Secret {ref.name}: a generated internal token")
+        try:
+            return token_fingerprint(await self.api.read_secret_value(platform.namespace, ref.name, TOKEN_KEY))
+        except KubeApiError as exc:
+            if exc.status != 404:
+                raise
+        token = new_internal_token()
+        await self.api.apply(build_internal_token_secret(owner, token))
+        emit(
+            "Normal",
+            ChangeAction.CREATED.value,
+            f"Created Secret {ref.name}: a generated internal token (every tier restarts onto it)",
+        )
+        return token_fingerprint(token)
 
     @staticmethod
     def _parse(platform: PlatformRef) -> PlatformSpec | str:

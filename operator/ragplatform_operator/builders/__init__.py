@@ -51,12 +51,16 @@ def worker_replicas_in_force(spec: PlatformSpec, worker_replicas: int | None) ->
     return max(scaling.min_replicas, min(scaling.max_replicas, wanted))
 
 
-def _workers_children(owner: Owner, spec: PlatformSpec, worker_replicas: int | None) -> list[Manifest]:
+def _workers_children(
+    owner: Owner, spec: PlatformSpec, worker_replicas: int | None, token_fingerprint: str | None
+) -> list[Manifest]:
     # Workers serve no gRPC clients (only probes and metrics), so no Service; the operator
     # scales them on queue depth, so no HPA.
     children = [
         build_service_account(owner, "workers"),
-        build_tier_deployment(owner, spec, "workers", worker_replicas_in_force(spec, worker_replicas)),
+        build_tier_deployment(
+            owner, spec, "workers", worker_replicas_in_force(spec, worker_replicas), token_fingerprint
+        ),
     ]
     if spec.workers.max_replicas > 1:
         children.append(build_pdb(owner, "workers"))
@@ -65,11 +69,13 @@ def _workers_children(owner: Owner, spec: PlatformSpec, worker_replicas: int | N
     return children
 
 
-def _service_tier_children(owner: Owner, spec: PlatformSpec, tier: ServiceTierName) -> list[Manifest]:
+def _service_tier_children(
+    owner: Owner, spec: PlatformSpec, tier: ServiceTierName, token_fingerprint: str | None
+) -> list[Manifest]:
     tier_spec = spec.service_tier(tier)
     children = [
         build_service_account(owner, tier),
-        build_tier_deployment(owner, spec, tier, tier_spec.fixed_replicas),
+        build_tier_deployment(owner, spec, tier, tier_spec.fixed_replicas, token_fingerprint),
         build_tier_service(owner, spec, tier),
     ]
     if tier_spec.autoscaling is not None:
@@ -117,11 +123,13 @@ def build_children(
     worker_replicas: int | None,
     *,
     pod_monitor_crd: bool = False,
+    token_fingerprint: str | None = None,
 ) -> list[Manifest]:
     """Every child manifest of the RagPlatform `namespace/platform_name` (uid `uid`).
 
     `pod_monitor_crd` says whether the cluster has the Prometheus Operator's PodMonitor CRD: only
     then (and with `spec.observability.serviceMonitor.enabled`) is a PodMonitor rendered.
+    `token_fingerprint` (of the generated internal token) goes into every tier's pod template.
 
     Each carries the `app.kubernetes.io/*` labels and a controller ownerReference to the
     RagPlatform. Stores (PgBouncer, Qdrant) come before the tiers that use them. The worker
@@ -132,8 +140,8 @@ def build_children(
     owner = Owner(name=platform_name, namespace=namespace, uid=uid)
     children = _store_children(owner, spec)
     for tier in SERVICE_TIER_NAMES:
-        children += _service_tier_children(owner, spec, tier)
-    children += _workers_children(owner, spec, worker_replicas)
+        children += _service_tier_children(owner, spec, tier, token_fingerprint)
+    children += _workers_children(owner, spec, worker_replicas, token_fingerprint)
     if pod_monitor_crd and spec.observability.service_monitor.enabled:
         children.append(build_pod_monitor(owner, spec))
     return children

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ragplatform_operator.builders.env import GRPC_PORT, METRICS_PORT, build_tier_env
+from ragplatform_operator.builders.internal_token import TOKEN_FINGERPRINT_ANNOTATION
 from ragplatform_operator.builders.metadata import Manifest, Owner, labels, object_meta, selector_labels
 from ragplatform_operator.builders.pod import (
     SERVICES_UID,
@@ -67,8 +68,13 @@ def build_tier_container(owner: Owner, spec: PlatformSpec, tier: TierName) -> di
     }
 
 
-def build_tier_deployment(owner: Owner, spec: PlatformSpec, tier: TierName, replicas: int | None) -> Manifest:
+def build_tier_deployment(
+    owner: Owner, spec: PlatformSpec, tier: TierName, replicas: int | None, token_fingerprint: str | None = None
+) -> Manifest:
     """The Deployment `<platform>-<tier>`.
+
+    `token_fingerprint` (of the generated internal token in force) goes into the pod template,
+    so a new token rolls every tier onto it.
 
     `replicas` None leaves `spec.replicas` out of the manifest, so that with server-side apply
     the HorizontalPodAutoscaler owns the count and the operator never fights it.
@@ -106,6 +112,8 @@ def build_tier_deployment(owner: Owner, spec: PlatformSpec, tier: TierName, repl
             },
         },
     }
+    if token_fingerprint is not None:
+        deployment_spec["template"]["metadata"]["annotations"][TOKEN_FINGERPRINT_ANNOTATION] = token_fingerprint
     pod_spec = deployment_spec["template"]["spec"]
     if spec.image_pull_secrets:
         pod_spec["imagePullSecrets"] = image_pull_secrets(spec.image_pull_secrets)

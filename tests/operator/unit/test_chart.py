@@ -103,7 +103,7 @@ def test_rbac_grants_every_child_kind_the_operator_manages_and_nothing_broader()
         ("ragplatform.io", "ragplatforms"): {"get", "list", "watch", "patch"},
         ("ragplatform.io", "ragplatforms/status"): {"get", "patch"},
         ("", "events"): {"create"},
-        ("", "secrets"): {"get", "create", "patch"},
+        ("", "secrets"): {"get", "list", "watch", "create", "patch"},
     }
     assert all("*" not in rule["verbs"] and "*" not in rule["resources"] for rule in rules)
 
