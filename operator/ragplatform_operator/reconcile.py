@@ -219,9 +219,7 @@ class Reconciler:
             await self._write_status(platform, workloads, ReconcileOutcome(), memory, stored_vectors_of(spec))
             return PassReport(changes=tuple(result.changes))
 
-    async def _ensure_internal_token(
-        self, platform: PlatformRef, spec: PlatformSpec, emit: EventEmitter
-    ) -> str | None:
+    async def _ensure_internal_token(self, platform: PlatformRef, spec: PlatformSpec, emit: EventEmitter) -> str | None:
         """The fingerprint of the generated internal token, created when missing (a deleted
         Secret gets a new token: the tiers roll onto it); None when the spec names its own."""
         if spec.internal_token_secret_ref is not None:
