@@ -5,7 +5,7 @@ embedder counts them, repeating about `overlap_tokens` tokens of each chunk at t
 next so that a fact cut in two still appears whole in one chunk.
 
 How: the text is split into words (runs of non-space; a word is never cut). Each word's tokens
-are counted once (cached per distinct word), and a window of words is grown until the budget is
+are counted once (cached per distinct word, across documents), and a window of words is grown until the budget is
 spent. The cut goes at the last paragraph break in the back half of the window, else the last
 sentence end, else the last line break, else after the last word that fits. Each chunk is the
 original text between its first and last word, so line and paragraph breaks survive. Because
@@ -82,9 +82,25 @@ def chunk_text(
     return chunks
 
 
+# Token counts of words, kept across calls per counting function: a corpus repeats its
+# vocabulary, so most words of a new document were counted before. Bounded: a full cache starts
+# over. Only a cache - the chunks are the same with or without it.
+_WORD_TOKENS: dict[Callable[[str], int], dict[str, int]] = {}
+_WORD_TOKENS_MAX = 100_000
+
+
+def _word_token_cache(count_tokens: Callable[[str], int]) -> dict[str, int]:
+    cache = _WORD_TOKENS.get(count_tokens)
+    if cache is None or len(cache) > _WORD_TOKENS_MAX:
+        if len(_WORD_TOKENS) >= 8:  # counting functions come and go only in tests
+            _WORD_TOKENS.clear()
+        cache = _WORD_TOKENS[count_tokens] = {}
+    return cache
+
+
 def _words(text: str, count_tokens: Callable[[str], int]) -> list[_Word]:
     matches = list(_WORD.finditer(text))
-    cache: dict[str, int] = {}
+    cache = _word_token_cache(count_tokens)
     words: list[_Word] = []
     for i, match in enumerate(matches):
         word = match.group()

@@ -173,3 +173,20 @@ def test_no_chunk_begins_or_ends_inside_a_word() -> None:
     text = "supercalifragilistic " * 30
     for chunk in chunk_text(text, count_chars_quarter, 12, 3):
         assert re.fullmatch(r"(supercalifragilistic\s*)+", chunk.text + " ")
+
+
+def test_word_counts_are_reused_across_documents_without_changing_the_chunks() -> None:
+    counted: list[str] = []
+
+    def counter(text: str) -> int:
+        counted.append(text)
+        return len(text.split())
+
+    text = NORDLYS_TXT.read_text()
+    first = chunk_text(text, counter, 40, 8)
+    words_counted_first = sum(1 for t in counted if len(t.split()) == 1)
+    counted.clear()
+    again = chunk_text(text, counter, 40, 8)
+    assert again == first
+    assert words_counted_first > 0
+    assert not any(len(t.split()) == 1 for t in counted)  # every word's count came from the cache
