@@ -77,6 +77,7 @@ class RecordedRequest:
     stream: bool = False
     authorization: str = ""
     body: dict[str, Any] = field(default_factory=dict)
+    client_port: int = 0  # the client's side of the TCP connection: equal ports, reused connection
 
 
 @dataclass
@@ -138,7 +139,9 @@ class OpenAITestServer:
         model = str(body.get("model", ""))
         stream = bool(body.get("stream", False))
         self.requests.append(
-            RecordedRequest(request.path, model, stream, request.headers.get("Authorization", ""), body)
+            RecordedRequest(
+                request.path, model, stream, request.headers.get("Authorization", ""), body, _client_port(request)
+            )
         )
         refused = await self._refuse_or_wait(request, model)
         if refused is not None:
@@ -224,7 +227,9 @@ class OpenAITestServer:
         body = await _json_body(request)
         model = str(body.get("model", ""))
         self.requests.append(
-            RecordedRequest(request.path, model, False, request.headers.get("Authorization", ""), body)
+            RecordedRequest(
+                request.path, model, False, request.headers.get("Authorization", ""), body, _client_port(request)
+            )
         )
         refused = await self._refuse_or_wait(request, model)
         if refused is not None:
@@ -310,6 +315,11 @@ def hashed_vector(text: str, dimension: int) -> list[float]:
     """A deterministic unit vector: the same as the `hashing` embedder's for this dimension, so
     that retrieval through this double behaves like the embedded default."""
     return hash_embed(text, dimension)
+
+
+def _client_port(request: web.Request) -> int:
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return int(peer[1]) if peer else 0
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:

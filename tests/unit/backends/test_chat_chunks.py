@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 
@@ -45,3 +46,28 @@ async def test_read_chunks_stops_at_done() -> None:
         yield data({"choices": [{"delta": {"content": "never"}, "finish_reason": None}]})
 
     assert [c.text async for c in read_chunks(lines())] == ["a"]
+
+
+async def test_read_chunks_reads_the_body_to_its_end_after_done() -> None:
+    """A body read to its end lets the HTTP connection go back to the pool."""
+    read: list[str] = []
+
+    async def lines() -> AsyncIterator[str]:
+        for line in (data({"choices": [{"delta": {"content": "a"}, "finish_reason": None}]}), "data: [DONE]", ""):
+            read.append(line)
+            yield line
+        read.append("end")
+
+    assert [c.text async for c in read_chunks(lines())] == ["a"]
+    assert read[-1] == "end"
+
+
+async def test_a_body_that_does_not_end_after_done_is_given_up() -> None:
+    async def lines() -> AsyncIterator[str]:
+        yield data({"choices": [{"delta": {"content": "a"}, "finish_reason": None}]})
+        yield "data: [DONE]"
+        await asyncio.sleep(3600)
+        yield "never"
+
+    chunks = [c.text async for c in read_chunks(lines(), drain_seconds=0.05)]
+    assert chunks == ["a"]

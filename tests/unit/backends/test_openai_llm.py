@@ -89,6 +89,18 @@ async def test_streams_a_cited_answer_with_usage(server: OpenAITestServer) -> No
     assert "[2] zephyr.md:" in sent.body["messages"][-1]["content"]
 
 
+async def test_consecutive_answers_reuse_one_connection(server: OpenAITestServer) -> None:
+    """The stream is read to its end, so the pooled connection is reused, not reconnected."""
+    generator = make(server)
+    for _ in range(3):
+        await collect(generator, question=QUESTION, passages=PASSAGES)
+    await generator.close()
+    ports = {request.client_port for request in server.requests_for("test-model")}
+    assert len(server.requests_for("test-model")) == 3
+    assert len(ports) == 1
+    assert 0 not in ports
+
+
 async def test_usage_is_counted_in_words_when_the_server_reports_none(server: OpenAITestServer) -> None:
     text, done, _ = await collect(make(server, llm_model="no-usage-model"))
     assert "42 bar" in text

@@ -9,6 +9,7 @@ error status, so failures are mapped exactly as before (ragplatform.backends.ope
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,6 +17,11 @@ from typing import Any
 
 from ragplatform.domain.errors import Unavailable
 from ragplatform.domain.models import TokenUsage
+
+# How long to wait, after `[DONE]`, for the body to end. A body read to its end lets the HTTP
+# connection go back to the pool; one closed part-read is dropped, and the next answer pays for
+# a new TCP connection (servers end the body right after `[DONE]`, so this is never waited out).
+DRAIN_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +60,24 @@ def read_event_line(line: str) -> ChatChunk | None:
     return ChatChunk(delta.get("content") or "", choice.get("finish_reason"), usage)
 
 
-async def read_chunks(lines: AsyncIterator[str]) -> AsyncIterator[ChatChunk]:
-    """The chunks of a streamed chat completion, until `[DONE]` or the end of the body."""
+async def read_chunks(lines: AsyncIterator[str], drain_seconds: float = DRAIN_SECONDS) -> AsyncIterator[ChatChunk]:
+    """The chunks of a streamed chat completion, until `[DONE]` or the end of the body; after
+    `[DONE]`, the rest of the body is read (for up to `drain_seconds`) and ignored."""
     try:
         async for line in lines:
             chunk = read_event_line(line)
             if chunk is not None:
                 yield chunk
     except StreamEnd:
+        await _drain(lines, drain_seconds)
+
+
+async def _drain(lines: AsyncIterator[str], seconds: float) -> None:
+    """Read what follows `[DONE]` so the connection can be reused. The answer is complete by
+    now: a failure or a body that does not end only costs the connection (it is closed)."""
+    try:
+        async with asyncio.timeout(seconds):
+            async for _ in lines:
+                pass
+    except Exception:  # the answer is complete (see the docstring); the caller closes the response
         return
