@@ -1,11 +1,18 @@
 """Retrieval quality on a corpus the project did not write: dense, sparse, the plain hybrid (RRF)
 baseline and the platform's default pipeline, side by side in one run.
 
-    python bench/retrieval_quality.py [--rerank remote --rerank-url http://host:port]
+    python bench/retrieval_quality.py [--corpus manpages|pydoc] [--questions FILE]
+                                      [--rerank remote --rerank-url http://host:port]
                                       [--rerank llm --rerank-url http://host:port/v1 --rerank-model M]
 
-Corpus: manual pages of installed packages rendered with `man` (bench/manpage_corpus.py).
-Questions: bench/retrieval_questions.tsv (task-style, written before any tuning). Chunks are cut
+Corpora (each with its own questions, task-style, written before any tuning):
+* manpages (default): manual pages of installed packages rendered with `man`
+  (bench/manpage_corpus.py), questions in bench/retrieval_questions.tsv;
+* pydoc: pydoc text of 76 standard-library modules (bench/pydoc_corpus.py), questions in
+  bench/retrieval_questions_pydoc.tsv -- a held-out check written by someone who did not build
+  or tune the pipeline.
+
+Chunks are cut
 exactly as the ingestion worker cuts them (parse -> chunk at 256 MiniLM tokens, 32 overlap), and
 every row searches through the real `RetrievalService` and embedded qdrant-edge store:
 
@@ -38,6 +45,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.manpage_corpus import RESULTS, manpage_corpus
+from bench.pydoc_corpus import pydoc_corpus
 from ragplatform.backends.embedders.minilm import MiniLMEmbedder
 from ragplatform.backends.llms.base import AnswerRequest
 from ragplatform.backends.llms.extractive import ExtractiveAnswerGenerator
@@ -51,7 +59,11 @@ from ragplatform.ingestion.pipeline import ChunkingPolicy, ingest_document, spli
 from ragplatform.retrieval.app import retrieval_policy
 from ragplatform.retrieval.service import RetrievalMode, RetrievalPolicy, RetrievalService
 
-QUESTIONS = Path(__file__).resolve().parent / "retrieval_questions.tsv"
+BENCH = Path(__file__).resolve().parent
+CORPORA = {
+    "manpages": (manpage_corpus, BENCH / "retrieval_questions.tsv"),
+    "pydoc": (pydoc_corpus, BENCH / "retrieval_questions_pydoc.tsv"),
+}
 CACHE = RESULTS / "embeddings-minilm.npz"
 TENANT = "bench"
 ASK_TOP_K = 5  # the gateway's RAG_DEFAULT_TOP_K
@@ -115,8 +127,8 @@ async def evaluate(service: RetrievalService, questions: list[tuple[str, str]]) 
     return replace(score(await rankings(service, questions), expected), cite1=cite1)
 
 
-def load_questions(available: set[str]) -> tuple[list[tuple[str, str]], int]:
-    rows = [line.split("\t") for line in QUESTIONS.read_text().splitlines() if line and not line.startswith("#")]
+def load_questions(path: Path, available: set[str]) -> tuple[list[tuple[str, str]], int]:
+    rows = [line.split("\t") for line in path.read_text().splitlines() if line and not line.startswith("#")]
     kept = [(q.strip(), d.strip()) for q, d in rows if d.strip() in available]
     return kept, len(rows) - len(kept)
 
@@ -184,6 +196,8 @@ async def first_citations(service: RetrievalService, questions: list[tuple[str, 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", choices=sorted(CORPORA), default="manpages", help="which corpus to search")
+    parser.add_argument("--questions", type=Path, help="question<TAB>expected file (default: the corpus's own)")
     parser.add_argument("--rerank", choices=["remote", "llm"], help="add a row with this reranker after the default")
     parser.add_argument("--rerank-url", default="", help="the reranker's base URL (TEI/Infinity, or the chat endpoint)")
     parser.add_argument("--rerank-model", default="", help="model name sent to the reranker")
@@ -195,13 +209,14 @@ async def main() -> None:
             RetrievalSettings, rerank=args.rerank, rerank_url=args.rerank_url, rerank_model=args.rerank_model
         )
         reranker = make_reranker(settings)
-    corpus = manpage_corpus()
-    questions, dropped = load_questions(set(corpus))
+    make_corpus, default_questions = CORPORA[args.corpus]
+    corpus = make_corpus()
+    questions, dropped = load_questions(args.questions or default_questions, set(corpus))
     embedder = CachedMiniLM()
     indexed = {False: await plain_points(corpus, embedder), True: await worker_points(corpus, embedder)}
     print(
-        f"# {len(corpus)} pages, {len(indexed[True])} chunks, {len(questions)} questions "
-        f"({dropped} dropped: page missing)"
+        f"# {args.corpus}: {len(corpus)} documents, {len(indexed[True])} chunks, {len(questions)} questions "
+        f"({dropped} dropped: document missing)"
     )
     rows: list[tuple[str, Scores]] = []
     with tempfile.TemporaryDirectory() as tmp:
