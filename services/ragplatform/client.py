@@ -28,6 +28,7 @@ from ragplatform.v1 import common_pb2, conversation_pb2, gateway_pb2, gateway_pb
 UPLOAD_PIECE_BYTES = 1024 * 1024
 MAX_RETRY_WAIT_SECONDS = 5.0
 DEFAULT_RETRY_WAIT_SECONDS = 1.0
+DEFAULT_RATE_LIMIT_RETRIES = 5
 TERMINAL_STATES = (common_pb2.JOB_STATE_SUCCEEDED, common_pb2.JOB_STATE_FAILED)
 
 
@@ -61,7 +62,9 @@ def job_state_name(state: common_pb2.JobState.ValueType) -> str:
 
 
 class GatewayClient:
-    def __init__(self, address: str, api_key: str, timeout: float = 60.0, rate_limit_retries: int = 5) -> None:
+    def __init__(
+        self, address: str, api_key: str, timeout: float = 60.0, rate_limit_retries: int = DEFAULT_RATE_LIMIT_RETRIES
+    ) -> None:
         self._channel = grpc.aio.insecure_channel(address, options=[("grpc.max_receive_message_length", 8 << 20)])
         self._stub = gateway_pb2_grpc.GatewayServiceStub(self._channel)
         self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()

@@ -19,7 +19,7 @@ from ragplatform.cli.dev import DEV_KEY_FILE
 from ragplatform.cli.exit_codes import ExitCode, exit_code_for
 from ragplatform.cli.key_values import parse_pairs
 from ragplatform.cli.output import JSON_OPTION, message_dict, print_json, print_json_error
-from ragplatform.client import TERMINAL_STATES, GatewayClient, job_state_name
+from ragplatform.client import DEFAULT_RATE_LIMIT_RETRIES, TERMINAL_STATES, GatewayClient, job_state_name
 from ragplatform.v1 import common_pb2
 
 console = Console()
@@ -58,12 +58,16 @@ def resolve_api_key(api_key: str, json_output: bool = False) -> str:
 
 
 def run_client(
-    gateway: str, api_key: str, action: Callable[[GatewayClient], Awaitable[T]], json_output: bool = False
+    gateway: str,
+    api_key: str,
+    action: Callable[[GatewayClient], Awaitable[T]],
+    json_output: bool = False,
+    rate_limit_retries: int = DEFAULT_RATE_LIMIT_RETRIES,
 ) -> T:
     key = resolve_api_key(api_key, json_output)
 
     async def main() -> T:
-        async with GatewayClient(gateway, key) as client:
+        async with GatewayClient(gateway, key, rate_limit_retries=rate_limit_retries) as client:
             return await action(client)
 
     try:

@@ -12,9 +12,12 @@ import grpc
 import pytest
 import pytest_asyncio
 from prometheus_client import REGISTRY
+from rich.progress import Progress
 
 from ragplatform.backends.llms.extractive import EXTRACTIVE_PREFIX
+from ragplatform.cli.eval_command import EVAL_RATE_LIMIT_RETRIES, Outcome, evaluate
 from ragplatform.client import GatewayClient
+from ragplatform.domain.retrieval_metrics import Expectation
 from ragplatform.v1 import (
     common_pb2,
     conversation_pb2,
@@ -485,3 +488,23 @@ async def test_a_length_limited_answer_is_not_served_to_a_question_without_the_l
     assert (await caller.ask(PUMP_QUESTION, max_tokens=12))[-1].done.cached is False
     assert (await caller.ask(PUMP_QUESTION))[-1].done.cached is False
     assert (await caller.ask(PUMP_QUESTION, max_tokens=12))[-1].done.cached is True
+
+
+async def test_eval_waits_its_turn_under_the_rate_limit_instead_of_aborting(
+    platform: InProcessPlatform, tenant: str
+) -> None:
+    """`ragplatform eval` on a question file at the default 20 requests/s: every question is
+    answered. Without retries the same batch (64 in flight, over the burst of 40) is refused."""
+    key, _ = await platform.create_api_key(tenant)
+    questions = [Expectation(f"how do I do thing number {n}?", "nothing.txt") for n in range(120)]
+
+    async def run(retries: int) -> list[Outcome]:
+        async with GatewayClient(platform.gateway.address, key, rate_limit_retries=retries) as client:
+            return await evaluate(client, questions, ["search"], 64, Progress(disable=True))
+
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await run(0)
+    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    outcomes = await run(EVAL_RATE_LIMIT_RETRIES)
+    assert [o.expectation for o in outcomes] == questions
+    assert all(o.rank is None for o in outcomes)  # the tenant has no documents
