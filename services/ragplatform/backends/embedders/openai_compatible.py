@@ -13,12 +13,11 @@ import json
 import math
 from typing import Any
 
-from openai import Omit, omit
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 from tenacity.wait import wait_base
 
 from ragplatform.backends.embedders.tokens import estimate_tokens
-from ragplatform.backends.openai_client import make_openai_client
+from ragplatform.backends.openai_client import make_openai_client, post_raw
 from ragplatform.backends.openai_errors import Endpoint, is_transient, map_openai_error
 from ragplatform.core.settings import EmbedderSettings
 from ragplatform.domain.errors import FailedPrecondition, RagError
@@ -68,7 +67,10 @@ class OpenAIEmbedder:
         # OpenAI's text-embedding-3 models can shorten their vectors to the size we need; other
         # servers reject the parameter, so it is sent only to those models.
         model = settings.embedding_model
-        self._dimensions: int | Omit = settings.embedding_dimension if model.startswith("text-embedding-3") else omit
+        # Every compatible server speaks floats.
+        self._body: dict[str, Any] = {"model": model, "encoding_format": "float"}
+        if model.startswith("text-embedding-3"):
+            self._body["dimensions"] = settings.embedding_dimension
 
     @property
     def name(self) -> str:
@@ -109,13 +111,8 @@ class OpenAIEmbedder:
                     with attempt:
                         # The raw body, read with json.loads: the client's pydantic models cost
                         # more CPU than the rest of a search (errors are still its typed ones).
-                        response = await self._client.embeddings.with_raw_response.create(
-                            model=self._settings.embedding_model,
-                            input=inputs,
-                            encoding_format="float",  # every compatible server speaks floats
-                            dimensions=self._dimensions,
-                        )
-                data: list[dict[str, Any]] = json.loads(response.content)["data"]
+                        content = await post_raw(self._client, "/embeddings", {**self._body, "input": inputs})
+                data: list[dict[str, Any]] = json.loads(content)["data"]
             except RagError:
                 raise
             except (ValueError, KeyError, TypeError) as exc:

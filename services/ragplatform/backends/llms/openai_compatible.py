@@ -21,24 +21,22 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import cast
 
 import openai
 from openai import AsyncStream
-from openai._base_client import make_request_options
-from openai._constants import RAW_RESPONSE_HEADER
 from openai._httpx2 import request_exceptions, timeout_exceptions
-from openai._response import AsyncAPIResponse, AsyncResponseContextManager
-from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessageParam
+from openai._response import AsyncAPIResponse
+from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 from tenacity.wait import wait_base
 
 from ragplatform.backends.llms.base import AnswerDelta, AnswerDone, AnswerEvent, AnswerRequest
 from ragplatform.backends.llms.chat_chunks import ChatChunk, read_chunks
 from ragplatform.backends.llms.circuit_breaker import CircuitBreaker
-from ragplatform.backends.openai_client import make_openai_client
+from ragplatform.backends.openai_client import make_openai_client, post_streamed
 from ragplatform.backends.openai_errors import (
     CredentialsRefused,
     Endpoint,
@@ -170,7 +168,16 @@ class OpenAIAnswerGenerator:
         return opened
 
     async def _first_token(self, model: str, messages: list[ChatCompletionMessageParam], max_tokens: int) -> _Opened:
-        response = await _open_stream(self._client, model, messages, max_tokens)
+        # The raw response (openai_client.post_streamed); chunks are read from the event lines,
+        # not built as pydantic models (chat_chunks.py).
+        body = {
+            "model": model,
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        response = await post_streamed(self._client, "/chat/completions", body)
         iterator = read_chunks(_lines(response))
         finish_reason: str | None = None
         usage: TokenUsage | None = None
@@ -228,34 +235,6 @@ class OpenAIAnswerGenerator:
 
     def _map(self, exc: Exception, model: str) -> RagError:
         return map_openai_error(exc, endpoint=self._endpoint, model=model)
-
-
-async def _open_stream(
-    client: openai.AsyncOpenAI, model: str, messages: list[ChatCompletionMessageParam], max_tokens: int
-) -> AsyncAPIResponse[AsyncStream[ChatCompletionChunk]]:
-    """POST the streamed completion through the client and return its raw response, as
-    `chat.completions.with_streaming_response.create(...)` does, less that method's recursive
-    re-typing of every message (`async_maybe_transform`: ~6 % of the service's CPU), which has
-    nothing to do for these plain-string messages. The client still sends the request with its
-    auth and timeout and raises its typed errors for an HTTP error status; the chunks are read
-    from the event lines, not built as pydantic models (chat_chunks.py)."""
-    request = client.post(
-        "/chat/completions",
-        body={
-            "model": model,
-            "messages": messages,
-            "max_tokens": max_tokens,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        },
-        options=make_request_options(extra_headers={RAW_RESPONSE_HEADER: "stream"}, security={"bearer_auth": True}),
-        cast_to=ChatCompletion,
-        stream=True,
-        stream_cls=AsyncStream[ChatCompletionChunk],
-    )
-    return await AsyncResponseContextManager(
-        cast(Awaitable[AsyncAPIResponse[AsyncStream[ChatCompletionChunk]]], request)
-    ).__aenter__()
 
 
 async def _lines(response: AsyncAPIResponse[AsyncStream[ChatCompletionChunk]]) -> AsyncIterator[str]:
