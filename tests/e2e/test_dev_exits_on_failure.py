@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.platform_processes import free_port
+from tests.support.platform_processes import free_port_block
 
 pytestmark = pytest.mark.e2e
 
 
 def test_dev_exits_non_zero_when_a_service_cannot_bind(tmp_path: Path) -> None:
-    base = free_port()
+    base = free_port_block()
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", base + 4))  # the conversation service's port
         blocker.listen()

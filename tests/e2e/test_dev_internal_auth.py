@@ -14,13 +14,13 @@ import grpc
 import pytest
 
 from ragplatform.v1 import gateway_pb2, gateway_pb2_grpc, ingestion_pb2, ingestion_pb2_grpc
-from tests.support.platform_processes import free_port, wait_serving
+from tests.support.platform_processes import free_port_block, wait_serving
 
 pytestmark = pytest.mark.e2e
 
 
 def test_dev_internal_services_refuse_calls_without_the_generated_token(tmp_path: Path) -> None:
-    base, data_dir = free_port(), tmp_path / "data"
+    base, data_dir = free_port_block(), tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     process = subprocess.Popen(
         [

@@ -8,6 +8,7 @@ PostgreSQL/PgBouncer/Redis/moto S3 passed in through `extra_env`).
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -36,6 +37,27 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def free_port_block(count: int = 6) -> int:
+    """A base port whose `count` consecutive ports are all free now (`ragplatform dev --port-base`
+    takes six). Looked for below Linux's ephemeral range (32768-60999), where the machine's own
+    outgoing connections keep taking ports between our check and the services' bind."""
+    for _ in range(200):
+        base = random.randrange(20000, 32000 - count)
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError(f"no block of {count} free ports found")
 
 
 def wait_serving(address: str, timeout: float = 180.0, process: subprocess.Popen[bytes] | None = None) -> None:
