@@ -27,12 +27,15 @@ from ragplatform_operator.config import OperatorConfig
 from ragplatform_operator.kube_api import FIELD_MANAGER, WATCHED_KINDS
 from ragplatform_operator.reconcile import EventEmitter, Reconciler, memory_of
 from ragplatform_operator.repair_requests import RepairBackoff
+from ragplatform_operator.shutdown import quiet_watch_stream_closing
 
 # Bounds a retry after a failed apply (the API server or RBAC); the timer also retries.
 _APPLY_RETRY_DELAY_SECONDS = 15
 # After the first child event, wait this long for the rest of a burst (e.g. several children
 # deleted by one `kubectl delete`), so that one pass repairs them all.
 _REPAIR_COALESCE_SECONDS = 0.2
+# How long a timer or daemon may take to return once told the operator stops.
+_EXIT_TIMEOUT_SECONDS = 5.0
 
 
 def _emitter(body: kopf.Body) -> EventEmitter:
@@ -49,11 +52,15 @@ def _reconciler(memo: kopf.Memo) -> Reconciler:
     return reconciler
 
 
-async def _unless_stopped(stopped: kopf.DaemonStopped, work: Awaitable[object]) -> None:
+async def _unless_stopped(
+    stopped: kopf.DaemonStopped, work: Awaitable[object], reconciler: Reconciler | None = None
+) -> None:
     """Run a timer's pass, abandoning it when the operator stops.
 
     kopf does not cancel a running timer on exit (it waits, then orphans it); a pass is
     level-based, so dropping it half-way is harmless: the next operator process redoes it.
+    A pass that failed because the operator closed `reconciler`'s clients under it (kopf can
+    leave a timer running past its cleanup handler) was abandoned the same way: not an error.
     """
 
     async def stop_requested() -> None:
@@ -69,8 +76,12 @@ async def _unless_stopped(stopped: kopf.DaemonStopped, work: Awaitable[object]) 
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-    if not task.cancelled():
-        task.result()  # re-raise a failure for kopf to log and retry
+    if task.cancelled():
+        return
+    if reconciler is not None and reconciler.closed and task.exception() is not None:
+        logging.getLogger(__name__).debug(f"a pass abandoned as the operator stops: {task.exception()}")
+        return
+    task.result()  # re-raise a failure for kopf to log and retry
 
 
 def configure_settings(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
@@ -84,6 +95,11 @@ def configure_settings(settings: kopf.OperatorSettings, config: OperatorConfig) 
     settings.watching.client_timeout = config.watch_client_timeout_seconds
     settings.watching.connect_timeout = 30
     settings.networking.request_timeout = config.request_timeout_seconds
+    # On exit, give every timer and daemon time to see its stop flag and return (they abandon a
+    # pass at once). kopf's default (10 zero-time loop cycles) is too short for a pass in flight:
+    # it then cancels the daemons ("is cancelled") and leaves the timers running, orphaned, while
+    # the cleanup handler closes the API client under them.
+    settings.background.instant_exit_timeout = _EXIT_TIMEOUT_SECONDS
     # Events are posted explicitly (create, repair, scale, invalid spec, queue unreachable);
     # only kopf's own error logs (a handler that failed) also become Events, so no duplicates.
     settings.posting.level = logging.ERROR
@@ -103,13 +119,13 @@ def build_registry(config: OperatorConfig, *, login_via_client: bool = True) -> 
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure_settings(settings, config)
+        quiet_watch_stream_closing(asyncio.get_running_loop())
 
     @kopf.on.cleanup(registry=registry)
     async def close_clients(memo: kopf.Memo, **_: Any) -> None:
         reconciler = memo.get("reconciler")
         if isinstance(reconciler, Reconciler):
-            await reconciler.queue_reader.aclose()
-            await reconciler.api.aclose()
+            await reconciler.aclose()
 
     @kopf.on.probe(id="reconciler", registry=registry)
     def reconciler_present(memo: kopf.Memo, **_: Any) -> bool:
@@ -185,12 +201,18 @@ def build_registry(config: OperatorConfig, *, login_via_client: bool = True) -> 
     @kopf.timer(*resource, registry=registry, interval=config.reconcile_interval_seconds)
     async def repair_drift(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any) -> None:
         # `stopped` comes through **kwargs: kopf's TimerFn protocol does not declare it.
-        work = _reconciler(memo).reconcile(body, memory_of(memo), _emitter(body), logger, apply_all=False)
-        await _unless_stopped(kwargs["stopped"], work)
+        reconciler = _reconciler(memo)
+        if reconciler.closed:
+            return  # a timer kopf left running after the cleanup handler closed the clients
+        work = reconciler.reconcile(body, memory_of(memo), _emitter(body), logger, apply_all=False)
+        await _unless_stopped(kwargs["stopped"], work, reconciler)
 
     @kopf.timer(*resource, registry=registry, interval=config.autoscale_tick_seconds)
     async def autoscale_workers(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any) -> None:
-        work = _reconciler(memo).autoscale(body, memory_of(memo), _emitter(body), logger)
-        await _unless_stopped(kwargs["stopped"], work)
+        reconciler = _reconciler(memo)
+        if reconciler.closed:
+            return
+        work = reconciler.autoscale(body, memory_of(memo), _emitter(body), logger)
+        await _unless_stopped(kwargs["stopped"], work, reconciler)
 
     return registry

@@ -149,6 +149,14 @@ class Reconciler:
         self.repair_requests = RepairRequests()
         self._clock = clock
         self._monotonic = monotonic
+        # Set when the operator stops and the clients are closed: no pass may start after it.
+        self.closed = False
+
+    async def aclose(self) -> None:
+        """Close the API client and the queue reader (the operator is stopping)."""
+        self.closed = True
+        await self.queue_reader.aclose()
+        await self.api.aclose()
 
     # --- the reconcile pass ----------------------------------------------------------------
 

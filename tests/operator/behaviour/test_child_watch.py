@@ -237,3 +237,27 @@ async def test_a_deleted_pod_monitor_comes_back_within_seconds_when_its_crd_exis
         )
     finally:
         await running.stop()
+
+
+async def test_a_clean_stop_logs_no_warning_and_no_traceback(
+    emulator: ApiServerEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Timers every second, so that passes are in flight when the operator stops.
+    config = OperatorConfig(
+        reconcile_interval_seconds=1, autoscale_tick_seconds=1, liveness_endpoint=None, log_format="plain"
+    )
+    caplog.set_level(logging.DEBUG)
+    running = await OperatorThread.start(str(emulator.url), config)
+    cluster = Cluster(emulator)
+    await cluster.create_platform(minimal_platform())
+    await eventually(lambda: cluster.condition("Ready"), what="first status")
+    await cluster.delete("apps/v1/deployments", "demo-gateway")  # events in flight on the watch streams
+    await asyncio.sleep(0.5)
+    stopping = len(caplog.records)
+    await running.stop()
+    noisy = [
+        f"{r.name} {r.levelname}: {r.getMessage()}"
+        for r in caplog.records[stopping:]
+        if r.levelno >= logging.WARNING or r.exc_info
+    ]
+    assert noisy == [], noisy

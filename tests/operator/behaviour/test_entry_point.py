@@ -72,6 +72,9 @@ async def test_the_command_runs_the_operator_and_stops_on_sigterm(emulator: ApiS
     assert exit_code == 0, "\n".join(lines[-20:])
     records = [json.loads(line) for line in lines]  # every line is one JSON object
     assert any("message" in record for record in records)
+    # A clean stop: no traceback (kopf's watch streams closing at exit used to log one each).
+    tracebacks = [line[:300] for line in lines if "Traceback" in line or "athrow" in line]
+    assert tracebacks == []
 
 
 async def test_without_credentials_the_command_says_what_to_do(tmp_path: Path) -> None:
