@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import kopf
@@ -14,8 +14,17 @@ from ragplatform_operator.shutdown import is_watch_stream_closing_noise, quiet_w
 MESSAGE = "an error occurred during closing of asynchronous generator <async_generator object infinite_watch>"
 
 
-async def _our_generator() -> AsyncIterator[int]:
+async def _our_generator() -> AsyncGenerator[int, None]:
     yield 1
+
+
+def _kopf_watch_stream() -> AsyncGenerator[Any, None]:
+    """kopf's own watch-stream generator (created, never started: no API call)."""
+    stream: AsyncIterator[Any] = watching.infinite_watch(
+        settings=kopf.OperatorSettings(), resource=kopf.Resource("", "v1", "secrets"), namespace=None
+    )
+    assert isinstance(stream, AsyncGenerator)
+    return stream
 
 
 def _context(asyncgen: Any, error: BaseException, message: str = MESSAGE) -> dict[str, Any]:
@@ -23,9 +32,7 @@ def _context(asyncgen: Any, error: BaseException, message: str = MESSAGE) -> dic
 
 
 async def test_only_the_athrow_report_of_a_kopf_watch_stream_is_noise() -> None:
-    kopf_stream = watching.infinite_watch(
-        settings=kopf.OperatorSettings(), resource=kopf.Resource("", "v1", "secrets"), namespace=None
-    )
+    kopf_stream = _kopf_watch_stream()
     ours = _our_generator()
     athrow = RuntimeError("generator didn't stop after athrow()")
     try:
@@ -45,9 +52,7 @@ async def test_the_handler_drops_the_noise_and_passes_everything_else_on() -> No
     loop = asyncio.get_running_loop()
     seen: list[dict[str, Any]] = []
     loop.set_exception_handler(lambda _loop, context: seen.append(context))
-    kopf_stream = watching.infinite_watch(
-        settings=kopf.OperatorSettings(), resource=kopf.Resource("", "v1", "secrets"), namespace=None
-    )
+    kopf_stream = _kopf_watch_stream()
     try:
         quiet_watch_stream_closing(loop)
         loop.call_exception_handler(_context(kopf_stream, RuntimeError("generator didn't stop after athrow()")))
