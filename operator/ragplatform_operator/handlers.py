@@ -26,6 +26,7 @@ from ragplatform_operator.child_events import owner_uid, reconcile_reason
 from ragplatform_operator.config import OperatorConfig
 from ragplatform_operator.kube_api import FIELD_MANAGER, WATCHED_KINDS
 from ragplatform_operator.reconcile import EventEmitter, Reconciler, memory_of
+from ragplatform_operator.redaction import redact_log_records, redact_secrets
 from ragplatform_operator.repair_requests import RepairBackoff
 from ragplatform_operator.shutdown import quiet_watch_stream_closing
 
@@ -40,7 +41,7 @@ _EXIT_TIMEOUT_SECONDS = 5.0
 
 def _emitter(body: kopf.Body) -> EventEmitter:
     def emit(type_: str, reason: str, message: str) -> None:
-        kopf.event(body, type=type_, reason=reason, message=message)
+        kopf.event(body, type=type_, reason=reason, message=redact_secrets(message))
 
     return emit
 
@@ -120,6 +121,7 @@ def build_registry(config: OperatorConfig, *, login_via_client: bool = True) -> 
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure_settings(settings, config)
         quiet_watch_stream_closing(asyncio.get_running_loop())
+        redact_log_records()
 
     @kopf.on.cleanup(registry=registry)
     async def close_clients(memo: kopf.Memo, **_: Any) -> None:

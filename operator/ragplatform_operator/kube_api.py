@@ -24,6 +24,7 @@ from lightkube.types import CascadeType, PatchType
 
 from ragplatform_operator import API_GROUP, API_VERSION, PLURAL
 from ragplatform_operator.child_events import OwnWrites
+from ragplatform_operator.redaction import redact_secrets
 
 FIELD_MANAGER = "ragplatform-operator"
 _TIMEOUT = httpx2.Timeout(30.0)
@@ -209,10 +210,11 @@ async def _translated_errors(what: str) -> AsyncIterator[None]:
     """lightkube's and httpx2's errors as `KubeApiError` saying what failed."""
     try:
         yield
+    # The API server's messages may quote values of the objects (e.g. an env URL with a password).
     except ApiError as exc:
-        raise KubeApiError(int(exc.status.code or 0), f"{what}: {exc.status.message or exc}") from None
+        raise KubeApiError(int(exc.status.code or 0), redact_secrets(f"{what}: {exc.status.message or exc}")) from None
     except httpx2.HTTPStatusError as exc:  # an error answer that is not a Kubernetes Status
         code = exc.response.status_code
-        raise KubeApiError(code, f"{what}: HTTP {code}: {exc.response.text[:300]}") from None
+        raise KubeApiError(code, redact_secrets(f"{what}: HTTP {code}: {exc.response.text[:300]}")) from None
     except httpx2.TransportError as exc:
-        raise KubeApiError(0, f"{what}: cannot reach the API server: {exc}") from None
+        raise KubeApiError(0, redact_secrets(f"{what}: cannot reach the API server: {exc}")) from None

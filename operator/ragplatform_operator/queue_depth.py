@@ -15,6 +15,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
+from ragplatform_operator.redaction import redact_secrets
+
 CONSUMER_GROUP = "workers"
 _STREAM_PREFIX = "ragplatform:queue:"
 # Short timeouts: the autoscaler polls again soon, and a slow Redis must not stall the operator.
@@ -30,12 +32,10 @@ class QueueDepthUnavailable(Exception):
     """The queue depth could not be read; the message says why and what to check."""
 
 
-def _redacted(url: str) -> str:
-    # Never put a Redis password into a status message or an Event.
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.rsplit("@", 1)[1]
-    return f"{scheme}{sep}{rest}"
+def _unavailable(message: str) -> QueueDepthUnavailable:
+    # Never a Redis password in a status message, an Event or a log line (the URL's, or one
+    # that the client library echoes back in its error).
+    return QueueDepthUnavailable(redact_secrets(message))
 
 
 def depth_from_groups(groups: list[dict[str, Any]], stream_length: int) -> int:
@@ -74,30 +74,33 @@ class QueueDepthReader:
     async def depth(self, url: str, queue_name: str) -> int:
         """Jobs queued or in flight on queue `queue_name` of the Redis at `url`."""
         key = stream_key(queue_name)
+        invalid = (
+            "the Redis URL in spec.redis.urlSecretRef is not valid ({}); "
+            "it must look like redis://[:PASSWORD@]HOST:PORT/DB"
+        )
         try:
             client = self._client(url)
         except ValueError as exc:
-            raise QueueDepthUnavailable(
-                f"the Redis URL in spec.redis.urlSecretRef is not valid ({exc}); "
-                "it must look like redis://[:PASSWORD@]HOST:PORT/DB"
-            ) from None
+            raise _unavailable(invalid.format(exc)) from None
         try:
             async with client.pipeline(transaction=False) as pipe:
                 pipe.xinfo_groups(key)
                 pipe.xlen(key)
                 groups, length = await pipe.execute(raise_on_error=False)
+        except (TypeError, ValueError) as exc:  # a query parameter redis-py does not know (?token=)
+            raise _unavailable(invalid.format(exc)) from None
         except (RedisError, OSError) as exc:
-            raise QueueDepthUnavailable(
-                f"cannot read queue {key} from Redis at {_redacted(url)}: {str(exc).rstrip('.')}. "
+            raise _unavailable(
+                f"cannot read queue {key} from Redis at {url}: {str(exc).rstrip('.')}. "
                 "Check that Redis is up and reachable from the operator and that spec.redis.urlSecretRef "
                 "holds the right URL; the worker count stays as it is until the queue can be read."
             ) from None
         if isinstance(groups, ResponseError):
             if "no such key" in str(groups).lower():
                 return 0  # nothing was ever enqueued
-            raise QueueDepthUnavailable(f"Redis at {_redacted(url)} refused XINFO GROUPS {key}: {groups}")
+            raise _unavailable(f"Redis at {url} refused XINFO GROUPS {key}: {groups}")
         if isinstance(length, Exception):
-            raise QueueDepthUnavailable(f"Redis at {_redacted(url)} refused XLEN {key}: {length}")
+            raise _unavailable(f"Redis at {url} refused XLEN {key}: {length}")
         return depth_from_groups(list(groups), int(length))
 
     async def aclose(self) -> None:

@@ -43,6 +43,7 @@ from ragplatform_operator.builders.internal_token import (
 from ragplatform_operator.builders.metadata import Owner
 from ragplatform_operator.kube_api import POD_MONITOR, POD_MONITOR_CRD, KubeApi, KubeApiError
 from ragplatform_operator.queue_depth import QueueDepthReader, QueueDepthUnavailable
+from ragplatform_operator.redaction import redact_secrets, redact_strings
 from ragplatform_operator.repair_requests import RepairRequests
 from ragplatform_operator.spec import PlatformSpec, SpecError, check_platform_name, parse_spec
 from ragplatform_operator.status import (
@@ -255,10 +256,12 @@ class Reconciler:
             check_platform_name(platform.name)
             spec = parse_spec(dict(platform.raw_spec))
         except SpecError as exc:
-            return str(exc)
+            return redact_secrets(str(exc))
         unsafe = orphaning_changes(spec, platform.typed_status.stored_vectors)
         if unsafe:
-            return "refused RagPlatform spec change:\n" + "\n".join(f"  {problem}" for problem in unsafe)
+            return redact_secrets(
+                "refused RagPlatform spec change:\n" + "\n".join(f"  {problem}" for problem in unsafe)
+            )
         return spec
 
     async def _report_invalid_spec(self, platform: PlatformRef, message: str, emit: EventEmitter) -> None:
@@ -298,6 +301,7 @@ class Reconciler:
             now=self._clock(),
             stored_vectors=stored_vectors,
         ).to_patch()
+        status = redact_strings(status)  # the last net: no credential from any message reaches status
         if contains(platform.status, _drop_nones(status)) and not _clears_something(platform.status, status):
             return  # nothing new: spare the API server a write and the watchers an event
         await self.api.patch_platform_status(platform.namespace, platform.name, status)
