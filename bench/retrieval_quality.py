@@ -20,7 +20,9 @@ every row searches through the real `RetrievalService` and embedded qdrant-edge 
   chunk, BM25 vectors of the chunk);
 * "contextual" rows index what the ingestion worker indexes now (its own `ingest_document`): the
   document heading prepended to the text embedded and to the sparse vector's text, and the
-  heading's embedding folded into each chunk vector (`domain.chunk_context`).
+  heading's embedding and the document's centroid (mean chunk embedding) folded into each chunk
+  vector (`domain.chunk_context`); `--heading-weight` / `--document-weight` override the
+  worker's weights for a grid.
 
 A hit is by document: hit@1 = the first passage is from the expected page, hit@5 = one of the
 first five is, MRR@10 = mean of 1/rank of the first passage from it; cite@1 = the first citation
@@ -142,7 +144,9 @@ async def _nothing(*_: object) -> None:
     """No trimming, no progress reports."""
 
 
-async def worker_points(corpus: dict[str, str], embedder: CachedMiniLM) -> list[ChunkPoint]:
+async def worker_points(
+    corpus: dict[str, str], embedder: CachedMiniLM, chunking: ChunkingPolicy = CHUNKING
+) -> list[ChunkPoint]:
     """The points the ingestion worker makes of the corpus (its own `ingest_document`)."""
     points: list[ChunkPoint] = []
 
@@ -151,7 +155,7 @@ async def worker_points(corpus: dict[str, str], embedder: CachedMiniLM) -> list[
 
     for filename, text in sorted(corpus.items()):
         await ingest_document(
-            text.encode(), bench_document(filename, text), embedder, CHUNKING, collect, _nothing, _nothing
+            text.encode(), bench_document(filename, text), embedder, chunking, collect, _nothing, _nothing
         )
     return points
 
@@ -202,6 +206,8 @@ async def main() -> None:
     parser.add_argument("--rerank-url", default="", help="the reranker's base URL (TEI/Infinity, or the chat endpoint)")
     parser.add_argument("--rerank-model", default="", help="model name sent to the reranker")
     parser.add_argument("--rerank-candidates", type=int, default=20)
+    parser.add_argument("--heading-weight", type=float, help="override the worker's heading weight")
+    parser.add_argument("--document-weight", type=float, help="override the worker's document-centroid weight")
     args = parser.parse_args()
     reranker = None
     if args.rerank:
@@ -213,10 +219,16 @@ async def main() -> None:
     corpus = make_corpus()
     questions, dropped = load_questions(args.questions or default_questions, set(corpus))
     embedder = CachedMiniLM()
-    indexed = {False: await plain_points(corpus, embedder), True: await worker_points(corpus, embedder)}
+    chunking = CHUNKING
+    if args.heading_weight is not None:
+        chunking = replace(chunking, heading_weight=args.heading_weight)
+    if args.document_weight is not None:
+        chunking = replace(chunking, document_weight=args.document_weight)
+    indexed = {False: await plain_points(corpus, embedder), True: await worker_points(corpus, embedder, chunking)}
     print(
         f"# {args.corpus}: {len(corpus)} documents, {len(indexed[True])} chunks, {len(questions)} questions "
-        f"({dropped} dropped: document missing)"
+        f"({dropped} dropped: document missing); heading weight {chunking.heading_weight}, "
+        f"document weight {chunking.document_weight}"
     )
     rows: list[tuple[str, Scores]] = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -289,6 +289,14 @@ class WorkerSettings(QueueSettings, BlobSettings, EmbedderSettings, ParseSetting
         description="Weight of the document heading's own embedding added to each chunk's vector (a "
         "document-topic prior; 0 turns it off). The heading is always prepended to the embedded text.",
     )
+    chunk_document_weight: float = Field(
+        0.6,
+        ge=0,
+        le=1,
+        description="Weight of the mean of the document's chunk embeddings added to each chunk's vector (0 turns "
+        "it off). Above 0 a document is embedded whole before its chunks are indexed. Applies to chunks indexed "
+        "from now on; existing chunks keep their vectors until their document is re-indexed.",
+    )
     retry_backoff_seconds: float = Field(5.0, ge=0, description="First retry delay; doubles per attempt.")
     poll_seconds: float = Field(1.0, gt=0, description="Longest wait for a message before polling again.")
     lost_message_sweep_seconds: float = Field(

@@ -6,6 +6,12 @@ the "name - summary" line most reference texts start with - to the text that is 
 indexed lets a question about the task find the right document's chunks. Measured on the
 manual-page benchmark (bench/retrieval_quality.py): dense hit@1 74.5 -> 83.0. The passage text
 returned to callers is the chunk alone; the heading is stored beside it.
+
+Each chunk vector is also folded towards its heading's embedding and towards its whole
+document's centroid (the mean of its chunk embeddings; no extra model call), so that a chunk
+reflects what its document is about: hits are judged by document. Measured on both benchmark
+corpora (bench/retrieval_quality.py, default hybrid hit@1, document weight 0 -> 0.6): manual
+pages 85.8 -> 87.2, pydoc 82.9 -> 85.4.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from ragplatform.domain.parsers.document import ParsedDocument
 
 MAX_HEADING_CHARS = 120
 DEFAULT_HEADING_WEIGHT = 0.3
+DEFAULT_DOCUMENT_WEIGHT = 0.6
 _LINES_SCANNED = 20
 # "du - estimate file space usage", "json - JSON encoder and decoder", "ls, dir - list ...".
 _NAME_SUMMARY = re.compile(r"^[\w.+\-]+(?:\s*,\s*[\w.+\-]+)*\s+[-\u2013\u2014]\s+\S")
@@ -46,9 +53,18 @@ def _shorten(text: str) -> str:
 
 def fold_heading(chunk_vector: list[float], heading_vector: list[float], weight: float) -> list[float]:
     """`chunk_vector + weight * heading_vector`, scaled back to unit length (cosine search).
-    Weight 0 returns the chunk vector unchanged."""
+    Weight 0 (or no context vector) returns the chunk vector unchanged. Used for the heading's
+    embedding and for the document's centroid (`document_centroid`) alike."""
     if weight == 0 or not heading_vector:
         return chunk_vector
     folded = [c + weight * h for c, h in zip(chunk_vector, heading_vector, strict=True)]
     norm = math.sqrt(sum(x * x for x in folded)) or 1.0
     return [x / norm for x in folded]
+
+
+def document_centroid(chunk_vectors: list[list[float]]) -> list[float]:
+    """The mean of a document's chunk vectors (empty for no chunks). Pure."""
+    if not chunk_vectors:
+        return []
+    count = len(chunk_vectors)
+    return [sum(column) / count for column in zip(*chunk_vectors, strict=True)]

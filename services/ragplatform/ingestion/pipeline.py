@@ -11,7 +11,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from ragplatform.backends.embedders.base import Embedder
-from ragplatform.domain.chunk_context import DEFAULT_HEADING_WEIGHT, contextualized, document_heading, fold_heading
+from ragplatform.domain.chunk_context import (
+    DEFAULT_DOCUMENT_WEIGHT,
+    DEFAULT_HEADING_WEIGHT,
+    contextualized,
+    document_centroid,
+    document_heading,
+    fold_heading,
+)
 from ragplatform.domain.chunking import chunk_text
 from ragplatform.domain.errors import DocumentRejected
 from ragplatform.domain.models import Chunk, ChunkPoint, Document, Job
@@ -36,6 +43,9 @@ class ChunkingPolicy:
     embed_batch_size: int
     # Weight of the document heading's own embedding in each chunk's vector (0: not folded in).
     heading_weight: float = DEFAULT_HEADING_WEIGHT
+    # Weight of the mean of the document's chunk embeddings in each chunk's vector (0: not folded
+    # in). Above 0 the whole document is embedded before its first chunk is indexed.
+    document_weight: float = DEFAULT_DOCUMENT_WEIGHT
 
 
 def split_document(data: bytes, document: Document, embedder: Embedder, policy: ChunkingPolicy) -> list[Chunk]:
@@ -105,6 +115,24 @@ async def ingest_document(
     done = 0
     heading = chunks[0].heading
     heading_vector: list[float] = []
+    # With a document weight every chunk is embedded before the first is indexed (the centroid
+    # needs them all); else each batch is indexed as soon as it is embedded.
+    whole_document = policy.document_weight > 0
+    embedded: list[tuple[list[Chunk], list[list[float]]]] = []
+
+    async def index_embedded(centroid: list[float]) -> None:
+        nonlocal done
+        for batch, vectors in embedded:
+            folded = [
+                fold_heading(fold_heading(v, heading_vector, policy.heading_weight), centroid, policy.document_weight)
+                for v in vectors
+            ]
+            await index(document, _points(document, batch, folded))
+            done += len(batch)
+            if report and done < total:
+                await progress(total, done)
+        embedded.clear()
+
     for start in range(0, total, policy.embed_batch_size):
         batch = chunks[start : start + policy.embed_batch_size]
         texts = [contextualized(c.heading, c.text) for c in batch]
@@ -113,24 +141,27 @@ async def ingest_document(
             *vectors, heading_vector = await embedder.embed_documents([*texts, heading])
         else:
             vectors = await embedder.embed_documents(texts)
-        vectors = [fold_heading(v, heading_vector, policy.heading_weight) for v in vectors]
-        points = [
-            ChunkPoint(
-                tenant_id=document.tenant_id,
-                document_id=document.document_id,
-                filename=document.filename,
-                chunk_index=chunk.index,
-                text=chunk.text,
-                vector=vector,
-                content_hash=document.content_hash,
-                metadata=document.metadata,
-                heading=chunk.heading,
-            )
-            for chunk, vector in zip(batch, vectors, strict=True)
-        ]
-        await index(document, points)
-        done += len(batch)
-        if report and done < total:
-            await progress(total, done)
+        embedded.append((batch, vectors))
+        if not whole_document:
+            await index_embedded([])
+    if whole_document:
+        await index_embedded(document_centroid([v for _, vectors in embedded for v in vectors]))
     await trim(document, total)
     return total
+
+
+def _points(document: Document, batch: list[Chunk], vectors: list[list[float]]) -> list[ChunkPoint]:
+    return [
+        ChunkPoint(
+            tenant_id=document.tenant_id,
+            document_id=document.document_id,
+            filename=document.filename,
+            chunk_index=chunk.index,
+            text=chunk.text,
+            vector=vector,
+            content_hash=document.content_hash,
+            metadata=document.metadata,
+            heading=chunk.heading,
+        )
+        for chunk, vector in zip(batch, vectors, strict=True)
+    ]

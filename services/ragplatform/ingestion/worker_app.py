@@ -79,6 +79,7 @@ def build_worker_app(settings: WorkerSettings) -> ServiceApp:
                 settings.chunk_overlap_tokens,
                 settings.embed_batch_size,
                 settings.chunk_heading_weight,
+                settings.chunk_document_weight,
             )
             retry = RetryPolicy(settings.job_max_attempts, settings.retry_backoff_seconds)
             if settings.lost_message_sweep_seconds > 0:

@@ -6,7 +6,13 @@ import math
 
 import pytest
 
-from ragplatform.domain.chunk_context import MAX_HEADING_CHARS, contextualized, document_heading, fold_heading
+from ragplatform.domain.chunk_context import (
+    MAX_HEADING_CHARS,
+    contextualized,
+    document_centroid,
+    document_heading,
+    fold_heading,
+)
 from ragplatform.domain.parsers.document import ParsedDocument
 
 
@@ -57,3 +63,10 @@ def test_fold_heading_leans_the_chunk_towards_its_heading_and_keeps_unit_length(
     assert math.isclose(folded[1] / folded[0], 0.3)
     assert fold_heading(chunk, heading, 0.0) == chunk
     assert fold_heading(chunk, [], 0.3) == chunk
+
+
+def test_document_centroid_is_the_mean_of_the_chunk_vectors() -> None:
+    assert document_centroid([[1.0, 0.0, 2.0], [0.0, 1.0, 4.0]]) == [0.5, 0.5, 3.0]
+    assert document_centroid([[0.3, 0.4]]) == [0.3, 0.4]
+    assert document_centroid([]) == []
+    assert fold_heading([1.0, 0.0], document_centroid([]), 0.6) == [1.0, 0.0]

@@ -13,6 +13,7 @@ import pytest
 
 from ragplatform.backends.embedders.hashing import HashingEmbedder
 from ragplatform.backends.vectors.embedded_edge import EdgeVectorStore
+from ragplatform.domain.chunk_context import document_centroid, fold_heading
 from ragplatform.domain.errors import DocumentRejected
 from ragplatform.domain.models import ChunkPoint, Document, Job, JobState, SearchQuery
 from ragplatform.ingestion.pipeline import ChunkingPolicy, ingest_document, may_hold_stale_chunks, split_document
@@ -208,7 +209,9 @@ async def test_chunks_carry_the_heading_and_their_vectors_lean_towards_it() -> N
     embedder = HashingEmbedder(DIMENSION)
     folded, unfolded = Recorder(), Recorder()
     for recorder, weight in ((folded, 0.3), (unfolded, 0.0)):
-        policy = ChunkingPolicy(chunk_tokens=16, overlap_tokens=0, embed_batch_size=2, heading_weight=weight)
+        policy = ChunkingPolicy(
+            chunk_tokens=16, overlap_tokens=0, embed_batch_size=2, heading_weight=weight, document_weight=0.0
+        )
         await ingest_document(
             text, document("du.1.txt"), embedder, policy, recorder.index, recorder.trim, recorder.progress
         )
@@ -228,3 +231,29 @@ async def test_chunks_carry_the_heading_and_their_vectors_lean_towards_it() -> N
     assert len(points) > 2
     for with_fold, without in zip(points, plain, strict=True):
         assert similarity(with_fold.vector, heading_vector) > similarity(without.vector, heading_vector)
+
+
+async def test_chunk_vectors_lean_towards_their_whole_documents_centroid() -> None:
+    embedder = HashingEmbedder(DIMENSION)
+    folded, unfolded = Recorder(), Recorder()
+    for recorder, weight in ((folded, 0.6), (unfolded, 0.0)):
+        policy = ChunkingPolicy(
+            chunk_tokens=16, overlap_tokens=0, embed_batch_size=2, heading_weight=0.0, document_weight=weight
+        )
+        await ingest_document(
+            numbered_sentences(6), document("n.txt"), embedder, policy, recorder.index, recorder.trim, recorder.progress
+        )
+    points = [p for batch in folded.batches for p in batch]
+    plain = [p for batch in unfolded.batches for p in batch]
+    assert len(folded.batches) > 2  # the centroid spans every batch, not just the one being indexed
+    assert [p.chunk_index for p in points] == [p.chunk_index for p in plain]
+    centroid = document_centroid([p.vector for p in plain])
+
+    def similarity(a: list[float], b: list[float]) -> float:
+        return sum(x * y for x, y in zip(a, b, strict=True))
+
+    assert [p.vector for p in points] == [fold_heading(p.vector, centroid, 0.6) for p in plain]
+    for with_fold, without in zip(points, plain, strict=True):
+        assert similarity(with_fold.vector, centroid) > similarity(without.vector, centroid)
+    # Progress is still reported per indexed batch, none after the last.
+    assert [e for e in folded.events if e[0] == "progress"] == [e for e in unfolded.events if e[0] == "progress"]
