@@ -355,7 +355,12 @@ class RetrievalSettings(VectorSettings, EmbedderSettings, TopKSettings, RerankSe
         description="How hybrid fuses the two candidate lists: `rrf` (reciprocal rank fusion, weighted) "
         "or `dbsf` (distribution-based score fusion; ignores the weights).",
     )
-    fusion_dense_weight: float = Field(1.0, ge=0, le=100, description="RRF weight of the dense list.")
+    fusion_dense_weight: float = Field(
+        0.75,
+        ge=0,
+        le=100,
+        description="RRF weight of the dense list (0.75 measured best with the sparse weight 1: docs/retrieval.md).",
+    )
     fusion_sparse_weight: float = Field(1.0, ge=0, le=100, description="RRF weight of the sparse list.")
     fusion_rrf_k: int = Field(60, ge=1, le=1000, description="RRF's rank constant k: score = weight / (k + rank).")
     fusion_candidates: int = Field(
