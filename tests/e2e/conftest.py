@@ -57,12 +57,9 @@ async def ingest_corpus(platform: RunningPlatform) -> None:
         await wait_for_jobs(client, list(platform.corpus_jobs.values()))
 
 
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
-    processes = PlatformProcesses(
-        tmp_path_factory.mktemp("platform"),
-        extra_env={"RAG_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT), "RAG_ANSWER_CACHE_TTL_SECONDS": "600"},
-    )
+def run_platform_with_corpus(processes: PlatformProcesses) -> Iterator[RunningPlatform]:
+    """Start the processes, make a key for two tenants, ingest the corpus as tenant A; on a
+    failure print each service's log tail; always stop them (a fixture body to yield from)."""
     try:
         processes.start_all()
         running = RunningPlatform(processes, processes.create_api_key("acme"), processes.create_api_key("globex"), {})
@@ -74,3 +71,12 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatfo
         raise
     finally:
         processes.stop_all()
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
+    processes = PlatformProcesses(
+        tmp_path_factory.mktemp("platform"),
+        extra_env={"RAG_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT), "RAG_ANSWER_CACHE_TTL_SECONDS": "600"},
+    )
+    yield from run_platform_with_corpus(processes)

@@ -16,7 +16,6 @@ Without them every test here is skipped, saying what to set.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -31,7 +30,7 @@ import pytest
 from ragplatform.client import GatewayClient
 from ragplatform.domain.citations import is_no_answer
 from ragplatform.v1 import gateway_pb2
-from tests.e2e.conftest import RunningPlatform, ingest_corpus
+from tests.e2e.conftest import RunningPlatform, run_platform_with_corpus
 from tests.support.platform_processes import PlatformProcesses, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.llama_cpp, pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -123,17 +122,7 @@ def llm_platform(llama_server: str, tmp_path_factory: pytest.TempPathFactory) ->
             "RAG_QUERY_REWRITE_TIMEOUT_SECONDS": "60",
         },
     )
-    try:
-        processes.start_all()
-        running = RunningPlatform(processes, processes.create_api_key("acme"), processes.create_api_key("globex"), {})
-        asyncio.run(ingest_corpus(running))
-        yield running
-    except BaseException:
-        for service in processes.processes:
-            print(f"--- {service} log ---\n{processes.log_text(service)[-4000:]}")
-        raise
-    finally:
-        processes.stop_all()
+    yield from run_platform_with_corpus(processes)
 
 
 async def ask(platform: RunningPlatform, question: str, conversation_id: str = "") -> list[gateway_pb2.AskResponse]:

@@ -22,6 +22,25 @@ def sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
+def _sre_samples() -> dict[str, float]:
+    """The samples the test below moves, by a short name."""
+    ask_ok = {"method": "/ragplatform.v1.GatewayService/Ask", "code": "OK"}
+    get_job_not_found = {"method": "/ragplatform.v1.GatewayService/GetJob", "code": "NOT_FOUND"}
+    return {
+        "asks": sample("ragplatform_grpc_server_handled_total", **ask_ok),
+        "ask_latency": sample("ragplatform_grpc_server_handling_seconds_count", method=ask_ok["method"]),
+        "not_found": sample("ragplatform_grpc_server_handled_total", **get_job_not_found),
+        "wait": sample("ragplatform_ingestion_job_wait_seconds_count"),
+        "job": sample("ragplatform_ingestion_job_seconds_count", outcome="succeeded"),
+        "jobs": sample("ragplatform_ingestion_jobs_total", outcome="succeeded"),
+        "llm": sample("ragplatform_llm_request_seconds_count", model="metrics-model", outcome="ok"),
+        "ttft": sample("ragplatform_llm_time_to_first_token_seconds_count", model="metrics-model"),
+        "tokens": sample("ragplatform_llm_tokens_total", tenant="acme", model="metrics-model", kind="completion"),
+        "hit": sample("ragplatform_answer_cache_total", result="hit"),
+        "miss": sample("ragplatform_answer_cache_total", result="miss"),
+    }
+
+
 @pytest_asyncio.fixture(loop_scope="module")
 async def openai_double() -> AsyncIterator[OpenAITestServer]:
     async with OpenAITestServer() as double:
@@ -36,22 +55,7 @@ async def test_an_upload_and_two_asks_move_the_sre_metrics(
         starter, llm="openai", llm_url=openai_double.base_url, llm_model="metrics-model", answer_cache_ttl_seconds=600
     )
     key, _ = await platform.create_api_key("acme")
-    ask_ok = {"method": "/ragplatform.v1.GatewayService/Ask", "code": "OK"}
-    before = {
-        "asks": sample("ragplatform_grpc_server_handled_total", **ask_ok),
-        "ask_latency": sample("ragplatform_grpc_server_handling_seconds_count", method=ask_ok["method"]),
-        "wait": sample("ragplatform_ingestion_job_wait_seconds_count"),
-        "job": sample("ragplatform_ingestion_job_seconds_count", outcome="succeeded"),
-        "jobs": sample("ragplatform_ingestion_jobs_total", outcome="succeeded"),
-        "llm": sample("ragplatform_llm_request_seconds_count", model="metrics-model", outcome="ok"),
-        "ttft": sample("ragplatform_llm_time_to_first_token_seconds_count", model="metrics-model"),
-        "tokens": sample("ragplatform_llm_tokens_total", tenant="acme", model="metrics-model", kind="completion"),
-        "hit": sample("ragplatform_answer_cache_total", result="hit"),
-        "miss": sample("ragplatform_answer_cache_total", result="miss"),
-        "not_found": sample(
-            "ragplatform_grpc_server_handled_total", method="/ragplatform.v1.GatewayService/GetJob", code="NOT_FOUND"
-        ),
-    }
+    before = _sre_samples()
     async with GatewayClient(platform.gateway.address, key) as client:
         reply = await client.ingest_bytes("lamp.txt", b"The Quokka lamp glows amber in the dark.")
         for _ in range(200):
@@ -64,7 +68,6 @@ async def test_an_upload_and_two_asks_move_the_sre_metrics(
             await client.get_job("no-such-job")
         assert info.value.code() == grpc.StatusCode.NOT_FOUND
 
-    get_job_not_found = {"method": "/ragplatform.v1.GatewayService/GetJob", "code": "NOT_FOUND"}
     expected = {
         "asks": 2,
         "ask_latency": 2,
@@ -79,20 +82,7 @@ async def test_an_upload_and_two_asks_move_the_sre_metrics(
     }
 
     def deltas() -> dict[str, float]:
-        now = {
-            "asks": sample("ragplatform_grpc_server_handled_total", **ask_ok),
-            "ask_latency": sample("ragplatform_grpc_server_handling_seconds_count", method=ask_ok["method"]),
-            "not_found": sample("ragplatform_grpc_server_handled_total", **get_job_not_found),
-            "wait": sample("ragplatform_ingestion_job_wait_seconds_count"),
-            "job": sample("ragplatform_ingestion_job_seconds_count", outcome="succeeded"),
-            "jobs": sample("ragplatform_ingestion_jobs_total", outcome="succeeded"),
-            "llm": sample("ragplatform_llm_request_seconds_count", model="metrics-model", outcome="ok"),
-            "ttft": sample("ragplatform_llm_time_to_first_token_seconds_count", model="metrics-model"),
-            "tokens": sample("ragplatform_llm_tokens_total", tenant="acme", model="metrics-model", kind="completion"),
-            "hit": sample("ragplatform_answer_cache_total", result="hit"),
-            "miss": sample("ragplatform_answer_cache_total", result="miss"),
-        }
-        return {key: value - before[key] for key, value in now.items()}
+        return {key: value - before[key] for key, value in _sre_samples().items()}
 
     # A server counts a call just after it has sent the call's status, and the worker records a
     # job's outcome after its progress: the last counters can trail the client by a moment.
