@@ -213,6 +213,9 @@ class Reconciler:
                     self.api, children, existing, apply_all=apply_all, spec_changed=platform.spec_changed
                 )
             except KubeApiError as exc:
+                if self.closed:  # the operator stopped and closed the client under this pass
+                    logger.debug(f"a pass abandoned as the operator stops: {exc}")
+                    return PassReport()
                 message = (
                     f"applying the platform's objects failed: {exc}. The operator retries; if this persists, "
                     "check its RBAC permissions and the API server."
