@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -10,7 +11,7 @@ from tests.support.image_builder import ImageBuilder
 
 
 @pytest.fixture(scope="session")
-def image_builder() -> ImageBuilder:
+def image_builder() -> Iterator[ImageBuilder]:
     missing = ImageBuilder.missing_tools()
     if missing:
         pytest.skip(f"building images needs {', '.join(missing)} (apt-get install buildah debootstrap)")
@@ -18,4 +19,5 @@ def image_builder() -> ImageBuilder:
         pytest.skip("buildah with chroot isolation and debootstrap need root here")
     builder = ImageBuilder()
     builder.ensure_base_image()
-    return builder
+    yield builder
+    builder.prune()

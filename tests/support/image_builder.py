@@ -135,6 +135,10 @@ class ImageBuilder:
         finally:
             self._buildah("rm", container, check=False)
 
+    def prune(self) -> None:
+        """Remove images no tag names any more (each run's build replaces the last one's tag)."""
+        self._buildah("rmi", "--prune", check=False)
+
     def size(self, image: str) -> str:
         """The image's size as buildah prints it (e.g. "357 MB")."""
         return self._buildah("images", "--noheading", "--format", "{{.Size}}", image).output.strip()
