@@ -7,13 +7,11 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import grpc
 
-from ragplatform.backends.blobs.factory import open_blob_store
-from ragplatform.backends.queue.factory import open_queue
-from ragplatform.backends.store.factory import open_store
 from ragplatform.core.clients import open_channel, upstream_errors
 from ragplatform.core.server import ServiceApp, Wiring
 from ragplatform.core.settings import IngestionSettings
 from ragplatform.domain.page_tokens import PageTokens, page_token_key
+from ragplatform.ingestion.backends import open_ingestion_backends
 from ragplatform.ingestion.service import IngestionService
 from ragplatform.ingestion.servicer import IngestionServicer
 from ragplatform.v1 import ingestion_pb2, ingestion_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
@@ -27,12 +25,8 @@ def build_app(settings: IngestionSettings) -> ServiceApp:
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[Wiring]:
         async with AsyncExitStack() as stack:
-            store = await open_store(settings)
-            stack.push_async_callback(store.close)
-            queue = await open_queue(settings)
-            stack.push_async_callback(queue.close)
-            blobs = await open_blob_store(settings)
-            stack.push_async_callback(blobs.close)
+            backends = await open_ingestion_backends(stack, settings)
+            store, queue, blobs = backends.store, backends.queue, backends.blobs
             channel = open_channel(settings.retrieval_addr, token)
             stack.push_async_callback(channel.close)
             retrieval = retrieval_pb2_grpc.RetrievalServiceStub(channel)

@@ -9,15 +9,13 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import grpc
 
-from ragplatform.backends.blobs.factory import open_blob_store
 from ragplatform.backends.embedders.factory import make_embedder
-from ragplatform.backends.queue.factory import open_queue
-from ragplatform.backends.store.factory import open_store
 from ragplatform.core.clients import open_channel, upstream_errors
 from ragplatform.core.server import ServiceApp, Wiring
 from ragplatform.core.settings import ParseSettings, WorkerSettings
 from ragplatform.domain.models import ChunkPoint, Document
 from ragplatform.domain.parsers.limits import MIB, ParseLimits
+from ragplatform.ingestion.backends import open_ingestion_backends
 from ragplatform.ingestion.parse_sandbox import ParseSandbox, SandboxPolicy
 from ragplatform.ingestion.pipeline import ChunkingPolicy
 from ragplatform.ingestion.sweeper import LostMessageSweeper
@@ -33,12 +31,8 @@ def build_worker_app(settings: WorkerSettings) -> ServiceApp:
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[Wiring]:
         async with AsyncExitStack() as stack:
-            store = await open_store(settings)
-            stack.push_async_callback(store.close)
-            queue = await open_queue(settings)
-            stack.push_async_callback(queue.close)
-            blobs = await open_blob_store(settings)
-            stack.push_async_callback(blobs.close)
+            backends = await open_ingestion_backends(stack, settings)
+            store, queue, blobs = backends.store, backends.queue, backends.blobs
             embedder = make_embedder(settings)
             stack.push_async_callback(embedder.close)
             # Load the model before reporting SERVING: the first job should not pay for it.
