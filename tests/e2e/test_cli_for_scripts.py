@@ -107,7 +107,10 @@ def test_status_json_shows_every_service_serving_with_its_version(platform: Runn
         "dev_api_key": False,
     }
 
-    down = cli(platform, "status", "--json", "--gateway", f"127.0.0.1:{free_port()}", "--timeout", "0.5")
+    # Every address given explicitly: the dev layout's "next ports" after a free gateway port may
+    # belong to another platform started by the tests.
+    nowhere = (item for name in SERVICES for item in ("--service", f"{name}=127.0.0.1:{free_port()}"))
+    down = cli(platform, "status", "--json", "--gateway", f"127.0.0.1:{free_port()}", "--timeout", "0.5", *nowhere)
     assert down.returncode == ExitCode.FAILED
     assert {s["health"] for s in json.loads(down.stdout)["services"]} == {"UNREACHABLE"}
 
