@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import multiprocessing
 import os
 import random
@@ -114,6 +115,7 @@ class DriverResult:
     started: int = 0  # asks begun inside the window (the arrival rate)
     uploads: list[float] = field(default_factory=list)
     upload_errors: Counter[str] = field(default_factory=Counter)
+    driver_lags: list[float] = field(default_factory=list)  # this driver's own event-loop lag samples
 
 
 def _raise_open_file_limit() -> None:
@@ -229,7 +231,16 @@ async def _drive(load: Load) -> DriverResult:
                 else:
                     result.upload_errors[status] += 1
 
+    async def sample_lag() -> None:
+        """The driver's own event-loop lag: latency it adds to what it measures (a harness queue)."""
+        while True:
+            asked = time.monotonic()
+            await asyncio.sleep(0.01)
+            if inside(time.time()):
+                result.driver_lags.append(time.monotonic() - asked - 0.01)
+
     tasks = [asyncio.create_task(closed_loop(i)) for i in range(load.streams)]
+    tasks.append(asyncio.create_task(sample_lag()))
     tasks += [asyncio.create_task(open_loop(i)) for i in range(load.users)]
     tasks += [asyncio.create_task(uploader(i)) for i in range(load.uploaders)]
     # Asks still running at the end of the window are not counted; stop them.
@@ -293,14 +304,44 @@ class RssSampler:
         self._thread.join()
 
 
+def cpu_busy_jiffies(cpus: set[int]) -> tuple[int, int]:
+    """(busy, total) jiffies so far of these CPUs, from /proc/stat (busy: not idle nor iowait)."""
+    busy = total = 0
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *values = line.split()
+        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+            counts = [int(v) for v in values[:8]]
+            total += sum(counts)
+            busy += sum(counts) - counts[3] - counts[4]
+    return busy, total
+
+
 _HANDLED = re.compile(r'^ragplatform_grpc_server_handled_total\{code="(\w+)",method="([^"]+)"\} ([0-9.e+]+)$')
 _REFUSED = re.compile(r"^ragplatform_grpc_server_refused_total\{[^}]*\} ([0-9.e+]+)$")
+_LAG = re.compile(r"^ragplatform_event_loop_lag_seconds_(sum|count)\{[^}]*\} ([0-9.e+]+)$")
 
 
-def grpc_counts(processes: PlatformProcesses) -> tuple[dict[str, float], dict[str, float]]:
-    """Per service: gRPC calls handled and calls refused so far (from its /metrics)."""
-    handled: dict[str, float] = {}
-    refused: dict[str, float] = {}
+@dataclass
+class ServiceCounts:
+    """Per service, so far (from its /metrics): gRPC calls handled, calls refused, and the sum and
+    count of its event-loop lag samples (absent from services that do not measure it)."""
+
+    handled: dict[str, float] = field(default_factory=dict)
+    refused: dict[str, float] = field(default_factory=dict)
+    lag_sum: dict[str, float] = field(default_factory=dict)
+    lag_count: dict[str, float] = field(default_factory=dict)
+
+    def mean_lag_ms(self, before: ServiceCounts, service: str) -> float | None:
+        count = self.lag_count.get(service, 0.0) - before.lag_count.get(service, 0.0)
+        if count <= 0:
+            return None
+        return 1000 * (self.lag_sum[service] - before.lag_sum.get(service, 0.0)) / count
+
+
+def grpc_counts(processes: PlatformProcesses) -> ServiceCounts:
+    """Per service: gRPC calls handled, refused, and event-loop lag so far (from its /metrics)."""
+    counts = ServiceCounts()
+    handled, refused = counts.handled, counts.refused
     for service in SERVICES:
         port = processes.metrics_ports.get(service)
         if not port:
@@ -313,7 +354,10 @@ def grpc_counts(processes: PlatformProcesses) -> tuple[dict[str, float], dict[st
                 handled[service] += float(match.group(3))
             elif match := _REFUSED.match(line):
                 refused[service] += float(match.group(1))
-    return handled, refused
+            elif match := _LAG.match(line):
+                into = counts.lag_sum if match.group(1) == "sum" else counts.lag_count
+                into[service] = float(match.group(2))
+    return counts
 
 
 def backend_counts(backends: ProductionBackends) -> tuple[int, int]:
@@ -377,12 +421,16 @@ class Level:
     users: int = 0
     rate: float = 0.0
     uploaders: int = 0
+    # An open-loop rate given as a multiple of the rate the last closed-loop level sustained.
+    of_capacity: float = 0.0
 
     def title(self) -> str:
         if self.streams:
             what = f"{self.streams} concurrent Ask streams"
         else:
-            what = f"{self.users} connected users asking {self.rate:g}/s in total (open loop)"
+            what = f"{self.users} connected users asking {self.rate:.1f}/s in total (open loop)"
+            if self.of_capacity:
+                what += f", {self.of_capacity:g}x the sustained rate"
         return what + (f" + {self.uploaders} uploaders" if self.uploaders else "")
 
 
@@ -393,7 +441,8 @@ def run_level(
     level: Level,
     args: argparse.Namespace,
     floor: Floor,
-) -> None:
+) -> float:
+    """Run one level, print its figures, and return the asks/s it sustained."""
     duration: float = args.duration
     warmup: float = args.warmup
     drivers: int = args.drivers
@@ -446,11 +495,15 @@ def run_level(
         if args.profile:
             profilers = start_profilers(args.profile, pids, duration - warmup, level)
         cpu_before = {s: cpu_seconds(pid) for s, pid in pids.items()}
-        handled_before, refused_before = grpc_counts(processes)
+        counts_before = grpc_counts(processes)
         sql_before, redis_before = backend_counts(backends)
+        service_jiffies = cpu_busy_jiffies(args.service_cpus)
+        harness_jiffies = cpu_busy_jiffies(args.harness_cpus)
         time.sleep(max(0.0, end_at - time.time()))
         cpu_used = {s: cpu_seconds(pid) - cpu_before[s] for s, pid in pids.items()}
-        handled_after, refused_after = grpc_counts(processes)
+        service_busy = _busy_share(service_jiffies, cpu_busy_jiffies(args.service_cpus))
+        harness_busy = _busy_share(harness_jiffies, cpu_busy_jiffies(args.harness_cpus))
+        counts_after = grpc_counts(processes)
         sql_after, redis_after = backend_counts(backends)
         results: list[DriverResult] = [out.get(timeout=duration + 120) for _ in workers]
         for w in workers:
@@ -516,8 +569,21 @@ def run_level(
     print("  CPU ms per answer  " + "  ".join(f"{s} {per_ask[s]:.1f}" for s in SERVICES))
     cores = sum(cpu_used.values()) / window
     print(f"  CPU used           {cores:.2f} cores by the services; machine load {os.getloadavg()[0]:.1f}")
-    calls = sum(handled_after.get(s, 0) - handled_before.get(s, 0) for s in ASK_PATH) / answered
-    refused = {s: refused_after.get(s, 0) - refused_before.get(s, 0) for s in SERVICES}
+    print(
+        f"  CPUs busy          services' {100 * service_busy:.0f} %  harness' {100 * harness_busy:.0f} %"
+        f"   (everything on them, other work included)"
+    )
+    lags = {s: counts_after.mean_lag_ms(counts_before, s) for s in SERVICES}
+    driver_lags = [x for r in results for x in r.driver_lags]
+    print(
+        "  event-loop lag     "
+        + "  ".join(f"{s} {lag:.1f}" for s, lag in lags.items() if lag is not None)
+        + (" ms mean;  " if any(lag is not None for lag in lags.values()) else "")
+        + f"load drivers p50 {1000 * percentile(driver_lags, 0.5):.1f} ms  "
+        + f"p99 {1000 * percentile(driver_lags, 0.99):.1f} ms"
+    )
+    calls = sum(counts_after.handled.get(s, 0) - counts_before.handled.get(s, 0) for s in ASK_PATH) / answered
+    refused = {s: counts_after.refused.get(s, 0) - counts_before.refused.get(s, 0) for s in SERVICES}
     # The gateway forwards each generation message as one Ask message, and adds the sources: the
     # streamed messages of an Ask are twice what its caller received, less one.
     received = sum(r.messages for r in results) / answered
@@ -537,6 +603,12 @@ def run_level(
     )
     if any(refused.values()):
         print("  refused by        " + "  ".join(f"{s} {n:.0f}" for s, n in refused.items() if n))
+    return len(latencies) / window
+
+
+def _busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    total = after[1] - before[1]
+    return (after[0] - before[0]) / total if total else 0.0
 
 
 def start_profilers(
@@ -570,11 +642,20 @@ def start_profilers(
     ]
 
 
-def parse_open_loop(text: str) -> tuple[int, float, int | None]:
+def parse_open_loop(text: str) -> tuple[int, str, int | None]:
     parts = text.split(":")
-    if len(parts) not in (2, 3):
-        raise argparse.ArgumentTypeError("--open-loop takes USERS:RATE[:UPLOADERS], e.g. 5000:30 or 5000:30:500")
-    return int(parts[0]), float(parts[1]), int(parts[2]) if len(parts) == 3 else None
+    if len(parts) not in (2, 3) or not re.fullmatch(r"[0-9.]+x?", parts[1]):
+        raise argparse.ArgumentTypeError(
+            "--open-loop takes USERS:RATE[:UPLOADERS], e.g. 5000:30 or 5000:30:500; RATE may be a multiple "
+            "of the rate the closed-loop level before it sustained, e.g. 5000:3x or 5000:0.8x:500"
+        )
+    return int(parts[0]), parts[1], int(parts[2]) if len(parts) == 3 else None
+
+
+def open_loop_level(users: int, rate: str, uploaders: int) -> Level:
+    if rate.endswith("x"):
+        return Level(users=users, uploaders=uploaders, of_capacity=float(rate[:-1]))
+    return Level(users=users, rate=float(rate), uploaders=uploaders)
 
 
 def main() -> None:
@@ -588,7 +669,7 @@ def main() -> None:
         action="append",
         default=[],
         metavar="USERS:RATE[:UPLOADERS]",
-        help="open-loop level",
+        help="open-loop level; RATE as e.g. 3x: that multiple of the last closed-loop level's sustained rate",
     )
     parser.add_argument("--uploaders", type=int, default=0, help="uploading users beside the open-loop askers")
     parser.add_argument("--upload-think", type=float, default=10.0, help="mean seconds between one user's uploads")
@@ -607,7 +688,9 @@ def main() -> None:
     args = parser.parse_args()
     streams = [100, 1000, 5500] if args.streams is None and not args.open_loop else (args.streams or [])
     levels = [Level(streams=n) for n in streams]
-    levels += [Level(users=u, rate=r, uploaders=args.uploaders if up is None else up) for u, r, up in args.open_loop]
+    levels += [open_loop_level(u, r, args.uploaders if up is None else up) for u, r, up in args.open_loop]
+    if levels and levels[0].of_capacity:
+        parser.error("a RATE such as 3x needs a closed-loop level (--streams 100) before it to measure capacity")
     _raise_open_file_limit()
     available = os.sched_getaffinity(0)
     if not (args.service_cpus <= available and args.harness_cpus <= available):
@@ -654,8 +737,13 @@ def main() -> None:
             f"floor (same run)   gRPC unary round trip {floor.unary_ms:.3f} ms  streamed message "
             f"{floor.message_ms:.4f} ms  SQL statement {floor.sql_ms:.3f} ms  Redis command {floor.redis_ms:.3f} ms"
         )
+        capacity = 0.0
         for level in levels:
-            run_level(processes, backends, key, level, args, floor)
+            if level.of_capacity:
+                level = dataclasses.replace(level, rate=level.of_capacity * capacity)
+            sustained = run_level(processes, backends, key, level, args, floor)
+            if level.streams:
+                capacity = sustained
     finally:
         if processes is not None:
             processes.stop_all()

@@ -21,12 +21,20 @@ ADMISSION_IN_FLIGHT = Gauge(
     "ragplatform_admission_in_flight", "Calls this process has in flight (every method), by service", ["service"]
 )
 ADMISSION_LIMIT = Gauge(
-    "ragplatform_admission_limit", "Calls this process takes at once (RAG_MAX_IN_FLIGHT), by service", ["service"]
+    "ragplatform_admission_limit",
+    "Calls this process takes at once now: its adaptive limit, at most RAG_MAX_IN_FLIGHT, by service",
+    ["service"],
 )
 GRPC_REFUSED = Counter(
     "ragplatform_grpc_server_refused_total",
-    "Calls refused at once because the process was at RAG_MAX_IN_FLIGHT, by service and method",
+    "Calls refused at once because the process was at its admission limit, by service and method",
     ["service", "method"],
+)
+EVENT_LOOP_LAG = Histogram(
+    "ragplatform_event_loop_lag_seconds",
+    "How late the event loop ran a timer (sampled every 25 ms): the process's own queueing delay, by service",
+    ["service"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 
 JOBS_FINISHED = Counter("ragplatform_ingestion_jobs_total", "Ingestion jobs finished, by outcome", ["outcome"])

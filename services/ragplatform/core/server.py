@@ -25,6 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from ragplatform.core.adaptive_limit import LimitPolicy
 from ragplatform.core.health import IdentifyingHealthServicer
 from ragplatform.core.interceptors.access_log import AccessLogInterceptor
 from ragplatform.core.interceptors.admission import AdmissionInterceptor
@@ -35,7 +36,7 @@ from ragplatform.core.interceptors.decoding import RequestDecodingInterceptor
 from ragplatform.core.interceptors.errors import ErrorMappingInterceptor
 from ragplatform.core.interceptors.metrics import MetricsInterceptor
 from ragplatform.core.metrics import start_metrics_server
-from ragplatform.core.settings import CommonSettings, require_internal_auth
+from ragplatform.core.settings import CommonSettings, admission_lag_target, require_internal_auth
 from ragplatform.core.tracing import server_interceptors as tracing_interceptors
 
 log = structlog.get_logger("ragplatform.server")
@@ -80,6 +81,8 @@ class RunningService:
     stopping: asyncio.Event
     _exit: contextlib.AsyncExitStack
     _tasks: list[asyncio.Task[Any]]
+    # Samples the event loop's lag for admission control until the server has stopped.
+    _lag_watch: asyncio.Task[None] | None = None
 
     @property
     def address(self) -> str:
@@ -112,16 +115,29 @@ class RunningService:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         await self.server.stop(grace)
+        if self._lag_watch is not None:
+            self._lag_watch.cancel()
+            await asyncio.gather(self._lag_watch, return_exceptions=True)
         await self._exit.aclose()
         log.info("stopped", service=self.app.name)
 
 
+def build_admission(app: ServiceApp, settings: CommonSettings) -> AdmissionInterceptor:
+    # The public gateway is the one service without the internal-token check: the edge.
+    lag_target = admission_lag_target(settings, edge=not app.internal)
+    policy = LimitPolicy(ceiling=settings.max_in_flight, lag_target_seconds=lag_target)
+    return AdmissionInterceptor(app.name, policy, settings.admission_retry_after_seconds)
+
+
 def build_interceptors(
-    app: ServiceApp, settings: CommonSettings, own: Sequence[grpc.aio.ServerInterceptor[Any, Any]] = ()
+    app: ServiceApp,
+    settings: CommonSettings,
+    own: Sequence[grpc.aio.ServerInterceptor[Any, Any]] = (),
+    admission: AdmissionInterceptor | None = None,
 ) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
     chain: list[grpc.aio.ServerInterceptor[Any, Any]] = [
         *tracing_interceptors(),  # outermost, so the access log line carries the call's trace id
-        AdmissionInterceptor(app.name, settings.max_in_flight, settings.admission_retry_after_seconds),
+        admission or build_admission(app, settings),
         AccessLogInterceptor(trust_tenant_header=app.internal),
         MetricsInterceptor(),
         ErrorMappingInterceptor(),
@@ -142,8 +158,9 @@ async def start_service(app: ServiceApp, settings: CommonSettings) -> RunningSer
     exit_stack = contextlib.AsyncExitStack()
     try:
         wiring = await exit_stack.enter_async_context(app.lifespan())
+        admission = build_admission(app, settings)
         server = grpc.aio.server(
-            interceptors=build_interceptors(app, settings, wiring.interceptors),
+            interceptors=build_interceptors(app, settings, wiring.interceptors, admission),
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -190,12 +207,13 @@ async def start_service(app: ServiceApp, settings: CommonSettings) -> RunningSer
         metrics_port = start_metrics_server(host, settings.metrics_port)
     for name in ("", *service_names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    lag_watch = asyncio.create_task(admission.watch_event_loop())
     stopping = asyncio.Event()
     tasks = [asyncio.create_task(job(stopping)) for job in app.background]
     for task in tasks:
         task.add_done_callback(lambda t: _background_ended(t, app.name, stopping, health_servicer))
     log.info("serving", service=app.name, port=port, metrics_port=metrics_port)
-    return RunningService(app, server, port, metrics_port, health_servicer, stopping, exit_stack, tasks)
+    return RunningService(app, server, port, metrics_port, health_servicer, stopping, exit_stack, tasks, lag_watch)
 
 
 def _background_ended(

@@ -29,10 +29,26 @@ SERVICE_NAMES: tuple[ServiceName, ...] = (
 )
 
 
-# Calls in flight per process (RAG_MAX_IN_FLIGHT). A process has one core: an Ask costs it a few
-# ms of CPU and lasts about as long as the LLM (~2 s), so by Little's law one core sustains
-# ~(1000 / cpu_ms) asks/s with ~that x 2 s in flight. See docs/performance.md for the measurement.
+# The most calls in flight per process (RAG_MAX_IN_FLIGHT), a ceiling: the admission limit under
+# it adapts to the event loop's lag (core/adaptive_limit.py). A process has one core: an Ask costs
+# it a few ms of CPU and lasts about as long as the LLM (~2 s), so by Little's law one core
+# sustains ~(1000 / cpu_ms) asks/s with ~that x 2 s in flight. See docs/performance.md.
 DEFAULT_MAX_IN_FLIGHT = 256
+# Standing event-loop lag above which a process lowers its admission limit. The gateway (the edge)
+# sheds at a far lower lag than the services behind it: a call refused at the edge has cost nothing
+# downstream, one refused inside has already cost the hops before it and fails an answer under way
+# (measured: at 3x load with 0.05 s inside, generation refused more asks than the gateway did, all
+# after their sources had been sent). Inside, shedding is the last resort against collapse.
+EDGE_LAG_TARGET_SECONDS = 0.01
+INTERNAL_LAG_TARGET_SECONDS = 0.25
+
+
+def admission_lag_target(settings: CommonSettings, edge: bool) -> float:
+    """RAG_ADMISSION_LAG_TARGET_SECONDS, or its default for the edge (the gateway) or a service
+    behind it."""
+    if settings.admission_lag_target_seconds is not None:
+        return settings.admission_lag_target_seconds
+    return EDGE_LAG_TARGET_SECONDS if edge else INTERNAL_LAG_TARGET_SECONDS
 
 
 class SettingsError(Exception):
@@ -105,11 +121,22 @@ class CommonSettings(BaseSettings):
         DEFAULT_MAX_IN_FLIGHT,
         ge=1,
         le=100_000,
-        description="Calls one process takes at once (streamed Asks count until they end); the excess is "
-        "refused at once with RESOURCE_EXHAUSTED and a retry-after hint. Health checks are never refused.",
+        description="The most calls one process takes at once (streamed Asks count until they end): the "
+        "ceiling of its adaptive admission limit. The excess is refused at once with RESOURCE_EXHAUSTED and "
+        "a retry-after hint. Health checks are never refused.",
+    )
+    admission_lag_target_seconds: float | None = Field(
+        None,
+        ge=0,
+        le=10,
+        description="Standing event-loop lag (the smallest over 100 ms) above which the process lowers its "
+        "admission limit, so that it refuses at once what it could only queue; the limit climbs back while "
+        f"the loop keeps up. Empty: {EDGE_LAG_TARGET_SECONDS:g} s at the gateway (the edge, where a refusal "
+        f"costs nothing downstream), {INTERNAL_LAG_TARGET_SECONDS:g} s in the services behind it. "
+        "0: a fixed limit of RAG_MAX_IN_FLIGHT.",
     )
     admission_retry_after_seconds: float = Field(
-        1.0, gt=0, le=60, description="Retry-after hint sent with a call refused by RAG_MAX_IN_FLIGHT."
+        1.0, gt=0, le=60, description="Retry-after hint sent with a call refused by admission control."
     )
 
 

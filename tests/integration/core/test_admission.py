@@ -1,11 +1,13 @@
-"""Admission control through real gRPC: a process at RAG_MAX_IN_FLIGHT refuses the excess at once
-with RESOURCE_EXHAUSTED and a retry-after hint, streams hold their slot until they end, and
-health checks are never refused. (The generator is the scripted test double of test_server.)"""
+"""Admission control through real gRPC: a process at its limit refuses the excess at once with
+RESOURCE_EXHAUSTED and a retry-after hint, streams hold their slot until they end, health checks
+are never refused, and a process whose event loop falls behind lowers its limit and refuses
+before the call reaches the service. (The generator is the scripted test double of test_server.)"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 import pytest
@@ -29,6 +31,7 @@ async def limited() -> AsyncIterator[RunningService]:
         grpc_port=0,
         metrics_port=0,
         max_in_flight=2,
+        admission_lag_target_seconds=0,  # a fixed limit of 2, however loaded the machine
         admission_retry_after_seconds=0.5,
     )
     service = await start_service(make_app(ScriptedGenerator()), settings)
@@ -85,3 +88,70 @@ async def test_finished_calls_free_their_slots(limited: RunningService) -> None:
             assert await answer() == "done"
         # ... and the count is back to zero: two at once (the limit) both pass.
         assert list(await asyncio.gather(answer(), answer())) == ["done", "done"]
+
+
+def sample(name: str) -> float:
+    return REGISTRY.get_sample_value(name, {"service": "generation"}) or 0.0
+
+
+async def until(condition: Callable[[], bool], what: str, within: float = 30.0) -> None:
+    """Wait for `condition` (a generous bound: only a hang fails, never a slow machine)."""
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} did not happen within {within} s"
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def adaptive() -> AsyncIterator[tuple[RunningService, ScriptedGenerator]]:
+    settings = load_settings(
+        GenerationSettings,
+        insecure_internal_calls=True,
+        grpc_host="127.0.0.1",
+        grpc_port=0,
+        metrics_port=0,
+        max_in_flight=100,
+        admission_lag_target_seconds=0.01,
+        admission_retry_after_seconds=0.5,
+    )
+    generator = ScriptedGenerator()
+    service = await start_service(make_app(generator), settings)
+    yield service, generator
+    await service.stop(grace=1.0)
+
+
+async def test_a_process_whose_loop_falls_behind_refuses_before_the_call_reaches_the_service(
+    adaptive: tuple[RunningService, ScriptedGenerator],
+) -> None:
+    service, generator = adaptive
+    async with grpc.aio.insecure_channel(service.address) as channel:
+        stub = generation_pb2_grpc.GenerationServiceStub(channel)
+        held = [stub.Generate(generation_pb2.GenerateRequest(tenant_id="t", question="slow 30")) for _ in range(10)]
+        # All ten admitted (the ceiling is 100).
+        await until(lambda: sample("ragplatform_admission_in_flight") == 10, "ten streams under way")
+
+        # Saturate the process: its event loop (the test's own) runs callbacks that each hold it
+        # for 40 ms, as a process that took more work than its CPU finishes does, until the
+        # admission limit has fallen below the ten calls in flight.
+        async def hog() -> None:
+            while sample("ragplatform_admission_limit") >= 10:
+                time.sleep(0.04)  # noqa: ASYNC251 (blocking the loop is the point)
+                await asyncio.sleep(0)
+
+        await asyncio.wait_for(hog(), timeout=30)
+        assert sample("ragplatform_event_loop_lag_seconds_count") > 0
+
+        calls_before = generator.calls
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await first_message(stub.Generate(generation_pb2.GenerateRequest(tenant_id="t", question="hi")))
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "at capacity" in (info.value.details() or "")
+        assert dict(info.value.trailing_metadata() or ())["retry-after-seconds"] == "0.500"
+        assert generator.calls == calls_before  # refused before the service did any work
+
+        # The overload ends (the streams finish): calls are admitted again.
+        for call in held:
+            call.cancel()
+        await until(lambda: sample("ragplatform_admission_in_flight") == 0, "the streams to end")
+        answer = [m async for m in stub.Generate(generation_pb2.GenerateRequest(tenant_id="t", question="hi"))]
+        assert answer[-1].WhichOneof("event") == "done"

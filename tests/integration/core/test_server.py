@@ -33,8 +33,10 @@ class ScriptedGenerator:
 
     def __init__(self) -> None:
         self.started = asyncio.Event()
+        self.calls = 0
 
     async def generate(self, request: AnswerRequest) -> AsyncIterator[AnswerEvent]:
+        self.calls += 1
         self.started.set()
         if request.question == "missing":
             raise NotFound("no such thing; check the id")

@@ -1,55 +1,92 @@
-"""Admission control: a process takes at most `limit` calls at once and refuses the excess at
-once, with RESOURCE_EXHAUSTED and a `retry-after-seconds` hint (the rate limiter's format), rather
-than queueing it behind work it cannot finish in time.
+"""Admission control: a process takes only as many calls at once as it can serve without its event
+loop falling behind, and refuses the excess at once with RESOURCE_EXHAUSTED and a
+`retry-after-seconds` hint (the rate limiter's format), rather than queueing it behind work it
+cannot finish in time.
+
+The limit adapts (core/adaptive_limit.py): it falls when the loop's standing lag exceeds
+RAG_ADMISSION_LAG_TARGET_SECONDS and climbs back while calls are held back and the loop keeps
+up, never above RAG_MAX_IN_FLIGHT. A refusal is decided before the call's handler is built (its
+request is not even decoded: see `early_refusal` in base.py), so it costs the process almost
+nothing and arrives as soon as the loop picks the call up — which it does promptly, because the
+limit keeps the loop's lag near its target.
 
 A streamed call (an Ask) counts until its last message is sent. Health checks and reflection
-are never refused: an overloaded process is busy, not dead. The outermost interceptor, so a
-refusal costs as little as possible (no auth, no access-log line: the refused counter says it).
+are never refused: an overloaded process is busy, not dead. The outermost scoped interceptor, so
+a refusal costs as little as possible (no auth, no access-log line: the refused counter says it).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
 
+from ragplatform.core.adaptive_limit import LimitPolicy, admits, initial_state, observe_lag, refused
 from ragplatform.core.error_mapping import trailing_metadata_for
 from ragplatform.core.interceptors.base import ScopedInterceptor
-from ragplatform.core.metrics import ADMISSION_IN_FLIGHT, ADMISSION_LIMIT, GRPC_REFUSED
+from ragplatform.core.loop_lag import sample_loop_lag
+from ragplatform.core.metrics import ADMISSION_IN_FLIGHT, ADMISSION_LIMIT, EVENT_LOOP_LAG, GRPC_REFUSED
 from ragplatform.domain.errors import ResourceExhausted
 
 
 class AdmissionInterceptor(ScopedInterceptor):
-    """Bounds the calls this process has in flight (every method together)."""
+    """Bounds the calls this process has in flight (every method together) by an adaptive limit."""
 
-    def __init__(self, service: str, limit: int, retry_after_seconds: float) -> None:
+    def __init__(self, service: str, policy: LimitPolicy, retry_after_seconds: float) -> None:
         self.service = service
-        self.limit = limit
+        self.policy = policy
+        self.state = initial_state(policy, time.monotonic())
         self.in_flight = 0
         self._retry_after = retry_after_seconds
-        self._gauge = ADMISSION_IN_FLIGHT.labels(service)
-        ADMISSION_LIMIT.labels(service).set(limit)
+        self._in_flight_gauge = ADMISSION_IN_FLIGHT.labels(service)
+        self._limit_gauge = ADMISSION_LIMIT.labels(service)
+        self._limit_gauge.set(int(self.state.limit))
+        self._lag = EVENT_LOOP_LAG.labels(service)
 
-    def _refusal(self) -> ResourceExhausted:
+    @property
+    def limit(self) -> int:
+        """Calls this process takes at once right now."""
+        return int(self.state.limit)
+
+    def early_refusal(self, method: str) -> ResourceExhausted | None:
+        return None if admits(self.state, self.in_flight) else self._refuse(method)
+
+    def _refuse(self, method: str) -> ResourceExhausted:
+        self.state = refused(self.state)
+        GRPC_REFUSED.labels(self.service, method).inc()
         return ResourceExhausted(
-            f"the {self.service} service is at capacity ({self.limit} calls in flight); "
-            f"retry in {self._retry_after:g} s (with jitter), or add replicas",
+            f"the {self.service} service is at capacity ({self.in_flight} calls in flight, its limit now "
+            f"{self.limit}); retry in {self._retry_after:g} s (with jitter), or add replicas",
             retry_after_seconds=self._retry_after,
         )
 
     @asynccontextmanager
     async def scope(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
-        if self.in_flight >= self.limit:
-            GRPC_REFUSED.labels(self.service, method).inc()
-            refusal = self._refusal()
+        # Calls that passed `early_refusal` together may still find the limit reached here (and
+        # client-streaming calls are only refused here).
+        if not admits(self.state, self.in_flight):
+            refusal = self._refuse(method)
             context.set_trailing_metadata(trailing_metadata_for(refusal))
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal.message)
         self.in_flight += 1
-        self._gauge.inc()
+        self._in_flight_gauge.inc()
         try:
             yield
         finally:
             self.in_flight -= 1
-            self._gauge.dec()
+            self._in_flight_gauge.dec()
+
+    def observe_lag(self, now: float, lag: float) -> None:
+        """One event-loop lag sample: recorded, and the limit moved when an interval ends."""
+        self._lag.observe(lag)
+        before = self.state.limit
+        self.state = observe_lag(self.policy, self.state, now, lag, self.in_flight)
+        if self.state.limit != before:
+            self._limit_gauge.set(int(self.state.limit))
+
+    async def watch_event_loop(self) -> None:
+        """Sample this process's event-loop lag until cancelled (run it for the server's life)."""
+        await sample_loop_lag(self.observe_lag)

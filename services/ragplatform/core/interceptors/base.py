@@ -1,5 +1,11 @@
 """`ScopedInterceptor`: turn an async context manager around a call into a gRPC interceptor;
-`ScopeChain`: several of them as one interceptor (see `fuse_scopes`)."""
+`ScopeChain`: several of them as one interceptor (see `fuse_scopes`).
+
+A scoped interceptor may also refuse a call before its handler is built (`early_refusal`): the
+call then ends with that error's status and trailing metadata without its request being decoded
+and without any scope being entered — the cheapest way a process can say no (admission control).
+Only calls with a single request message are refused this way; a client-streaming call is refused
+inside its scope, where the decoding interceptor reads the rest of its stream first."""
 
 from __future__ import annotations
 
@@ -8,6 +14,9 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any
 
 import grpc
+
+from ragplatform.core.error_mapping import status_for, trailing_metadata_for
+from ragplatform.domain.errors import RagError
 
 # Methods of the infrastructure services: no auth, no access log noise.
 INFRASTRUCTURE_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
@@ -25,6 +34,14 @@ class ScopedInterceptor(grpc.aio.ServerInterceptor):
     def scope(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> AbstractAsyncContextManager[None]:
         raise NotImplementedError
 
+    def early_refusal(self, method: str) -> RagError | None:
+        """An error to end the call with before its handler is built, or None (the default: never)."""
+        return None
+
+    @property
+    def refuses_early(self) -> bool:
+        return type(self).early_refusal is not ScopedInterceptor.early_refusal
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
@@ -34,6 +51,8 @@ class ScopedInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if handler is None or (self.skip_infrastructure and is_infrastructure(method)):
             return handler
+        if self.refuses_early and not handler.request_streaming and (refusal := self.early_refusal(method)) is not None:
+            return refusing_handler(handler, refusal)
         return _wrap(handler, method, self.scope)
 
 
@@ -49,6 +68,7 @@ class ScopeChain(grpc.aio.ServerInterceptor):
     def __init__(self, parts: Sequence[ScopedInterceptor]) -> None:
         self.parts = tuple(parts)
         self._scopes = tuple(part.scope for part in self.parts)
+        self._gates = tuple(part.early_refusal for part in self.parts if part.refuses_early)
 
     async def intercept_service(
         self,
@@ -59,6 +79,10 @@ class ScopeChain(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if handler is None or is_infrastructure(method):
             return handler
+        if self._gates and not handler.request_streaming:
+            for gate in self._gates:
+                if (refusal := gate(method)) is not None:
+                    return refusing_handler(handler, refusal)
         return _wrap_chain(handler, method, self._scopes)
 
 
@@ -104,6 +128,22 @@ def rewrap_handler(
     if handler.stream_stream:
         return grpc.stream_stream_rpc_method_handler(stream_response(handler.stream_stream), **kwargs)
     return handler
+
+
+def refusing_handler(handler: grpc.RpcMethodHandler[Any, Any], refusal: RagError) -> grpc.RpcMethodHandler[Any, Any]:
+    """A handler of the same kind as `handler` (which takes one request message) that ends the call
+    with `refusal`'s status, message and trailing metadata (e.g. a retry-after hint) at once. Its
+    request is not decoded (no deserializer: grpc hands over the bytes, which are ignored)."""
+    code, message, trailing = status_for(refusal), refusal.message, trailing_metadata_for(refusal)
+
+    async def refuse(_request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        if trailing:
+            context.set_trailing_metadata(trailing)
+        await context.abort(code, message)
+
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(refuse, response_serializer=handler.response_serializer)
+    return grpc.unary_unary_rpc_method_handler(refuse, response_serializer=handler.response_serializer)
 
 
 def _wrap(

@@ -1,0 +1,95 @@
+"""An adaptive concurrency limit driven by event-loop lag: pure functions, no clock, no I/O.
+
+Why event-loop lag: a grpc.aio process does all its Python work on one event loop, so the time a
+ready callback waits for that loop is the process's own queueing delay. It stays near zero while
+the process keeps up and grows without bound once it has taken more work than its CPU can do;
+then every call waits behind it, refusals included. A fixed in-flight cap cannot know where that
+point is (it moves with the model's latency, the CPU a pod gets, the cost of an answer), so the
+limit follows the delay instead, in the manner of the load-shedding designs that work:
+
+* CoDel: judge the queue by the delay it adds, and only by a *standing* delay — the smallest lag
+  seen over an interval of at least a few samples — so a burst the loop clears at once, or one
+  stall (the process descheduled for a while on a busy machine), is not overload;
+* Netflix concurrency-limits / Envoy adaptive concurrency: a concurrency limit that moves, cut
+  multiplicatively (AIMD) when the delay says overloaded, raised additively while it is the limit
+  that holds calls back and the delay says there is room.
+
+A cut starts from the calls in flight when overload was seen (not from a limit that was never
+reached), then holds for `hold_seconds`: the calls admitted before it still run, and the lag they
+cause is not a reason to cut again.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class LimitPolicy:
+    """How the limit moves. `lag_target_seconds` 0 turns adapting off: the limit is `ceiling`."""
+
+    ceiling: int  # never more calls at once (RAG_MAX_IN_FLIGHT)
+    lag_target_seconds: float  # a standing lag above this is overload
+    floor: int = 4  # never fewer (nor more than `ceiling`): a process always makes some progress
+    interval_seconds: float = 0.1  # the smallest lag over this long is the standing lag ...
+    interval_samples: int = 3  # ... and over at least this many samples
+    decrease_factor: float = 0.9  # a cut keeps this share of the calls in flight
+    increase_share: float = 0.02  # a raise adds this share of the limit (at least one call)
+    hold_seconds: float = 1.0  # after a cut, no other cut for this long
+
+    @property
+    def adaptive(self) -> bool:
+        return self.lag_target_seconds > 0
+
+
+@dataclass(frozen=True)
+class LimitState:
+    """Where the limit is, and what the current interval has seen so far."""
+
+    limit: float
+    interval_began: float
+    smallest_lag: float = math.inf  # in the current interval
+    samples: int = 0  # in the current interval
+    held_back: bool = False  # a call was refused in the current interval
+    last_cut: float = -math.inf
+
+
+def initial_state(policy: LimitPolicy, now: float) -> LimitState:
+    return LimitState(limit=float(policy.ceiling), interval_began=now)
+
+
+def admits(state: LimitState, in_flight: int) -> bool:
+    """Whether one more call may start now."""
+    return in_flight < int(state.limit)
+
+
+def refused(state: LimitState) -> LimitState:
+    """Note that the limit held a call back (the limit was binding in this interval)."""
+    return state if state.held_back else replace(state, held_back=True)
+
+
+def observe_lag(policy: LimitPolicy, state: LimitState, now: float, lag: float, in_flight: int) -> LimitState:
+    """Take one lag sample; at the end of each interval (`interval_seconds` and
+    `interval_samples`, whichever ends later), move the limit:
+
+    * standing lag above the target, and no cut within `hold_seconds`: cut to
+      `decrease_factor` x min(limit, in flight), not below `floor` (nor `ceiling`, if lower);
+    * standing lag within the target and a call held back in the interval: raise by
+      `increase_share` of the limit (at least one call), not above `ceiling`;
+    * otherwise: keep it (a limit nobody reaches is not raised, so it stays meaningful).
+    """
+    if not policy.adaptive:
+        return state
+    smallest, samples = min(state.smallest_lag, lag), state.samples + 1
+    if now - state.interval_began < policy.interval_seconds or samples < policy.interval_samples:
+        return replace(state, smallest_lag=smallest, samples=samples)
+    limit, last_cut = state.limit, state.last_cut
+    if smallest > policy.lag_target_seconds:
+        if now - state.last_cut >= policy.hold_seconds:
+            least = float(min(policy.floor, policy.ceiling))
+            limit = max(least, min(limit, float(in_flight)) * policy.decrease_factor)
+            last_cut = now
+    elif state.held_back:
+        limit = min(float(policy.ceiling), limit + max(1.0, limit * policy.increase_share))
+    return LimitState(limit=limit, interval_began=now, last_cut=last_cut)

@@ -1,0 +1,107 @@
+"""The adaptive admission limit (core/adaptive_limit.py): how it moves on event-loop lag samples."""
+
+from __future__ import annotations
+
+from ragplatform.core.adaptive_limit import (
+    LimitPolicy,
+    LimitState,
+    admits,
+    initial_state,
+    observe_lag,
+    refused,
+)
+
+POLICY = LimitPolicy(ceiling=100, lag_target_seconds=0.01, floor=4, interval_seconds=0.1, hold_seconds=1.0)
+
+
+def run(state: LimitState, lags: list[float], in_flight: int, start: float, step: float = 0.025) -> LimitState:
+    """Feed one lag sample every `step` seconds from `start`."""
+    for i, lag in enumerate(lags):
+        state = observe_lag(POLICY, state, start + (i + 1) * step, lag, in_flight)
+    return state
+
+
+def test_it_starts_at_the_ceiling_and_admits_up_to_it() -> None:
+    state = initial_state(POLICY, now=0.0)
+    assert state.limit == 100
+    assert admits(state, 99)
+    assert not admits(state, 100)
+
+
+def test_a_standing_lag_cuts_the_limit_to_a_share_of_the_calls_in_flight() -> None:
+    state = run(initial_state(POLICY, 0.0), [0.05] * 4, in_flight=60, start=0.0)
+    assert state.limit == 54  # 0.9 x 60 in flight, not 0.9 x the ceiling nobody reached
+    assert not admits(state, 54)
+
+
+def test_a_burst_is_not_overload_only_the_smallest_lag_of_an_interval_counts() -> None:
+    # One slow callback (0.5 s of lag) among quick ones: the loop cleared it, nothing is cut.
+    state = run(initial_state(POLICY, 0.0), [0.5, 0.001, 0.5, 0.5, 0.5], in_flight=60, start=0.0)
+    assert state.limit == 100
+
+
+def test_one_stall_is_not_overload_the_interval_waits_for_enough_samples() -> None:
+    # The process was descheduled for 0.3 s: one late sample, then the loop keeps up again.
+    state = observe_lag(POLICY, initial_state(POLICY, 0.0), 0.325, 0.3, in_flight=60)
+    state = run(state, [0.001, 0.001], in_flight=60, start=0.325)
+    assert state.limit == 100
+    # A loop that stays late is judged once it has given enough samples, however slowly.
+    state = initial_state(POLICY, 0.0)
+    for i in range(3):
+        state = observe_lag(POLICY, state, 0.2 * (i + 1), 0.175, in_flight=60)
+    assert state.limit == 54
+
+
+def test_after_a_cut_it_holds_before_cutting_again() -> None:
+    state = run(initial_state(POLICY, 0.0), [0.05] * 4, in_flight=60, start=0.0)
+    assert state.limit == 54
+    # Still lagging for the next 0.5 s (the calls admitted before the cut still run): no cut.
+    state = run(state, [0.05] * 20, in_flight=54, start=0.1)
+    assert state.limit == 54
+    # Still lagging after the hold: cut again.
+    state = run(state, [0.05] * 24, in_flight=54, start=0.6)
+    assert 48 <= state.limit < 54
+
+
+def test_it_never_falls_below_the_floor() -> None:
+    state = LimitState(limit=5.0, interval_began=0.0)
+    state = run(state, [1.0] * 8, in_flight=2, start=0.0)
+    assert state.limit == POLICY.floor
+    assert admits(state, POLICY.floor - 1)
+
+
+def test_it_climbs_back_only_while_calls_are_held_back_and_the_loop_keeps_up() -> None:
+    low = LimitState(limit=50.0, interval_began=0.0)
+    # Nobody refused: a limit nobody reaches is not raised.
+    assert run(low, [0.001] * 8, in_flight=10, start=0.0).limit == 50
+    # Calls refused and no lag: raised by 2 % (at least one call) each interval.
+    state = refused(low)
+    state = run(state, [0.001] * 4, in_flight=50, start=0.0)
+    assert state.limit == 51
+    assert not state.held_back  # a new interval began
+    # Refused, but the loop lags: not raised.
+    state = run(refused(state), [0.02] * 4, in_flight=51, start=0.1)
+    assert state.limit <= 51
+
+
+def test_it_never_climbs_above_the_ceiling() -> None:
+    state = LimitState(limit=99.5, interval_began=0.0)
+    for i in range(5):
+        state = run(refused(state), [0.0] * 4, in_flight=99, start=i * 0.1)
+    assert state.limit == POLICY.ceiling
+
+
+def test_without_a_lag_target_the_limit_is_fixed() -> None:
+    fixed = LimitPolicy(ceiling=100, lag_target_seconds=0.0)
+    state = initial_state(fixed, 0.0)
+    for i in range(10):
+        state = observe_lag(fixed, state, 0.1 * (i + 1), 5.0, in_flight=100)
+    assert state.limit == 100
+
+
+def test_a_ceiling_below_the_floor_is_kept() -> None:
+    tiny = LimitPolicy(ceiling=2, lag_target_seconds=0.01, floor=4)
+    state = initial_state(tiny, 0.0)
+    for i in range(8):
+        state = observe_lag(tiny, state, 0.025 * (i + 1), 1.0, in_flight=2)
+    assert state.limit == 2
