@@ -3,6 +3,7 @@ what the upload path takes from many concurrent uploaders — same machine, same
 
     python bench/ingest_throughput.py [--backends production|embedded] [--embedder hashing|minilm]
         [--documents 1000] [--uploaders 500] [--service-cpus 0] [--harness-cpus 1] [--env RAG_X=V]
+        [--profile DIR]
 
 Backends. `production` (default): PostgreSQL 15 through PgBouncer (transaction pooling), Redis 7
 Streams, moto's S3 server, and Qdrant — the Qdrant server is a TEST DOUBLE here
@@ -35,7 +36,9 @@ import multiprocessing
 import multiprocessing.process
 import os
 import resource
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -261,8 +264,34 @@ async def unfinished_jobs(store: Store) -> int:
     return await store.count_jobs(JobState.QUEUED) + await store.count_jobs(JobState.RUNNING)
 
 
+def start_profiler(pid: int, output: Path) -> subprocess.Popen[bytes]:
+    """py-spy on `pid` until `stop_profiler`: collapsed stacks (flamegraph.pl / speedscope input) in
+    `output`, sampled from CPUs other than the process's (py-spy needs ptrace: run as root or
+    with CAP_SYS_PTRACE)."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    command = [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid), "--rate", "200"]
+    command += ["--nonblocking", "--format", "raw", "--output", str(output)]
+    profiler = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Off the profiled process's CPUs where there are others, so sampling does not slow it.
+    if others := set(range(os.cpu_count() or 1)) - os.sched_getaffinity(pid):
+        os.sched_setaffinity(profiler.pid, others)
+    return profiler
+
+
+def stop_profiler(profiler: subprocess.Popen[bytes] | None) -> None:
+    """Stop a `start_profiler` and wait for it to write its output."""
+    if profiler is not None:
+        profiler.send_signal(signal.SIGINT)
+        profiler.wait(timeout=60)
+
+
 async def drain(
-    processes: PlatformProcesses, key: str, job_ids: list[str], timeout: float, others: dict[str, int]
+    processes: PlatformProcesses,
+    key: str,
+    job_ids: list[str],
+    timeout: float,
+    others: dict[str, int],
+    profile: Path | None = None,
 ) -> DrainResult:
     # Progress is read from the store directly (two COUNTs every 0.25 s), not through the
     # gateway: listing every job through the services would cost CPU on the services' CPUs.
@@ -275,12 +304,14 @@ async def drain(
         await asyncio.to_thread(wait_serving, processes.address(WORKER), 180.0, processes.processes[WORKER])
         started = time.time()
         meter = CpuMeter({"worker": processes.pid(WORKER), "retrieval": processes.pid("retrieval"), **others})
+        profiler = start_profiler(processes.pid(WORKER), profile / "worker.txt") if profile else None
         meter.start()
         while time.time() - started < timeout:
             if not await unfinished_jobs(store):
                 break
             await asyncio.sleep(0.25)
         meter.stop()
+        stop_profiler(profiler)
         if left := await unfinished_jobs(store):
             raise RuntimeError(f"{left} job(s) still unfinished after {timeout:.0f} s")
     finally:
@@ -341,6 +372,13 @@ def main() -> None:
     parser.add_argument("--harness-cpus", default="1", help="CPUs for this harness, drivers, backends and doubles")
     parser.add_argument("--timeout", type=float, default=300.0, help="longest wait for the drain, seconds")
     parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="py-spy the worker's drain and ingestion's uploads into DIR",
+    )
+    parser.add_argument(
         "--env", action="append", default=[], metavar="RAG_X=VALUE", help="extra service setting (repeatable)"
     )
     args = parser.parse_args()
@@ -383,11 +421,13 @@ def main() -> None:
                 "moto s3": backends.s3.pid,
             }
         upload_meter = CpuMeter({**{name: processes.pid(name) for name in ("gateway", "ingestion")}, **others})
+        profiler = start_profiler(processes.pid("ingestion"), args.profile / "ingestion.txt") if args.profile else None
         upload_meter.start()
         uploads = run_uploads(processes.gateway, key, documents, args.uploaders)
         upload_meter.stop()
+        stop_profiler(profiler)
         with on_cpus(service_cpus):
-            result = asyncio.run(drain(processes, key, uploads.job_ids, args.timeout, others))
+            result = asyncio.run(drain(processes, key, uploads.job_ids, args.timeout, others, args.profile))
 
         raw = raw_chunks / raw_seconds
         docs_per_s = result.documents / result.seconds

@@ -264,6 +264,14 @@ class IngestionSettings(QueueSettings, BlobSettings):
     retrieval_addr: str = Field(
         "127.0.0.1:50053", description="host:port of the retrieval service (to delete a document's chunks)."
     )
+    queue_payload_max_kb: int = Field(
+        16,
+        ge=0,
+        le=1024,
+        description="Uploads up to this size travel to the worker with their job's queue message (Redis queue; "
+        "kept 2 minutes) as well as being stored in the object store, saving the worker an object-store read "
+        "per small document; 0: never. Costs Redis memory: about 1.33 x this per upload of the last 2 minutes.",
+    )
 
 
 class ParseSettings(CommonSettings):

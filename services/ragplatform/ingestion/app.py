@@ -39,7 +39,13 @@ def build_app(settings: IngestionSettings) -> ServiceApp:
                     )
 
             service = IngestionService(
-                store, blobs, queue, delete_chunks, settings.max_upload_bytes, PageTokens(page_token_key(token))
+                store,
+                blobs,
+                queue,
+                delete_chunks,
+                settings.max_upload_bytes,
+                PageTokens(page_token_key(token)),
+                queue_payload_max_bytes=settings.queue_payload_max_kb * 1024,
             )
             servicer = IngestionServicer(service)
 

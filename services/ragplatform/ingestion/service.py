@@ -79,6 +79,7 @@ class IngestionService:
         delete_chunks: DeleteChunks,
         max_upload_bytes: int,
         page_tokens: PageTokens | None = None,
+        queue_payload_max_bytes: int = 0,
     ) -> None:
         self._store = store
         self._blobs = blobs
@@ -86,11 +87,18 @@ class IngestionService:
         self._delete_chunks = delete_chunks
         self._max_upload_bytes = max_upload_bytes
         self._tokens = page_tokens or PageTokens(page_token_key(None))
+        # Uploads up to this size also travel with their queue message: the worker need not read
+        # the blob back (RAG_QUEUE_PAYLOAD_MAX_KB).
+        self._queue_payload_max_bytes = queue_payload_max_bytes
 
     async def upload(self, header: UploadHeader, chunks: AsyncIterator[bytes]) -> UploadOutcome:
         header = validate_header(header)
         spooled = await spool(chunks, header.filename, self._max_upload_bytes)
+        payload = b""
         try:
+            if spooled.size <= self._queue_payload_max_bytes:
+                payload = spooled.file.read()
+                spooled.file.seek(0)
             key = blob_key(header.tenant_id, spooled.content_hash)
             # The key is derived from the content, so storing it again writes the same bytes: a
             # small upload is put at once (one object-store round trip instead of two); a large
@@ -114,7 +122,7 @@ class IngestionService:
             log.info("upload deduplicated", document_id=outcome.document.document_id, job_id=outcome.job.job_id)
             return outcome
         try:
-            await self._queue.enqueue(outcome.job.job_id, header.tenant_id, inject_trace_context())
+            await self._queue.enqueue(outcome.job.job_id, header.tenant_id, inject_trace_context(), payload)
         except RagError as exc:
             # The job must not sit QUEUED with no message behind it: fail it with a reason.
             await self._store.fail_job(

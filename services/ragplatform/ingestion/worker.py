@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import socket
 import time
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from ragplatform.core.context import scoped, tenant_var
 from ragplatform.core.metrics import CHUNKS_INDEXED, JOB_SECONDS, JOB_WAIT_SECONDS, JOBS_FINISHED, QUEUE_DEPTH
 from ragplatform.core.tracing import job_span
 from ragplatform.domain.errors import DocumentRejected, InvalidArgument, NotFound, RagError
-from ragplatform.domain.models import Job, JobState
+from ragplatform.domain.models import Document, Job, JobState
 from ragplatform.ingestion.parse_sandbox import ParseDocument, parse_in_process
 from ragplatform.ingestion.pipeline import ChunkingPolicy, IndexChunks, TrimChunks, ingest_document, trim_for
 
@@ -175,7 +176,7 @@ class IngestionWorker:
         if message.delivery_count == 1 and job.attempts == 0:
             JOB_WAIT_SECONDS.observe(max(0.0, (datetime.now(UTC) - job.created_at).total_seconds()))
         try:
-            chunks = await self._timed_run(job)
+            chunks = await self._timed_run(job, message.payload)
         except _DeletedWhileRunning:
             await self._queue.ack(message)
             log.info("document deleted while its job ran; the chunks it wrote were removed")
@@ -196,13 +197,13 @@ class IngestionWorker:
             CHUNKS_INDEXED.inc(chunks)
             log.info("job succeeded", chunks=chunks)
 
-    async def _timed_run(self, job: Job) -> int:
+    async def _timed_run(self, job: Job, payload: bytes) -> int:
         """`_run_job`, its duration recorded by outcome: succeeded, rejected (the document can never
         be ingested) or error (a retry may help)."""
         started = time.perf_counter()
         outcome = "error"
         try:
-            chunks = await self._run_job(job)
+            chunks = await self._run_job(job, payload)
             outcome = "succeeded"
             return chunks
         except DocumentRejected:
@@ -211,14 +212,15 @@ class IngestionWorker:
         finally:
             JOB_SECONDS.labels(outcome).observe(time.perf_counter() - started)
 
-    async def _run_job(self, job: Job) -> int:
+    async def _run_job(self, job: Job, payload: bytes) -> int:
+        """Ingest the job's document; `payload` is the document's bytes if they came with the message."""
         document = await self._store.get_document(job.tenant_id, job.document_id)
         if document.latest_job_id and document.latest_job_id != job.job_id:
             raise DocumentRejected(
                 f"superseded: {document.filename} was uploaded again (job {document.latest_job_id} ingests it)"
             )
         job = await self._store.start_job(job.job_id)
-        data = await self._blobs.get(document.blob_key)
+        data = payload if carries_document(payload, document) else await self._blobs.get(document.blob_key)
 
         async def progress(total: int, done: int) -> None:
             await self._store.set_job_progress(job.job_id, total, done)
@@ -309,6 +311,12 @@ class IngestionWorker:
         self._depth_reported = time.monotonic()
         with contextlib.suppress(RagError):
             QUEUE_DEPTH.set(await self._queue.depth())
+
+
+def carries_document(payload: bytes, document: Document) -> bool:
+    """Whether a message's payload is this document's content (it hashes to the document's
+    content hash), so the blob need not be read."""
+    return bool(payload) and hashlib.sha256(payload).hexdigest() == document.content_hash
 
 
 async def _no_progress(total: int, done: int) -> None:

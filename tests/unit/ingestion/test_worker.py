@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -29,7 +31,7 @@ from ragplatform.domain.errors import Unavailable
 from ragplatform.domain.models import ChunkPoint, Document, Job, JobState, SearchQuery, UploadOutcome
 from ragplatform.ingestion.pipeline import ChunkingPolicy
 from ragplatform.ingestion.service import IngestionService, UploadHeader
-from ragplatform.ingestion.worker import IngestionWorker, RetryPolicy
+from ragplatform.ingestion.worker import IngestionWorker, RetryPolicy, carries_document
 
 DOCS = Path(__file__).resolve().parents[2] / "fixtures" / "docs"
 DIMENSION = 64
@@ -487,3 +489,22 @@ async def test_a_job_outliving_its_visibility_timeout_is_not_run_twice_by_one_wo
         assert await rig.queue.depth() == 0
     finally:
         await short_visibility.close()
+
+
+def test_a_payload_carries_the_document_only_when_it_hashes_to_its_content_hash() -> None:
+    document = Document(
+        document_id="d",
+        tenant_id="acme",
+        filename="zephyr.txt",
+        content_type="text/plain",
+        content_hash=hashlib.sha256(TEXT).hexdigest(),
+        size_bytes=len(TEXT),
+        blob_key="k",
+        metadata={},
+        chunk_count=0,
+        created_at=datetime.now(UTC),
+        updated_at=datetime.now(UTC),
+    )
+    assert carries_document(TEXT, document)
+    assert not carries_document(b"", document)
+    assert not carries_document(TEXT + b" ", document)  # another version's bytes: read the blob

@@ -23,6 +23,10 @@ class QueueMessage:
     # the upload's trace. Kept across redeliveries and delayed retries; a dead-letter replay
     # starts afresh.
     traceparent: str = ""
+    # The document's bytes when the upload was small enough to travel with its job (see
+    # `enqueue`), else b"". A hint that saves the worker an object-store read: it may be absent
+    # on any delivery, and the blob store always holds the same bytes.
+    payload: bytes = b""
 
 
 class JobQueue(Protocol):
@@ -30,8 +34,10 @@ class JobQueue(Protocol):
 
     async def close(self) -> None: ...
 
-    async def enqueue(self, job_id: str, tenant_id: str, traceparent: str = "") -> str:
-        """Add a message; return its id."""
+    async def enqueue(self, job_id: str, tenant_id: str, traceparent: str = "", payload: bytes = b"") -> str:
+        """Add a message; return its id. `payload` (the document's bytes, small) is handed to the
+        consumer if the adapter keeps payloads and the message is received soon enough; else
+        the consumer gets b"" and reads the blob."""
 
     async def receive(self, consumer: str, wait_seconds: float) -> QueueMessage | None:
         """The next visible message (reclaiming any whose visibility timeout ran out), or None

@@ -5,6 +5,8 @@ Keys (NAME = RAG_QUEUE_NAME, `ingestion` by default):
   ragplatform:queue:NAME:dead      dead letters: job_id, tenant_id, deliveries, reason, message_id
   ragplatform:queue:NAME:delayed   released messages waiting out their delay (a sorted set
                                    scored by the Unix time in ms at which they become visible)
+  ragplatform:queue:NAME:payload:JOB  a small document's bytes (base64), handed to the worker
+                                   with its message; expire after PAYLOAD_TTL_SECONDS
 
 Callers may rely on:
 * At-least-once delivery. A received message sits in the group's pending list (PEL) until it is
@@ -25,6 +27,12 @@ Callers may rely on:
 * One round trip per receive attempt (a Lua script that also does the periodic reclaim and
   promotion), for as many messages as asked (`receive_many`), one per ack: the same count as
   raw XREADGROUP COUNT n + XACK.
+* A message enqueued with a payload is received with it (the receive script reads the payload
+  key of each message it returns, in the same round trip) until the payload expires
+  (`PAYLOAD_TTL_SECONDS`) or the message is acked or dead-lettered; a replayed dead letter has
+  none. Payloads live in keys of their own, not in the stream, so that scanning the stream
+  (`job_ids_with_messages`) stays cheap, and so that a deep backlog holds at most the payloads
+  of the last `PAYLOAD_TTL_SECONDS` of uploads in memory (older jobs read their blob).
 * `depth()` = the group's `lag` + `pending` (XINFO GROUPS, what the operator autoscales on) +
   the delayed set's size.
 * Redis failures raise `Unavailable`; the client reconnects by itself, and a group lost with a
@@ -34,6 +42,7 @@ Messages enqueued by a call that raised `Unavailable` may or may not exist (the 
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -57,17 +66,32 @@ _SETTING = "RAG_QUEUE_URL"
 _MAX_POLL_SECONDS = 1.0
 _PROMOTE_BATCH = 100
 _SCAN_PAGE = 1000
+# How long a message's payload is kept for its consumer: a job that waits longer reads its blob.
+PAYLOAD_TTL_SECONDS = 120
 
 # One round trip per receive attempt, for up to ARGV[7] messages. When ARGV[5] is 1
 # ("maintenance", at most once per poll interval per consumer): move due delayed messages back to
 # the stream, then take over messages idle past the visibility timeout (XAUTOCLAIM) and read
 # each one's delivery counter. Then fill the rest with new messages, without blocking.
-# Returns {reclaim cursor, id, flat fields, delivery counter, id, flat fields, counter, ...}.
+# Each message comes with its payload (base64, '' when it has none or it expired).
+# Returns {reclaim cursor, id, flat fields, delivery counter, payload, id, fields, counter, payload, ...}.
 _RECEIVE_LUA = """
 local stream, group, consumer = KEYS[2], ARGV[1], ARGV[2]
 local cursor = ARGV[4]
 local wanted = tonumber(ARGV[7])
+local payload_prefix = ARGV[8]
 local out = {cursor}
+local function add(id, fields, counter)
+  local payload = false
+  if type(fields) ~= 'table' then fields = {} end
+  for i = 1, #fields, 2 do
+    if fields[i] == 'job_id' then payload = redis.call('GET', payload_prefix .. fields[i + 1]) end
+  end
+  table.insert(out, id)
+  table.insert(out, fields)
+  table.insert(out, counter)
+  table.insert(out, payload or '')
+end
 if ARGV[5] == '1' then
   local t = redis.call('TIME')
   local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -85,26 +109,22 @@ if ARGV[5] == '1' then
   -- XAUTOCLAIM looks at up to 10 x COUNT pending entries per call; a few calls cover a
   -- large pending list, and the cursor carries on from there next time.
   for _ = 1, 10 do
-    local r = redis.call('XAUTOCLAIM', stream, group, consumer, ARGV[3], cursor, 'COUNT', wanted - (#out - 1) / 3)
+    local r = redis.call('XAUTOCLAIM', stream, group, consumer, ARGV[3], cursor, 'COUNT', wanted - (#out - 1) / 4)
     cursor = r[1]
     for _, entry in ipairs(r[2]) do
       local p = redis.call('XPENDING', stream, group, entry[1], entry[1], 1)
-      table.insert(out, entry[1])
-      table.insert(out, entry[2])
-      table.insert(out, p[1][4])
+      add(entry[1], entry[2], p[1][4])
     end
-    if cursor == '0-0' or (#out - 1) / 3 >= wanted then break end
+    if cursor == '0-0' or (#out - 1) / 4 >= wanted then break end
   end
   out[1] = cursor
 end
-local missing = wanted - (#out - 1) / 3
+local missing = wanted - (#out - 1) / 4
 if missing > 0 then
   local r = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', missing, 'STREAMS', stream, '>')
   if r then
     for _, entry in ipairs(r[1][2]) do
-      table.insert(out, entry[1])
-      table.insert(out, entry[2])
-      table.insert(out, 1)
+      add(entry[1], entry[2], 1)
     end
   end
 end
@@ -169,6 +189,7 @@ class RedisStreamsQueue:
         self.stream = stream_key(settings.queue_name)
         self.dead_stream = self.stream + ":dead"
         self.delayed_key = self.stream + ":delayed"
+        self.payload_prefix = self.stream + ":payload:"
         self._visibility_ms = max(1, int(settings.visibility_timeout_seconds * 1000))
         # Poll often enough that a message whose visibility ran out is taken over promptly.
         self._poll_seconds = min(_MAX_POLL_SECONDS, max(0.05, settings.visibility_timeout_seconds / 4))
@@ -228,12 +249,20 @@ class RedisStreamsQueue:
                 return await operation()
 
     # --- producing ---------------------------------------------------------------------------------
-    async def enqueue(self, job_id: str, tenant_id: str, traceparent: str = "") -> str:
+    async def enqueue(self, job_id: str, tenant_id: str, traceparent: str = "", payload: bytes = b"") -> str:
+        fields = {"job_id": job_id, "tenant_id": tenant_id, "deliveries": "0"}
+        if traceparent:
+            fields["traceparent"] = traceparent
+
         async def add() -> str:
-            fields = {"job_id": job_id, "tenant_id": tenant_id, "deliveries": "0"}
-            if traceparent:
-                fields["traceparent"] = traceparent
-            return str(await self._client().xadd(self.stream, fields))  # type: ignore[arg-type]
+            if not payload:
+                return str(await self._client().xadd(self.stream, fields))  # type: ignore[arg-type]
+            # Payload first, in one transaction: a consumer never sees the message without it.
+            async with self._client().pipeline(transaction=True) as pipe:
+                pipe.set(self.payload_prefix + job_id, base64.b64encode(payload), ex=PAYLOAD_TTL_SECONDS)
+                pipe.xadd(self.stream, fields)  # type: ignore[arg-type]
+                _stored, message_id = await pipe.execute()
+            return str(message_id)
 
         return await self._call(add)
 
@@ -268,11 +297,14 @@ class RedisStreamsQueue:
                 "1" if maintain else "0",
                 _PROMOTE_BATCH,
                 wanted,
+                self.payload_prefix,
             ],
         )
         self._reclaim_cursor = str(result[0])
         if len(result) > 1:
-            return [_message(result[i], result[i + 1], int(result[i + 2])) for i in range(1, len(result), 3)]
+            return [
+                _message(result[i], result[i + 1], int(result[i + 2]), result[i + 3]) for i in range(1, len(result), 4)
+            ]
         # Nothing now: block for new messages until the next maintenance is due (a message whose
         # visibility timeout runs out, or a delayed one becoming due, wakes nobody up).
         wait = min(deadline, self._next_maintenance) - time.monotonic()
@@ -280,10 +312,15 @@ class RedisStreamsQueue:
         if block_ms < 1:
             return []
         reply = await self._client().xreadgroup(GROUP, consumer, {self.stream: ">"}, count=wanted, block=block_ms)
+        entries = [
+            (message_id, _fields(fields)) for _stream, found in _stream_entries(reply) for message_id, fields in found
+        ]
+        if not entries:
+            return []
+        payloads = await self._client().mget([self.payload_prefix + fields["job_id"] for _id, fields in entries])
         return [
-            _message(message_id, fields, 1)
-            for _stream, entries in _stream_entries(reply)
-            for message_id, fields in entries
+            _message(message_id, fields, 1, str(payload or ""))
+            for (message_id, fields), payload in zip(entries, payloads, strict=True)
         ]
 
     async def ack(self, message: QueueMessage) -> None:
@@ -293,6 +330,8 @@ class RedisStreamsQueue:
             async with self._client().pipeline(transaction=True) as pipe:
                 pipe.xack(self.stream, GROUP, message.message_id)
                 pipe.xdel(self.stream, message.message_id)
+                if message.payload:
+                    pipe.delete(self.payload_prefix + message.job_id)
                 await pipe.execute()
 
         await self._call(ack)
@@ -323,6 +362,7 @@ class RedisStreamsQueue:
                 )
                 pipe.xack(self.stream, GROUP, message.message_id)
                 pipe.xdel(self.stream, message.message_id)
+                pipe.delete(self.payload_prefix + message.job_id)
                 await pipe.execute()
 
         await self._call(bury)
@@ -400,11 +440,19 @@ class RedisStreamsQueue:
         return await self._call(replay)
 
 
-def _message(message_id: Any, fields: Any, counter: int) -> QueueMessage:
-    """A delivered entry; its delivery count is the PEL counter plus earlier deliveries."""
+def _message(message_id: Any, fields: Any, counter: int, payload: str) -> QueueMessage:
+    """A delivered entry; its delivery count is the PEL counter plus earlier deliveries, its
+    payload the base64 text the receive script or MGET read ('' for none)."""
     data = _fields(fields)
     deliveries = int(data.get("deliveries", "0")) + counter
-    return QueueMessage(str(message_id), data["job_id"], data["tenant_id"], deliveries, data.get("traceparent", ""))
+    return QueueMessage(
+        str(message_id),
+        data["job_id"],
+        data["tenant_id"],
+        deliveries,
+        data.get("traceparent", ""),
+        base64.b64decode(payload) if payload else b"",
+    )
 
 
 def _stream_entries(reply: Any) -> list[tuple[str, list[tuple[str, Any]]]]:

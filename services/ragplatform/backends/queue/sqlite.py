@@ -45,7 +45,9 @@ class SqliteQueue:
     async def close(self) -> None:
         await self._db.close()
 
-    async def enqueue(self, job_id: str, tenant_id: str, traceparent: str = "") -> str:
+    async def enqueue(self, job_id: str, tenant_id: str, traceparent: str = "", payload: bytes = b"") -> str:
+        # No payload is kept: the embedded blob store is a local file, as cheap to read as a copy
+        # of the bytes in this file would be, and the copy would lengthen the write lock.
         message_id = str(uuid.uuid4())
 
         async def transaction(conn: aiosqlite.Connection) -> None:
