@@ -277,9 +277,18 @@ class TierSpec(_TierCommon):
         None,
         ge=1,
         le=100000,
-        description="Calls one pod takes at once (RAG_MAX_IN_FLIGHT); the excess is refused at once with "
-        "RESOURCE_EXHAUSTED and a retry-after hint, which clients honour. Omitted: the service's default, "
+        description="The most calls one pod takes at once (RAG_MAX_IN_FLIGHT), the ceiling of its adaptive "
+        "admission limit; the excess is refused at once with RESOURCE_EXHAUSTED and a retry-after hint, "
+        "which clients honour. Omitted: the service's default, "
         "sized for one core (see docs/performance.md).",
+    )
+    admission_lag_target_seconds: float | None = Field(
+        None,
+        ge=0,
+        le=10,
+        description="Event-loop lag above which a pod lowers its admission limit under maxInFlight "
+        "(RAG_ADMISSION_LAG_TARGET_SECONDS), refusing at once what it could only queue; 0 keeps the limit "
+        "fixed at maxInFlight. Omitted: the service's default (0.01 s at the gateway, 0.25 s behind it).",
     )
 
     @model_validator(mode="after")

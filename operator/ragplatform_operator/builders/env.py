@@ -47,7 +47,7 @@ def visibility_timeout_seconds(spec: PlatformSpec) -> int:
     return max(300, spec.workers.termination_grace_period_seconds)
 
 
-def _value(name: str, value: str | int) -> dict[str, Any]:
+def _value(name: str, value: str | int | float) -> dict[str, Any]:
     return {"name": name, "value": str(value)}
 
 
@@ -159,8 +159,11 @@ def build_tier_env(owner: Owner, spec: PlatformSpec, tier: TierName) -> list[dic
         _value("RAG_GRACE_PERIOD_SECONDS", grace_period_seconds(tier_spec.termination_grace_period_seconds)),
     ]
     env.append(_secret("RAG_INTERNAL_TOKEN", internal_token_ref(owner, spec)))
-    if isinstance(tier_spec, TierSpec) and tier_spec.max_in_flight is not None:
-        env.append(_value("RAG_MAX_IN_FLIGHT", tier_spec.max_in_flight))
+    if isinstance(tier_spec, TierSpec):
+        if tier_spec.max_in_flight is not None:
+            env.append(_value("RAG_MAX_IN_FLIGHT", tier_spec.max_in_flight))
+        if tier_spec.admission_lag_target_seconds is not None:
+            env.append(_value("RAG_ADMISSION_LAG_TARGET_SECONDS", tier_spec.admission_lag_target_seconds))
     if tier in _USES_STORE:
         env += _store_env(owner, spec)
     if tier in _USES_QUEUE:
