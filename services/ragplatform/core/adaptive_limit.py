@@ -17,6 +17,12 @@ limit follows the delay instead, in the manner of the load-shedding designs that
 A cut starts from the calls in flight when overload was seen (not from a limit that was never
 reached), then holds for `hold_seconds`: the calls admitted before it still run, and the lag they
 cause is not a reason to cut again.
+
+A process's own lag does not show that a service behind it is saturated (on a shared core the
+busiest process lags most, not the edge). So, as Netflix's AIMD limit treats a dropped request, a
+call this process made being refused for capacity upstream (`upstream_refused`) is overload too:
+the edge then sheds what the services behind it could not take, instead of passing it on to be
+refused there after it has cost every hop before.
 """
 
 from __future__ import annotations
@@ -84,12 +90,23 @@ def observe_lag(policy: LimitPolicy, state: LimitState, now: float, lag: float, 
     smallest, samples = min(state.smallest_lag, lag), state.samples + 1
     if now - state.interval_began < policy.interval_seconds or samples < policy.interval_samples:
         return replace(state, smallest_lag=smallest, samples=samples)
-    limit, last_cut = state.limit, state.last_cut
     if smallest > policy.lag_target_seconds:
-        if now - state.last_cut >= policy.hold_seconds:
-            least = float(min(policy.floor, policy.ceiling))
-            limit = max(least, min(limit, float(in_flight)) * policy.decrease_factor)
-            last_cut = now
+        state = _cut(policy, state, now, in_flight)
     elif state.held_back:
-        limit = min(float(policy.ceiling), limit + max(1.0, limit * policy.increase_share))
-    return LimitState(limit=limit, interval_began=now, last_cut=last_cut)
+        raised = state.limit + max(1.0, state.limit * policy.increase_share)
+        state = replace(state, limit=min(float(policy.ceiling), raised))
+    return LimitState(limit=state.limit, interval_began=now, last_cut=state.last_cut)
+
+
+def upstream_refused(policy: LimitPolicy, state: LimitState, now: float, in_flight: int) -> LimitState:
+    """A call this process made was refused upstream for capacity: cut as for a standing lag."""
+    return _cut(policy, state, now, in_flight) if policy.adaptive else state
+
+
+def _cut(policy: LimitPolicy, state: LimitState, now: float, in_flight: int) -> LimitState:
+    """`decrease_factor` x min(limit, in flight), not below `floor` (nor `ceiling`, if lower); at
+    most once per `hold_seconds`."""
+    if now - state.last_cut < policy.hold_seconds:
+        return state
+    least = float(min(policy.floor, policy.ceiling))
+    return replace(state, limit=max(least, min(state.limit, float(in_flight)) * policy.decrease_factor), last_cut=now)

@@ -24,6 +24,7 @@ from ragplatform.core.context import (
     tenant_var,
 )
 from ragplatform.core.error_mapping import error_for, retry_after_from
+from ragplatform.core.interceptors.admission import upstream_refused
 from ragplatform.core.server import MAX_MESSAGE_BYTES
 from ragplatform.core.tracing import client_interceptors as tracing_interceptors
 
@@ -155,7 +156,8 @@ def open_channel(address: str, internal_token: str | None = None) -> grpc.aio.Ch
 @contextmanager
 def upstream_errors(service: str) -> Iterator[None]:
     """Turn an upstream call's failure into the matching domain error (so it maps back to the same
-    status for our caller), naming the service when it could not be reached."""
+    status for our caller), naming the service when it could not be reached. An upstream at
+    capacity (RESOURCE_EXHAUSTED) also lowers this process's own admission limit."""
     try:
         yield
     except grpc.aio.AioRpcError as exc:
@@ -168,4 +170,6 @@ def upstream_errors(service: str) -> Iterator[None]:
             code = grpc.StatusCode.INTERNAL
         elif code == grpc.StatusCode.INTERNAL:
             message = f"the {service} service failed: {message}"
+        elif code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            upstream_refused()
         raise error_for(code, message, retry_after_from(exc.trailing_metadata())) from None

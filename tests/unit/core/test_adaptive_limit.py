@@ -9,6 +9,7 @@ from ragplatform.core.adaptive_limit import (
     initial_state,
     observe_lag,
     refused,
+    upstream_refused,
 )
 
 POLICY = LimitPolicy(ceiling=100, lag_target_seconds=0.01, floor=4, interval_seconds=0.1, hold_seconds=1.0)
@@ -105,3 +106,12 @@ def test_a_ceiling_below_the_floor_is_kept() -> None:
     for i in range(8):
         state = observe_lag(tiny, state, 0.025 * (i + 1), 1.0, in_flight=2)
     assert state.limit == 2
+
+
+def test_a_refusal_upstream_cuts_like_a_standing_lag_and_respects_the_hold() -> None:
+    state = upstream_refused(POLICY, initial_state(POLICY, 0.0), now=5.0, in_flight=40)
+    assert state.limit == 36
+    assert upstream_refused(POLICY, state, now=5.5, in_flight=36).limit == 36  # within the hold
+    assert upstream_refused(POLICY, state, now=6.0, in_flight=36).limit < 36
+    fixed = LimitPolicy(ceiling=100, lag_target_seconds=0.0)
+    assert upstream_refused(fixed, initial_state(fixed, 0.0), now=5.0, in_flight=40).limit == 100

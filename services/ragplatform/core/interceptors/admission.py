@@ -10,6 +10,10 @@ request is not even decoded: see `early_refusal` in base.py), so it costs the pr
 nothing and arrives as soon as the loop picks the call up — which it does promptly, because the
 limit keeps the loop's lag near its target.
 
+A call this process makes that an upstream service refuses for capacity (`upstream_refused`,
+called by core/clients.py) lowers the limit too: the edge sheds what the services behind it
+cannot take.
+
 A streamed call (an Ask) counts until its last message is sent. Health checks and reflection
 are never refused: an overloaded process is busy, not dead. The outermost scoped interceptor, so
 a refusal costs as little as possible (no auth, no access-log line: the refused counter says it).
@@ -20,16 +24,29 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import grpc
 
+from ragplatform.core import adaptive_limit
 from ragplatform.core.adaptive_limit import LimitPolicy, admits, initial_state, observe_lag, refused
 from ragplatform.core.error_mapping import trailing_metadata_for
 from ragplatform.core.interceptors.base import ScopedInterceptor
 from ragplatform.core.loop_lag import sample_loop_lag
 from ragplatform.core.metrics import ADMISSION_IN_FLIGHT, ADMISSION_LIMIT, EVENT_LOOP_LAG, GRPC_REFUSED
 from ragplatform.domain.errors import ResourceExhausted
+
+# The admission control of the call being served (each call runs in its own task and context).
+_serving: ContextVar[AdmissionInterceptor | None] = ContextVar("admission", default=None)
+
+
+def upstream_refused() -> None:
+    """A call made while serving a call was refused upstream for capacity: tell the admission
+    control that admitted the call being served (a no-op outside a served call)."""
+    admission = _serving.get()
+    if admission is not None:
+        admission.note_upstream_refusal()
 
 
 class AdmissionInterceptor(ScopedInterceptor):
@@ -73,6 +90,7 @@ class AdmissionInterceptor(ScopedInterceptor):
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal.message)
         self.in_flight += 1
         self._in_flight_gauge.inc()
+        _serving.set(self)  # not reset: the call's context ends with its task
         try:
             yield
         finally:
@@ -84,6 +102,12 @@ class AdmissionInterceptor(ScopedInterceptor):
         self._lag.observe(lag)
         before = self.state.limit
         self.state = observe_lag(self.policy, self.state, now, lag, self.in_flight)
+        if self.state.limit != before:
+            self._limit_gauge.set(int(self.state.limit))
+
+    def note_upstream_refusal(self) -> None:
+        before = self.state.limit
+        self.state = adaptive_limit.upstream_refused(self.policy, self.state, time.monotonic(), self.in_flight)
         if self.state.limit != before:
             self._limit_gauge.set(int(self.state.limit))
 
