@@ -319,6 +319,7 @@ def cpu_busy_jiffies(cpus: set[int]) -> tuple[int, int]:
 _HANDLED = re.compile(r'^ragplatform_grpc_server_handled_total\{code="(\w+)",method="([^"]+)"\} ([0-9.e+]+)$')
 _REFUSED = re.compile(r"^ragplatform_grpc_server_refused_total\{[^}]*\} ([0-9.e+]+)$")
 _LAG = re.compile(r"^ragplatform_event_loop_lag_seconds_(sum|count)\{[^}]*\} ([0-9.e+]+)$")
+_FIRST_TOKEN = re.compile(r"^ragplatform_llm_time_to_first_token_seconds_(sum|count)\{[^}]*\} ([0-9.e+]+)$")
 
 
 @dataclass
@@ -330,6 +331,12 @@ class ServiceCounts:
     refused: dict[str, float] = field(default_factory=dict)
     lag_sum: dict[str, float] = field(default_factory=dict)
     lag_count: dict[str, float] = field(default_factory=dict)
+    # generation's time from asking the model to its first token: the LLM double's own delay
+    first_token: dict[str, float] = field(default_factory=lambda: {"sum": 0.0, "count": 0.0})
+
+    def mean_first_token(self, before: ServiceCounts) -> float:
+        count = self.first_token["count"] - before.first_token["count"]
+        return (self.first_token["sum"] - before.first_token["sum"]) / count if count > 0 else float("nan")
 
     def mean_lag_ms(self, before: ServiceCounts, service: str) -> float | None:
         count = self.lag_count.get(service, 0.0) - before.lag_count.get(service, 0.0)
@@ -357,6 +364,8 @@ def grpc_counts(processes: PlatformProcesses) -> ServiceCounts:
             elif match := _LAG.match(line):
                 into = counts.lag_sum if match.group(1) == "sum" else counts.lag_count
                 into[service] = float(match.group(2))
+            elif match := _FIRST_TOKEN.match(line):
+                counts.first_token[match.group(1)] += float(match.group(2))
     return counts
 
 
@@ -582,6 +591,10 @@ def run_level(
         + f"load drivers p50 {1000 * percentile(driver_lags, 0.5):.1f} ms  "
         + f"p99 {1000 * percentile(driver_lags, 0.99):.1f} ms"
     )
+    print(
+        f"  LLM double         first token after {counts_after.mean_first_token(counts_before):.2f} s on average "
+        f"as generation saw it (set to {llm:g} s; more is the harness's or generation's delay)"
+    )
     calls = sum(counts_after.handled.get(s, 0) - counts_before.handled.get(s, 0) for s in ASK_PATH) / answered
     refused = {s: counts_after.refused.get(s, 0) - counts_before.refused.get(s, 0) for s in SERVICES}
     # The gateway forwards each generation message as one Ask message, and adds the sources: the
@@ -680,7 +693,11 @@ def main() -> None:
     parser.add_argument("--service-cpus", type=parse_cpus, default=parse_cpus("0"), help="CPUs of the services")
     parser.add_argument("--harness-cpus", type=parse_cpus, default=parse_cpus("1"), help="CPUs of everything else")
     parser.add_argument(
-        "--env", action="append", default=[], metavar="RAG_X=VALUE", help="extra service setting (repeatable)"
+        "--env",
+        action="append",
+        default=[],
+        metavar="[SERVICE:]RAG_X=VALUE",
+        help="extra setting for every service, or for SERVICE only (repeatable)",
     )
     parser.add_argument(
         "--profile", type=Path, default=None, metavar="DIR", help="py-spy each Ask-path service into DIR"
@@ -717,9 +734,17 @@ def main() -> None:
             RAG_ANSWER_CACHE_TTL_SECONDS="0",
             RAG_LOG_LEVEL="warning",
         )
-        env.update(item.split("=", 1) for item in args.env)
+        service_env: dict[str, dict[str, str]] = {}
+        for item in args.env:
+            name, value = item.split("=", 1)
+            service, _, name = name.rpartition(":")
+            (service_env.setdefault(service, {}) if service else env)[name] = value
         processes = PlatformProcesses(
-            Path(tempfile.mkdtemp(prefix="ragplatform-bench-")), extra_env=env, cpus=args.service_cpus, metrics=True
+            Path(tempfile.mkdtemp(prefix="ragplatform-bench-")),
+            extra_env=env,
+            service_env=service_env,
+            cpus=args.service_cpus,
+            metrics=True,
         )
         processes.start_all()
         key = processes.create_api_key("bench")

@@ -82,6 +82,8 @@ def wait_serving(address: str, timeout: float = 180.0, process: subprocess.Popen
 class PlatformProcesses:
     data_dir: Path
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Settings for one service only (service -> variables), applied after `extra_env`.
+    service_env: dict[str, dict[str, str]] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     # CPUs the services run on (None: wherever the scheduler likes); benchmarks pin them.
     cpus: set[int] | None = None
@@ -129,6 +131,7 @@ class PlatformProcesses:
         if self.metrics:
             env.update({"RAG_METRICS_ENABLED": "true", "RAG_METRICS_PORT": str(self.metrics_ports[service])})
         env.update(self.extra_env)
+        env.update(self.service_env.get(service, {}))
         return env
 
     def start(self, service: str) -> None:
