@@ -9,7 +9,8 @@ exporter, batching and sampling read their usual variables (`OTEL_EXPORTER_OTLP_
 
 When on: every gRPC server call gets a span (its parent comes from the caller's `traceparent`
 metadata), every call to another service gets a client span that sends `traceparent`, the
-`openai` client's HTTP requests (LLM and embeddings, through httpx) get spans, ingestion jobs
+`openai` client's HTTP requests (the LLM's, through httpx) and the embedder's (aiohttp,
+`tracing_state.http_client_span`) get spans, ingestion jobs
 continue the upload's trace across the queue, and log lines carry `trace_id` and `span_id`.
 When off, none of those interceptors or hooks is installed: the call path is unchanged.
 """
@@ -20,7 +21,6 @@ import importlib.util
 import os
 from collections.abc import Mapping, MutableMapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -29,7 +29,9 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
-TRACER_NAME = "ragplatform"
+from ragplatform.core.tracing_state import STATE as _STATE
+from ragplatform.core.tracing_state import tracer
+
 #: The OTEL_* variables this setup honours (the operator renders some of them).
 OTEL_VARIABLES = frozenset(
     {
@@ -56,14 +58,6 @@ _UNTRACED_SERVICES = ("grpc.health.", "grpc.reflection.")
 
 class TracingConfigError(ValueError):
     """An OTEL_* variable asks for something this build cannot do; the message says what to set."""
-
-
-@dataclass
-class _Tracing:
-    provider: TracerProvider | None = None
-
-
-_STATE = _Tracing()
 
 
 def tracing_requested(environ: Mapping[str, str] = os.environ) -> bool:
@@ -171,11 +165,6 @@ def client_interceptors() -> Sequence[grpc.aio.ClientInterceptor]:
     from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
     return list(aio_client_interceptors(tracer_provider=_STATE.provider, filter_=_traced))  # type: ignore[no-untyped-call]
-
-
-def tracer() -> trace.Tracer:
-    """The tracer for hand-made spans (a no-op tracer when tracing is off)."""
-    return trace.get_tracer(TRACER_NAME, tracer_provider=_STATE.provider or trace.NoOpTracerProvider())
 
 
 def inject_trace_context() -> str:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,7 +15,7 @@ from ragplatform.backends.embedders.hashing import hash_embed
 from ragplatform.backends.embedders.openai_compatible import OpenAIEmbedder
 from ragplatform.backends.embedders.tokens import estimate_tokens
 from ragplatform.core.settings import EmbedderSettings, load_settings
-from ragplatform.domain.errors import FailedPrecondition, Unavailable
+from ragplatform.domain.errors import FailedPrecondition, ResourceExhausted, Unavailable
 from tests.support.openai_test_server import OpenAITestServer
 
 
@@ -113,6 +114,41 @@ async def test_transient_failure_is_retried(server: OpenAITestServer) -> None:
     server.flaky_failures = 2
     assert len(await make(server, embedding_model="flaky-model").embed_query("x")) == 64
     assert len(server.requests_for("flaky-model")) == 3
+
+
+async def test_rate_limit_is_retried_then_resource_exhausted_with_the_endpoints_hint(server: OpenAITestServer) -> None:
+    with pytest.raises(ResourceExhausted, match="HTTP 429: Rate limit reached") as caught:
+        await make(server, embedding_model="overloaded-model").embed_query("x")
+    assert caught.value.retry_after_seconds == 1.0  # the endpoint's Retry-After header
+    assert len(server.requests_for("overloaded-model")) == 3
+
+
+async def test_server_errors_are_retried_then_unavailable(server: OpenAITestServer) -> None:
+    with pytest.raises(Unavailable, match="HTTP 500"):
+        await make(server, embedding_model="broken-model").embed_query("x")
+    assert len(server.requests_for("broken-model")) == 3
+
+
+async def test_unreachable_endpoint_names_the_setting() -> None:
+    async with OpenAITestServer() as stopped:
+        url = stopped.base_url
+    embedder = make(stopped, embedding_url=url)
+    with pytest.raises(Unavailable, match=r"cannot reach the embeddings endpoint .* check RAG_EMBEDDING_URL"):
+        await embedder.embed_query("x")
+    await embedder.close()
+
+
+async def test_credentials_in_the_url_are_sent_as_basic_auth_and_connections_are_reused(
+    server: OpenAITestServer,
+) -> None:
+    url = server.base_url.replace("http://", "http://embed:s%40cret@")
+    embedder = make(server, embedding_url=url, embedding_api_key="ignored-when-the-url-has-credentials")
+    await embedder.embed_query("one")
+    await embedder.embed_query("two")
+    await embedder.close()
+    first, second = server.requests
+    assert first.authorization == "Basic " + base64.b64encode(b"embed:s@cret").decode()
+    assert first.client_port == second.client_port, "one kept-alive connection"
 
 
 async def test_count_tokens_is_the_shared_estimate(server: OpenAITestServer) -> None:

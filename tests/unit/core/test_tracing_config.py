@@ -11,7 +11,7 @@ import pytest
 import structlog
 from opentelemetry.sdk.trace import TracerProvider
 
-from ragplatform.core import tracing
+from ragplatform.core import tracing, tracing_state
 from ragplatform.core.logging import configure_logging
 from ragplatform.core.server import ServiceApp, build_interceptors, no_resources
 from ragplatform.core.settings import CommonSettings, load_settings
@@ -85,7 +85,7 @@ def test_log_lines_inside_a_span_carry_its_ids(enabled: TracerProvider, capsys: 
     configure_logging("info", "json", service="test", trace_ids=True)
     try:
         log = structlog.get_logger("test")
-        with tracing.tracer().start_as_current_span("work") as span:
+        with tracing_state.tracer().start_as_current_span("work") as span:
             log.info("inside")
             traceparent = tracing.inject_trace_context()
         log.info("outside")

@@ -1,4 +1,6 @@
-"""Embeddings from any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp, TEI ...).
+"""Embeddings from any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp, TEI ...),
+posted with `openai_http` (aiohttp) rather than the `openai` client: a query's embedding is on
+every Search, and the client cost ~8x the CPU of the whole request (see `openai_http`).
 
 Texts go in batches (a few in flight at once), each retried with jittered exponential backoff on
 timeouts, connection errors, HTTP 429 and 5xx. Every vector's size is checked against
@@ -17,17 +19,19 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from tenacity.wait import wait_base
 
 from ragplatform.backends.embedders.tokens import estimate_tokens
-from ragplatform.backends.openai_client import make_openai_client, post_raw
 from ragplatform.backends.openai_errors import Endpoint, is_transient, map_openai_error
+from ragplatform.backends.openai_http import OpenAIHttp
 from ragplatform.core.settings import EmbedderSettings
 from ragplatform.domain.errors import FailedPrecondition, RagError
 
 DEFAULT_RETRY_WAIT: wait_base = wait_random_exponential(multiplier=0.25, max=4.0)
 DEFAULT_BATCH_SIZE = 64
+# A vector this close to unit length is used as it came (float32 on the wire rounds the norm).
+UNIT_TOLERANCE = 1e-6
 
 
 class OpenAIEmbedder:
-    """`Embedder` over `openai.AsyncOpenAI`. Callers may rely on: one unit-length vector of
+    """`Embedder` over an OpenAI-compatible `/embeddings` endpoint. Callers may rely on: one unit-length vector of
     `dimension` floats per text, in order; `FailedPrecondition` when the endpoint's vectors have
     another size, its key is refused or the model is unknown (the message names the setting);
     `Unavailable` / `ResourceExhausted` when the endpoint is down or rate-limiting after retries."""
@@ -47,8 +51,11 @@ class OpenAIEmbedder:
             )
         self._settings = settings
         # Retries are ours, with backoff and a bound.
-        self._client = make_openai_client(
-            settings.embedding_url, settings.embedding_api_key, settings.embedding_timeout_seconds
+        self._http = OpenAIHttp(
+            settings.embedding_url,
+            settings.embedding_api_key,
+            settings.embedding_timeout_seconds,
+            max_connections=settings.embedding_max_concurrency,
         )
         self._endpoint = Endpoint(
             what="the embeddings endpoint",
@@ -85,7 +92,7 @@ class OpenAIEmbedder:
         return estimate_tokens(text)
 
     async def embed_query(self, text: str) -> list[float]:
-        [vector] = await self.embed_documents([text])
+        [vector] = await self._embed_batch([text])
         return vector
 
     async def embed_documents(self, texts: list[str]) -> list[list[float]]:
@@ -94,7 +101,7 @@ class OpenAIEmbedder:
         return [vector for batch in results for vector in batch]
 
     async def close(self) -> None:
-        await self._client.close()
+        await self._http.close()
 
     async def _embed_batch(self, texts: list[str]) -> list[list[float]]:
         # The API rejects empty strings; a space embeds as "no content", which is what they are.
@@ -109,9 +116,7 @@ class OpenAIEmbedder:
                 )
                 async for attempt in retrying:
                     with attempt:
-                        # The raw body, read with json.loads: the client's pydantic models cost
-                        # more CPU than the rest of a search (errors are still its typed ones).
-                        content = await post_raw(self._client, "/embeddings", {**self._body, "input": inputs})
+                        content = await self._http.post("/embeddings", {**self._body, "input": inputs})
                 data: list[dict[str, Any]] = json.loads(content)["data"]
             except RagError:
                 raise
@@ -139,6 +144,6 @@ class OpenAIEmbedder:
                 "for every service that embeds (a vector collection created with the old size must be "
                 "recreated and its documents re-ingested)."
             )
-        norm = math.sqrt(sum(x * x for x in vector))
+        norm = math.hypot(*vector)
         # Most endpoints return unit vectors already; some (self-hosted models) do not.
-        return [x / norm for x in vector] if norm > 0 else vector
+        return [x / norm for x in vector] if norm > 0 and abs(norm - 1.0) > UNIT_TOLERANCE else vector

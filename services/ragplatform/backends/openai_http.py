@@ -1,0 +1,120 @@
+"""A plain JSON POST to an OpenAI-compatible endpoint over aiohttp, for small requests on the hot
+path (a query's embedding on every Search).
+
+Why not the `openai` client there: measured on this machine against the OpenAI-compatible test
+double (bench/embedder_transport.py), one single-text embedding request costs ~2.3 ms of CPU
+through `openai` (its request options, retries wrapper, auth hooks and httpx2 underneath), ~1.4 ms
+through httpx2 alone and ~0.3 ms through aiohttp: on a Search that is most of the service's CPU.
+The request is one fixed JSON body and the answer one JSON document, so nothing of the client's
+typing is lost. Failures are raised as the exceptions below, which `openai_errors` maps exactly
+as it maps the `openai` client's (same messages, same retry rules); with tracing on each request
+gets a CLIENT span and sends `traceparent`, as the instrumented httpx requests do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from pydantic import SecretStr
+from yarl import URL
+
+from ragplatform.core.tracing_state import http_client_span
+
+OPENAI_URL = "https://api.openai.com/v1"
+
+
+class HttpConnectionError(Exception):
+    """The endpoint could not be reached, or dropped the connection before answering."""
+
+
+class HttpTimeoutError(HttpConnectionError):
+    """The endpoint did not answer within the timeout."""
+
+
+class HttpStatusError(Exception):
+    """The endpoint answered with an HTTP error status (`headers`: the response's, looked up
+    case-insensitively)."""
+
+    def __init__(self, status: int, body: bytes, headers: Mapping[str, str]) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.body = body
+        self.headers = headers
+
+    def error_body(self) -> Any:
+        """The JSON error object the endpoint sent (OpenAI's `{"error": {...}}` unwrapped); None
+        when the body is not JSON."""
+        try:
+            body = json.loads(self.body)
+        except ValueError:
+            return None
+        return body.get("error", body) if isinstance(body, dict) else body
+
+
+def env_proxy(url: str) -> str | None:
+    """The proxy `HTTP_PROXY` / `HTTPS_PROXY` name for `url`, unless `NO_PROXY` exempts its host
+    (as httpx does). Looked up once: aiohttp's own `trust_env` asks on every request, in a thread."""
+    parts = urlsplit(url)
+    if urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
+
+
+class OpenAIHttp:
+    """POSTs JSON to `url` (empty: `OPENAI_BASE_URL` or api.openai.com, as the `openai` client
+    does), with the bearer key — or HTTP basic auth when the URL carries `user:password@`, as
+    httpx sends it —, a total timeout per request and at most `max_connections` open
+    connections. The aiohttp session is made on first use (it belongs to the running loop)."""
+
+    def __init__(self, url: str, api_key: SecretStr | None, timeout_seconds: float, max_connections: int) -> None:
+        base = URL((url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/"))
+        basic = aiohttp.BasicAuth.from_url(base)
+        self._base = str(base.with_user(None))
+        key = (api_key.get_secret_value() if api_key else "") or "no-key-configured"
+        authorization = basic.encode() if basic is not None else f"Bearer {key}"
+        self._headers = {"Authorization": authorization, "Content-Type": "application/json"}
+        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self._max_connections = max_connections
+        self._proxy = env_proxy(self._base)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _opened(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._max_connections),
+                timeout=self._timeout,
+            )
+        return self._session
+
+    async def post(self, path: str, body: Mapping[str, Any]) -> bytes:
+        """The response body of a successful POST; `HttpStatusError`, `HttpTimeoutError` or
+        `HttpConnectionError` otherwise."""
+        url = self._base + path
+        headers = dict(self._headers)
+        with http_client_span("POST", url, headers) as span:
+            try:
+                async with self._opened().post(
+                    url, data=json.dumps(body).encode(), headers=headers, proxy=self._proxy
+                ) as response:
+                    content = await response.read()
+                    status = response.status
+                    if span is not None:
+                        span.set_attribute("http.response.status_code", status)
+                    if status >= 400:
+                        raise HttpStatusError(status, content, response.headers.copy())
+                    return content
+            except TimeoutError as exc:
+                raise HttpTimeoutError(f"no answer within {self._timeout.total:g} s") from exc
+            except aiohttp.ClientError as exc:
+                raise HttpConnectionError(f"{type(exc).__name__}: {exc}") from exc
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
