@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import typer
 
+from ragplatform.core.event_loop import run
 from ragplatform.core.logging import configure_logging, get_logger
 from ragplatform.core.redaction import redact_text
 from ragplatform.core.server import serve as serve_app
@@ -37,7 +36,7 @@ def serve(
     configure_logging(settings.log_level, settings.log_format, service=service, trace_ids=tracing)
     app = app_builder(service)(settings)
     try:
-        asyncio.run(serve_app(app, settings))
+        run(serve_app(app, settings), settings.event_loop)
     except SettingsError as exc:  # e.g. no internal token
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -138,6 +138,11 @@ class CommonSettings(BaseSettings):
     admission_retry_after_seconds: float = Field(
         1.0, gt=0, le=60, description="Retry-after hint sent with a call refused by admission control."
     )
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        "uvloop",
+        description="The process's event loop: `uvloop` (less CPU per call) or `asyncio` (Python's own; "
+        "the way back should a library misbehave on uvloop).",
+    )
 
 
 class StoreSettings(CommonSettings):
