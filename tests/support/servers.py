@@ -268,8 +268,8 @@ class PgBouncerServer:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def total_query_count(self) -> int:
-        """SQL statements PgBouncer has passed to PostgreSQL so far, over every database
-        (`SHOW STATS` on its admin console, which speaks only the simple query protocol: psql)."""
+        """SQL statements PgBouncer has passed to PostgreSQL so far, over every database but its
+        admin console (`SHOW STATS` there, which speaks only the simple query protocol: psql)."""
         psql = require_binary(PG_BIN / "psql", "apt-get install -y postgresql")
         output = subprocess.run(
             [
@@ -294,8 +294,10 @@ class PgBouncerServer:
             timeout=30,
         ).stdout.splitlines()
         columns = output[0].split(",")
-        column = columns.index("total_query_count")
-        return sum(int(line.split(",")[column]) for line in output[1:] if line.count(",") == len(columns) - 1)
+        column, database = columns.index("total_query_count"), columns.index("database")
+        rows = [line.split(",") for line in output[1:] if line.count(",") == len(columns) - 1]
+        # Not the admin console's own row: it counts these SHOW STATS.
+        return sum(int(row[column]) for row in rows if row[database] != "pgbouncer")
 
     @property
     def pid(self) -> int:

@@ -14,7 +14,7 @@ from ragplatform.backends.store.postgres_migrations import latest_version, load_
 from ragplatform.core.settings import StoreSettings, load_settings
 from ragplatform.domain.errors import FailedPrecondition, Unavailable
 from ragplatform.domain.models import JobState
-from tests.support.servers import PostgresDatabase
+from tests.support.servers import PgBouncerServer, PostgresDatabase
 from tests.support.store_contract import StoreContract, new_tenant, upload
 
 
@@ -223,3 +223,16 @@ async def test_ragplatform_migrate_migrates_the_database_named_by_the_environmen
     assert process.returncode == 0, output.decode()
     assert "documents" in await _tables(postgres_database.direct_url)
     assert await migrate(settings_for(postgres_database.bouncer_url)) == []
+
+
+async def test_a_store_call_is_one_statement_at_the_bouncer(
+    store: PostgresStore, pgbouncer_server: PgBouncerServer
+) -> None:
+    """Releasing a pooled connection sends nothing: the store keeps no session state, so asyncpg's
+    reset query (RESET ALL, UNLISTEN *, ...) would be one more round trip per call for nothing."""
+    tenant = new_tenant()
+    conversation = await store.create_conversation(tenant, "counted")
+    before = pgbouncer_server.total_query_count()
+    for _ in range(5):
+        await store.get_conversation(tenant, conversation.conversation_id)
+    assert pgbouncer_server.total_query_count() - before == 5
