@@ -20,9 +20,11 @@ cause is not a reason to cut again.
 
 A process's own lag does not show that a service behind it is saturated (on a shared core the
 busiest process lags most, not the edge). So, as Netflix's AIMD limit treats a dropped request, a
-call this process made being refused for capacity upstream (`upstream_refused`) is overload too:
-the edge then sheds what the services behind it could not take, instead of passing it on to be
-refused there after it has cost every hop before.
+call this process made being refused for capacity upstream (`upstream_refused`) is overload too;
+and, as TCP's ECN marks a packet instead of dropping it, a service behind the edge whose standing
+lag passes `mark_lag_seconds` (`LimitState.congested`) marks its answers, which the edge treats as
+it treats a refusal — so it sheds what the services behind it cannot take before they have to
+refuse anything after it has cost every hop before.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class LimitPolicy:
     decrease_factor: float = 0.9  # a cut keeps this share of the calls in flight
     increase_share: float = 0.02  # a raise adds this share of the limit (at least one call)
     hold_seconds: float = 1.0  # after a cut, no other cut for this long
+    mark_lag_seconds: float = 0.0  # a standing lag above this marks answers congested (0: never)
 
     @property
     def adaptive(self) -> bool:
@@ -59,6 +62,7 @@ class LimitState:
     samples: int = 0  # in the current interval
     held_back: bool = False  # a call was refused in the current interval
     last_cut: float = -math.inf
+    congested: bool = False  # the last interval's standing lag passed `mark_lag_seconds`
 
 
 def initial_state(policy: LimitPolicy, now: float) -> LimitState:
@@ -84,22 +88,28 @@ def observe_lag(policy: LimitPolicy, state: LimitState, now: float, lag: float, 
     * standing lag within the target and a call held back in the interval: raise by
       `increase_share` of the limit (at least one call), not above `ceiling`;
     * otherwise: keep it (a limit nobody reaches is not raised, so it stays meaningful).
+
+    It also notes whether that standing lag passed `mark_lag_seconds` (`congested`).
     """
-    if not policy.adaptive:
+    if not policy.adaptive and not policy.mark_lag_seconds:
         return state
     smallest, samples = min(state.smallest_lag, lag), state.samples + 1
     if now - state.interval_began < policy.interval_seconds or samples < policy.interval_samples:
         return replace(state, smallest_lag=smallest, samples=samples)
+    congested = 0 < policy.mark_lag_seconds < smallest
+    if not policy.adaptive:
+        return LimitState(limit=state.limit, interval_began=now, congested=congested)
     if smallest > policy.lag_target_seconds:
         state = _cut(policy, state, now, in_flight)
     elif state.held_back:
         raised = state.limit + max(1.0, state.limit * policy.increase_share)
         state = replace(state, limit=min(float(policy.ceiling), raised))
-    return LimitState(limit=state.limit, interval_began=now, last_cut=state.last_cut)
+    return LimitState(limit=state.limit, interval_began=now, last_cut=state.last_cut, congested=congested)
 
 
 def upstream_refused(policy: LimitPolicy, state: LimitState, now: float, in_flight: int) -> LimitState:
-    """A call this process made was refused upstream for capacity: cut as for a standing lag."""
+    """A call this process made was refused upstream for capacity, or answered marked congested:
+    cut as for a standing lag."""
     return _cut(policy, state, now, in_flight) if policy.adaptive else state
 
 

@@ -83,6 +83,8 @@ class RunningService:
     _tasks: list[asyncio.Task[Any]]
     # Samples the event loop's lag for admission control until the server has stopped.
     _lag_watch: asyncio.Task[None] | None = None
+    # The server's admission control (its limit and state, for tests and diagnostics).
+    admission: AdmissionInterceptor | None = None
 
     @property
     def address(self) -> str:
@@ -123,9 +125,13 @@ class RunningService:
 
 
 def build_admission(app: ServiceApp, settings: CommonSettings) -> AdmissionInterceptor:
-    # The public gateway is the one service without the internal-token check: the edge.
-    lag_target = admission_lag_target(settings, edge=not app.internal)
-    policy = LimitPolicy(ceiling=settings.max_in_flight, lag_target_seconds=lag_target)
+    # The public gateway is the one service without the internal-token check: the edge. It never
+    # marks its answers congested (its callers are clients, which would not read the mark).
+    policy = LimitPolicy(
+        ceiling=settings.max_in_flight,
+        lag_target_seconds=admission_lag_target(settings, edge=not app.internal),
+        mark_lag_seconds=settings.admission_mark_lag_seconds if app.internal else 0.0,
+    )
     return AdmissionInterceptor(app.name, policy, settings.admission_retry_after_seconds)
 
 
@@ -213,7 +219,9 @@ async def start_service(app: ServiceApp, settings: CommonSettings) -> RunningSer
     for task in tasks:
         task.add_done_callback(lambda t: _background_ended(t, app.name, stopping, health_servicer))
     log.info("serving", service=app.name, port=port, metrics_port=metrics_port)
-    return RunningService(app, server, port, metrics_port, health_servicer, stopping, exit_stack, tasks, lag_watch)
+    return RunningService(
+        app, server, port, metrics_port, health_servicer, stopping, exit_stack, tasks, lag_watch, admission
+    )
 
 
 def _background_ended(

@@ -15,7 +15,7 @@ import structlog
 
 from ragplatform.backends.cache.base import AnswerCache, TokenBudget
 from ragplatform.backends.store.base import Store
-from ragplatform.core.clients import upstream_errors
+from ragplatform.core.clients import note_congestion, upstream_errors
 from ragplatform.core.context import request_id_var
 from ragplatform.core.metrics import ANSWER_CACHE
 from ragplatform.domain.errors import InvalidArgument, ResourceExhausted, Unavailable
@@ -102,7 +102,7 @@ class AskFlow:
             history = await self._history(tenant_id, request)
             search_query, rewriter = await self._search_query(tenant_id, request.question, history)
         with upstream_errors("retrieval"):
-            search = await self._retrieval.Search(
+            searching = self._retrieval.Search(
                 retrieval_pb2.SearchRequest(
                     tenant_id=tenant_id,
                     query=search_query,
@@ -111,6 +111,8 @@ class AskFlow:
                     score_threshold=request.score_threshold,
                 )
             )
+            search = await searching
+            await note_congestion(searching)
         sources = gateway_pb2.AskSources(passages=search.passages)
         yield gateway_pb2.AskResponse(sources=sources)
         answer: list[str] = []
@@ -132,6 +134,7 @@ class AskFlow:
                     yield gateway_pb2.AskResponse(delta=event.delta)
                 else:
                     done = event.done
+            await note_congestion(stream)
         if done is None:
             raise Unavailable("the generation service ended the answer early; retry")
         text = "".join(answer)
@@ -220,7 +223,7 @@ class AskFlow:
         """Store the exchange (starting a conversation titled by the question when
         `conversation_id` is empty); return the conversation's id."""
         with upstream_errors("conversation"):
-            stored = await self._conversation.AppendTurns(
+            storing = self._conversation.AppendTurns(
                 conversation_pb2.AppendTurnsRequest(
                     tenant_id=tenant_id,
                     conversation_id=conversation_id,
@@ -231,6 +234,8 @@ class AskFlow:
                     ],
                 )
             )
+            stored = await storing
+            await note_congestion(storing)
         return str(stored.conversation_id)
 
     async def _replay(self, tenant_id: str, question: str, cached: bytes) -> AsyncIterator[gateway_pb2.AskResponse]:

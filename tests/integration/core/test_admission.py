@@ -8,12 +8,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
 
+from ragplatform.core.adaptive_limit import LimitPolicy
+from ragplatform.core.clients import note_congestion
+from ragplatform.core.interceptors.admission import AdmissionInterceptor
 from ragplatform.core.server import RunningService, start_service
 from ragplatform.core.settings import GenerationSettings, load_settings
 from ragplatform.v1 import generation_pb2, generation_pb2_grpc
@@ -155,3 +159,47 @@ async def test_a_process_whose_loop_falls_behind_refuses_before_the_call_reaches
         await until(lambda: sample("ragplatform_admission_in_flight") == 0, "the streams to end")
         answer = [m async for m in stub.Generate(generation_pb2.GenerateRequest(tenant_id="t", question="hi"))]
         assert answer[-1].WhichOneof("event") == "done"
+
+
+async def test_a_congested_service_marks_its_answers_and_the_caller_lowers_its_own_limit(
+    adaptive: tuple[RunningService, ScriptedGenerator],
+) -> None:
+    """The service marks each answer it finishes while its standing lag is over
+    RAG_ADMISSION_MARK_LAG_SECONDS; a caller (here an admission control standing for the gateway's)
+    that reads the mark with `note_congestion` lowers its limit, though nothing was refused."""
+    service, _generator = adaptive
+    caller = AdmissionInterceptor("gateway", LimitPolicy(ceiling=100, lag_target_seconds=0.01), 1.0)
+    async with grpc.aio.insecure_channel(service.address) as channel:
+        stub = generation_pb2_grpc.GenerationServiceStub(channel)
+
+        async def ask_as_the_caller() -> None:
+            context: Any = None  # the caller's scope needs a context only to refuse; it admits
+            async with caller.scope("/ragplatform.v1.GatewayService/Ask", context):
+                stream = stub.Generate(generation_pb2.GenerateRequest(tenant_id="t", question="hi"))
+                assert [m async for m in stream][-1].WhichOneof("event") == "done"
+                await note_congestion(stream)
+
+        await ask_as_the_caller()  # a service keeping up: no mark
+        assert caller.limit == 100
+
+        # The service's loop falls behind (held for 40 ms at a time) while the caller asks again.
+        behind = True
+
+        async def hog() -> None:
+            while behind:
+                time.sleep(0.04)  # noqa: ASYNC251 (blocking the loop is the point)
+                await asyncio.sleep(0)
+
+        hogging = asyncio.create_task(hog())
+        try:
+            await until(lambda: service_congested(service), "the service to be congested")
+            await ask_as_the_caller()
+        finally:
+            behind = False
+            await hogging
+        assert caller.limit < 100
+
+
+def service_congested(service: RunningService) -> bool:
+    assert service.admission is not None
+    return service.admission.state.congested

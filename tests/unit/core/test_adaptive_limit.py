@@ -115,3 +115,15 @@ def test_a_refusal_upstream_cuts_like_a_standing_lag_and_respects_the_hold() -> 
     assert upstream_refused(POLICY, state, now=6.0, in_flight=36).limit < 36
     fixed = LimitPolicy(ceiling=100, lag_target_seconds=0.0)
     assert upstream_refused(fixed, initial_state(fixed, 0.0), now=5.0, in_flight=40).limit == 100
+
+
+def test_a_standing_lag_over_the_mark_threshold_marks_the_process_congested() -> None:
+    marking = LimitPolicy(ceiling=100, lag_target_seconds=0.25, mark_lag_seconds=0.02)
+    state = initial_state(marking, 0.0)
+    for i in range(4):
+        state = observe_lag(marking, state, 0.025 * (i + 1), 0.03, in_flight=10)
+    assert state.congested
+    assert state.limit == 100  # marked, not cut: the lag is under this process's own target
+    for i in range(4):
+        state = observe_lag(marking, state, 0.1 + 0.025 * (i + 1), 0.001, in_flight=10)
+    assert not state.congested

@@ -10,9 +10,10 @@ request is not even decoded: see `early_refusal` in base.py), so it costs the pr
 nothing and arrives as soon as the loop picks the call up — which it does promptly, because the
 limit keeps the loop's lag near its target.
 
-A call this process makes that an upstream service refuses for capacity (`upstream_refused`,
-called by core/clients.py) lowers the limit too: the edge sheds what the services behind it
-cannot take.
+A call this process makes that an upstream service refuses for capacity, or answers marked
+congested (`upstream_refused`, called by core/clients.py), lowers the limit too: the edge sheds
+what the services behind it cannot take. A service behind the edge marks each answer it finishes
+while its standing lag is over RAG_ADMISSION_MARK_LAG_SECONDS (trailing metadata `CONGESTED`).
 
 A streamed call (an Ask) counts until its last message is sent. Health checks and reflection
 are never refused: an overloaded process is busy, not dead. The outermost scoped interceptor, so
@@ -36,6 +37,9 @@ from ragplatform.core.interceptors.base import ScopedInterceptor
 from ragplatform.core.loop_lag import sample_loop_lag
 from ragplatform.core.metrics import ADMISSION_IN_FLIGHT, ADMISSION_LIMIT, EVENT_LOOP_LAG, GRPC_REFUSED
 from ragplatform.domain.errors import ResourceExhausted
+
+# Trailing metadata of an answer finished while its service was congested.
+CONGESTED = ("x-ragplatform-congested", "1")
 
 # The admission control of the call being served (each call runs in its own task and context).
 _serving: ContextVar[AdmissionInterceptor | None] = ContextVar("admission", default=None)
@@ -93,6 +97,8 @@ class AdmissionInterceptor(ScopedInterceptor):
         _serving.set(self)  # not reset: the call's context ends with its task
         try:
             yield
+            if self.state.congested:
+                context.set_trailing_metadata((*(context.trailing_metadata() or ()), CONGESTED))
         finally:
             self.in_flight -= 1
             self._in_flight_gauge.dec()
