@@ -287,8 +287,8 @@ class IngestionSettings(QueueSettings, BlobSettings):
         ge=0,
         le=1024,
         description="Uploads up to this size travel to the worker with their job's queue message (Redis queue; "
-        "kept 2 minutes) as well as being stored in the object store, saving the worker an object-store read "
-        "per small document; 0: never. Costs Redis memory: about 1.33 x this per upload of the last 2 minutes.",
+        "kept 5 minutes) as well as being stored in the object store, saving the worker an object-store read "
+        "per small document; 0: never. Costs Redis memory: about 1.33 x this per upload of the last 5 minutes.",
     )
 
 

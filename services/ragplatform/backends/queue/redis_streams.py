@@ -67,7 +67,7 @@ _MAX_POLL_SECONDS = 1.0
 _PROMOTE_BATCH = 100
 _SCAN_PAGE = 1000
 # How long a message's payload is kept for its consumer: a job that waits longer reads its blob.
-PAYLOAD_TTL_SECONDS = 120
+PAYLOAD_TTL_SECONDS = 300
 
 # One round trip per receive attempt, for up to ARGV[7] messages. When ARGV[5] is 1
 # ("maintenance", at most once per poll interval per consumer): move due delayed messages back to
