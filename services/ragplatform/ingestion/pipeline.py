@@ -28,7 +28,7 @@ from ragplatform.ingestion.parse_sandbox import ParseDocument, parse_in_process
 # Texts up to this long are chunked on the event loop (about a millisecond of work).
 INLINE_CHUNKING_CHARS = 8_000
 
-# Stores embedded chunks (the retrieval service's UpsertChunks).
+# Stores embedded chunks (through the worker's IndexBatcher, the retrieval service's UpsertDocumentsChunks).
 IndexChunks = Callable[[Document, list[ChunkPoint]], Awaitable[None]]
 # Removes the document's chunks with index >= the given count.
 TrimChunks = Callable[[Document, int], Awaitable[None]]

@@ -28,21 +28,12 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     async def UpsertChunks(
         self, request: retrieval_pb2.UpsertChunksRequest, context: Any
     ) -> retrieval_pb2.UpsertChunksResponse:
-        metadata = dict(request.metadata)
-        points = [
-            ChunkPoint(
-                tenant_id=request.tenant_id,
-                document_id=request.document_id,
-                filename=request.filename,
-                chunk_index=chunk.chunk_index,
-                text=chunk.text,
-                vector=list(chunk.vector),
-                content_hash=request.content_hash,
-                metadata=metadata,
-                heading=chunk.heading,
-            )
-            for chunk in request.chunks
-        ]
+        return retrieval_pb2.UpsertChunksResponse(upserted=await self._service.upsert(_points(request)))
+
+    async def UpsertDocumentsChunks(
+        self, request: retrieval_pb2.UpsertDocumentsChunksRequest, context: Any
+    ) -> retrieval_pb2.UpsertChunksResponse:
+        points = [point for document in request.documents for point in _points(document)]
         return retrieval_pb2.UpsertChunksResponse(upserted=await self._service.upsert(points))
 
     async def DeleteDocumentChunks(
@@ -50,3 +41,22 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     ) -> retrieval_pb2.DeleteDocumentChunksResponse:
         await self._service.delete_document(request.tenant_id, request.document_id, request.keep_below_index)
         return retrieval_pb2.DeleteDocumentChunksResponse()
+
+
+def _points(request: retrieval_pb2.UpsertChunksRequest) -> list[ChunkPoint]:
+    """One document's chunks as the domain's points."""
+    metadata = dict(request.metadata)
+    return [
+        ChunkPoint(
+            tenant_id=request.tenant_id,
+            document_id=request.document_id,
+            filename=request.filename,
+            chunk_index=chunk.chunk_index,
+            text=chunk.text,
+            vector=list(chunk.vector),
+            content_hash=request.content_hash,
+            metadata=metadata,
+            heading=chunk.heading,
+        )
+        for chunk in request.chunks
+    ]

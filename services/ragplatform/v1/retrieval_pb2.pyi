@@ -219,6 +219,30 @@ class UpsertChunksRequest(_message.Message):
 Global___UpsertChunksRequest: _TypeAlias = UpsertChunksRequest  # noqa: Y015
 
 @_typing.final
+class UpsertDocumentsChunksRequest(_message.Message):
+    """Chunks of several documents to index in one write."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def documents(self) -> _containers.RepeatedCompositeFieldContainer[Global___UpsertChunksRequest]:
+        """One entry per document version, each as UpsertChunks takes it."""
+
+    def __init__(
+        self,
+        *,
+        documents: _abc.Iterable[Global___UpsertChunksRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents", b"documents"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpsertDocumentsChunksRequest: _TypeAlias = UpsertDocumentsChunksRequest  # noqa: Y015
+
+@_typing.final
 class UpsertChunksResponse(_message.Message):
     """Result of an upsert."""
 

@@ -44,6 +44,11 @@ class RetrievalServiceStub:
                 request_serializer=ragplatform_dot_v1_dot_retrieval__pb2.UpsertChunksRequest.SerializeToString,
                 response_deserializer=ragplatform_dot_v1_dot_retrieval__pb2.UpsertChunksResponse.FromString,
                 _registered_method=True)
+        self.UpsertDocumentsChunks = channel.unary_unary(
+                '/ragplatform.v1.RetrievalService/UpsertDocumentsChunks',
+                request_serializer=ragplatform_dot_v1_dot_retrieval__pb2.UpsertDocumentsChunksRequest.SerializeToString,
+                response_deserializer=ragplatform_dot_v1_dot_retrieval__pb2.UpsertChunksResponse.FromString,
+                _registered_method=True)
         self.DeleteDocumentChunks = channel.unary_unary(
                 '/ragplatform.v1.RetrievalService/DeleteDocumentChunks',
                 request_serializer=ragplatform_dot_v1_dot_retrieval__pb2.DeleteDocumentChunksRequest.SerializeToString,
@@ -68,6 +73,15 @@ class RetrievalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpsertDocumentsChunks(self, request, context):
+        """Stores embedded chunks of several document versions in one vector-store write: what
+        UpsertChunks does for each of them (workers batch their concurrent jobs' chunks this way).
+        All or nothing is validated before anything is written.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DeleteDocumentChunks(self, request, context):
         """Removes a document's chunks, all of them or those beyond a given count.
         """
@@ -86,6 +100,11 @@ def add_RetrievalServiceServicer_to_server(servicer, server):
             'UpsertChunks': grpc.unary_unary_rpc_method_handler(
                     servicer.UpsertChunks,
                     request_deserializer=ragplatform_dot_v1_dot_retrieval__pb2.UpsertChunksRequest.FromString,
+                    response_serializer=ragplatform_dot_v1_dot_retrieval__pb2.UpsertChunksResponse.SerializeToString,
+            ),
+            'UpsertDocumentsChunks': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpsertDocumentsChunks,
+                    request_deserializer=ragplatform_dot_v1_dot_retrieval__pb2.UpsertDocumentsChunksRequest.FromString,
                     response_serializer=ragplatform_dot_v1_dot_retrieval__pb2.UpsertChunksResponse.SerializeToString,
             ),
             'DeleteDocumentChunks': grpc.unary_unary_rpc_method_handler(
@@ -147,6 +166,33 @@ class RetrievalService:
             target,
             '/ragplatform.v1.RetrievalService/UpsertChunks',
             ragplatform_dot_v1_dot_retrieval__pb2.UpsertChunksRequest.SerializeToString,
+            ragplatform_dot_v1_dot_retrieval__pb2.UpsertChunksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpsertDocumentsChunks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragplatform.v1.RetrievalService/UpsertDocumentsChunks',
+            ragplatform_dot_v1_dot_retrieval__pb2.UpsertDocumentsChunksRequest.SerializeToString,
             ragplatform_dot_v1_dot_retrieval__pb2.UpsertChunksResponse.FromString,
             options,
             channel_credentials,

@@ -38,6 +38,11 @@ class RetrievalServiceStub:
     """The passages closest to a query, within one tenant's documents."""
     UpsertChunks: _grpc.UnaryUnaryMultiCallable[_retrieval_pb2.UpsertChunksRequest, _retrieval_pb2.UpsertChunksResponse]
     """Stores embedded chunks of one document version (idempotent: point ids are deterministic)."""
+    UpsertDocumentsChunks: _grpc.UnaryUnaryMultiCallable[_retrieval_pb2.UpsertDocumentsChunksRequest, _retrieval_pb2.UpsertChunksResponse]
+    """Stores embedded chunks of several document versions in one vector-store write: what
+    UpsertChunks does for each of them (workers batch their concurrent jobs' chunks this way).
+    All or nothing is validated before anything is written.
+    """
     DeleteDocumentChunks: _grpc.UnaryUnaryMultiCallable[_retrieval_pb2.DeleteDocumentChunksRequest, _retrieval_pb2.DeleteDocumentChunksResponse]
     """Removes a document's chunks, all of them or those beyond a given count."""
 
@@ -48,6 +53,11 @@ class RetrievalServiceAsyncStub(RetrievalServiceStub):
     """The passages closest to a query, within one tenant's documents."""
     UpsertChunks: _aio.UnaryUnaryMultiCallable[_retrieval_pb2.UpsertChunksRequest, _retrieval_pb2.UpsertChunksResponse]  # type: ignore[assignment]
     """Stores embedded chunks of one document version (idempotent: point ids are deterministic)."""
+    UpsertDocumentsChunks: _aio.UnaryUnaryMultiCallable[_retrieval_pb2.UpsertDocumentsChunksRequest, _retrieval_pb2.UpsertChunksResponse]  # type: ignore[assignment]
+    """Stores embedded chunks of several document versions in one vector-store write: what
+    UpsertChunks does for each of them (workers batch their concurrent jobs' chunks this way).
+    All or nothing is validated before anything is written.
+    """
     DeleteDocumentChunks: _aio.UnaryUnaryMultiCallable[_retrieval_pb2.DeleteDocumentChunksRequest, _retrieval_pb2.DeleteDocumentChunksResponse]  # type: ignore[assignment]
     """Removes a document's chunks, all of them or those beyond a given count."""
 
@@ -67,6 +77,17 @@ class RetrievalServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_retrieval_pb2.UpsertChunksResponse, _abc.Awaitable[_retrieval_pb2.UpsertChunksResponse]]:
         """Stores embedded chunks of one document version (idempotent: point ids are deterministic)."""
+
+    @_abc_1.abstractmethod
+    def UpsertDocumentsChunks(
+        self,
+        request: _retrieval_pb2.UpsertDocumentsChunksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_retrieval_pb2.UpsertChunksResponse, _abc.Awaitable[_retrieval_pb2.UpsertChunksResponse]]:
+        """Stores embedded chunks of several document versions in one vector-store write: what
+        UpsertChunks does for each of them (workers batch their concurrent jobs' chunks this way).
+        All or nothing is validated before anything is written.
+        """
 
     @_abc_1.abstractmethod
     def DeleteDocumentChunks(

@@ -20,6 +20,23 @@ def stub(channel: grpc.aio.Channel) -> retrieval_pb2_grpc.RetrievalServiceStub:
     return retrieval_pb2_grpc.RetrievalServiceStub(channel)
 
 
+async def upsert_request(
+    tenant: str, document_id: str, texts: list[str], labels: dict[str, str] | None = None, dimension: int = DIMENSION
+) -> retrieval_pb2.UpsertChunksRequest:
+    vectors = await HashingEmbedder(dimension).embed_documents(texts)
+    return retrieval_pb2.UpsertChunksRequest(
+        tenant_id=tenant,
+        document_id=document_id,
+        filename=f"{document_id}.txt",
+        metadata=labels or {},
+        content_hash="h-" + document_id,
+        chunks=[
+            retrieval_pb2.IndexedChunk(chunk_index=i, text=t, vector=v)
+            for i, (t, v) in enumerate(zip(texts, vectors, strict=True))
+        ],
+    )
+
+
 async def index(
     channel: grpc.aio.Channel,
     tenant: str,
@@ -28,20 +45,7 @@ async def index(
     labels: dict[str, str] | None = None,
     dimension: int = DIMENSION,
 ) -> int:
-    vectors = await HashingEmbedder(dimension).embed_documents(texts)
-    reply = await stub(channel).UpsertChunks(
-        retrieval_pb2.UpsertChunksRequest(
-            tenant_id=tenant,
-            document_id=document_id,
-            filename=f"{document_id}.txt",
-            metadata=labels or {},
-            content_hash="h-" + document_id,
-            chunks=[
-                retrieval_pb2.IndexedChunk(chunk_index=i, text=t, vector=v)
-                for i, (t, v) in enumerate(zip(texts, vectors, strict=True))
-            ],
-        )
-    )
+    reply = await stub(channel).UpsertChunks(await upsert_request(tenant, document_id, texts, labels, dimension))
     upserted: int = reply.upserted
     return upserted
 
@@ -162,6 +166,39 @@ async def test_a_vector_of_the_wrong_dimension_is_refused_and_nothing_is_stored(
     assert "64-dimensional" in details
     assert "RAG_EMBEDDER" in details
     assert await search(retrieval_channel, tenant, "Zephyr-9", top_k=50) == []
+
+
+async def test_several_documents_are_upserted_in_one_call_each_under_its_own_tenant(
+    retrieval_channel: grpc.aio.Channel, tenant: str
+) -> None:
+    other = tenant + "-b"
+    request = retrieval_pb2.UpsertDocumentsChunksRequest(
+        documents=[
+            await upsert_request(tenant, "pump", PUMP, {"team": "pumps"}),
+            await upsert_request(other, "drone", DRONE),
+        ]
+    )
+    assert (await stub(retrieval_channel).UpsertDocumentsChunks(request)).upserted == 4
+    mine = await search(retrieval_channel, tenant, "Zephyr-9 pump Kestrel drone", top_k=50)
+    assert {(p.document_id, p.text, dict(p.metadata).get("team")) for p in mine} == {("pump", t, "pumps") for t in PUMP}
+    theirs = await search(retrieval_channel, other, "Zephyr-9 pump Kestrel drone", top_k=50)
+    assert {(p.document_id, p.text) for p in theirs} == {("drone", t) for t in DRONE}
+
+
+async def test_a_batch_with_one_bad_document_stores_none_of_them(
+    retrieval_channel: grpc.aio.Channel, tenant: str
+) -> None:
+    request = retrieval_pb2.UpsertDocumentsChunksRequest(
+        documents=[
+            await upsert_request(tenant, "pump", PUMP),
+            await upsert_request(tenant, "drone", DRONE, dimension=64),
+        ]
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub(retrieval_channel).UpsertDocumentsChunks(request)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "64-dimensional" in (info.value.details() or "")
+    assert await search(retrieval_channel, tenant, "Zephyr-9 Kestrel", top_k=50) == []
 
 
 async def test_delete_document_chunks_keeps_those_below_the_index(

@@ -107,7 +107,7 @@ def assert_the_job_continues_the_uploads_trace(spans: tuple[ReadableSpan, ...]) 
     children = {
         f"{s.kind.name}:{s.name}" for s in by_id.values() if s.parent and s.parent.span_id == job.context.span_id
     }
-    assert "CLIENT:/ragplatform.v1.RetrievalService/UpsertChunks" in children
+    assert "CLIENT:/ragplatform.v1.RetrievalService/UpsertDocumentsChunks" in children
     assert any(
         http_url(s).endswith("/embeddings")
         for s in by_id.values()
