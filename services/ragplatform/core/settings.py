@@ -222,6 +222,48 @@ class VectorSettings(CommonSettings):
     )
     vector_api_key: SecretStr | None = Field(None, description="Qdrant API key.")
     vector_collection: str = Field("ragplatform_chunks", description="Collection name.")
+    vector_index_threshold: int = Field(
+        20_000,
+        ge=0,
+        le=1_000_000_000,
+        description="Embedded store: once this many chunks have no HNSW index, one is built in the "
+        "background (in a separate process; searches and writes go on, new chunks are searched exactly "
+        "until the next build). Smaller stores, and filters leaving fewer chunks, are searched exactly. "
+        "0: never build an index.",
+    )
+    vector_index_settle_seconds: float = Field(
+        5.0,
+        ge=0,
+        le=3600,
+        description="Embedded store: a build starts only after no write for this long, so a bulk "
+        "ingestion is indexed once, at its end.",
+    )
+    vector_index_build_threads: int = Field(
+        1,
+        ge=0,
+        le=1024,
+        description="Embedded store: cores an index build uses (0: all). The build runs niced; one "
+        "core leaves the others to searches.",
+    )
+    vector_hnsw_m: int = Field(
+        16,
+        ge=4,
+        le=128,
+        description="Embedded store: links per chunk in the HNSW graph (more: better recall, bigger index).",
+    )
+    vector_hnsw_ef_construct: int = Field(
+        100,
+        ge=8,
+        le=4096,
+        description="Embedded store: candidates considered while building the graph (more: better graph, "
+        "slower build).",
+    )
+    vector_hnsw_ef: int = Field(
+        128,
+        ge=1,
+        le=100_000,
+        description="Embedded store: candidates an indexed search examines (more: better recall, slower search).",
+    )
 
 
 class UpstreamSettings(CommonSettings):

@@ -4,9 +4,10 @@ Chosen over qdrant-client's local mode by measurement (`bench/vector_engines.py`
 issue note): it upserts and searches one to two orders of magnitude faster, with the same query
 model (payload filters, cosine distance) as the Qdrant server used in production.
 
-Searches are exact (no HNSW index is built: `EdgeShard.optimize()` blocks for minutes at 100k
-chunks on two cores, while an exact tenant-filtered search there stays in the tens of
-milliseconds), so results never depend on index state.
+Small stores are searched exactly (always fresh, a few ms). Once `EdgeIndexSettings.threshold`
+chunks have no index, a background build gives them an HNSW graph without blocking searches
+(`edge_indexer.py`: a copy is indexed in a separate process, then swapped in); chunks written
+since the last build sit in an unindexed segment that every search scans exactly.
 
 ONE PROCESS OWNS THE STORE: the retrieval service. The engine locks its write-ahead log, so a
 second process opening the same directory gets `FailedPrecondition`; every other service reaches
@@ -24,20 +25,35 @@ Callers may rely on:
 * every chunk has a sparse BM25-style vector (`payload.SPARSE_VECTOR`, IDF modifier) beside the
   dense one; a query with both a dense and a sparse vector is one engine call (two prefetches,
   fused as `SearchQuery.fusion` says). A store created before sparse vectors existed is re-indexed
-  from its own payloads on `open` (`embedded_edge_upgrade.py`), losing nothing.
+  from its own payloads on `open` (`embedded_edge_upgrade.py`), losing nothing;
+* a write that returned is found by the next search, whether or not an index build is running;
+  a build interrupted by a crash loses nothing (the live store is untouched until the swap, and a
+  swap cut short is completed or undone at the next open).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import qdrant_edge as qe
 
 from ragplatform.backends.vectors import payload as fields
+from ragplatform.backends.vectors.edge_index import (
+    EdgeIndexSettings,
+    dense_search_params,
+    engine_index_config,
+    unindexed_chunks,
+)
+from ragplatform.backends.vectors.edge_indexer import BackgroundIndexer, IndexBuild
+from ragplatform.backends.vectors.edge_swap import SwapDirs, discard_backup, finish_interrupted_swap, swap_in
 from ragplatform.backends.vectors.embedded_edge_upgrade import (
     CONFIG_FILE,
     create_field_indexes,
@@ -67,12 +83,19 @@ def search_filter(query: SearchQuery) -> Any:
     return qe.Filter(must=must)
 
 
-def edge_config(dimension: int) -> Any:
-    """The engine configuration of a store: cosine dense vectors and the IDF-weighted sparse one."""
+def edge_config(dimension: int, index: EdgeIndexSettings | None = None) -> Any:
+    """The engine configuration of a store: cosine dense vectors, the IDF-weighted sparse one,
+    and the HNSW index settings (`edge_index.py`)."""
     return qe.EdgeConfig(
         vectors=qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine),
         sparse_vectors={fields.SPARSE_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+        **engine_index_config(index or EdgeIndexSettings(), dimension),
     )
+
+
+def index_build_dirs(path: Path) -> SwapDirs:
+    """The directories a background index build of the store in `path` uses."""
+    return SwapDirs.beside(path, ".indexing", ".pre-index")
 
 
 def _engine_sparse(vector: SparseVector) -> Any:
@@ -85,9 +108,10 @@ def _fusion(fusion: HybridFusion) -> Any:
     return qe.Fusion.Rrf(k=fusion.rrf_k, weights=[fusion.dense_weight, fusion.sparse_weight])
 
 
-def search_request(query: SearchQuery) -> Any:
+def search_request(query: SearchQuery, dense_params: Any = None) -> Any:
     """The engine request for a query: dense, sparse, or both fused in one call (see
-    `SearchQuery`). Every stage carries the tenant filter."""
+    `SearchQuery`). Every stage carries the tenant filter; dense stages carry `dense_params`
+    (`qe.SearchParams`, e.g. the HNSW ef)."""
     flt = search_filter(query)
     dense = bool(query.vector)
     sparse = query.sparse is not None and len(query.sparse) > 0
@@ -98,7 +122,11 @@ def search_request(query: SearchQuery) -> Any:
         assert query.sparse is not None
         depth = max(query.fusion.candidates, query.top_k)
         dense_stage = qe.Prefetch(
-            limit=depth, query=qe.Query.Nearest(list(query.vector)), filter=flt, score_threshold=threshold
+            limit=depth,
+            query=qe.Query.Nearest(list(query.vector)),
+            filter=flt,
+            score_threshold=threshold,
+            params=dense_params,
         )
         sparse_query = qe.Query.Nearest(_engine_sparse(query.sparse), using=fields.SPARSE_VECTOR)
         # With a threshold, the sparse list re-ranks only the dense candidates above it, so no
@@ -115,7 +143,11 @@ def search_request(query: SearchQuery) -> Any:
     if not dense:
         raise InvalidArgument("a search needs a query vector or query terms; the query has neither.")
     return qe.QueryRequest(
-        limit=query.top_k, query=qe.Query.Nearest(list(query.vector)), score_threshold=threshold, **common
+        limit=query.top_k,
+        query=qe.Query.Nearest(list(query.vector)),
+        score_threshold=threshold,
+        params=dense_params,
+        **common,
     )
 
 
@@ -128,14 +160,33 @@ def stored_dimension(path: Path) -> int | None:
         return None
 
 
+@dataclass(frozen=True)
+class IndexStatus:
+    """What the store's index looks like now (for operators, tests and the bench)."""
+
+    points: int
+    unindexed: int
+    building: bool
+    builds: tuple[IndexBuild, ...]
+    last_error: str
+
+
 class EdgeVectorStore:
     """`VectorStore` in the directory `path` (see the module docstring)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, index: EdgeIndexSettings | None = None) -> None:
         self._path = path
+        self._index = index or EdgeIndexSettings()
+        self._dense_params = dense_search_params(self._index)
         self._shard: Any = None
         self._dimension = 0
         self._write_lock = threading.Lock()
+        # Searches in progress per shard object: a shard replaced by an index build is closed
+        # only once the searches that started on it have finished.
+        self._readers_changed = threading.Condition()
+        self._readers: dict[int, int] = {}
+        self._journal: list[Any] | None = None
+        self._indexer: BackgroundIndexer | None = None
 
     @property
     def path(self) -> Path:
@@ -157,8 +208,9 @@ class EdgeVectorStore:
             if dimension != self._dimension:
                 raise self._mismatch(self._dimension, dimension)
             return
-        config = edge_config(dimension)
+        config = edge_config(dimension, self._index)
         finish_interrupted_upgrade(self._path)
+        finish_interrupted_swap(index_build_dirs(self._path))
         exists = (self._path / _CONFIG_FILE).is_file()
         stored = stored_dimension(self._path) if exists else None
         if stored is not None and stored != dimension:
@@ -175,6 +227,9 @@ class EdgeVectorStore:
         except Exception as exc:  # the engine raises bare Exception with a message
             raise self._open_error(exc, dimension) from exc
         self._shard, self._dimension = shard, dimension
+        if self._index.enabled:
+            self._indexer = BackgroundIndexer(self, index_build_dirs(self._path), self._index)
+            self._indexer.start()
 
     def _open_error(self, exc: Exception, dimension: int) -> FailedPrecondition:
         message = str(exc)
@@ -196,10 +251,28 @@ class EdgeVectorStore:
             raise RuntimeError("the vector store is not open: call open(dimension) first")
         return self._shard
 
+    @contextmanager
+    def _reading(self) -> Iterator[Any]:
+        """The current shard, kept open until the caller is done with it."""
+        with self._readers_changed:
+            shard = self._opened()
+            self._readers[id(shard)] = self._readers.get(id(shard), 0) + 1
+        try:
+            yield shard
+        finally:
+            with self._readers_changed:
+                self._readers[id(shard)] -= 1
+                if not self._readers[id(shard)]:
+                    del self._readers[id(shard)]
+                self._readers_changed.notify_all()
+
     async def close(self) -> None:
         await asyncio.to_thread(self._close)
 
     def _close(self) -> None:
+        indexer, self._indexer = self._indexer, None
+        if indexer is not None:
+            indexer.stop()
         with self._write_lock:
             shard, self._shard = self._shard, None
             if shard is not None:
@@ -229,10 +302,20 @@ class EdgeVectorStore:
     def _write(self, operation: Any) -> None:
         with self._write_lock:
             self._opened().update(operation)
+            if self._journal is not None:  # an index build is copying this store: replay it there too
+                self._journal.append(operation)
+        if self._indexer is not None:
+            self._indexer.notify_write()
 
     async def search(self, query: SearchQuery) -> list[ScoredPassage]:
-        request = search_request(query)
-        hits = await asyncio.to_thread(lambda: self._opened().query(request))
+        request = search_request(query, self._dense_params)
+
+        def run() -> list[Any]:
+            with self._reading() as shard:
+                hits: list[Any] = shard.query(request)
+                return hits
+
+        hits = await asyncio.to_thread(run)
         return [fields.scored_passage(hit.id, hit.score, hit.payload) for hit in hits]
 
     async def delete_document(self, tenant_id: str, document_id: str, keep_below_index: int = 0) -> None:
@@ -247,4 +330,58 @@ class EdgeVectorStore:
     async def count(self, tenant_id: str | None = None) -> int:
         flt = qe.Filter(must=[_tenant_condition(tenant_id)]) if tenant_id is not None else None
         request = qe.CountRequest(exact=True, filter=flt)
-        return int(await asyncio.to_thread(lambda: self._opened().count(request)))
+
+        def run() -> int:
+            with self._reading() as shard:
+                return int(shard.count(request))
+
+        return await asyncio.to_thread(run)
+
+    # The background index build (`edge_indexer.IndexableStore`).
+
+    def index_status(self) -> IndexStatus:
+        with self._reading() as shard:
+            info = shard.info()
+        indexer = self._indexer
+        return IndexStatus(
+            points=int(info.points_count),
+            unindexed=unindexed_chunks(int(info.points_count), int(info.indexed_vectors_count)),
+            building=indexer is not None and indexer.building,
+            builds=tuple(indexer.builds) if indexer is not None else (),
+            last_error=indexer.last_error if indexer is not None else "",
+        )
+
+    def unindexed_chunks(self) -> int:
+        return self.index_status().unindexed
+
+    def copy_for_build(self, staging: Path) -> None:
+        with self._write_lock:
+            self._opened().flush()
+            # The write-ahead log comes along: it carries the operation numbers, without which
+            # the engine would take the journal replayed later for stale writes.
+            shutil.copytree(self._path, staging)
+            self._journal = []
+
+    def swap_in_build(self, dirs: SwapDirs) -> int:
+        config = edge_config(self._dimension, self._index)
+        with self._write_lock:
+            journal, self._journal = self._journal or [], None
+            built = qe.EdgeShard.load(str(dirs.staging), config)
+            try:
+                for operation in journal:
+                    built.update(operation)
+                built.flush()
+            finally:
+                built.close()
+            swap_in(dirs)  # the old shard stays open (renamed) for the searches still running on it
+            fresh = qe.EdgeShard.load(str(self._path), config)
+            with self._readers_changed:
+                old, self._shard = self._shard, fresh
+                self._readers_changed.wait_for(lambda: id(old) not in self._readers)
+            old.close()
+            discard_backup(dirs)
+        return len(journal)
+
+    def abandon_build(self) -> None:
+        with self._write_lock:
+            self._journal = None

@@ -2,37 +2,28 @@
 
 The engine cannot add a vector to an existing shard, so the upgrade copies every point (id, dense
 vector, payload) into a new shard beside it, with the sparse vector computed from the chunk text
-kept in the payload, then swaps the directories:
-
-    <store>             the old shard, untouched until the copy is complete
-    <store>.upgrading   the new shard being filled (discarded if the copy is interrupted)
-    <store>.pre-hybrid  the old shard, for the instant between the two renames
-
-`finish_interrupted_upgrade` (called on every open) completes a swap cut short by a crash, or
-discards a half-filled copy, so a crash at any point leaves either the old store or the new one.
+kept in the payload (in `<store>.upgrading`), then swaps the directories (`edge_swap.py`), so a
+crash at any point leaves either the old store or the new one.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import qdrant_edge as qe
 
 from ragplatform.backends.vectors import payload as fields
+from ragplatform.backends.vectors.edge_swap import SwapDirs, discard_backup, finish_interrupted_swap, swap_in
 
 CONFIG_FILE = "edge_config.json"
 _BATCH = 512
 
 
-def _staging(path: Path) -> Path:
-    return path.with_name(path.name + ".upgrading")
-
-
-def _backup(path: Path) -> Path:
-    return path.with_name(path.name + ".pre-hybrid")
+def upgrade_dirs(path: Path) -> SwapDirs:
+    """The directories the hybrid upgrade of the store in `path` uses."""
+    return SwapDirs.beside(path, ".upgrading", ".pre-hybrid")
 
 
 def has_sparse_vector(path: Path) -> bool:
@@ -54,19 +45,14 @@ def create_field_indexes(shard: Any) -> None:
 
 def finish_interrupted_upgrade(path: Path) -> None:
     """Complete or undo an upgrade a crash interrupted (see the module docstring)."""
-    staging, backup = _staging(path), _backup(path)
-    if backup.exists() and not path.exists():
-        staging.rename(path)  # the copy was complete: only the second rename was missing
-    if backup.exists():
-        shutil.rmtree(backup)
-    if staging.exists():
-        shutil.rmtree(staging)  # an unfinished copy: the old store is intact, start again
+    finish_interrupted_swap(upgrade_dirs(path))
 
 
 def upgrade_to_hybrid(path: Path, config: Any) -> int:
     """Re-index the store in `path` into one with `config` (which has the sparse vector);
     return the number of points copied."""
-    staging, backup = _staging(path), _backup(path)
+    dirs = upgrade_dirs(path)
+    staging = dirs.staging
     old = qe.EdgeShard.load(str(path))
     try:
         staging.mkdir(parents=True)
@@ -90,9 +76,8 @@ def upgrade_to_hybrid(path: Path, config: Any) -> int:
             new.close()
     finally:
         old.close()
-    path.rename(backup)
-    staging.rename(path)
-    shutil.rmtree(backup)
+    swap_in(dirs)
+    discard_backup(dirs)
     return copied
 
 

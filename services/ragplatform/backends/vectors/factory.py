@@ -17,9 +17,18 @@ def embedded_vector_dir(settings: VectorSettings) -> Path:
 def open_vector_store(settings: VectorSettings) -> VectorStore:
     """The configured vector store, not yet opened: call `await store.open(dimension)`."""
     if not settings.vector_url:
+        from ragplatform.backends.vectors.edge_index import EdgeIndexSettings
         from ragplatform.backends.vectors.embedded_edge import EdgeVectorStore
 
-        return EdgeVectorStore(embedded_vector_dir(settings))
+        index = EdgeIndexSettings(
+            threshold=settings.vector_index_threshold,
+            m=settings.vector_hnsw_m,
+            ef_construct=settings.vector_hnsw_ef_construct,
+            search_ef=settings.vector_hnsw_ef,
+            build_threads=settings.vector_index_build_threads,
+            settle_seconds=settings.vector_index_settle_seconds,
+        )
+        return EdgeVectorStore(embedded_vector_dir(settings), index)
     from ragplatform.backends.vectors.qdrant_server import QdrantServerStore
 
     return QdrantServerStore(settings)
