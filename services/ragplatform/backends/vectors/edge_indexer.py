@@ -8,17 +8,17 @@ steps 1 and 3):
 1. the store is flushed and copied to `<store>.indexing`; from here on the store keeps a journal
    of the writes it applies;
 2. a separate process (`edge_index_build.py`, niced) builds the index in the copy;
-3. the journal is replayed into the copy, and the copy replaces the store (`edge_swap.py`).
+3. another process replays the journal into the copy, and the copy replaces the store
+   (`edge_swap.py`); the store then opens the new copy, and closes the old one once the searches
+   still running on it are done.
 A build that fails, or a process that stops mid-build, loses nothing: the live store is untouched
 until step 3, and a crash during step 3 is completed or undone at the next open.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -27,18 +27,14 @@ from typing import Any, Protocol
 
 import structlog
 
-from ragplatform.backends.vectors import edge_index_build
 from ragplatform.backends.vectors.edge_index import EdgeIndexSettings
+from ragplatform.backends.vectors.edge_index_process import IndexBuildFailed, finish, start_build
 from ragplatform.backends.vectors.edge_swap import SwapDirs
 
 log = structlog.get_logger("ragplatform.vectors.index")
 
 #: The builder's nice value: searches on the same cores come first.
 BUILD_NICENESS = 10
-
-
-class IndexBuildFailed(Exception):
-    """The build process failed; the live store is untouched."""
 
 
 class IndexableStore(Protocol):
@@ -78,7 +74,7 @@ class BackgroundIndexer:
         self._cond = threading.Condition()
         self._writes = 0
         self._stopping = False
-        self._child: subprocess.Popen[str] | None = None
+        self._child: subprocess.Popen[bytes] | None = None
         self._thread = threading.Thread(target=self._run, name=f"hnsw-index {dirs.store.name}", daemon=True)
         self.building = False
         self.builds: list[IndexBuild] = []
@@ -158,19 +154,12 @@ class BackgroundIndexer:
         log.info("vector_index_built", store=str(self._dirs.store), **build.__dict__)
 
     def _run_build_process(self, staging: Path) -> dict[str, Any]:
-        command = [sys.executable, edge_index_build.__file__, str(staging), str(BUILD_NICENESS)]
         with self._cond:
             if self._stopping:
                 raise IndexBuildFailed("the store is closing")
-            child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            self._child = child
+            child = self._child = start_build(staging, BUILD_NICENESS)
         try:
-            out, err = child.communicate()
+            return finish(child)
         finally:
             with self._cond:
                 self._child = None
-        if child.returncode != 0:
-            raise IndexBuildFailed(f"the index build process exited with {child.returncode}: {err.strip()[-500:]}")
-        lines = out.strip().splitlines()
-        parsed: dict[str, Any] = json.loads(lines[-1]) if lines else {}
-        return parsed

@@ -45,6 +45,7 @@ from typing import Any
 
 import qdrant_edge as qe
 
+from ragplatform.backends.vectors import edge_index_process
 from ragplatform.backends.vectors import payload as fields
 from ragplatform.backends.vectors.edge_index import (
     EdgeIndexSettings,
@@ -54,6 +55,14 @@ from ragplatform.backends.vectors.edge_index import (
 )
 from ragplatform.backends.vectors.edge_indexer import BackgroundIndexer, IndexBuild
 from ragplatform.backends.vectors.edge_swap import SwapDirs, discard_backup, finish_interrupted_swap, swap_in
+from ragplatform.backends.vectors.edge_writes import (
+    DeleteChunks,
+    EdgeWrite,
+    UpsertChunks,
+    engine_operation,
+    engine_sparse,
+    tenant_condition,
+)
 from ragplatform.backends.vectors.embedded_edge_upgrade import (
     CONFIG_FILE,
     create_field_indexes,
@@ -62,20 +71,16 @@ from ragplatform.backends.vectors.embedded_edge_upgrade import (
     upgrade_to_hybrid,
 )
 from ragplatform.domain.errors import FailedPrecondition, InvalidArgument
-from ragplatform.domain.models import ChunkPoint, HybridFusion, ScoredPassage, SearchQuery, SparseVector
+from ragplatform.domain.models import ChunkPoint, HybridFusion, ScoredPassage, SearchQuery
 
 _CONFIG_FILE = CONFIG_FILE
-
-
-def _tenant_condition(tenant_id: str) -> Any:
-    return qe.FieldCondition(fields.TENANT_ID, match=qe.MatchValue(tenant_id))
 
 
 def search_filter(query: SearchQuery) -> Any:
     """The engine filter for a query: tenant always, then metadata labels and documents."""
     if not query.tenant_id:
         raise InvalidArgument("a search needs the tenant id; every search is scoped to one tenant.")
-    must = [_tenant_condition(query.tenant_id)]
+    must = [tenant_condition(query.tenant_id)]
     for key, value in sorted(query.filters.items()):
         must.append(qe.FieldCondition(fields.metadata_path(key), match=qe.MatchValue(value)))
     if query.document_ids:
@@ -96,10 +101,6 @@ def edge_config(dimension: int, index: EdgeIndexSettings | None = None) -> Any:
 def index_build_dirs(path: Path) -> SwapDirs:
     """The directories a background index build of the store in `path` uses."""
     return SwapDirs.beside(path, ".indexing", ".pre-index")
-
-
-def _engine_sparse(vector: SparseVector) -> Any:
-    return qe.SparseVector(list(vector.indices), list(vector.values))
 
 
 def _fusion(fusion: HybridFusion) -> Any:
@@ -128,7 +129,7 @@ def search_request(query: SearchQuery, dense_params: Any = None) -> Any:
             score_threshold=threshold,
             params=dense_params,
         )
-        sparse_query = qe.Query.Nearest(_engine_sparse(query.sparse), using=fields.SPARSE_VECTOR)
+        sparse_query = qe.Query.Nearest(engine_sparse(query.sparse), using=fields.SPARSE_VECTOR)
         # With a threshold, the sparse list re-ranks only the dense candidates above it, so no
         # passage below the threshold comes back through the lexical side.
         sparse_stage = qe.Prefetch(
@@ -138,7 +139,7 @@ def search_request(query: SearchQuery, dense_params: Any = None) -> Any:
         return qe.QueryRequest(limit=query.top_k, prefetches=prefetches, query=_fusion(query.fusion), **common)
     if sparse:
         assert query.sparse is not None
-        nearest = qe.Query.Nearest(_engine_sparse(query.sparse), using=fields.SPARSE_VECTOR)
+        nearest = qe.Query.Nearest(engine_sparse(query.sparse), using=fields.SPARSE_VECTOR)
         return qe.QueryRequest(limit=query.top_k, query=nearest, **common)
     if not dense:
         raise InvalidArgument("a search needs a query vector or query terms; the query has neither.")
@@ -185,7 +186,7 @@ class EdgeVectorStore:
         # only once the searches that started on it have finished.
         self._readers_changed = threading.Condition()
         self._readers: dict[int, int] = {}
-        self._journal: list[Any] | None = None
+        self._journal: list[EdgeWrite] | None = None
         self._indexer: BackgroundIndexer | None = None
 
     @property
@@ -289,21 +290,14 @@ class EdgeVectorStore:
                     f"{len(point.vector)}-dimensional vector; this store holds {self._dimension}-"
                     "dimensional ones. Configure workers and retrieval with the same embedder."
                 )
-        engine_points = [
-            qe.Point(
-                p.point_id,
-                {"": p.vector, fields.SPARSE_VECTOR: _engine_sparse(fields.sparse_document_vector(p.heading, p.text))},
-                fields.chunk_payload(p),
-            )
-            for p in points
-        ]
-        await asyncio.to_thread(self._write, qe.UpdateOperation.upsert_points(engine_points))
+        await asyncio.to_thread(self._write, UpsertChunks(tuple(points)))
 
-    def _write(self, operation: Any) -> None:
+    def _write(self, write: EdgeWrite) -> None:
+        operation = engine_operation(write)
         with self._write_lock:
             self._opened().update(operation)
             if self._journal is not None:  # an index build is copying this store: replay it there too
-                self._journal.append(operation)
+                self._journal.append(write)
         if self._indexer is not None:
             self._indexer.notify_write()
 
@@ -319,16 +313,10 @@ class EdgeVectorStore:
         return [fields.scored_passage(hit.id, hit.score, hit.payload) for hit in hits]
 
     async def delete_document(self, tenant_id: str, document_id: str, keep_below_index: int = 0) -> None:
-        must = [
-            _tenant_condition(tenant_id),
-            qe.FieldCondition(fields.DOCUMENT_ID, match=qe.MatchValue(document_id)),
-        ]
-        if keep_below_index > 0:
-            must.append(qe.FieldCondition(fields.CHUNK_INDEX, range=qe.RangeFloat(gte=keep_below_index)))
-        await asyncio.to_thread(self._write, qe.UpdateOperation.delete_points_by_filter(qe.Filter(must=must)))
+        await asyncio.to_thread(self._write, DeleteChunks(tenant_id, document_id, keep_below_index))
 
     async def count(self, tenant_id: str | None = None) -> int:
-        flt = qe.Filter(must=[_tenant_condition(tenant_id)]) if tenant_id is not None else None
+        flt = qe.Filter(must=[tenant_condition(tenant_id)]) if tenant_id is not None else None
         request = qe.CountRequest(exact=True, filter=flt)
 
         def run() -> int:
@@ -366,13 +354,8 @@ class EdgeVectorStore:
         config = edge_config(self._dimension, self._index)
         with self._write_lock:
             journal, self._journal = self._journal or [], None
-            built = qe.EdgeShard.load(str(dirs.staging), config)
-            try:
-                for operation in journal:
-                    built.update(operation)
-                built.flush()
-            finally:
-                built.close()
+            if journal:  # in a process: loading and flushing a store hold the GIL
+                edge_index_process.replay(dirs.staging, journal)
             swap_in(dirs)  # the old shard stays open (renamed) for the searches still running on it
             fresh = qe.EdgeShard.load(str(self._path), config)
             with self._readers_changed:
