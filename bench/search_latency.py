@@ -1,35 +1,56 @@
-"""Search latency, and what each retrieval stage adds: the gateway's `Search` (auth, gateway ->
-retrieval hop, query encoding, tenant-filtered search) with RAG_RETRIEVAL_MODE=dense and =hybrid,
-against direct in-process store calls (dense, sparse, hybrid), at 10k and 100k chunks, in one run.
+"""Search latency, what each retrieval stage adds, and what the embedded store's HNSW index buys:
+the gateway's `Search` (auth, gateway -> retrieval hop, query encoding, tenant-filtered search)
+with RAG_RETRIEVAL_MODE=dense and =hybrid, on an exact (unindexed) and an indexed copy of the
+same store, at 10k and 100k chunks, side by side in one run; plus a floor, the same gateway path
+on a 1,000-chunk store, measured in the same run.
 
     python bench/search_latency.py [--sizes 10000 100000] [--queries 300]
+        [--index-threshold 5000] [--service-cpus 0] [--harness-cpus 1]
 
-Vectors are random unit vectors (what is measured is latency, not relevance); chunk texts are
-120 words drawn from a Zipf distribution over a 20,000-word vocabulary, so the sparse index has
-the skewed posting lists of real text; queries are 6 such words. Half the chunks belong to
-another tenant. The gateway path embeds the query with the `hashing` embedder. There is no
-reranker row: no reranking model can run here (see docs/retrieval.md); a remote reranker adds
-its own round trip.
+Phases, per size:
+1. the exact store is generated once and cached under bench/results/search-latency/;
+2. the index: a platform is started on a copy with indexing on (RAG_VECTOR_INDEX_THRESHOLD, here
+   below 10k so that both sizes get an index; the default, 20,000, would keep 10k exact), and the
+   gateway is searched while its retrieval service builds the index in the background; the build
+   figures come from its log. The indexed store is cached too, so a second run skips the build;
+3. five platforms at once (floor; dense and hybrid on the exact copy; dense and hybrid on the
+   indexed copy), each query sent to every one in turn so that machine noise falls on all alike;
+4. in-process store calls: dense / sparse / hybrid latency on both stores, and recall@10 of the
+   indexed store's dense and hybrid results against the exact store's, at several search ef.
+
+Corpus: dense vectors are mixtures of two real MiniLM embeddings of man-page chunks (the cache of
+bench/retrieval_quality.py, bench/results/embeddings-minilm.npz; without it, clustered Gaussian
+vectors) plus noise, so neighbourhoods look like text embeddings' (recall on uniform random
+vectors says nothing about real use); queries are drawn the same way. Chunk texts are 120 words
+drawn from a Zipf distribution over 20,000 words, so the sparse index has the skewed posting
+lists of real text; gateway queries are 6 such words, embedded by the `hashing` embedder. Half
+the chunks belong to another tenant. Services run pinned to --service-cpus, this harness to
+--harness-cpus (the index build inherits the services' CPUs, niced).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import json
+import os
 import shutil
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ragplatform.backends.vectors.factory import open_vector_store
+from bench.hop_floor import parse_cpus
+from ragplatform.backends.vectors.edge_index import EdgeIndexSettings
+from ragplatform.backends.vectors.embedded_edge import EdgeVectorStore
 from ragplatform.client import GatewayClient
-from ragplatform.core.settings import RetrievalSettings, load_settings
 from ragplatform.domain.models import ChunkPoint, SearchQuery
 from ragplatform.domain.sparse_encoding import query_vector
 from tests.support.platform_processes import PlatformProcesses
@@ -39,10 +60,29 @@ DIMENSION = 384
 VOCABULARY = 20_000
 CHUNK_WORDS = 120
 QUERY_WORDS = 6
+FLOOR_SIZE = 1_000
+RESULTS = Path(__file__).resolve().parent / "results"
+CACHE = RESULTS / "search-latency"
+EMBEDDINGS = RESULTS / "embeddings-minilm.npz"
+COLLECTION = "ragplatform_chunks"
+SEARCH_EFS = (64, 128, 256)
 
 
-def unit_vectors(rng: np.random.Generator, n: int) -> np.ndarray:
-    v = rng.standard_normal((n, DIMENSION)).astype(np.float32)
+def base_embeddings() -> tuple[np.ndarray, str]:
+    """Real text embeddings to mix, or clustered Gaussian centres without the cache."""
+    if EMBEDDINGS.is_file():
+        with np.load(EMBEDDINGS) as cached:
+            matrix = np.stack([cached[key] for key in sorted(cached.files)]).astype(np.float32)
+        return matrix / np.linalg.norm(matrix, axis=1, keepdims=True), f"minilm-{len(matrix)}"
+    rng = np.random.default_rng(11)
+    return rng.standard_normal((2000, DIMENSION)).astype(np.float32) / np.sqrt(DIMENSION), "gaussian-2000"
+
+
+def mixtures(rng: np.random.Generator, base: np.ndarray, n: int) -> np.ndarray:
+    a, b = rng.integers(0, len(base), n), rng.integers(0, len(base), n)
+    weight = rng.uniform(0.55, 0.95, (n, 1)).astype(np.float32)
+    noise = rng.standard_normal((n, DIMENSION)).astype(np.float32) * (0.15 / np.sqrt(DIMENSION))
+    v = weight * base[a] + (1 - weight) * base[b] + noise
     unit: np.ndarray = v / np.linalg.norm(v, axis=1, keepdims=True)
     return unit
 
@@ -52,14 +92,18 @@ def zipf_text(rng: np.random.Generator, words: int) -> str:
     return " ".join(f"term{r}" for r in ranks)
 
 
-async def populate(data_dir: Path, size: int, rng: np.random.Generator) -> None:
-    settings = load_settings(RetrievalSettings, data_dir=data_dir, embedder="hashing")
-    store = open_vector_store(settings)
+def store_dir(data_dir: Path) -> Path:
+    return data_dir / "vectors" / COLLECTION
+
+
+async def populate(data_dir: Path, size: int, base: np.ndarray, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    store = EdgeVectorStore(store_dir(data_dir), EdgeIndexSettings(threshold=0))
     await store.open(DIMENSION)
     try:
         batch = 2000
         for start in range(0, size, batch):
-            vectors = unit_vectors(rng, min(batch, size - start))
+            vectors = mixtures(rng, base, min(batch, size - start))
             points = [
                 ChunkPoint(
                     tenant_id=TENANT if (start + i) % 2 == 0 else "other-tenant",
@@ -76,6 +120,19 @@ async def populate(data_dir: Path, size: int, rng: np.random.Generator) -> None:
         await store.close()
 
 
+async def cached_exact_store(size: int, base: np.ndarray, source: str) -> Path:
+    """A data dir whose vector store holds `size` generated chunks, made once."""
+    key = hashlib.sha256(f"{size}-{source}-{DIMENSION}-{CHUNK_WORDS}-v1".encode()).hexdigest()[:10]
+    path = CACHE / f"exact-{size}-{key}"
+    if not (path / "complete").is_file():
+        shutil.rmtree(path, ignore_errors=True)
+        started = time.perf_counter()
+        await populate(path, size, base, seed=size)
+        (path / "complete").write_text("")
+        print(f"# generated {size} chunks in {time.perf_counter() - started:.1f} s (cached in {path})")
+    return path
+
+
 def percentiles(samples: list[float]) -> tuple[float, float]:
     ordered = sorted(samples)
     p50 = statistics.median(ordered)
@@ -83,78 +140,175 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
     return p50 * 1000, p99 * 1000
 
 
-async def direct(data_dir: Path, queries: list[str], rng: np.random.Generator) -> dict[str, list[float]]:
-    """Store-only latency per mode; the sparse encoding of the query is timed with the search."""
-    settings = load_settings(RetrievalSettings, data_dir=data_dir, embedder="hashing")
-    store = open_vector_store(settings)
+def platform(source_data: Path, scratch: Path, name: str, cpus: set[int], env: dict[str, str]) -> PlatformProcesses:
+    """A platform on a copy of `source_data`'s vector store."""
+    data = scratch / name
+    shutil.copytree(store_dir(source_data), store_dir(data))
+    base_env = {"RAG_RATE_LIMIT_RPS": "100000", "RAG_RATE_LIMIT_BURST": "100000", "RAG_VECTOR_INDEX_THRESHOLD": "0"}
+    return PlatformProcesses(data, extra_env=base_env | env, cpus=cpus)
+
+
+async def timed(call: Callable[[], Awaitable[object]]) -> float:
+    started = time.perf_counter()
+    await call()
+    return time.perf_counter() - started
+
+
+def index_env(threshold: int) -> dict[str, str]:
+    return {"RAG_VECTOR_INDEX_THRESHOLD": str(threshold), "RAG_VECTOR_INDEX_SETTLE_SECONDS": "0"}
+
+
+async def build_index(
+    exact: Path, size: int, threshold: int, scratch: Path, cpus: set[int], queries: list[str]
+) -> Path:
+    """The indexed store (cached): built by a platform's retrieval service in the background while
+    this harness searches through its gateway; prints the build figures and the latency meanwhile."""
+    path = CACHE / f"{exact.name}-indexed-{threshold}"
+    if (path / "complete").is_file():
+        print(f"{size:>8} index build: cached in {path} ({(path / 'build.json').read_text().strip()})")
+        return path
+    builder = platform(exact, scratch, "builder", cpus, {"RAG_RETRIEVAL_MODE": "hybrid"} | index_env(threshold))
+    samples: list[float] = []
+    started = time.perf_counter()
+    try:
+        builder.start_all()
+        async with GatewayClient(builder.gateway, builder.create_api_key(TENANT)) as client:
+            built = ""
+            while not built:
+                for query in queries[:50]:
+                    samples.append(await timed(lambda q=query: client.search(q, top_k=5)))  # type: ignore[misc]
+                built = next(
+                    (line for line in builder.log_text("retrieval").splitlines() if "vector_index_built" in line), ""
+                )
+                if time.perf_counter() - started > 3600:
+                    raise TimeoutError("the index build took over an hour")
+        figures = {k: v for k, v in json.loads(built).items() if k.endswith("_seconds") or k in ("points", "replayed")}
+    finally:
+        builder.stop_all()
+    shutil.rmtree(path, ignore_errors=True)
+    shutil.copytree(store_dir(builder.data_dir), store_dir(path))
+    (path / "build.json").write_text(json.dumps(figures))
+    (path / "complete").write_text("")
+    p50, p99 = percentiles(samples)
+    print(f"{size:>8} index build: {json.dumps(figures)}, {time.perf_counter() - started:.0f} s from start")
+    print(f"{size:>8} {'gw hybrid, during build':>26} {p50:9.2f} {p99:9.2f}   ({len(samples)} searches)")
+    return path
+
+
+async def through_gateways(platforms: dict[str, PlatformProcesses], queries: list[str]) -> dict[str, list[float]]:
+    """All platforms running at once, each query sent to every one in turn."""
+    samples: dict[str, list[float]] = {name: [] for name in platforms}
+    clients: dict[str, GatewayClient] = {}
+    try:
+        for name, processes in platforms.items():
+            processes.start_all()
+            clients[name] = GatewayClient(processes.gateway, processes.create_api_key(TENANT))
+            await clients[name].__aenter__()
+        for i in range(20):
+            for client in clients.values():
+                await client.search(f"warm up {i}", top_k=5)
+        for query in queries:
+            for name, client in clients.items():
+                samples[name].append(await timed(lambda c=client, q=query: c.search(q, top_k=5)))  # type: ignore[misc]
+    finally:
+        for client in clients.values():
+            await client.__aexit__(None, None, None)
+        for processes in platforms.values():
+            processes.stop_all()
+    return samples
+
+
+async def direct(data: Path, index: EdgeIndexSettings, texts: list[str], vectors: np.ndarray) -> dict[str, object]:
+    """Store-only latency per mode (the query's sparse encoding timed with the search) and the
+    top-10 ids of each dense and hybrid query."""
+    store = EdgeVectorStore(store_dir(data), index)
     await store.open(DIMENSION)
     samples: dict[str, list[float]] = {"dense": [], "sparse": [], "hybrid": []}
+    top: dict[str, list[list[str]]] = {"dense": [], "hybrid": []}
     try:
-        for text, vec in zip(queries, unit_vectors(rng, len(queries)), strict=True):
+        for text, vec in zip(texts, vectors, strict=True):
             for mode in samples:
                 started = time.perf_counter()
                 sparse = query_vector(text) if mode != "dense" else None
                 vector = vec.tolist() if mode != "sparse" else []
-                await store.search(SearchQuery(tenant_id=TENANT, vector=vector, top_k=5, sparse=sparse))
+                hits = await store.search(SearchQuery(tenant_id=TENANT, vector=vector, top_k=10, sparse=sparse))
                 samples[mode].append(time.perf_counter() - started)
+                if mode in top:
+                    top[mode].append([hit.chunk_id for hit in hits])
     finally:
         await store.close()
-    return samples
+    return {"samples": samples, "top": top}
 
 
-async def through_gateways(data_dir: Path, queries: list[str], modes: tuple[str, ...]) -> dict[str, list[float]]:
-    """One platform per mode, all running at once on copies of the data, queried in turn: each
-    query goes to every mode back to back, so machine noise falls on all of them alike."""
-    platforms = {}
-    for mode in modes:
-        copy = data_dir.with_name(f"{data_dir.name}-{mode}")
-        shutil.copytree(data_dir, copy)
-        env = {"RAG_RATE_LIMIT_RPS": "100000", "RAG_RATE_LIMIT_BURST": "100000", "RAG_RETRIEVAL_MODE": mode}
-        platforms[mode] = PlatformProcesses(copy, extra_env=env)
-    samples: dict[str, list[float]] = {mode: [] for mode in modes}
-    try:
-        clients = {}
-        for mode, processes in platforms.items():
-            processes.start_all()
-            clients[mode] = GatewayClient(processes.gateway, processes.create_api_key(TENANT))
-            await clients[mode].__aenter__()
-        for i in range(10):
-            for client in clients.values():
-                await client.search(f"warm up {i}", top_k=5)
-        for query in queries:
-            for mode, client in clients.items():
-                started = time.perf_counter()
-                await client.search(query, top_k=5)
-                samples[mode].append(time.perf_counter() - started)
-        for client in clients.values():
-            await client.__aexit__(None, None, None)
-    finally:
-        for processes in platforms.values():
-            processes.stop_all()
-    return samples
+def recall(found: list[list[str]], truth: list[list[str]]) -> float:
+    return float(np.mean([len(set(f) & set(t)) / max(1, len(t)) for f, t in zip(found, truth, strict=True)]))
+
+
+def row(size: int, path: str, p50: float, p99: float, note: str = "") -> None:
+    print(f"{size:>8} {path:>26} {p50:9.2f} {p99:9.2f}   {note}".rstrip())
+
+
+async def measure_size(size: int, args: argparse.Namespace, base: np.ndarray, source: str, floor: Path) -> None:
+    rng = np.random.default_rng(size + 1)
+    queries = [zipf_text(rng, QUERY_WORDS) for _ in range(args.queries)]
+    query_vectors = mixtures(rng, base, args.queries)
+    exact = await cached_exact_store(size, base, source)
+    cpus = parse_cpus(args.service_cpus)
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Path(tmp)
+        indexed = await build_index(exact, size, args.index_threshold, scratch / "build", cpus, queries)
+        platforms = {
+            "floor (1k chunks)": platform(floor, scratch, "floor", cpus, {"RAG_RETRIEVAL_MODE": "dense"}),
+            "gw dense, exact": platform(exact, scratch, "de", cpus, {"RAG_RETRIEVAL_MODE": "dense"}),
+            "gw hybrid, exact": platform(exact, scratch, "he", cpus, {"RAG_RETRIEVAL_MODE": "hybrid"}),
+            "gw dense, indexed": platform(
+                indexed, scratch, "di", cpus, {"RAG_RETRIEVAL_MODE": "dense"} | index_env(args.index_threshold)
+            ),
+            "gw hybrid, indexed": platform(
+                indexed, scratch, "hi", cpus, {"RAG_RETRIEVAL_MODE": "hybrid"} | index_env(args.index_threshold)
+            ),
+        }
+        gateway = {name: percentiles(s) for name, s in (await through_gateways(platforms, queries)).items()}
+    floor50, floor99 = gateway["floor (1k chunks)"]
+    for name, (p50, p99) in gateway.items():
+        row(size, name, p50, p99, f"(x{p50 / floor50:.2f} / x{p99 / floor99:.2f} the floor)")
+    for kind in ("exact", "indexed"):
+        dense50, hybrid50 = gateway[f"gw dense, {kind}"][0], gateway[f"gw hybrid, {kind}"][0]
+        print(f"{size:>8} {'hybrid adds (' + kind + ')':>26} {hybrid50 - dense50:+9.2f}   ms at p50")
+
+    exact_run = await direct(exact, EdgeIndexSettings(threshold=0), queries, query_vectors)
+    for mode, s in exact_run["samples"].items():  # type: ignore[attr-defined]
+        row(size, f"store {mode}, exact", *percentiles(s))
+    for ef in SEARCH_EFS:
+        index = EdgeIndexSettings(threshold=args.index_threshold, search_ef=ef)
+        run = await direct(indexed, index, queries, query_vectors)
+        for mode, s in run["samples"].items():  # type: ignore[attr-defined]
+            if mode == "sparse" and ef != SEARCH_EFS[0]:
+                continue
+            note = ""
+            if mode in ("dense", "hybrid"):
+                found, truth = run["top"][mode], exact_run["top"][mode]  # type: ignore[index]
+                note = f"recall@10 vs exact {recall(found, truth):.3f}"
+            row(size, f"store {mode}, indexed ef={ef}", *percentiles(s), note)
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--index-threshold", type=int, default=5_000)
+    parser.add_argument("--service-cpus", default="0")
+    parser.add_argument("--harness-cpus", default="1")
     args = parser.parse_args()
-    rng = np.random.default_rng(7)
-    queries = [zipf_text(rng, QUERY_WORDS) for _ in range(args.queries)]
-    print(f"{'chunks':>8} {'path':>16} {'p50 ms':>9} {'p99 ms':>9}")
+    os.sched_setaffinity(0, parse_cpus(args.harness_cpus))
+    base, source = base_embeddings()
+    print(
+        f"# corpus vectors: mixtures of {source}; services on CPUs {args.service_cpus}, harness on {args.harness_cpus}"
+    )
+    floor = await cached_exact_store(FLOOR_SIZE, base, source)
+    print(f"{'chunks':>8} {'path':>26} {'p50 ms':>9} {'p99 ms':>9}")
     for size in args.sizes:
-        with tempfile.TemporaryDirectory() as tmp:
-            data_dir = Path(tmp) / "data"
-            started = time.perf_counter()
-            await populate(data_dir, size, rng)
-            print(f"# populated {size} chunks in {time.perf_counter() - started:.1f} s")
-            stores = {mode: percentiles(s) for mode, s in (await direct(data_dir, queries, rng)).items()}
-            for mode, (p50, p99) in stores.items():
-                print(f"{size:>8} {'store ' + mode:>16} {p50:9.2f} {p99:9.2f}")
-            gateway = await through_gateways(data_dir, queries, ("dense", "hybrid"))
-            (d50, d99), (h50, h99) = percentiles(gateway["dense"]), percentiles(gateway["hybrid"])
-            print(f"{size:>8} {'gateway dense':>16} {d50:9.2f} {d99:9.2f}")
-            print(f"{size:>8} {'gateway hybrid':>16} {h50:9.2f} {h99:9.2f}   (hybrid adds {h50 - d50:+.2f} ms at p50)")
+        await measure_size(size, args, base, source, floor)
 
 
 if __name__ == "__main__":
