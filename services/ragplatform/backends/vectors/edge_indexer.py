@@ -17,7 +17,6 @@ until step 3, and a crash during step 3 is completed or undone at the next open.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import threading
 import time
@@ -29,7 +28,7 @@ import structlog
 
 from ragplatform.backends.vectors.edge_index import EdgeIndexSettings
 from ragplatform.backends.vectors.edge_index_process import IndexBuildFailed, finish, start_build
-from ragplatform.backends.vectors.edge_swap import SwapDirs
+from ragplatform.backends.vectors.edge_swap import SwapDirs, discard
 
 log = structlog.get_logger("ragplatform.vectors.index")
 
@@ -124,7 +123,7 @@ class BackgroundIndexer:
 
     def _build(self) -> None:
         staging = self._dirs.staging
-        shutil.rmtree(staging, ignore_errors=True)
+        discard(staging)
         self.building = True
         started = time.perf_counter()
         try:
@@ -138,7 +137,7 @@ class BackgroundIndexer:
             replayed = self._store.swap_in_build(self._dirs)
         except BaseException:
             self._store.abandon_build()
-            shutil.rmtree(staging, ignore_errors=True)
+            discard(staging)
             raise
         finally:
             self.building = False

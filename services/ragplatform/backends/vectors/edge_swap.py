@@ -15,6 +15,7 @@ discards a half-filled copy.
 from __future__ import annotations
 
 import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,14 +33,26 @@ class SwapDirs:
         return cls(store, store.with_name(store.name + staging_suffix), store.with_name(store.name + backup_suffix))
 
 
+def discard(path: Path) -> None:
+    """Remove a directory that a dying process may still be writing into: renamed away first (so
+    the name is free at once), then removed as far as possible; `finish_interrupted_swap` sweeps
+    what is left."""
+    trash = path.with_name(f"{path.name}.discard-{uuid.uuid4().hex[:8]}")
+    try:
+        path.rename(trash)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(trash, ignore_errors=True)
+
+
 def finish_interrupted_swap(dirs: SwapDirs) -> None:
     """Complete or undo a swap a crash interrupted (see the module docstring)."""
     if dirs.backup.exists() and not dirs.store.exists():
         dirs.staging.rename(dirs.store)  # the copy was complete: only the second rename was missing
-    if dirs.backup.exists():
-        shutil.rmtree(dirs.backup)
-    if dirs.staging.exists():
-        shutil.rmtree(dirs.staging)  # an unfinished copy: the live store is intact
+    discard(dirs.backup)
+    discard(dirs.staging)  # an unfinished copy: the live store is intact
+    for leftover in dirs.store.parent.glob(f"{dirs.store.name}.*.discard-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def swap_in(dirs: SwapDirs) -> None:
@@ -50,4 +63,4 @@ def swap_in(dirs: SwapDirs) -> None:
 
 
 def discard_backup(dirs: SwapDirs) -> None:
-    shutil.rmtree(dirs.backup, ignore_errors=True)
+    discard(dirs.backup)
