@@ -23,20 +23,13 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import cast
 
-import openai
-from openai import AsyncStream
-from openai._httpx2 import request_exceptions, timeout_exceptions
-from openai._response import AsyncAPIResponse
-from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 from tenacity.wait import wait_base
 
 from ragplatform.backends.llms.base import AnswerDelta, AnswerDone, AnswerEvent, AnswerRequest
 from ragplatform.backends.llms.chat_chunks import ChatChunk, read_chunks
 from ragplatform.backends.llms.circuit_breaker import CircuitBreaker
-from ragplatform.backends.openai_client import make_openai_client, post_streamed
 from ragplatform.backends.openai_errors import (
     CredentialsRefused,
     Endpoint,
@@ -44,17 +37,21 @@ from ragplatform.backends.openai_errors import (
     is_transient,
     map_openai_error,
 )
+from ragplatform.backends.openai_http import HttpConnectionError, OpenAIHttp, StreamedResponse
 from ragplatform.core.settings import GenerationSettings
 from ragplatform.domain.citations import assemble_citations
 from ragplatform.domain.errors import RagError, ResourceExhausted, Unavailable
 from ragplatform.domain.models import TokenUsage
-from ragplatform.domain.prompts import build_chat_messages
+from ragplatform.domain.prompts import ChatMessage, build_chat_messages
 
 # The default backoff: 0.25 s, 0.5 s, 1 s ... up to 4 s, randomised so that many streams hit by
 # the same outage do not retry in lockstep.
 DEFAULT_RETRY_WAIT: wait_base = wait_random_exponential(multiplier=0.25, max=4.0)
 BREAKER_FAILURES = 5
 BREAKER_COOLDOWN_SECONDS = 30.0
+# HTTP connections to the model endpoint, at most (the `openai` client's default): one per answer
+# streaming at once.
+MAX_CONNECTIONS = 1000
 
 
 @dataclass
@@ -62,7 +59,7 @@ class _Opened:
     """A stream that has produced its first token (or ended without one)."""
 
     stream: AsyncIterator[ChatChunk]
-    response: AsyncAPIResponse[AsyncStream[ChatCompletionChunk]]
+    response: StreamedResponse
     first_text: str
     finish_reason: str | None
     usage: TokenUsage | None
@@ -70,7 +67,7 @@ class _Opened:
 
 
 class OpenAIAnswerGenerator:
-    """`AnswerGenerator` over `openai.AsyncOpenAI`. Callers may rely on: deltas, then one
+    """`AnswerGenerator` over an OpenAI-compatible chat endpoint. Callers may rely on: deltas, then one
     `AnswerDone` whose `model` is the model that answered (the fallback's name when it was used)
     and whose citations are the passages the text cites as [n] (inferred from its wording when the
     model writes no valid marker; see `domain/citations.py`); `Unavailable`,
@@ -86,8 +83,9 @@ class OpenAIAnswerGenerator:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
-        # Retries are ours: bounded, and never after the first token.
-        self._client = make_openai_client(settings.llm_url, settings.llm_api_key, settings.llm_timeout_seconds)
+        # Retries are ours: bounded, and never after the first token. Requests go through
+        # `OpenAIHttp` rather than the `openai` client: on every answer (see openai_http.py).
+        self._http = OpenAIHttp(settings.llm_url, settings.llm_api_key, settings.llm_timeout_seconds, MAX_CONNECTIONS)
         self._endpoint = Endpoint(
             what="the generation model endpoint",
             url=settings.llm_url,
@@ -110,12 +108,11 @@ class OpenAIAnswerGenerator:
         return self._breakers[model]
 
     async def close(self) -> None:
-        await self._client.close()
+        await self._http.close()
 
     async def generate(self, request: AnswerRequest) -> AsyncIterator[AnswerEvent]:
-        messages = cast(
-            list[ChatCompletionMessageParam],
-            build_chat_messages(request.question, request.passages, request.history, self._settings.max_history_turns),
+        messages = build_chat_messages(
+            request.question, request.passages, request.history, self._settings.max_history_turns
         )
         max_tokens = request.max_tokens or self._settings.llm_max_tokens
         failures: list[tuple[str, RagError]] = []
@@ -137,7 +134,7 @@ class OpenAIAnswerGenerator:
         fallback = self._settings.llm_fallback_model
         return [primary, fallback] if fallback and fallback != primary else [primary]
 
-    async def _open(self, model: str, messages: list[ChatCompletionMessageParam], max_tokens: int) -> _Opened:
+    async def _open(self, model: str, messages: list[ChatMessage], max_tokens: int) -> _Opened:
         """Start a streamed completion and read up to its first token, retrying transient
         failures. Raises a domain error when the model cannot be used."""
         breaker = self._breakers[model]
@@ -167,9 +164,8 @@ class OpenAIAnswerGenerator:
             raise self._map(exc, model) from exc
         return opened
 
-    async def _first_token(self, model: str, messages: list[ChatCompletionMessageParam], max_tokens: int) -> _Opened:
-        # The raw response (openai_client.post_streamed); chunks are read from the event lines,
-        # not built as pydantic models (chat_chunks.py).
+    async def _first_token(self, model: str, messages: list[ChatMessage], max_tokens: int) -> _Opened:
+        # Chunks are read from the event lines, not built as pydantic models (chat_chunks.py).
         body = {
             "model": model,
             "messages": messages,
@@ -177,8 +173,8 @@ class OpenAIAnswerGenerator:
             "stream": True,
             "stream_options": {"include_usage": True},
         }
-        response = await post_streamed(self._client, "/chat/completions", body)
-        iterator = read_chunks(_lines(response))
+        response = await self._http.post_stream("/chat/completions", body)
+        iterator = read_chunks(response.lines())
         finish_reason: str | None = None
         usage: TokenUsage | None = None
         try:
@@ -210,7 +206,7 @@ class OpenAIAnswerGenerator:
         except asyncio.CancelledError:
             breaker.release()
             raise
-        except (openai.OpenAIError, OSError) as exc:
+        except (HttpConnectionError, OSError) as exc:
             if counts_against_endpoint(exc):
                 breaker.record_failure()
             mapped = self._map(exc, model)
@@ -235,18 +231,6 @@ class OpenAIAnswerGenerator:
 
     def _map(self, exc: Exception, model: str) -> RagError:
         return map_openai_error(exc, endpoint=self._endpoint, model=model)
-
-
-async def _lines(response: AsyncAPIResponse[AsyncStream[ChatCompletionChunk]]) -> AsyncIterator[str]:
-    """The body's lines; a transport failure becomes the `openai` error it would be for the
-    client's own stream reader (same helpers), so it is mapped and counted the same way."""
-    try:
-        async for line in response.iter_lines():
-            yield line
-    except timeout_exceptions() as exc:
-        raise openai.APITimeoutError(request=response.http_request) from exc
-    except request_exceptions() as exc:
-        raise openai.APIConnectionError(request=response.http_request) from exc
 
 
 def _combined(failures: list[tuple[str, RagError]]) -> RagError:
