@@ -47,6 +47,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.manpage_corpus import RESULTS, manpage_corpus
+from bench.pgdoc_corpus import pgdoc_corpus
 from bench.pydoc_corpus import pydoc_corpus
 from ragplatform.backends.embedders.minilm import MiniLMEmbedder
 from ragplatform.backends.llms.base import AnswerRequest
@@ -65,6 +66,7 @@ BENCH = Path(__file__).resolve().parent
 CORPORA = {
     "manpages": (manpage_corpus, BENCH / "retrieval_questions.tsv"),
     "pydoc": (pydoc_corpus, BENCH / "retrieval_questions_pydoc.tsv"),
+    "pgdoc": (pgdoc_corpus, BENCH / "retrieval_questions_pgdoc.tsv"),
 }
 CACHE = RESULTS / "embeddings-minilm.npz"
 TENANT = "bench"
