@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aiohttp import web
 from tenacity import wait_none
 
 from ragplatform.backends.embedders.hashing import hash_embed
@@ -149,6 +150,34 @@ async def test_credentials_in_the_url_are_sent_as_basic_auth_and_connections_are
     first, second = server.requests
     assert first.authorization == "Basic " + base64.b64encode(b"embed:s@cret").decode()
     assert first.client_port == second.client_port, "one kept-alive connection"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"data": [{"index": 0}]}', b'{"object": "list"}', b'{"data": [{"index": 0, "embedding": "AAAA"}]}', b"<html>"],
+)
+async def test_a_body_that_is_not_an_embeddings_response_names_the_setting(body: bytes) -> None:
+    async def answer(_request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/v1/embeddings", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        embedder = OpenAIEmbedder(
+            load_settings(
+                EmbedderSettings, embedder="openai", embedding_url=f"http://127.0.0.1:{port}/v1", embedding_dimension=64
+            )
+        )
+        with pytest.raises(FailedPrecondition, match="not an OpenAI embeddings response; check RAG_EMBEDDING_URL"):
+            await embedder.embed_query("x")
+        await embedder.close()
+    finally:
+        await runner.cleanup()
 
 
 async def test_count_tokens_is_the_shared_estimate(server: OpenAITestServer) -> None:
