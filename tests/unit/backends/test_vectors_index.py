@@ -18,6 +18,8 @@ import pytest
 from ragplatform.backends.vectors.edge_index import EdgeIndexSettings, threshold_kb, unindexed_chunks
 from ragplatform.backends.vectors.edge_swap import finish_interrupted_swap
 from ragplatform.backends.vectors.embedded_edge import EdgeVectorStore, IndexStatus, index_build_dirs
+from ragplatform.backends.vectors.factory import open_vector_store
+from ragplatform.core.settings import VectorSettings, load_settings
 from ragplatform.domain.models import ChunkPoint, SearchQuery
 from ragplatform.domain.sparse_encoding import query_vector
 
@@ -91,6 +93,24 @@ def test_thresholds_are_counted_in_chunks_and_unindexed_chunks_from_engine_count
     assert unindexed_chunks(points=1000, indexed_vectors=1000) == 1000
     assert unindexed_chunks(points=1000, indexed_vectors=1700) == 300
     assert unindexed_chunks(points=1000, indexed_vectors=2000) == 0
+
+
+def test_the_index_settings_reach_the_embedded_store(tmp_path: Path) -> None:
+    settings = load_settings(
+        VectorSettings,
+        data_dir=tmp_path,
+        vector_index_threshold=1234,
+        vector_index_settle_seconds=0.5,
+        vector_index_build_threads=2,
+        vector_hnsw_m=12,
+        vector_hnsw_ef_construct=64,
+        vector_hnsw_ef=77,
+    )
+    store = open_vector_store(settings)
+    assert isinstance(store, EdgeVectorStore)
+    assert store.index_settings == EdgeIndexSettings(
+        threshold=1234, m=12, ef_construct=64, search_ef=77, build_threads=2, settle_seconds=0.5
+    )
 
 
 async def test_a_small_store_stays_exact_and_builds_no_index(tmp_path: Path) -> None:

@@ -193,6 +193,10 @@ class EdgeVectorStore:
     def path(self) -> Path:
         return self._path
 
+    @property
+    def index_settings(self) -> EdgeIndexSettings:
+        return self._index
+
     async def open(self, dimension: int) -> None:
         await asyncio.to_thread(self._open, dimension)
 
