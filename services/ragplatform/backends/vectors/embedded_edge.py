@@ -186,7 +186,11 @@ class EdgeVectorStore:
         # only once the searches that started on it have finished.
         self._readers_changed = threading.Condition()
         self._readers: dict[int, int] = {}
+        # Writes taken while an index build works on a copy (replayed into it before the swap);
+        # past `threshold` chunks the build is abandoned (it would be stale: the next one covers them).
         self._journal: list[EdgeWrite] | None = None
+        self._journal_chunks = 0
+        self._journal_overflowed = False
         self._indexer: BackgroundIndexer | None = None
 
     @property
@@ -302,6 +306,9 @@ class EdgeVectorStore:
             self._opened().update(operation)
             if self._journal is not None:  # an index build is copying this store: replay it there too
                 self._journal.append(write)
+                self._journal_chunks += len(write.points) if isinstance(write, UpsertChunks) else 1
+                if self._journal_chunks > self._index.threshold:
+                    self._journal, self._journal_overflowed = None, True
         if self._indexer is not None:
             self._indexer.notify_write()
 
@@ -352,12 +359,19 @@ class EdgeVectorStore:
             # The write-ahead log comes along: it carries the operation numbers, without which
             # the engine would take the journal replayed later for stale writes.
             shutil.copytree(self._path, staging)
-            self._journal = []
+            self._journal, self._journal_chunks, self._journal_overflowed = [], 0, False
 
     def swap_in_build(self, dirs: SwapDirs) -> int:
         config = edge_config(self._dimension, self._index)
         with self._write_lock:
-            journal, self._journal = self._journal or [], None
+            journal, self._journal = self._journal, None
+            if journal is None:
+                raise edge_index_process.IndexBuildFailed(
+                    "more than RAG_VECTOR_INDEX_THRESHOLD chunks were written during the build; a new "
+                    "build starts once writes settle"
+                    if self._journal_overflowed
+                    else "the build was abandoned"
+                )
             if journal:  # in a process: loading and flushing a store hold the GIL
                 edge_index_process.replay(dirs.staging, journal)
             swap_in(dirs)  # the old shard stays open (renamed) for the searches still running on it
