@@ -319,6 +319,7 @@ def cpu_busy_jiffies(cpus: set[int]) -> tuple[int, int]:
 _HANDLED = re.compile(r'^ragplatform_grpc_server_handled_total\{code="(\w+)",method="([^"]+)"\} ([0-9.e+]+)$')
 _REFUSED = re.compile(r"^ragplatform_grpc_server_refused_total\{[^}]*\} ([0-9.e+]+)$")
 _LAG = re.compile(r"^ragplatform_event_loop_lag_seconds_(sum|count)\{[^}]*\} ([0-9.e+]+)$")
+_HANDLING = re.compile(r'^ragplatform_grpc_server_handling_seconds_(sum|count)\{method="([^"]+)"\} ([0-9.e+]+)$')
 _FIRST_TOKEN = re.compile(r"^ragplatform_llm_time_to_first_token_seconds_(sum|count)\{[^}]*\} ([0-9.e+]+)$")
 
 
@@ -331,8 +332,15 @@ class ServiceCounts:
     refused: dict[str, float] = field(default_factory=dict)
     lag_sum: dict[str, float] = field(default_factory=dict)
     lag_count: dict[str, float] = field(default_factory=dict)
+    # (service, method) -> (sum, count) of the time its server took to handle the call
+    handling: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     # generation's time from asking the model to its first token: the LLM double's own delay
     first_token: dict[str, float] = field(default_factory=lambda: {"sum": 0.0, "count": 0.0})
+
+    def mean_handling(self, before: ServiceCounts, service: str, method: str) -> float:
+        now, then = self.handling.get((service, method), [0.0, 0.0]), before.handling.get((service, method), [0.0, 0.0])
+        count = now[1] - then[1]
+        return (now[0] - then[0]) / count if count > 0 else float("nan")
 
     def mean_first_token(self, before: ServiceCounts) -> float:
         count = self.first_token["count"] - before.first_token["count"]
@@ -364,6 +372,9 @@ def grpc_counts(processes: PlatformProcesses) -> ServiceCounts:
             elif match := _LAG.match(line):
                 into = counts.lag_sum if match.group(1) == "sum" else counts.lag_count
                 into[service] = float(match.group(2))
+            elif match := _HANDLING.match(line):
+                pair = counts.handling.setdefault((service, match.group(2)), [0.0, 0.0])
+                pair[0 if match.group(1) == "sum" else 1] = float(match.group(3))
             elif match := _FIRST_TOKEN.match(line):
                 counts.first_token[match.group(1)] += float(match.group(2))
     return counts
@@ -595,6 +606,14 @@ def run_level(
         f"  LLM double         first token after {counts_after.mean_first_token(counts_before):.2f} s on average "
         f"as generation saw it (set to {llm:g} s; more is the harness's or generation's delay)"
     )
+    if latencies:
+        ask = counts_after.mean_handling(counts_before, "gateway", "/ragplatform.v1.GatewayService/Ask")
+        generate = counts_after.mean_handling(counts_before, "generation", "/ragplatform.v1.GenerationService/Generate")
+        print(
+            f"  where it went      mean Ask {statistics.fmean(latencies):.2f} s as clients saw it; the gateway "
+            f"handled Asks for {ask:.2f} s (the rest waited before it, in gRPC's queues or the drivers'); "
+            f"generation handled Generate for {generate:.2f} s; to sources {statistics.fmean(to_sources):.2f} s"
+        )
     calls = sum(counts_after.handled.get(s, 0) - counts_before.handled.get(s, 0) for s in ASK_PATH) / answered
     refused = {s: counts_after.refused.get(s, 0) - counts_before.refused.get(s, 0) for s in SERVICES}
     # The gateway forwards each generation message as one Ask message, and adds the sources: the
