@@ -457,7 +457,12 @@ class RetrievalSettings(VectorSettings, EmbedderSettings, TopKSettings, RerankSe
         description="RRF weight of the dense list (0.75 measured best with the sparse weight 1: docs/retrieval.md).",
     )
     fusion_sparse_weight: float = Field(1.0, ge=0, le=100, description="RRF weight of the sparse list.")
-    fusion_rrf_k: int = Field(60, ge=1, le=1000, description="RRF's rank constant k: score = weight / (k + rank).")
+    fusion_rrf_k: int = Field(
+        60,
+        ge=1,
+        le=1000,
+        description="RRF's rank constant k: score = sum of 1 / (rank / weight + k - 1) (Qdrant's weighted RRF).",
+    )
     fusion_candidates: int = Field(
         50, ge=1, le=1000, description="Candidates each list contributes before fusion (at least top_k)."
     )

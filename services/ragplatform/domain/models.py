@@ -144,7 +144,8 @@ FusionMethod = Literal["rrf", "dbsf"]
 class HybridFusion:
     """How a store fuses its dense and sparse candidate lists into one ranking.
 
-    `rrf`: reciprocal rank fusion, score = sum of weight / (rrf_k + rank) over the lists;
+    `rrf`: reciprocal rank fusion as Qdrant weights it, score = sum over the lists of
+    1 / (rank / weight + rrf_k - 1), rank from 1 (a weight scales a list's ranks, not its scores);
     `dbsf`: distribution-based score fusion (each list's scores normalised by their mean and
     spread, then summed). `candidates` is how many hits each list contributes before fusion."""
 
