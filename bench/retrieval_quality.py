@@ -1,7 +1,7 @@
 """Retrieval quality on a corpus the project did not write: dense, sparse, the plain hybrid (RRF)
 baseline and the platform's default pipeline, side by side in one run.
 
-    python bench/retrieval_quality.py [--corpus manpages|pydoc] [--questions FILE]
+    python bench/retrieval_quality.py [--corpus manpages|pydoc|pgdoc|all] [--questions FILE]
                                       [--rerank remote --rerank-url http://host:port]
                                       [--rerank llm --rerank-url http://host:port/v1 --rerank-model M]
 
@@ -10,7 +10,10 @@ Corpora (each with its own questions, task-style, written before any tuning):
   (bench/manpage_corpus.py), questions in bench/retrieval_questions.tsv;
 * pydoc: pydoc text of 76 standard-library modules (bench/pydoc_corpus.py), questions in
   bench/retrieval_questions_pydoc.tsv -- a held-out check written by someone who did not build
-  or tune the pipeline.
+  or tune the pipeline;
+* pgdoc: prose documentation, 233 pages of the PostgreSQL 15 manual (DocBook HTML from Debian's
+  postgresql-doc-15, ingested as HTML; bench/pgdoc_corpus.py), questions in
+  bench/retrieval_questions_pgdoc.tsv, written and committed before any search ran on it.
 
 Chunks are cut
 exactly as the ingestion worker cuts them (parse -> chunk at 256 MiniLM tokens, 32 overlap), and
@@ -52,6 +55,7 @@ from bench.pydoc_corpus import pydoc_corpus
 from ragplatform.backends.embedders.minilm import MiniLMEmbedder
 from ragplatform.backends.llms.base import AnswerRequest
 from ragplatform.backends.llms.extractive import ExtractiveAnswerGenerator
+from ragplatform.backends.rerankers.base import Reranker
 from ragplatform.backends.rerankers.factory import make_reranker
 from ragplatform.backends.vectors.embedded_edge import EdgeVectorStore
 from ragplatform.core.settings import RetrievalSettings, load_settings
@@ -200,35 +204,20 @@ async def first_citations(service: RetrievalService, questions: list[tuple[str, 
     return cited
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", choices=sorted(CORPORA), default="manpages", help="which corpus to search")
-    parser.add_argument("--questions", type=Path, help="question<TAB>expected file (default: the corpus's own)")
-    parser.add_argument("--rerank", choices=["remote", "llm"], help="add a row with this reranker after the default")
-    parser.add_argument("--rerank-url", default="", help="the reranker's base URL (TEI/Infinity, or the chat endpoint)")
-    parser.add_argument("--rerank-model", default="", help="model name sent to the reranker")
-    parser.add_argument("--rerank-candidates", type=int, default=20)
-    parser.add_argument("--heading-weight", type=float, help="override the worker's heading weight")
-    parser.add_argument("--document-weight", type=float, help="override the worker's document-centroid weight")
-    args = parser.parse_args()
-    reranker = None
-    if args.rerank:
-        settings = load_settings(
-            RetrievalSettings, rerank=args.rerank, rerank_url=args.rerank_url, rerank_model=args.rerank_model
-        )
-        reranker = make_reranker(settings)
-    make_corpus, default_questions = CORPORA[args.corpus]
-    corpus = make_corpus()
-    questions, dropped = load_questions(args.questions or default_questions, set(corpus))
-    embedder = CachedMiniLM()
-    chunking = CHUNKING
-    if args.heading_weight is not None:
-        chunking = replace(chunking, heading_weight=args.heading_weight)
-    if args.document_weight is not None:
-        chunking = replace(chunking, document_weight=args.document_weight)
+async def measure(
+    name: str,
+    questions_file: Path,
+    embedder: CachedMiniLM,
+    chunking: ChunkingPolicy,
+    reranker: Reranker | None,
+    depth: int,
+) -> None:
+    """Print one corpus's table: every pipeline on the same questions and chunks."""
+    corpus = CORPORA[name][0]()
+    questions, dropped = load_questions(questions_file, set(corpus))
     indexed = {False: await plain_points(corpus, embedder), True: await worker_points(corpus, embedder, chunking)}
     print(
-        f"# {args.corpus}: {len(corpus)} documents, {len(indexed[True])} chunks, {len(questions)} questions "
+        f"# {name}: {len(corpus)} documents, {len(indexed[True])} chunks, {len(questions)} questions "
         f"({dropped} dropped: document missing); heading weight {chunking.heading_weight}, "
         f"document weight {chunking.document_weight}"
     )
@@ -243,30 +232,61 @@ async def main() -> None:
                     ("sparse (BM25)", "sparse", HybridFusion()),
                     ("hybrid RRF k=60", "hybrid", HybridFusion()),
                 ]
-                for name, mode, fusion in modes:
+                for mode_name, mode, fusion in modes:
                     service = RetrievalService(embedder, store, 50, RetrievalPolicy(mode=mode, fusion=fusion))
-                    rows.append((f"{label:10} {name}", await evaluate(service, questions)))
+                    rows.append((f"{label:10} {mode_name}", await evaluate(service, questions)))
                 if context:
                     # The retrieval service's defaults, as its settings give them.
                     defaults = retrieval_policy(load_settings(RetrievalSettings))
                     default = RetrievalService(embedder, store, 50, defaults)
                     rows.append(("DEFAULT    (contextual, hybrid)", await evaluate(default, questions)))
                     if reranker is not None:
-                        policy = replace(defaults, rerank_candidates=args.rerank_candidates)
+                        policy = replace(defaults, rerank_candidates=depth)
                         reranked = RetrievalService(embedder, store, 50, policy, reranker)
-                        name = f"DEFAULT + rerank ({reranker.name})"
-                        rows.append((name, await evaluate(reranked, questions)))
+                        rows.append((f"DEFAULT + rerank ({reranker.name})", await evaluate(reranked, questions)))
             finally:
                 await store.close()
     print(f"{'pipeline':40} {'hit@1':>6} {'hit@5':>6} {'MRR@10':>7} {'cite@1':>7}")
-    for name, s in rows:
-        print(f"{name:40} {s.hit1:6.1f} {s.hit5:6.1f} {s.mrr10:7.3f} {s.cite1:7.1f}")
+    for row_name, s in rows:
+        print(f"{row_name:40} {s.hit1:6.1f} {s.hit5:6.1f} {s.mrr10:7.3f} {s.cite1:7.1f}")
     baseline = next(s for n, s in rows if n.startswith("plain") and "hybrid" in n)
     final = next(s for n, s in rows if n.startswith("DEFAULT "))
     print(
-        f"# default vs plain RRF baseline: hit@1 {final.hit1 - baseline.hit1:+.1f} points, "
-        f"first citation of an extractive Ask {final.cite1 - baseline.cite1:+.1f} points"
+        f"# {name}: default vs plain RRF baseline: hit@1 {final.hit1 - baseline.hit1:+.1f} points, "
+        f"first citation of an extractive Ask {final.cite1 - baseline.cite1:+.1f} points\n"
     )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--corpus", choices=[*sorted(CORPORA), "all"], default="manpages", help="which corpus to search (all: each)"
+    )
+    parser.add_argument("--questions", type=Path, help="question<TAB>expected file (default: the corpus's own)")
+    parser.add_argument("--rerank", choices=["remote", "llm"], help="add a row with this reranker after the default")
+    parser.add_argument("--rerank-url", default="", help="the reranker's base URL (TEI/Infinity, or the chat endpoint)")
+    parser.add_argument("--rerank-model", default="", help="model name sent to the reranker")
+    parser.add_argument("--rerank-candidates", type=int, default=20)
+    parser.add_argument("--heading-weight", type=float, help="override the worker's heading weight")
+    parser.add_argument("--document-weight", type=float, help="override the worker's document-centroid weight")
+    args = parser.parse_args()
+    if args.corpus == "all" and args.questions is not None:
+        parser.error("--questions names one corpus's questions; use it with one --corpus")
+    reranker = None
+    if args.rerank:
+        settings = load_settings(
+            RetrievalSettings, rerank=args.rerank, rerank_url=args.rerank_url, rerank_model=args.rerank_model
+        )
+        reranker = make_reranker(settings)
+    embedder = CachedMiniLM()
+    chunking = CHUNKING
+    if args.heading_weight is not None:
+        chunking = replace(chunking, heading_weight=args.heading_weight)
+    if args.document_weight is not None:
+        chunking = replace(chunking, document_weight=args.document_weight)
+    for name in sorted(CORPORA) if args.corpus == "all" else [args.corpus]:
+        questions_file = args.questions or CORPORA[name][1]
+        await measure(name, questions_file, embedder, chunking, reranker, args.rerank_candidates)
 
 
 if __name__ == "__main__":
