@@ -6,7 +6,7 @@
 `build` runs the engine's optimizers on the copy (with the index settings stored in its config);
 `replay` applies the writes the live store took meanwhile (a pickled list of `edge_writes`
 values on stdin, written by the store itself). Both write the copy to disk and print one JSON line
-(`build`: {"optimized", "seconds", "points", "indexed_vectors"}; `replay`: {"replayed"}).
+(`build`: {"optimized", "seconds", "cpu_seconds", "points", "indexed_vectors"}; `replay`: {"replayed"}).
 
 Why processes: qdrant-edge-py 0.9 holds Python's GIL in `optimize()` (minutes at 100k chunks)
 and in `load`/`flush`/`close` (up to seconds), which would freeze every thread of the retrieval
@@ -20,6 +20,7 @@ import ctypes
 import json
 import os
 import pickle
+import resource
 import signal
 import sys
 import time
@@ -37,9 +38,11 @@ def build(path: str) -> dict[str, Any]:
         optimized = shard.optimize()
         shard.flush()
         info = shard.info()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         return {
             "optimized": bool(optimized),
             "seconds": round(time.perf_counter() - started, 3),
+            "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),
             "points": int(info.points_count),
             "indexed_vectors": int(info.indexed_vectors_count),
         }

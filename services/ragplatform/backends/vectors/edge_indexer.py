@@ -56,6 +56,8 @@ class IndexBuild:
 
     copy_seconds: float
     build_seconds: float
+    #: CPU time of the build process (its wall time depends on what else runs)
+    build_cpu_seconds: float
     swap_seconds: float
     optimized: bool
     points: int
@@ -144,6 +146,7 @@ class BackgroundIndexer:
         build = IndexBuild(
             copy_seconds=copied - started,
             build_seconds=built - copied,
+            build_cpu_seconds=float(result.get("cpu_seconds", 0.0)),
             swap_seconds=time.perf_counter() - built,
             optimized=bool(result.get("optimized")),
             points=int(result.get("points", 0)),
