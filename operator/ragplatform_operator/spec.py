@@ -290,6 +290,14 @@ class TierSpec(_TierCommon):
         "(RAG_ADMISSION_LAG_TARGET_SECONDS), refusing at once what it could only queue; 0 keeps the limit "
         "fixed at maxInFlight. Omitted: the service's default (0.01 s at the gateway, 0.25 s behind it).",
     )
+    admission_mark_lag_seconds: float | None = Field(
+        None,
+        ge=0,
+        le=10,
+        description="Tiers behind the gateway: event-loop lag above which a pod marks its answers congested "
+        "(RAG_ADMISSION_MARK_LAG_SECONDS), so the gateway sheds before this tier has to refuse; 0: never "
+        "mark. Omitted: the service's default (0.02 s).",
+    )
 
     @model_validator(mode="after")
     def _replicas_xor_autoscaling(self) -> Self:

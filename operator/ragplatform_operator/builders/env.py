@@ -164,6 +164,8 @@ def build_tier_env(owner: Owner, spec: PlatformSpec, tier: TierName) -> list[dic
             env.append(_value("RAG_MAX_IN_FLIGHT", tier_spec.max_in_flight))
         if tier_spec.admission_lag_target_seconds is not None:
             env.append(_value("RAG_ADMISSION_LAG_TARGET_SECONDS", tier_spec.admission_lag_target_seconds))
+        if tier_spec.admission_mark_lag_seconds is not None:
+            env.append(_value("RAG_ADMISSION_MARK_LAG_SECONDS", tier_spec.admission_mark_lag_seconds))
     if tier in _USES_STORE:
         env += _store_env(owner, spec)
     if tier in _USES_QUEUE:
