@@ -76,6 +76,14 @@ def _default(field: FieldInfo) -> str:
     return f"`{value}`"
 
 
+def _defaults(name: str, readers: list[str]) -> str:
+    """The setting's default, with the services whose own default differs named after it."""
+    by_service = {s: _default(SETTINGS_BY_SERVICE[s].model_fields[name]) for s in readers}
+    usual = max(by_service.values(), key=list(by_service.values()).count)
+    others = ", ".join(f"{service}: {value}" for service, value in by_service.items() if value != usual)
+    return f"{usual} ({others})" if others else usual
+
+
 def _escape(text: str) -> str:
     return " ".join(text.replace("|", "\\|").split())
 
@@ -95,7 +103,7 @@ def rows() -> list[tuple[str, str, str, str]]:
         description = _escape(field.description or "")
         if _is_secret(field):
             description = "**secret** · " + description
-        table.append((ENV_PREFIX + name.upper(), _default(field), services, description))
+        table.append((ENV_PREFIX + name.upper(), _defaults(name, readers), services, description))
     return table
 
 
