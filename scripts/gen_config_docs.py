@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
-from ragplatform.core.settings import ENV_PREFIX, SERVICE_NAMES, SETTINGS_BY_SERVICE, CommonSettings
+from ragplatform.core.settings import ENV_PREFIX, SERVICE_NAMES, SETTINGS_BY_SERVICE, CommonSettings, ServiceName
 
 DOC_PATH = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 
@@ -76,7 +76,7 @@ def _default(field: FieldInfo) -> str:
     return f"`{value}`"
 
 
-def _defaults(name: str, readers: list[str]) -> str:
+def _defaults(name: str, readers: list[ServiceName]) -> str:
     """The setting's default, with the services whose own default differs named after it."""
     by_service = {s: _default(SETTINGS_BY_SERVICE[s].model_fields[name]) for s in readers}
     usual = max(by_service.values(), key=list(by_service.values()).count)

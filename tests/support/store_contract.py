@@ -193,6 +193,20 @@ class StoreContract:
         assert (await store.get_document(tenant, outcome.document.document_id)).chunk_count == 10
         assert (await store.get_job_any_tenant(job_id)).state == JobState.SUCCEEDED
 
+    async def test_succeed_latest_job_leaves_a_superseded_job_alone(self, store: Store) -> None:
+        tenant = new_tenant()
+        old = await store.record_upload(upload(tenant, "guide.md", "v1"))
+        await store.start_job(old.job.job_id)
+        new = await store.record_upload(upload(tenant, "guide.md", "v2"))  # uploaded again meanwhile
+
+        assert await store.succeed_latest_job(old.job.job_id, 4) is None
+        assert (await store.get_job(tenant, old.job.job_id)).state == JobState.RUNNING
+        await store.start_job(new.job.job_id)
+        done = await store.succeed_latest_job(new.job.job_id, 6)
+        assert done is not None
+        assert (done.state, done.chunks_done) == (JobState.SUCCEEDED, 6)
+        assert (await store.get_document(tenant, new.document.document_id)).chunk_count == 6
+
     async def test_each_start_counts_an_attempt(self, store: Store) -> None:
         outcome = await store.record_upload(upload(new_tenant()))
         await store.start_job(outcome.job.job_id)

@@ -230,8 +230,10 @@ class IngestionWorker:
             chunks = await ingest_document(
                 data, document, self._embedder, self._chunking, self._index, trim, progress, self._parse
             )
-            await self._restore_if_superseded(job)
-            await self._store.succeed_job(job.job_id, chunks)
+            # One statement when the document was not uploaded again meanwhile (the usual case).
+            if await self._store.succeed_latest_job(job.job_id, chunks) is None:
+                await self._restore_if_superseded(job)  # raises, unless the job is the latest after all
+                await self._store.succeed_job(job.job_id, chunks)
         except NotFound:
             # The job vanished mid-run: its document was deleted. The delete removed the chunks
             # that existed then; the ones this job wrote since would be orphans that answers

@@ -62,6 +62,11 @@ class Store(Protocol):
     async def succeed_job(self, job_id: str, chunk_count: int) -> Job:
         """RUNNING -> SUCCEEDED and the document's chunk_count set, in one transaction."""
 
+    async def succeed_latest_job(self, job_id: str, chunk_count: int) -> Job | None:
+        """`succeed_job`, but only while the job is its document's latest (the document was not
+        uploaded again since): else None, and nothing changes. One round trip where the store
+        allows, instead of reading the document and then succeeding."""
+
     async def fail_job(self, job_id: str, error: str) -> Job:
         """-> FAILED with a reason a person can act on."""
 

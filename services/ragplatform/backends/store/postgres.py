@@ -334,13 +334,28 @@ class PostgresStore:
             raise _job_not_found(job_id)
 
     async def succeed_job(self, job_id: str, chunk_count: int) -> Job:
+        row = await self._succeed(job_id, chunk_count, "")
+        if row is None:
+            raise _job_not_found(job_id)
+        return ROWS.job(row)
+
+    async def succeed_latest_job(self, job_id: str, chunk_count: int) -> Job | None:
+        row = await self._succeed(
+            job_id,
+            chunk_count,
+            " AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.document_id = jobs.document_id"
+            " AND d.latest_job_id NOT IN ('', jobs.job_id))",
+        )
+        return ROWS.job(row) if row is not None else None
+
+    async def _succeed(self, job_id: str, chunk_count: int, condition: str) -> asyncpg.Record | None:
         # One statement (atomic on its own, one round trip): the job, the document's count and
         # the tenant's corpus version. Only the document's latest job describes what is indexed
         # now: a late finisher for older content must not overwrite the count.
         async with self._connection() as conn:
-            row = await conn.fetchrow(
+            row: asyncpg.Record | None = await conn.fetchrow(
                 "WITH updated AS (UPDATE jobs SET state = 'SUCCEEDED', error = '', chunks_total = $2,"  # noqa: S608
-                " chunks_done = $2, updated_at = now() WHERE job_id = $1 RETURNING *),"
+                f" chunks_done = $2, updated_at = now() WHERE job_id = $1{condition} RETURNING *),"
                 " counted AS (UPDATE documents SET chunk_count = $2, updated_at = now() FROM updated"
                 " WHERE documents.document_id = updated.document_id AND documents.latest_job_id = updated.job_id),"
                 " versioned AS (INSERT INTO corpus_versions (tenant_id, version) SELECT tenant_id, 1 FROM updated"
@@ -349,9 +364,7 @@ class PostgresStore:
                 job_id,
                 chunk_count,
             )
-        if row is None:
-            raise _job_not_found(job_id)
-        return ROWS.job(row)
+        return row
 
     async def fail_job(self, job_id: str, error: str) -> Job:
         return await self._set_state(job_id, JobState.FAILED, error)

@@ -231,8 +231,23 @@ class SqliteStore:
         await self._db.write(transaction)
 
     async def succeed_job(self, job_id: str, chunk_count: int) -> Job:
-        async def transaction(conn: aiosqlite.Connection) -> Job:
+        job = await self._succeed(job_id, chunk_count, only_if_latest=False)
+        if job is None:  # cannot happen: only a superseded job is left alone, and only when asked
+            raise _job_not_found(job_id)
+        return job
+
+    async def succeed_latest_job(self, job_id: str, chunk_count: int) -> Job | None:
+        return await self._succeed(job_id, chunk_count, only_if_latest=True)
+
+    async def _succeed(self, job_id: str, chunk_count: int, only_if_latest: bool) -> Job | None:
+        async def transaction(conn: aiosqlite.Connection) -> Job | None:
             job = await _require_job(conn, job_id)
+            if only_if_latest:
+                document = await fetch_one(
+                    conn, "SELECT latest_job_id FROM documents WHERE document_id = ?", (job.document_id,)
+                )
+                if document is not None and document["latest_job_id"] not in (None, "", job_id):
+                    return None
             now = now_us()
             await execute(
                 conn,
