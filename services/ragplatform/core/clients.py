@@ -162,10 +162,12 @@ async def note_congestion(call: Any) -> None:
 
 
 @contextmanager
-def upstream_errors(service: str) -> Iterator[None]:
+def upstream_errors(service: str, *, admission_signal: bool = False) -> Iterator[None]:
     """Turn an upstream call's failure into the matching domain error (so it maps back to the same
-    status for our caller), naming the service when it could not be reached. An upstream at
-    capacity (RESOURCE_EXHAUSTED) also lowers this process's own admission limit."""
+    status for our caller), naming the service when it could not be reached. With
+    `admission_signal` (the Ask path's calls), an upstream at capacity (RESOURCE_EXHAUSTED) also
+    lowers this process's own admission limit; other calls (an upload refused by an ingestion
+    tier bound by its store pool, say) must not make the gateway refuse Asks."""
     try:
         yield
     except grpc.aio.AioRpcError as exc:
@@ -178,6 +180,6 @@ def upstream_errors(service: str) -> Iterator[None]:
             code = grpc.StatusCode.INTERNAL
         elif code == grpc.StatusCode.INTERNAL:
             message = f"the {service} service failed: {message}"
-        elif code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        elif code == grpc.StatusCode.RESOURCE_EXHAUSTED and admission_signal:
             upstream_refused()
         raise error_for(code, message, retry_after_from(exc.trailing_metadata())) from None

@@ -101,7 +101,7 @@ class AskFlow:
             # conversation is created with its first exchange when that is stored.
             history = await self._history(tenant_id, request)
             search_query, rewriter = await self._search_query(tenant_id, request.question, history)
-        with upstream_errors("retrieval"):
+        with upstream_errors("retrieval", admission_signal=True):
             searching = self._retrieval.Search(
                 retrieval_pb2.SearchRequest(
                     tenant_id=tenant_id,
@@ -117,7 +117,7 @@ class AskFlow:
         yield gateway_pb2.AskResponse(sources=sources)
         answer: list[str] = []
         done: generation_pb2.GenerationDone | None = None
-        with upstream_errors("generation"):
+        with upstream_errors("generation", admission_signal=True):
             stream = self._generation.Generate(
                 generation_pb2.GenerateRequest(
                     tenant_id=tenant_id,
@@ -163,7 +163,7 @@ class AskFlow:
         with earlier questions in its conversation is rewritten by the generation service."""
         if not any(t.role == common_pb2.ROLE_USER for t in history):
             return question, ""
-        with upstream_errors("generation"):
+        with upstream_errors("generation", admission_signal=True):
             rewritten = await self._generation.RewriteQuery(
                 generation_pb2.RewriteQueryRequest(tenant_id=tenant_id, question=question, history=history)
             )
@@ -202,7 +202,7 @@ class AskFlow:
 
     async def _history(self, tenant_id: str, request: gateway_pb2.AskRequest) -> list[common_pb2.Turn]:
         """The latest turns of the conversation the ask follows up (NOT_FOUND when there is none)."""
-        with upstream_errors("conversation"):
+        with upstream_errors("conversation", admission_signal=True):
             reply = await self._conversation.GetHistory(
                 conversation_pb2.GetHistoryRequest(
                     tenant_id=tenant_id,
@@ -222,7 +222,7 @@ class AskFlow:
     ) -> str:
         """Store the exchange (starting a conversation titled by the question when
         `conversation_id` is empty); return the conversation's id."""
-        with upstream_errors("conversation"):
+        with upstream_errors("conversation", admission_signal=True):
             storing = self._conversation.AppendTurns(
                 conversation_pb2.AppendTurnsRequest(
                     tenant_id=tenant_id,

@@ -1,5 +1,6 @@
-"""An upstream's refusal for capacity, seen while serving a call, lowers this process's admission
-limit (the edge sheds what the services behind it cannot take); other upstream errors do not."""
+"""An upstream's refusal for capacity, seen while serving a call on the Ask path, lowers this
+process's admission limit (the edge sheds what the services behind it cannot take); other
+upstream errors, and refusals of calls off the Ask path, do not."""
 
 from __future__ import annotations
 
@@ -19,11 +20,13 @@ def refusal(code: grpc.StatusCode) -> grpc.aio.AioRpcError:
     return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailing, details="at capacity")
 
 
-async def serve_one_call(admission: AdmissionInterceptor, upstream_error: grpc.aio.AioRpcError) -> None:
+async def serve_one_call(
+    admission: AdmissionInterceptor, upstream_error: grpc.aio.AioRpcError, ask_path: bool = True
+) -> None:
     """What a servicer does: call upstream inside the call's admission scope."""
     context: Any = None  # the scope only needs the context to refuse, and this call is admitted
     async with admission.scope("/ragplatform.v1.GatewayService/Ask", context):
-        with upstream_errors("generation"):
+        with upstream_errors("generation", admission_signal=ask_path):
             raise upstream_error
 
 
@@ -41,8 +44,15 @@ async def test_only_a_refusal_for_capacity_upstream_lowers_the_limit(
     assert admission.in_flight == 0
 
 
+async def test_a_refusal_off_the_ask_path_does_not_lower_the_limit() -> None:
+    admission = AdmissionInterceptor("gateway", LimitPolicy(ceiling=100, lag_target_seconds=0.01), 1.0)
+    with pytest.raises(ResourceExhausted):
+        await serve_one_call(admission, refusal(grpc.StatusCode.RESOURCE_EXHAUSTED), ask_path=False)
+    assert admission.limit == 100
+
+
 async def test_outside_a_served_call_nothing_is_lowered() -> None:
     admission = AdmissionInterceptor("gateway", LimitPolicy(ceiling=100, lag_target_seconds=0.01), 1.0)
-    with pytest.raises(ResourceExhausted), upstream_errors("generation"):
+    with pytest.raises(ResourceExhausted), upstream_errors("generation", admission_signal=True):
         raise refusal(grpc.StatusCode.RESOURCE_EXHAUSTED)
     assert admission.limit == 100

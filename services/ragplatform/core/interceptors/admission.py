@@ -10,7 +10,7 @@ request is not even decoded: see `early_refusal` in base.py), so it costs the pr
 nothing and arrives as soon as the loop picks the call up — which it does promptly, because the
 limit keeps the loop's lag near its target.
 
-A call this process makes that an upstream service refuses for capacity, or answers marked
+A call on the Ask path that an upstream service refuses for capacity, or answers marked
 congested (`upstream_refused`, called by core/clients.py), lowers the limit too: the edge sheds
 what the services behind it cannot take. A service behind the edge marks each answer it finishes
 while its standing lag is over RAG_ADMISSION_MARK_LAG_SECONDS (trailing metadata `CONGESTED`).
