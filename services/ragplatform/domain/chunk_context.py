@@ -27,6 +27,14 @@ DEFAULT_DOCUMENT_WEIGHT = 0.6
 _LINES_SCANNED = 20
 # "du - estimate file space usage", "json - JSON encoder and decoder", "ls, dir - list ...".
 _NAME_SUMMARY = re.compile(r"^[\w.+\-]+(?:\s*,\s*[\w.+\-]+)*\s+[-\u2013\u2014]\s+\S")
+# A title's leading section label: "5.6. ", "5.6 ", "F.3. ", "IV. ", "Chapter 20. ", "Part I. ",
+# "Appendix F. ", "§ 4.2 ". One level needs its dot ("5. Setup"), so "A Guide", "3 Ways" and "E. coli" stay.
+_SECTION_LABEL = re.compile(
+    r"^(?:(?:chapter|part|section|appendix|§)\s*(?:\d+|[A-Z]|[IVXLC]+)(?:\.\d+)*\.?"
+    r"|(?:\d+|[A-Z]|[IVXLC]+)(?:\.\d+)+\.?"
+    r"|(?:\d+|[IVXLC]{2,})\.)\s+(?=\S)",
+    re.IGNORECASE,
+)
 
 
 def document_heading(parsed: ParsedDocument) -> str:
@@ -34,12 +42,23 @@ def document_heading(parsed: ParsedDocument) -> str:
     metadata), else the first "name - summary" line among its first lines, else its first
     line; at most `MAX_HEADING_CHARS` characters, whitespace collapsed. Pure."""
     if parsed.title.strip():
-        return _shorten(parsed.title)
+        title = _without_section_label(parsed.title)
+        if parsed.parent_title.strip():
+            title = f"{title} ({_without_section_label(parsed.parent_title)})"
+        return _shorten(title)
     lines = [line for line in (raw.strip() for raw in parsed.text.splitlines()) if line][:_LINES_SCANNED]
     for line in lines:
         if _NAME_SUMMARY.match(line):
             return _shorten(line)
     return _shorten(lines[0]) if lines else ""
+
+
+def _without_section_label(title: str) -> str:
+    """ "5.6. Modifying Tables" -> "Modifying Tables": the label says where a section sits in its
+    book, not what it is about; every page of a numbered manual carries one, which makes their
+    headings' embeddings alike. A title that is nothing but a label is kept."""
+    stripped = _SECTION_LABEL.sub("", title.strip(), count=1)
+    return stripped if stripped.strip() else title
 
 
 def contextualized(heading: str, text: str) -> str:

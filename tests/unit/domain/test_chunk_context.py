@@ -48,6 +48,28 @@ def test_the_formats_own_title_wins_and_headings_are_bounded() -> None:
     assert document_heading(parsed("   \n  ")) == ""
 
 
+@pytest.mark.parametrize(
+    ("title", "parent", "heading"),
+    [
+        # A numbered manual's section: the label goes, the chapter it belongs to is named.
+        ("13.1.\u00a0Introduction", "Chapter\u00a013.\u00a0Concurrency Control", "Introduction (Concurrency Control)"),
+        ("20.4 Resource Consumption", "", "Resource Consumption"),
+        ("Part I. Tutorial", "", "Tutorial"),
+        ("F.3. auth_delay", "Appendix F. Additional Supplied Modules", "auth_delay (Additional Supplied Modules)"),
+        ("IV. Client Interfaces", "", "Client Interfaces"),
+        ("§ 4.2 Limits", "", "Limits"),
+        # Not labels: a one-level number or letter without its dot, an abbreviation, a bare label.
+        ("3 Ways to Win", "", "3 Ways to Win"),
+        ("A Guide to Pumps", "", "A Guide to Pumps"),
+        ("E. coli counts", "", "E. coli counts"),
+        ("5.", "", "5."),
+    ],
+)
+def test_titles_lose_their_section_label_and_gain_their_parent(title: str, parent: str, heading: str) -> None:
+    document = ParsedDocument(text="body", content_type="text/html", title=title, parent_title=parent)
+    assert document_heading(document) == heading
+
+
 def test_contextualized_text() -> None:
     assert contextualized("du - estimate file space usage", "-s, --summarize") == (
         "du - estimate file space usage\n\n-s, --summarize"

@@ -88,6 +88,33 @@ def test_markdown_loses_markup_but_keeps_structure() -> None:
     assert "Z9-SVC-1800" in parsed.text  # code blocks are content
 
 
+# A page of a DocBook manual (PostgreSQL's), its navigation bar as DocBook XSL writes it.
+DOCBOOK_PAGE = b"""<?xml version="1.0" encoding="UTF-8" standalone="no"?>
+<html xmlns="http://www.w3.org/1999/xhtml"><head><title>13.1.\xc2\xa0Introduction</title>
+<link rel="prev" href="mvcc.html" title="Chapter 13. Concurrency Control" /></head><body>
+<div class="navheader"><table><tr><td><a accesskey="p" href="mvcc.html">Prev</a></td>
+<td><a accesskey="u" href="mvcc.html"
+ title="Chapter\xc2\xa013.\xc2\xa0Concurrency Control">Up</a></td></tr></table></div>
+<p>PostgreSQL provides a rich set of tools for developers to manage concurrent access.</p></body></html>"""
+
+
+@pytest.mark.parametrize(
+    ("markup", "parent"),
+    [
+        (DOCBOOK_PAGE, "Chapter 13. Concurrency Control"),
+        # Texinfo and others: rel="up", on a <link> or an <a>.
+        (b'<title>Options</title><link rel="up" href="i.html" title="Invoking gzip"><p>x</p>', "Invoking gzip"),
+        (b'<title>Options</title><p><a rel="Up index" href="i.html" title="Invoking gzip">up</a></p>', "Invoking gzip"),
+        # No parent, or one that is the page itself.
+        (b"<title>Options</title><p>x</p>", ""),
+        (b'<title>Options</title><link rel="up" title="Options"><p>x</p>', ""),
+        (b'<title>Options</title><a accesskey="u" href="i.html">Up</a><p>x</p>', ""),
+    ],
+)
+def test_html_parent_title_from_the_up_link(markup: bytes, parent: str) -> None:
+    assert parse_document(markup, "page.html", "").parent_title == parent
+
+
 def test_html_drops_scripts_styles_and_navigation() -> None:
     parsed = parse_document(corpus.AURORA_HTML.read_bytes(), corpus.AURORA_HTML.name, "text/html")
     assert parsed.title == "Aurora Café — About us"

@@ -11,11 +11,14 @@ class ParsedDocument:
 
     `text` is never empty and keeps paragraph breaks as blank lines (the chunker prefers to cut
     there). `title` is the document's own title when it has one (HTML `<title>`, the first
-    heading, PDF metadata), else "". `page_count` is the number of pages of a paged format (PDF)
-    and 0 otherwise.
+    heading, PDF metadata), else "". `parent_title` is the title of the section or chapter the
+    document is part of, when the format says so (HTML `<link rel="up" title=...>`, as DocBook
+    and Texinfo manuals write it), else "". `page_count` is the number of pages of a paged format
+    (PDF) and 0 otherwise.
     """
 
     text: str
     content_type: str
     title: str = ""
     page_count: int = 0
+    parent_title: str = ""

@@ -57,7 +57,13 @@ def html_to_document(markup: str, content_type: str, filename: str) -> ParsedDoc
         )
     if root is None:  # nothing but whitespace or comments
         return ParsedDocument(text="", content_type=content_type)
-    return ParsedDocument(text=tidy_whitespace(_visible_text(root)), content_type=content_type, title=_title(root))
+    title = _title(root)
+    return ParsedDocument(
+        text=tidy_whitespace(_visible_text(root)),
+        content_type=content_type,
+        title=title,
+        parent_title=_up_title(root, title),
+    )
 
 
 def _visible_text(root: etree._Element) -> str:
@@ -102,4 +108,16 @@ def _title(root: etree._Element) -> str:
             if title:
                 return title
             break
+    return ""
+
+
+def _up_title(root: etree._Element, title: str) -> str:
+    """The title of the page's parent: a `<link>` or `<a>` with `rel="up"`, or the "Up" link of
+    a DocBook or Texinfo navigation bar (`accesskey="u"`), read from its `title` attribute; ""
+    when there is none or it is the page's own title."""
+    for element in root.iter("link", "a"):
+        if "up" in (element.get("rel") or "").lower().split() or element.get("accesskey") == "u":
+            up = " ".join((element.get("title") or "").split())
+            if up:
+                return up if up != title else ""
     return ""
