@@ -34,11 +34,6 @@ SERVICE_NAMES: tuple[ServiceName, ...] = (
 # it a few ms of CPU and lasts about as long as the LLM (~2 s), so by Little's law one core
 # sustains ~(1000 / cpu_ms) asks/s with ~that x 2 s in flight. See docs/performance.md.
 DEFAULT_MAX_IN_FLIGHT = 256
-# The ingestion service's own default: an upload holds one of RAG_STORE_POOL_MAX (10) store
-# connections for its transaction, so calls beyond a few dozen only wait for a connection - until
-# RAG_STORE_TIMEOUT_SECONDS, when they fail UNAVAILABLE with no hint. Refused at once instead, with
-# a retry-after hint, they come back when there is room (bench/ingest_throughput.py, 500 uploaders).
-INGESTION_MAX_IN_FLIGHT = 64
 # Standing event-loop lag above which a process lowers its admission limit. The gateway (the edge)
 # sheds at a far lower lag than the services behind it: a call refused at the edge has cost nothing
 # downstream, one refused inside has already cost the hops before it and fails an answer under way
@@ -321,12 +316,6 @@ class GatewaySettings(UpstreamSettings, StoreSettings, TopKSettings, HistorySett
 
 
 class IngestionSettings(QueueSettings, BlobSettings):
-    max_in_flight: int = Field(
-        INGESTION_MAX_IN_FLIGHT,
-        ge=1,
-        le=100_000,
-        description=CommonSettings.model_fields["max_in_flight"].description,
-    )
     max_upload_bytes: int = Field(
         50 * 1024 * 1024,
         ge=1,

@@ -1,11 +1,8 @@
 import pytest
 
 from ragplatform.core.settings import (
-    DEFAULT_MAX_IN_FLIGHT,
-    INGESTION_MAX_IN_FLIGHT,
     SETTINGS_BY_SERVICE,
     GatewaySettings,
-    IngestionSettings,
     RetrievalSettings,
     SettingsError,
     StoreSettings,
@@ -83,13 +80,3 @@ def test_urls_with_good_or_no_ports_are_accepted(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("RAG_STORE_URL", "postgresql://rag@db:6432/rag")
     monkeypatch.setenv("RAG_QUEUE_URL", "redis://redis/0")
     assert load_settings(WorkerSettings).store_url == "postgresql://rag@db:6432/rag"
-
-
-def test_the_ingestion_service_admits_fewer_calls_by_default_and_the_variable_still_wins(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv("RAG_MAX_IN_FLIGHT", raising=False)
-    assert load_settings(IngestionSettings).max_in_flight == INGESTION_MAX_IN_FLIGHT < DEFAULT_MAX_IN_FLIGHT
-    assert load_settings(GatewaySettings).max_in_flight == DEFAULT_MAX_IN_FLIGHT
-    monkeypatch.setenv("RAG_MAX_IN_FLIGHT", "300")
-    assert load_settings(IngestionSettings).max_in_flight == 300
