@@ -451,10 +451,10 @@ class RetrievalSettings(VectorSettings, EmbedderSettings, TopKSettings, RerankSe
         "or `dbsf` (distribution-based score fusion; ignores the weights).",
     )
     fusion_dense_weight: float = Field(
-        0.75,
+        1.0,
         ge=0,
         le=100,
-        description="RRF weight of the dense list (0.75 measured best with the sparse weight 1: docs/retrieval.md).",
+        description="RRF weight of the dense list (1, as the sparse list: measured in docs/retrieval.md).",
     )
     fusion_sparse_weight: float = Field(1.0, ge=0, le=100, description="RRF weight of the sparse list.")
     fusion_rrf_k: int = Field(

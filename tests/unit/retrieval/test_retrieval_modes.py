@@ -67,7 +67,7 @@ async def test_sparse_mode_never_embeds_and_dense_mode_needs_no_terms(store: Edg
 
 def test_settings_become_the_policy() -> None:
     default = retrieval_policy(load_settings(RetrievalSettings))
-    assert default == RetrievalPolicy(mode="hybrid", fusion=HybridFusion(dense_weight=0.75), rerank_candidates=20)
+    assert default == RetrievalPolicy(mode="hybrid", fusion=HybridFusion(), rerank_candidates=20)
     tuned = retrieval_policy(
         load_settings(
             RetrievalSettings,
