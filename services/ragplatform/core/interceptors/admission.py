@@ -33,7 +33,7 @@ import grpc
 from ragplatform.core import adaptive_limit
 from ragplatform.core.adaptive_limit import LimitPolicy, admits, initial_state, observe_lag, refused
 from ragplatform.core.error_mapping import trailing_metadata_for
-from ragplatform.core.interceptors.base import ScopedInterceptor
+from ragplatform.core.interceptors.base import ScopedInterceptor, read_unread_requests
 from ragplatform.core.loop_lag import sample_loop_lag
 from ragplatform.core.metrics import ADMISSION_IN_FLIGHT, ADMISSION_LIMIT, EVENT_LOOP_LAG, GRPC_REFUSED
 from ragplatform.domain.errors import ResourceExhausted
@@ -86,10 +86,10 @@ class AdmissionInterceptor(ScopedInterceptor):
 
     @asynccontextmanager
     async def scope(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
-        # Calls that passed `early_refusal` together may still find the limit reached here (and
-        # client-streaming calls are only refused here).
+        # Calls that passed `early_refusal` together may still find the limit reached here.
         if not admits(self.state, self.in_flight):
             refusal = self._refuse(method)
+            await read_unread_requests()
             context.set_trailing_metadata(trailing_metadata_for(refusal))
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal.message)
         self.in_flight += 1

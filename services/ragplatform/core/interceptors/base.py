@@ -4,19 +4,32 @@
 A scoped interceptor may also refuse a call before its handler is built (`early_refusal`): the
 call then ends with that error's status and trailing metadata without its request being decoded
 and without any scope being entered — the cheapest way a process can say no (admission control).
-Only calls with a single request message are refused this way; a client-streaming call is refused
-inside its scope, where the decoding interceptor reads the rest of its stream first."""
+A client-streaming call refused this way (or by a scope, see `read_unread_requests`) has the rest
+of its request stream read and dropped first, bounded in bytes and time: grpc.aio's client turns
+a status that arrives while it is still writing into INTERNAL "Internal error from Core"
+(grpc/grpc#36066), which would lose the refusal's retry hint and, with it, the upload."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from contextvars import ContextVar
 from typing import Any
 
 import grpc
 
 from ragplatform.core.error_mapping import status_for, trailing_metadata_for
 from ragplatform.domain.errors import RagError
+
+# How much of a refused or failed client stream is read (and dropped) so the client sees the status.
+DRAIN_MAX_BYTES = 64 * 1024 * 1024
+DRAIN_MAX_SECONDS = 5.0
+
+# The request stream of the client-streaming call being served, until its handler reads it.
+_unread_requests: ContextVar[AsyncIterator[Any] | None] = ContextVar("unread_requests", default=None)
 
 # Methods of the infrastructure services: no auth, no access log noise.
 INFRASTRUCTURE_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
@@ -51,7 +64,7 @@ class ScopedInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if handler is None or (self.skip_infrastructure and is_infrastructure(method)):
             return handler
-        if self.refuses_early and not handler.request_streaming and (refusal := self.early_refusal(method)) is not None:
+        if self.refuses_early and (refusal := self.early_refusal(method)) is not None:
             return refusing_handler(handler, refusal)
         return _wrap(handler, method, self.scope)
 
@@ -79,7 +92,7 @@ class ScopeChain(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if handler is None or is_infrastructure(method):
             return handler
-        if self._gates and not handler.request_streaming:
+        if self._gates:
             for gate in self._gates:
                 if (refusal := gate(method)) is not None:
                     return refusing_handler(handler, refusal)
@@ -131,19 +144,58 @@ def rewrap_handler(
 
 
 def refusing_handler(handler: grpc.RpcMethodHandler[Any, Any], refusal: RagError) -> grpc.RpcMethodHandler[Any, Any]:
-    """A handler of the same kind as `handler` (which takes one request message) that ends the call
-    with `refusal`'s status, message and trailing metadata (e.g. a retry-after hint) at once. Its
-    request is not decoded (no deserializer: grpc hands over the bytes, which are ignored)."""
+    """A handler of the same kind as `handler` that ends the call with `refusal`'s status, message
+    and trailing metadata (e.g. a retry-after hint) at once. Its request is not decoded (no
+    deserializer: grpc hands over the bytes); a request stream is read and dropped first (bounded)."""
     code, message, trailing = status_for(refusal), refusal.message, trailing_metadata_for(refusal)
 
-    async def refuse(_request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    async def refuse(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        if handler.request_streaming:
+            await drain_requests(request)
         if trailing:
             context.set_trailing_metadata(trailing)
         await context.abort(code, message)
 
-    if handler.unary_stream:
-        return grpc.unary_stream_rpc_method_handler(refuse, response_serializer=handler.response_serializer)
-    return grpc.unary_unary_rpc_method_handler(refuse, response_serializer=handler.response_serializer)
+    async def refuse_streaming(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+        await refuse(request, context)
+        yield  # pragma: no cover - refuse() always raises
+
+    serializer = handler.response_serializer
+    if handler.request_streaming and handler.response_streaming:
+        return grpc.stream_stream_rpc_method_handler(refuse_streaming, response_serializer=serializer)
+    if handler.request_streaming:
+        return grpc.stream_unary_rpc_method_handler(refuse, response_serializer=serializer)
+    if handler.response_streaming:
+        return grpc.unary_stream_rpc_method_handler(refuse, response_serializer=serializer)
+    return grpc.unary_unary_rpc_method_handler(refuse, response_serializer=serializer)
+
+
+async def drain_requests(
+    requests: AsyncIterator[Any], max_bytes: int = DRAIN_MAX_BYTES, max_seconds: float = DRAIN_MAX_SECONDS
+) -> bool:
+    """Read and drop what is left of a request stream, up to `max_bytes` or `max_seconds`; whether
+    it ended. A call that ends while its client is still writing must do this before its status
+    is sent (see the module's docstring). Errors reading it (the caller went away) end it too."""
+    read = 0
+    give_up = time.monotonic() + max_seconds
+    with contextlib.suppress(TimeoutError, grpc.aio.AioRpcError, grpc.aio.AbortError, RuntimeError):
+        async with asyncio.timeout(max_seconds):
+            while read <= max_bytes and time.monotonic() < give_up:
+                try:
+                    message = await anext(requests)
+                except StopAsyncIteration:
+                    return True
+                read += len(message) if isinstance(message, bytes) else getattr(message, "ByteSize", lambda: 0)()
+    return False
+
+
+async def read_unread_requests() -> None:
+    """For a scope that ends a call before its handler ran: read and drop the call's request stream
+    (a no-op for calls with one request message, or once the handler has started)."""
+    requests = _unread_requests.get()
+    if requests is not None:
+        _unread_requests.set(None)
+        await drain_requests(requests)
 
 
 def _wrap(
@@ -151,16 +203,24 @@ def _wrap(
     method: str,
     scope: Callable[[str, Any], AbstractAsyncContextManager[None]],
 ) -> grpc.RpcMethodHandler[Any, Any]:
+    streamed = handler.request_streaming
+
     def unary_response(behaviour: UnaryBehaviour) -> UnaryBehaviour:
         async def call(request: Any, context: Any) -> Any:
+            if streamed:
+                _unread_requests.set(request)
             async with scope(method, context):
+                _unread_requests.set(None)
                 return await behaviour(request, context)
 
         return call
 
     def stream_response(behaviour: StreamBehaviour) -> StreamBehaviour:
         async def call(request: Any, context: Any) -> AsyncIterator[Any]:
+            if streamed:
+                _unread_requests.set(request)
             async with scope(method, context):
+                _unread_requests.set(None)
                 async for item in behaviour(request, context):
                     yield item
 
@@ -172,20 +232,28 @@ def _wrap(
 def _wrap_chain(
     handler: grpc.RpcMethodHandler[Any, Any], method: str, scopes: Sequence[Scope]
 ) -> grpc.RpcMethodHandler[Any, Any]:
+    streamed = handler.request_streaming
+
     def unary_response(behaviour: UnaryBehaviour) -> UnaryBehaviour:
         async def call(request: Any, context: Any) -> Any:
+            if streamed:
+                _unread_requests.set(request)
             async with AsyncExitStack() as stack:
                 for scope in scopes:
                     await stack.enter_async_context(scope(method, context))
+                _unread_requests.set(None)
                 return await behaviour(request, context)
 
         return call
 
     def stream_response(behaviour: StreamBehaviour) -> StreamBehaviour:
         async def call(request: Any, context: Any) -> AsyncIterator[Any]:
+            if streamed:
+                _unread_requests.set(request)
             async with AsyncExitStack() as stack:
                 for scope in scopes:
                     await stack.enter_async_context(scope(method, context))
+                _unread_requests.set(None)
                 async for item in behaviour(request, context):
                     yield item
 

@@ -23,18 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, NoReturn
 
 import grpc
 
-from ragplatform.core.interceptors.base import is_infrastructure
+from ragplatform.core.interceptors.base import drain_requests, is_infrastructure
 from ragplatform.domain.errors import InvalidArgument
-
-# How much of a rejected client stream is read (and dropped) so the client sees the real status.
-DRAIN_MAX_BYTES = 64 * 1024 * 1024
-DRAIN_MAX_SECONDS = 5.0
 
 
 class UndecodableRequest:
@@ -95,22 +90,12 @@ class CheckedRequests:
             raise self.error
         return message
 
-    async def drain(self, max_bytes: int = DRAIN_MAX_BYTES, max_seconds: float = DRAIN_MAX_SECONDS) -> None:
-        """Read and drop what is left of the stream, up to `max_bytes` or `max_seconds`."""
+    async def drain(self) -> None:
+        """Read and drop what is left of the stream (bounded: `base.drain_requests`)."""
         if self.finished:
             return
-        read = 0
-        give_up = time.monotonic() + max_seconds
-        async with asyncio.timeout(max_seconds):
-            while read <= max_bytes and time.monotonic() < give_up:
-                async with self._lock:
-                    try:
-                        message = await anext(self._raw)
-                    except StopAsyncIteration:
-                        self.finished = True
-                        return
-                if not isinstance(message, UndecodableRequest):
-                    read += message.ByteSize()
+        async with self._lock:
+            self.finished = await drain_requests(self._raw)
 
 
 def _failed_quietly() -> bool:

@@ -13,7 +13,7 @@ import structlog
 
 from ragplatform.core.context import request_id_var
 from ragplatform.core.error_mapping import status_for, trailing_metadata_for
-from ragplatform.core.interceptors.base import ScopedInterceptor
+from ragplatform.core.interceptors.base import ScopedInterceptor, read_unread_requests
 from ragplatform.core.redaction import hide_endpoints, redact_text
 from ragplatform.domain.errors import DeadlineExceeded, RagError
 
@@ -30,6 +30,7 @@ class ErrorMappingInterceptor(ScopedInterceptor):
             extra = trailing_metadata_for(exc)
             if extra:
                 context.set_trailing_metadata((*(context.trailing_metadata() or ()), *extra))
+            await read_unread_requests()  # refused before its handler read the upload (e.g. auth)
             await context.abort(code, _for_the_caller(exc.message, method))
         except TimeoutError:
             exc2 = DeadlineExceeded("the call did not finish within its deadline; retry with a longer deadline")
@@ -39,6 +40,7 @@ class ErrorMappingInterceptor(ScopedInterceptor):
         except Exception:
             request_id = request_id_var.get()
             log.exception("unhandled error", method=method)
+            await read_unread_requests()
             await context.abort(
                 grpc.StatusCode.INTERNAL,
                 f"internal error (request id {request_id}); the details are in the server log",
