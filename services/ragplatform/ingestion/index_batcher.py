@@ -31,7 +31,7 @@ _Pending = tuple[Document, list[ChunkPoint], "asyncio.Future[None]", contextvars
 
 
 class IndexBatcher:
-    def __init__(self, write: WriteDocuments, max_in_flight: int = 2, max_points: int = 256) -> None:
+    def __init__(self, write: WriteDocuments, max_in_flight: int = 1, max_points: int = 256) -> None:
         self._write = write
         self._max_in_flight = max(1, max_in_flight)
         self._max_points = max(1, max_points)
