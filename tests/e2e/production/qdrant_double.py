@@ -51,7 +51,9 @@ class QdrantRestDouble:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        app = web.Application(middlewares=[self._errors])
+        # Qdrant takes request bodies up to 32 MB by default (service.max_request_size_mb);
+        # aiohttp's own default of 1 MiB refused retrieval's batched upserts (256 points).
+        app = web.Application(middlewares=[self._errors], client_max_size=32 * 1024 * 1024)
         base = "/collections/{name}"
         app.router.add_get(base + "/exists", self._exists)
         app.router.add_get(base, self._get)
