@@ -13,9 +13,10 @@ from ragplatform.backends.embedders.factory import make_embedder
 from ragplatform.core.clients import open_channel, upstream_errors
 from ragplatform.core.server import ServiceApp, Wiring
 from ragplatform.core.settings import ParseSettings, WorkerSettings
-from ragplatform.domain.models import ChunkPoint, Document
+from ragplatform.domain.models import Document
 from ragplatform.domain.parsers.limits import MIB, ParseLimits
 from ragplatform.ingestion.backends import open_ingestion_backends
+from ragplatform.ingestion.chunk_writes import RetrievalChunkWriter
 from ragplatform.ingestion.index_batcher import IndexBatcher
 from ragplatform.ingestion.parse_sandbox import ParseSandbox, SandboxPolicy
 from ragplatform.ingestion.pipeline import ChunkingPolicy
@@ -42,14 +43,7 @@ def build_worker_app(settings: WorkerSettings) -> ServiceApp:
             stack.push_async_callback(channel.close)
             retrieval = retrieval_pb2_grpc.RetrievalServiceStub(channel)
 
-            async def write(documents: list[tuple[Document, list[ChunkPoint]]]) -> None:
-                request = retrieval_pb2.UpsertDocumentsChunksRequest(
-                    documents=[upsert_request(document, points) for document, points in documents]
-                )
-                with upstream_errors("retrieval"):
-                    await retrieval.UpsertDocumentsChunks(request, timeout=60)
-
-            batcher = IndexBatcher(write)
+            batcher = IndexBatcher(RetrievalChunkWriter(retrieval).write)
             stack.push_async_callback(batcher.close)
 
             async def trim(document: Document, keep_below: int) -> None:
@@ -109,21 +103,6 @@ def build_worker_app(settings: WorkerSettings) -> ServiceApp:
         background=[
             worker_loop,
             *([sweep] if settings.lost_message_sweep_seconds > 0 else []),
-        ],
-    )
-
-
-def upsert_request(document: Document, points: list[ChunkPoint]) -> retrieval_pb2.UpsertChunksRequest:
-    """One document's chunks as the retrieval service takes them."""
-    return retrieval_pb2.UpsertChunksRequest(
-        tenant_id=document.tenant_id,
-        document_id=document.document_id,
-        filename=document.filename,
-        metadata=document.metadata,
-        content_hash=document.content_hash,
-        chunks=[
-            retrieval_pb2.IndexedChunk(chunk_index=p.chunk_index, text=p.text, vector=p.vector, heading=p.heading)
-            for p in points
         ],
     )
 

@@ -1,0 +1,115 @@
+"""A worker's chunk writes against an older retrieval service (a rolling upgrade that starts the
+workers first): `UpsertDocumentsChunks` is unknown there (UNIMPLEMENTED), so every document goes
+in its own `UpsertChunks`, and the batched call is used again once retrieval has it. Real gRPC on
+loopback; the retrieval side is a generic handler that records what it receives."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+import pytest
+
+from ragplatform.domain.errors import InvalidArgument
+from ragplatform.domain.models import ChunkPoint, Document
+from ragplatform.ingestion.chunk_writes import RetrievalChunkWriter
+from ragplatform.v1 import retrieval_pb2, retrieval_pb2_grpc
+
+SERVICE = "ragplatform.v1.RetrievalService"
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[str]]] = []
+        self.batched = False  # whether the "upgraded" retrieval answers UpsertDocumentsChunks
+
+    async def upsert_chunks(self, request: retrieval_pb2.UpsertChunksRequest, context: Any) -> Any:
+        if not request.chunks:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no chunks")
+        self.calls.append(("UpsertChunks", [request.document_id]))
+        return retrieval_pb2.UpsertChunksResponse(upserted=len(request.chunks))
+
+    async def upsert_documents(self, request: retrieval_pb2.UpsertDocumentsChunksRequest, context: Any) -> Any:
+        if not self.batched:  # an older retrieval: the method does not exist there
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
+        self.calls.append(("UpsertDocumentsChunks", [d.document_id for d in request.documents]))
+        return retrieval_pb2.UpsertChunksResponse(upserted=len(request.documents))
+
+
+@asynccontextmanager
+async def retrieval(recorder: Recorder) -> AsyncIterator[retrieval_pb2_grpc.RetrievalServiceStub]:
+    handlers = {
+        "UpsertChunks": grpc.unary_unary_rpc_method_handler(
+            recorder.upsert_chunks,
+            request_deserializer=retrieval_pb2.UpsertChunksRequest.FromString,
+            response_serializer=retrieval_pb2.UpsertChunksResponse.SerializeToString,
+        ),
+        "UpsertDocumentsChunks": grpc.unary_unary_rpc_method_handler(
+            recorder.upsert_documents,
+            request_deserializer=retrieval_pb2.UpsertDocumentsChunksRequest.FromString,
+            response_serializer=retrieval_pb2.UpsertChunksResponse.SerializeToString,
+        ),
+    }
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield retrieval_pb2_grpc.RetrievalServiceStub(channel)
+    finally:
+        await server.stop(grace=None)
+
+
+def make_document(name: str) -> Document:
+    now = datetime.now(UTC)
+    return Document(
+        document_id=name,
+        tenant_id="t",
+        filename=f"{name}.txt",
+        content_type="text/plain",
+        content_hash="h",
+        size_bytes=1,
+        blob_key=name,
+        metadata={},
+        chunk_count=1,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def document(name: str) -> tuple[Document, list[ChunkPoint]]:
+    doc = make_document(name)
+    point = ChunkPoint(
+        tenant_id="t", document_id=name, filename=doc.filename, chunk_index=0, text="x", vector=[0.1, 0.2]
+    )
+    return doc, [point]
+
+
+async def test_an_older_retrieval_gets_one_call_per_document_then_the_batched_call_once_upgraded() -> None:
+    recorder = Recorder()
+    async with retrieval(recorder) as stub:
+        writer = RetrievalChunkWriter(stub, retry_batched_seconds=0.0)
+        await writer.write([document("a"), document("b")])
+        assert recorder.calls == [("UpsertChunks", ["a"]), ("UpsertChunks", ["b"])]
+
+        recorder.batched = True  # retrieval upgraded
+        recorder.calls.clear()
+        await writer.write([document("c"), document("d")])
+        assert recorder.calls == [("UpsertDocumentsChunks", ["c", "d"])]
+
+
+async def test_the_older_path_is_remembered_and_other_errors_are_not_taken_for_it() -> None:
+    recorder = Recorder()
+    async with retrieval(recorder) as stub:
+        writer = RetrievalChunkWriter(stub, retry_batched_seconds=3600)
+        await writer.write([document("a")])
+        recorder.batched = True
+        await writer.write([document("b")])  # still one by one until the retry time
+        assert [name for name, _ in recorder.calls] == ["UpsertChunks", "UpsertChunks"]
+
+        with pytest.raises(InvalidArgument):
+            await writer.write([(make_document("e"), [])])
