@@ -8,6 +8,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from ragplatform.core.redaction import hide_endpoints
 from ragplatform.domain.models import (
+    ChunkPoint,
     Citation,
     Conversation,
     Document,
@@ -18,7 +19,7 @@ from ragplatform.domain.models import (
     TokenUsage,
     Turn,
 )
-from ragplatform.v1 import common_pb2
+from ragplatform.v1 import common_pb2, retrieval_pb2
 
 _JOB_STATES = {
     JobState.QUEUED: common_pb2.JOB_STATE_QUEUED,
@@ -170,3 +171,37 @@ def conversation_to_proto(c: Conversation) -> common_pb2.Conversation:
         updated_at=timestamp(c.updated_at),
         turn_count=c.turn_count,
     )
+
+
+def chunks_to_proto(document: Document, points: list[ChunkPoint]) -> retrieval_pb2.UpsertChunksRequest:
+    """One document's embedded chunks as the retrieval service takes them."""
+    return retrieval_pb2.UpsertChunksRequest(
+        tenant_id=document.tenant_id,
+        document_id=document.document_id,
+        filename=document.filename,
+        metadata=document.metadata,
+        content_hash=document.content_hash,
+        chunks=[
+            retrieval_pb2.IndexedChunk(chunk_index=p.chunk_index, text=p.text, vector=p.vector, heading=p.heading)
+            for p in points
+        ],
+    )
+
+
+def chunks_from_proto(request: retrieval_pb2.UpsertChunksRequest) -> list[ChunkPoint]:
+    """One document's chunks (`chunks_to_proto`'s message) as the domain's points."""
+    metadata = dict(request.metadata)
+    return [
+        ChunkPoint(
+            tenant_id=request.tenant_id,
+            document_id=request.document_id,
+            filename=request.filename,
+            chunk_index=chunk.chunk_index,
+            text=chunk.text,
+            vector=list(chunk.vector),
+            content_hash=request.content_hash,
+            metadata=metadata,
+            heading=chunk.heading,
+        )
+        for chunk in request.chunks
+    ]

@@ -16,6 +16,7 @@ import grpc
 import structlog
 
 from ragplatform.core.clients import upstream_errors
+from ragplatform.core.convert import chunks_to_proto
 from ragplatform.domain.models import ChunkPoint, Document
 from ragplatform.v1 import retrieval_pb2, retrieval_pb2_grpc
 
@@ -34,7 +35,7 @@ class RetrievalChunkWriter:
         """Store the chunks of `documents` (each document's chunks all, or the call fails)."""
         if time.monotonic() >= self._one_by_one_until:
             request = retrieval_pb2.UpsertDocumentsChunksRequest(
-                documents=[upsert_request(document, points) for document, points in documents]
+                documents=[chunks_to_proto(document, points) for document, points in documents]
             )
             with upstream_errors("retrieval"):
                 try:
@@ -52,19 +53,4 @@ class RetrievalChunkWriter:
             )
         for document, points in documents:
             with upstream_errors("retrieval"):
-                await self._retrieval.UpsertChunks(upsert_request(document, points), timeout=WRITE_TIMEOUT_SECONDS)
-
-
-def upsert_request(document: Document, points: list[ChunkPoint]) -> retrieval_pb2.UpsertChunksRequest:
-    """One document's chunks as the retrieval service takes them."""
-    return retrieval_pb2.UpsertChunksRequest(
-        tenant_id=document.tenant_id,
-        document_id=document.document_id,
-        filename=document.filename,
-        metadata=document.metadata,
-        content_hash=document.content_hash,
-        chunks=[
-            retrieval_pb2.IndexedChunk(chunk_index=p.chunk_index, text=p.text, vector=p.vector, heading=p.heading)
-            for p in points
-        ],
-    )
+                await self._retrieval.UpsertChunks(chunks_to_proto(document, points), timeout=WRITE_TIMEOUT_SECONDS)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ragplatform.core.convert import passage_to_proto
-from ragplatform.domain.models import ChunkPoint
+from ragplatform.core.convert import chunks_from_proto, passage_to_proto
 from ragplatform.retrieval.service import RetrievalService
 from ragplatform.v1 import retrieval_pb2, retrieval_pb2_grpc
 
@@ -28,12 +27,12 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     async def UpsertChunks(
         self, request: retrieval_pb2.UpsertChunksRequest, context: Any
     ) -> retrieval_pb2.UpsertChunksResponse:
-        return retrieval_pb2.UpsertChunksResponse(upserted=await self._service.upsert(_points(request)))
+        return retrieval_pb2.UpsertChunksResponse(upserted=await self._service.upsert(chunks_from_proto(request)))
 
     async def UpsertDocumentsChunks(
         self, request: retrieval_pb2.UpsertDocumentsChunksRequest, context: Any
     ) -> retrieval_pb2.UpsertChunksResponse:
-        points = [point for document in request.documents for point in _points(document)]
+        points = [point for document in request.documents for point in chunks_from_proto(document)]
         return retrieval_pb2.UpsertChunksResponse(upserted=await self._service.upsert(points))
 
     async def DeleteDocumentChunks(
@@ -41,22 +40,3 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     ) -> retrieval_pb2.DeleteDocumentChunksResponse:
         await self._service.delete_document(request.tenant_id, request.document_id, request.keep_below_index)
         return retrieval_pb2.DeleteDocumentChunksResponse()
-
-
-def _points(request: retrieval_pb2.UpsertChunksRequest) -> list[ChunkPoint]:
-    """One document's chunks as the domain's points."""
-    metadata = dict(request.metadata)
-    return [
-        ChunkPoint(
-            tenant_id=request.tenant_id,
-            document_id=request.document_id,
-            filename=request.filename,
-            chunk_index=chunk.chunk_index,
-            text=chunk.text,
-            vector=list(chunk.vector),
-            content_hash=request.content_hash,
-            metadata=metadata,
-            heading=chunk.heading,
-        )
-        for chunk in request.chunks
-    ]
