@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, TypeVar
 
 import kopf
 
@@ -38,6 +38,8 @@ _REPAIR_COALESCE_SECONDS = 0.2
 # How long a timer or daemon may take to return once told the operator stops.
 _EXIT_TIMEOUT_SECONDS = 5.0
 
+_T = TypeVar("_T")
+
 
 def _emitter(body: kopf.Body) -> EventEmitter:
     def emit(type_: str, reason: str, message: str) -> None:
@@ -54,14 +56,15 @@ def _reconciler(memo: kopf.Memo) -> Reconciler:
 
 
 async def _unless_stopped(
-    stopped: kopf.DaemonStopped, work: Awaitable[object], reconciler: Reconciler | None = None
-) -> None:
-    """Run a timer's pass, abandoning it when the operator stops.
+    stopped: kopf.DaemonStopped, work: Awaitable[_T], reconciler: Reconciler | None = None
+) -> _T | None:
+    """Run a pass of a timer or daemon, abandoning it when the operator stops (then None).
 
-    kopf does not cancel a running timer on exit (it waits, then orphans it); a pass is
-    level-based, so dropping it half-way is harmless: the next operator process redoes it.
-    A pass that failed because the operator closed `reconciler`'s clients under it (kopf can
-    leave a timer running past its cleanup handler) was abandoned the same way: not an error.
+    kopf does not cancel a running timer on exit (it waits, then orphans it), and cancels a
+    daemon that has not returned in time ("is cancelled", a warning); a pass is level-based,
+    so dropping it half-way is harmless: the next operator process redoes it. A pass that
+    failed because the operator closed `reconciler`'s clients under it (kopf can leave a timer
+    running past its cleanup handler) was abandoned the same way: not an error.
     """
 
     async def stop_requested() -> None:
@@ -78,11 +81,11 @@ async def _unless_stopped(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
     if task.cancelled():
-        return
+        return None
     if reconciler is not None and reconciler.closed and task.exception() is not None:
         logging.getLogger(__name__).debug(f"a pass abandoned as the operator stops: {task.exception()}")
-        return
-    task.result()  # re-raise a failure for kopf to log and retry
+        return None
+    return task.result()  # re-raise a failure for kopf to log and retry
 
 
 def configure_settings(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
@@ -182,6 +185,8 @@ def build_registry(config: OperatorConfig, *, login_via_client: bool = True) -> 
         with reconciler.repair_requests.mailbox(str(body["metadata"]["uid"])) as mailbox:
             while not stopped:
                 await _unless_stopped(stopped, mailbox.wakeup.wait())
+                if reconciler.closed:
+                    return  # the operator stops (a daemon kopf spawned again after stopping them)
                 delay = backoff.delay(time.monotonic())
                 if delay:
                     logger.warning(
@@ -190,14 +195,19 @@ def build_registry(config: OperatorConfig, *, login_via_client: bool = True) -> 
                         "--show-managed-fields) and change the RagPlatform instead."
                     )
                 await _unless_stopped(stopped, asyncio.sleep(_REPAIR_COALESCE_SECONDS + delay))
-                if stopped:
+                if stopped or reconciler.closed:
                     break
                 logger.info(f"reconciling after events on its objects: {'; '.join(mailbox.take())}")
+                work = reconciler.reconcile(body, memory_of(memo), _emitter(body), logger, apply_all=False)
                 try:
-                    report = await reconciler.reconcile(body, memory_of(memo), _emitter(body), logger, apply_all=False)
+                    # A pass in flight when the operator stops is abandoned at once (not cancelled
+                    # by kopf after the exit timeout, which it reports as a warning).
+                    report = await _unless_stopped(stopped, work, reconciler)
                 except Exception:  # the loop must outlive one bad pass; the timer retries too
                     logger.exception("a repair pass failed")
                     report = None
+                if stopped:
+                    break
                 backoff.passed(time.monotonic(), repaired=report is None or bool(report.changes))
 
     @kopf.timer(*resource, registry=registry, interval=config.reconcile_interval_seconds)

@@ -156,6 +156,7 @@ class Reconciler:
     async def aclose(self) -> None:
         """Close the API client and the queue reader (the operator is stopping)."""
         self.closed = True
+        self.repair_requests.close()
         await self.queue_reader.aclose()
         await self.api.aclose()
 

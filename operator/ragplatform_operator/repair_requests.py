@@ -38,11 +38,25 @@ class RepairRequests:
 
     def __init__(self) -> None:
         self._mailboxes: dict[str, RepairMailbox] = {}
+        # Set by `close()` when the operator stops: every repair loop is woken to see it.
+        self.closed = False
+
+    def close(self) -> None:
+        """Wake every repair loop, now and opened later, to see `closed` and return.
+
+        kopf can spawn a RagPlatform's daemon again after it stopped the daemons on exit (an
+        event already in a worker); that daemon would wait for a wakeup until kopf cancels it.
+        """
+        self.closed = True
+        for box in self._mailboxes.values():
+            box.wakeup.set()
 
     @contextmanager
     def mailbox(self, uid: str) -> Iterator[RepairMailbox]:
         """Open the mailbox of the RagPlatform `uid` for as long as its repair loop runs."""
         box = self._mailboxes[uid] = RepairMailbox()
+        if self.closed:
+            box.wakeup.set()
         try:
             yield box
         finally:

@@ -127,6 +127,17 @@ async def test_requests_reach_only_an_open_mailbox_and_a_burst_is_taken_at_once(
     assert not requests.request("u-1", "Deployment a was deleted")
 
 
+async def test_closing_wakes_every_repair_loop_open_now_and_opened_later() -> None:
+    requests = RepairRequests()
+    with requests.mailbox("u-1") as open_before:
+        assert not open_before.wakeup.is_set()
+        requests.close()
+        await asyncio.wait_for(open_before.wakeup.wait(), 1)
+        with requests.mailbox("u-2") as opened_after:  # a daemon kopf spawned again on exit
+            assert opened_after.wakeup.is_set()
+    assert requests.closed
+
+
 def test_backoff_lets_three_passes_through_then_doubles_and_resets_on_a_quiet_pass() -> None:
     backoff = RepairBackoff()
     now = 0.0
