@@ -18,6 +18,7 @@ from prometheus_client import REGISTRY
 from ragplatform.core.adaptive_limit import LimitPolicy
 from ragplatform.core.clients import note_congestion
 from ragplatform.core.interceptors.admission import AdmissionInterceptor
+from ragplatform.core.request_start import REQUEST_START_HEADER, request_start_value
 from ragplatform.core.server import RunningService, start_service
 from ragplatform.core.settings import GenerationSettings, load_settings
 from ragplatform.v1 import generation_pb2, generation_pb2_grpc
@@ -78,6 +79,40 @@ async def test_the_excess_is_refused_with_a_retry_hint_and_streams_hold_their_sl
         answer = [m async for m in stub.Generate(generation_pb2.GenerateRequest(tenant_id="t", question="hi"))]
         assert answer[-1].WhichOneof("event") == "done"
         held[1].cancel()
+
+
+def waited(outcome: str) -> tuple[float, float]:
+    """(calls, seconds in all) generation's admission control saw waiting before it decided."""
+    labels = {"service": "generation", "outcome": outcome}
+    count = REGISTRY.get_sample_value("ragplatform_admission_queue_seconds_count", labels) or 0.0
+    return count, REGISTRY.get_sample_value("ragplatform_admission_queue_seconds_sum", labels) or 0.0
+
+
+async def test_the_wait_before_a_decision_is_measured_from_the_callers_stamp(limited: RunningService) -> None:
+    """A call stamped x-request-start (as a proxy or client does) shows how long it waited before
+    the process admitted or refused it; calls without the stamp are not counted."""
+    async with grpc.aio.insecure_channel(limited.address) as channel:
+        stub = generation_pb2_grpc.GenerationServiceStub(channel)
+        request = generation_pb2.GenerateRequest(tenant_id="t", question="hi")
+        admitted, refused = waited("admitted"), waited("refused")
+        stamp = ((REQUEST_START_HEADER, request_start_value(time.time() - 0.3)),)
+        assert [m async for m in stub.Generate(request, metadata=stamp)][-1].WhichOneof("event") == "done"
+        count, seconds = waited("admitted")
+        assert count == admitted[0] + 1
+        assert 0.3 <= seconds - admitted[1] < 30
+
+        held = [stub.Generate(generation_pb2.GenerateRequest(tenant_id="t", question="slow 30")) for _ in range(2)]
+        await asyncio.sleep(0.3)  # both under way: the limit of 2 is reached
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await first_message(stub.Generate(request, metadata=stamp))
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        count, seconds = waited("refused")
+        assert count == refused[0] + 1
+        assert 0.3 <= seconds - refused[1] < 30
+        # Unstamped calls (the two held streams) were not counted.
+        assert waited("admitted")[0] == admitted[0] + 1
+        for call in held:
+            call.cancel()
 
 
 async def test_finished_calls_free_their_slots(limited: RunningService) -> None:

@@ -23,7 +23,7 @@ a refusal costs as little as possible (no auth, no access-log line: the refused 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -35,7 +35,14 @@ from ragplatform.core.adaptive_limit import LimitPolicy, admits, initial_state, 
 from ragplatform.core.error_mapping import trailing_metadata_for
 from ragplatform.core.interceptors.base import ScopedInterceptor, read_unread_requests
 from ragplatform.core.loop_lag import sample_loop_lag
-from ragplatform.core.metrics import ADMISSION_IN_FLIGHT, ADMISSION_LIMIT, EVENT_LOOP_LAG, GRPC_REFUSED
+from ragplatform.core.metrics import (
+    ADMISSION_IN_FLIGHT,
+    ADMISSION_LIMIT,
+    ADMISSION_QUEUE_SECONDS,
+    EVENT_LOOP_LAG,
+    GRPC_REFUSED,
+)
+from ragplatform.core.request_start import REQUEST_START_HEADER, request_age_seconds
 from ragplatform.domain.errors import ResourceExhausted
 
 # Trailing metadata of an answer finished while its service was congested.
@@ -66,6 +73,9 @@ class AdmissionInterceptor(ScopedInterceptor):
         self._limit_gauge = ADMISSION_LIMIT.labels(service)
         self._limit_gauge.set(int(self.state.limit))
         self._lag = EVENT_LOOP_LAG.labels(service)
+        self._queued = {
+            outcome: ADMISSION_QUEUE_SECONDS.labels(service, outcome) for outcome in ("admitted", "refused")
+        }
 
     @property
     def limit(self) -> int:
@@ -83,6 +93,16 @@ class AdmissionInterceptor(ScopedInterceptor):
             f"{self.limit}); retry in {self._retry_after:g} s (with jitter), or add replicas",
             retry_after_seconds=self._retry_after,
         )
+
+    def decided(self, metadata: Sequence[tuple[str, str | bytes]] | None, refused: bool) -> None:
+        """How long the call waited before this process decided on it (gRPC's queue, mostly), when
+        its caller stamped when it began (x-request-start; see core/request_start.py)."""
+        for key, value in metadata or ():
+            if key == REQUEST_START_HEADER:
+                age = request_age_seconds(value if isinstance(value, str) else value.decode(), time.time())
+                if age is not None:
+                    self._queued["refused" if refused else "admitted"].observe(age)
+                return
 
     @asynccontextmanager
     async def scope(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:

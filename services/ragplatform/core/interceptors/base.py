@@ -51,6 +51,9 @@ class ScopedInterceptor(grpc.aio.ServerInterceptor):
         """An error to end the call with before its handler is built, or None (the default: never)."""
         return None
 
+    def decided(self, metadata: Sequence[tuple[str, str | bytes]] | None, refused: bool) -> None:
+        """Called with a call's metadata once `early_refusal` has decided on it (a no-op here)."""
+
     @property
     def refuses_early(self) -> bool:
         return type(self).early_refusal is not ScopedInterceptor.early_refusal
@@ -64,8 +67,11 @@ class ScopedInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if handler is None or (self.skip_infrastructure and is_infrastructure(method)):
             return handler
-        if self.refuses_early and (refusal := self.early_refusal(method)) is not None:
-            return refusing_handler(handler, refusal)
+        if self.refuses_early:
+            refusal = self.early_refusal(method)
+            self.decided(handler_call_details.invocation_metadata, refused=refusal is not None)
+            if refusal is not None:
+                return refusing_handler(handler, refusal)
         return _wrap(handler, method, self.scope)
 
 
@@ -81,7 +87,7 @@ class ScopeChain(grpc.aio.ServerInterceptor):
     def __init__(self, parts: Sequence[ScopedInterceptor]) -> None:
         self.parts = tuple(parts)
         self._scopes = tuple(part.scope for part in self.parts)
-        self._gates = tuple(part.early_refusal for part in self.parts if part.refuses_early)
+        self._gates = tuple(part for part in self.parts if part.refuses_early)
 
     async def intercept_service(
         self,
@@ -94,7 +100,9 @@ class ScopeChain(grpc.aio.ServerInterceptor):
             return handler
         if self._gates:
             for gate in self._gates:
-                if (refusal := gate(method)) is not None:
+                refusal = gate.early_refusal(method)
+                gate.decided(handler_call_details.invocation_metadata, refused=refusal is not None)
+                if refusal is not None:
                     return refusing_handler(handler, refusal)
         return _wrap_chain(handler, method, self._scopes)
 
