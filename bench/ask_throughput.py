@@ -59,9 +59,12 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.harness_cost import DRIVERS, Harness
 from bench.hop_floor import Floor, measure_backend_floor, measure_floor, parse_cpus
+from bench.process_cpu import CpuMeter
 from ragplatform.client import TERMINAL_STATES, GatewayClient
 from ragplatform.core.error_mapping import retry_after_from
+from ragplatform.core.request_start import REQUEST_START_HEADER, request_start_value
 from ragplatform.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
 from tests.support.platform_processes import SERVICES, PlatformProcesses, ProductionBackends, free_port
 
@@ -115,6 +118,8 @@ class DriverResult:
     started: int = 0  # asks begun inside the window (the arrival rate)
     uploads: list[float] = field(default_factory=list)
     upload_errors: Counter[str] = field(default_factory=Counter)
+    uploads_started: int = 0  # uploads begun inside the window
+    upload_refusals: int = 0  # ... refused with a retry-after hint
     driver_lags: list[float] = field(default_factory=list)  # this driver's own event-loop lag samples
 
 
@@ -151,7 +156,9 @@ async def _drive(load: Load) -> DriverResult:
         sources_at = first_token_at = 0.0
         received = 0
         try:
-            call = stub.Ask(gateway_pb2.AskRequest(question=question), metadata=metadata, timeout=ASK_DEADLINE_SECONDS)
+            # Stamped as a proxy would: the gateway's metrics then show the wait in front of it.
+            stamped = (*metadata, (REQUEST_START_HEADER, request_start_value(began)))
+            call = stub.Ask(gateway_pb2.AskRequest(question=question), metadata=stamped, timeout=ASK_DEADLINE_SECONDS)
             async for message in call:
                 received += 1
                 kind = message.WhichOneof("event")
@@ -209,6 +216,8 @@ async def _drive(load: Load) -> DriverResult:
             began = time.time()
             if began >= load.end_at:
                 return
+            if inside(began):
+                result.uploads_started += 1
             text = f"Upload {os.getpid()}-{index}-{began:.6f}: the relief valve of unit {index} opens at 7 bar.\n"
             requests = iter(
                 [
@@ -225,6 +234,7 @@ async def _drive(load: Load) -> DriverResult:
                 status = exc.code().name
                 if retry_after_from(exc.trailing_metadata()) is not None:
                     status = "refused"
+                    result.upload_refusals += inside(began)
             if inside(time.time()):
                 if status == "OK":
                     result.uploads.append(time.time() - began)
@@ -259,12 +269,6 @@ def _driver_main(load: Load, out: multiprocessing.Queue) -> None:  # type: ignor
 
 
 # --- the platform ---------------------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mib(pid: int) -> float:
@@ -321,6 +325,9 @@ _REFUSED = re.compile(r"^ragplatform_grpc_server_refused_total\{[^}]*\} ([0-9.e+
 _LAG = re.compile(r"^ragplatform_event_loop_lag_seconds_(sum|count)\{[^}]*\} ([0-9.e+]+)$")
 _HANDLING = re.compile(r'^ragplatform_grpc_server_handling_seconds_(sum|count)\{method="([^"]+)"\} ([0-9.e+]+)$')
 _FIRST_TOKEN = re.compile(r"^ragplatform_llm_time_to_first_token_seconds_(sum|count)\{[^}]*\} ([0-9.e+]+)$")
+_QUEUED = re.compile(
+    r'^ragplatform_admission_queue_seconds_bucket\{le="([^"]+)",outcome="(\w+)",service="([^"]+)"\} ([0-9.e+]+)$'
+)
 
 
 @dataclass
@@ -336,6 +343,17 @@ class ServiceCounts:
     handling: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     # generation's time from asking the model to its first token: the LLM double's own delay
     first_token: dict[str, float] = field(default_factory=lambda: {"sum": 0.0, "count": 0.0})
+    # (service, outcome) -> cumulative bucket counts (upper bound -> calls) of the wait in front
+    # of admission control, from the x-request-start stamps the drivers send
+    queued: dict[tuple[str, str], dict[float, float]] = field(default_factory=dict)
+
+    def queued_quantiles(self, before: ServiceCounts, service: str, outcome: str) -> tuple[int, float, float]:
+        """(calls, p50, p99) of the wait before `service` admitted or refused calls in between,
+        interpolated within histogram buckets as Prometheus' histogram_quantile does."""
+        now, then = self.queued.get((service, outcome), {}), before.queued.get((service, outcome), {})
+        buckets = sorted((bound, count - then.get(bound, 0.0)) for bound, count in now.items())
+        total = buckets[-1][1] if buckets else 0.0
+        return int(total), bucket_quantile(buckets, 0.5), bucket_quantile(buckets, 0.99)
 
     def mean_handling(self, before: ServiceCounts, service: str, method: str) -> float:
         now, then = self.handling.get((service, method), [0.0, 0.0]), before.handling.get((service, method), [0.0, 0.0])
@@ -375,9 +393,28 @@ def grpc_counts(processes: PlatformProcesses) -> ServiceCounts:
             elif match := _HANDLING.match(line):
                 pair = counts.handling.setdefault((service, match.group(2)), [0.0, 0.0])
                 pair[0 if match.group(1) == "sum" else 1] = float(match.group(3))
+            elif match := _QUEUED.match(line):
+                bound = float(match.group(1))
+                counts.queued.setdefault((match.group(3), match.group(2)), {})[bound] = float(match.group(4))
             elif match := _FIRST_TOKEN.match(line):
                 counts.first_token[match.group(1)] += float(match.group(2))
     return counts
+
+
+def bucket_quantile(buckets: list[tuple[float, float]], q: float) -> float:
+    """The q-quantile of cumulative (upper bound, count) buckets, the last one +Inf, interpolated
+    linearly within its bucket; the largest finite bound when it falls in +Inf; NaN when empty."""
+    total = buckets[-1][1] if buckets else 0.0
+    if total <= 0:
+        return float("nan")
+    rank, lower, below = q * total, 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            if bound == float("inf"):
+                return lower
+            return lower + (bound - lower) * (rank - below) / max(count - below, 1e-9)
+        lower, below = bound, count
+    return lower
 
 
 def backend_counts(backends: ProductionBackends) -> tuple[int, int]:
@@ -461,8 +498,10 @@ def run_level(
     level: Level,
     args: argparse.Namespace,
     floor: Floor,
+    harness: Harness,
 ) -> float:
-    """Run one level, print its figures, and return the asks/s it sustained."""
+    """Run one level, print its figures, and return the asks/s it sustained. `harness` names the
+    processes around the platform (test doubles, backends) whose CPU is reported beside it."""
     duration: float = args.duration
     warmup: float = args.warmup
     drivers: int = args.drivers
@@ -513,14 +552,20 @@ def run_level(
             w.start()
         time.sleep(max(0.0, measure_from - time.time()))
         if args.profile:
-            profilers = start_profilers(args.profile, pids, duration - warmup, level)
-        cpu_before = {s: cpu_seconds(pid) for s, pid in pids.items()}
+            # The Ask path's services, and the load drivers (what a call costs the harness).
+            profiled = {s: pids[s] for s in ASK_PATH} | {f"driver{i}": w.pid for i, w in enumerate(workers) if w.pid}
+            profilers = start_profilers(args.profile, profiled, duration - warmup, level)
+        services_cpu = CpuMeter({s: [pid] for s, pid in pids.items()})
+        harness_cpu = CpuMeter({DRIVERS: [w.pid for w in workers if w.pid], **harness.pids}, trees={"PostgreSQL"})
+        services_cpu.start()
+        harness_cpu.start()
         counts_before = grpc_counts(processes)
         sql_before, redis_before = backend_counts(backends)
         service_jiffies = cpu_busy_jiffies(args.service_cpus)
         harness_jiffies = cpu_busy_jiffies(args.harness_cpus)
         time.sleep(max(0.0, end_at - time.time()))
-        cpu_used = {s: cpu_seconds(pid) - cpu_before[s] for s, pid in pids.items()}
+        cpu_used = services_cpu.stop()
+        harness_used = harness_cpu.stop()
         service_busy = _busy_share(service_jiffies, cpu_busy_jiffies(args.service_cpus))
         harness_busy = _busy_share(harness_jiffies, cpu_busy_jiffies(args.harness_cpus))
         counts_after = grpc_counts(processes)
@@ -574,6 +619,13 @@ def run_level(
             f"  refused            {len(refusals)} with a retry-after hint ({without_hint} without), "
             f"in p50 {1000 * r50:.0f} ms  p99 {1000 * r99:.0f} ms"
         )
+    for outcome in ("refused", "admitted"):
+        decided, q50, q99 = counts_after.queued_quantiles(counts_before, "gateway", outcome)
+        if decided:
+            print(
+                f"  gateway-side wait  {outcome} {decided}: from the client's stamp to the gateway's decision "
+                f"p50 {1000 * q50:.0f} ms  p99 {1000 * q99:.0f} ms (x-request-start; no client-side queueing after)"
+            )
     if level.uploaders:
         u99 = percentile(uploads, 0.99)
         print(
@@ -593,6 +645,9 @@ def run_level(
         f"  CPUs busy          services' {100 * service_busy:.0f} %  harness' {100 * harness_busy:.0f} %"
         f"   (everything on them, other work included)"
     )
+    begun = sum(r.started + r.uploads_started for r in results)
+    refused_calls = len(refusals) + sum(r.upload_refusals for r in results)
+    harness.report(harness_used, window, len(latencies), begun, refused_calls, len(args.harness_cpus), harness_busy)
     lags = {s: counts_after.mean_lag_ms(counts_before, s) for s in SERVICES}
     driver_lags = [x for r in results for x in r.driver_lags]
     print(
@@ -646,7 +701,7 @@ def _busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
 def start_profilers(
     directory: Path, pids: dict[str, int], seconds: float, level: Level
 ) -> list[subprocess.Popen[bytes]]:
-    """py-spy on each Ask-path service for the measured window: collapsed stacks (flamegraph.pl /
+    """py-spy on each process of `pids` for the measured window: collapsed stacks (flamegraph.pl /
     speedscope input) in `directory` (py-spy needs ptrace: run as root or with CAP_SYS_PTRACE)."""
     directory.mkdir(parents=True, exist_ok=True)
     tag = f"{level.streams}s" if level.streams else f"{level.users}u"
@@ -656,7 +711,7 @@ def start_profilers(
                 str(Path(sys.executable).parent / "py-spy"),
                 "record",
                 "--pid",
-                str(pids[service]),
+                str(pid),
                 "--duration",
                 str(int(seconds)),
                 "--rate",
@@ -665,12 +720,12 @@ def start_profilers(
                 "--format",
                 "raw",
                 "--output",
-                str(directory / f"{service}-{tag}.txt"),
+                str(directory / f"{name}-{tag}.txt"),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        for service in ASK_PATH
+        for name, pid in pids.items()
     ]
 
 
@@ -781,11 +836,23 @@ def main() -> None:
             f"floor (same run)   gRPC unary round trip {floor.unary_ms:.3f} ms  streamed message "
             f"{floor.message_ms:.4f} ms  SQL statement {floor.sql_ms:.3f} ms  Redis command {floor.redis_ms:.3f} ms"
         )
+        assert backends.postgres is not None
+        assert backends.s3 is not None
+        harness = Harness(
+            {
+                "LLM double": [llm.pid],
+                "embedding double": [embedder.pid],
+                "PostgreSQL": [backends.postgres.pid],
+                "PgBouncer": [backends.pgbouncer.pid],
+                "Redis": [backends.redis.pid],
+                "moto S3": [backends.s3.pid],
+            }
+        )
         capacity = 0.0
         for level in levels:
             if level.of_capacity:
                 level = dataclasses.replace(level, rate=level.of_capacity * capacity)
-            sustained = run_level(processes, backends, key, level, args, floor)
+            sustained = run_level(processes, backends, key, level, args, floor, harness)
             if level.streams:
                 capacity = sustained
     finally:

@@ -28,6 +28,10 @@ from typing import Any
 
 import grpc
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.process_cpu import process_cpu_seconds
+
 SERVICE = "bench.Echo"
 UNARY = f"/{SERVICE}/Unary"
 STREAM = f"/{SERVICE}/Stream"
@@ -120,11 +124,6 @@ def measure_backend_floor(floor: Floor, dsn: str, redis_url: str, count: int = 2
     return Floor(floor.unary_ms, floor.message_ms, 1000 * sql / count, 1000 * red / count)
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def _load(address: str, calls: int, streams: int, per_stream: int, concurrency: int) -> None:
     async with grpc.aio.insecure_channel(address) as channel:
         unary = channel.unary_unary(UNARY, request_serializer=_identity, response_deserializer=_identity)
@@ -147,9 +146,9 @@ async def _load(address: str, calls: int, streams: int, per_stream: int, concurr
 
 
 def _measured(server_pid: int, address: str, calls: int, streams: int, per_stream: int, concurrency: int) -> float:
-    server_before, client_before = _cpu_seconds(server_pid), time.process_time()
+    server_before, client_before = process_cpu_seconds(server_pid), time.process_time()
     asyncio.run(_load(address, calls, streams, per_stream, concurrency))
-    return (_cpu_seconds(server_pid) - server_before) + (time.process_time() - client_before)
+    return (process_cpu_seconds(server_pid) - server_before) + (time.process_time() - client_before)
 
 
 def measure_floor(service_cpus: set[int] | None = None, calls: int = 2000, concurrency: int = 20) -> Floor:

@@ -53,6 +53,7 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.process_cpu import CpuMeter
 from ragplatform.backends.embedders.factory import make_embedder
 from ragplatform.backends.store.base import Store
 from ragplatform.backends.store.factory import open_store
@@ -91,59 +92,6 @@ def on_cpus(cpus: set[int]) -> Iterator[None]:
         yield
     finally:
         os.sched_setaffinity(0, before)
-
-
-def _stat(pid: int) -> list[str]:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used so far."""
-    fields = _stat(pid)
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def tree_cpu_seconds(root: int) -> float:
-    """CPU time of `root` and its live descendants (PostgreSQL's backends are the postmaster's
-    children)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                parents[int(entry.name)] = int(_stat(int(entry.name))[1])
-    tree, grew = {root}, True
-    while grew:
-        children = {pid for pid, parent in parents.items() if parent in tree} - tree
-        tree |= children
-        grew = bool(children)
-    total = 0.0
-    for pid in tree:
-        with contextlib.suppress(OSError, IndexError):
-            total += process_cpu_seconds(pid)
-    return total
-
-
-class CpuMeter:
-    """CPU seconds used between `start()` and `stop()` by named processes; a name in `trees`
-    counts its process's descendants too (PostgreSQL's backends)."""
-
-    def __init__(self, pids: dict[str, int], trees: frozenset[str] = frozenset({"postgres"})) -> None:
-        self.pids = pids
-        self.trees = trees
-        self._before: dict[str, float] = {}
-        self.used: dict[str, float] = {}
-
-    def _now(self) -> dict[str, float]:
-        return {
-            name: tree_cpu_seconds(pid) if name in self.trees else process_cpu_seconds(pid)
-            for name, pid in self.pids.items()
-        }
-
-    def start(self) -> None:
-        self._before = self._now()
-
-    def stop(self) -> None:
-        self.used = {name: seconds - self._before[name] for name, seconds in self._now().items()}
 
 
 # --- phase 1: the floor ------------------------------------------------------------------------------
@@ -303,7 +251,9 @@ async def drain(
         processes.launch(WORKER)
         await asyncio.to_thread(wait_serving, processes.address(WORKER), 180.0, processes.processes[WORKER])
         started = time.time()
-        meter = CpuMeter({"worker": processes.pid(WORKER), "retrieval": processes.pid("retrieval"), **others})
+        meter = CpuMeter(
+            {"worker": processes.pid(WORKER), "retrieval": processes.pid("retrieval"), **others}, trees={"postgres"}
+        )
         profiler = start_profiler(processes.pid(WORKER), profile / "worker.txt") if profile else None
         meter.start()
         while time.time() - started < timeout:
@@ -420,7 +370,9 @@ def main() -> None:
                 "redis": backends.redis.pid,
                 "moto s3": backends.s3.pid,
             }
-        upload_meter = CpuMeter({**{name: processes.pid(name) for name in ("gateway", "ingestion")}, **others})
+        upload_meter = CpuMeter(
+            {**{name: processes.pid(name) for name in ("gateway", "ingestion")}, **others}, trees={"postgres"}
+        )
         profiler = start_profiler(processes.pid("ingestion"), args.profile / "ingestion.txt") if args.profile else None
         upload_meter.start()
         uploads = run_uploads(processes.gateway, key, documents, args.uploaders)
