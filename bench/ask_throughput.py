@@ -59,6 +59,7 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.admission_trace import AdmissionTrace
 from bench.harness_cost import DRIVERS, Harness
 from bench.hop_floor import Floor, measure_backend_floor, measure_floor, parse_cpus
 from bench.process_cpu import CpuMeter
@@ -547,7 +548,7 @@ def run_level(
     idle_sql_rate = (idle_sql_after - idle_sql) / idle_seconds
     idle_redis_rate = (idle_redis_after - idle_redis) / idle_seconds
     profilers: list[subprocess.Popen[bytes]] = []
-    with RssSampler(pids) as sampler:
+    with RssSampler(pids) as sampler, AdmissionTrace(processes.metrics_ports["gateway"]) as trace:
         for w in workers:
             w.start()
         time.sleep(max(0.0, measure_from - time.time()))
@@ -690,6 +691,7 @@ def run_level(
     )
     if any(refused.values()):
         print("  refused by        " + "  ".join(f"{s} {n:.0f}" for s, n in refused.items() if n))
+    print(f"  gateway admission  {trace.summary(measure_from, end_at)}")
     return len(latencies) / window
 
 
