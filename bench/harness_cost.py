@@ -20,13 +20,24 @@ CONTAMINATED_BUSY = 0.85
 
 @dataclass
 class Harness:
-    """The harness's processes (name -> root pids; the drivers are added per level), and the load
-    drivers' CPU per ask as measured at the last level where few calls were refused (so that the
-    cost of a refusal can be told apart at levels with many)."""
+    """The harness's processes (name -> root pids; the drivers are added per level), and each
+    level's (asks begun, refusals, driver CPU ms) so far: two levels with different shares of
+    refusals tell the drivers' CPU per ask and per refusal apart."""
 
     pids: dict[str, list[int]]
-    driver_ms_per_ask: float | None = None
-    lines: list[str] = field(default_factory=list)
+    driver_levels: list[tuple[int, int, float]] = field(default_factory=list)
+
+    def driver_costs(self) -> tuple[float, float] | None:
+        """(ms per answered call, ms per refused call) solved from the first level and the one
+        whose share of refusals differs from it most; None with fewer than two such levels."""
+        if len(self.driver_levels) < 2:
+            return None
+        (a1, r1, d1) = self.driver_levels[0]
+        (a2, r2, d2) = max(self.driver_levels[1:], key=lambda x: abs(x[1] / max(1, sum(x[:2])) - r1 / max(1, a1 + r1)))
+        determinant = a1 * r2 - a2 * r1
+        if abs(determinant) < 0.05 * (a1 + r1) * (a2 + r2):
+            return None
+        return (d1 * r2 - d2 * r1) / determinant, (a1 * d2 - a2 * d1) / determinant
 
     def report(
         self,
@@ -44,32 +55,26 @@ class Harness:
         busy share (everything on them) and `cpus` their count."""
         drivers = used.get(DRIVERS, 0.0)
         ours = sum(used.values())
-        per_call = 1000 * drivers / max(1, calls)
-        driver_line = f"{DRIVERS} {1000 * drivers / window:.0f} ms/s = {per_call:.2f} ms per call ({calls} calls"
-        if refused <= 0.1 * calls:
-            self.driver_ms_per_ask = per_call
-            driver_line += ")"
-        elif self.driver_ms_per_ask is not None:
-            # The asks cost what they cost where few were refused; the rest is the refusals'.
-            asks = calls - refused
-            per_refusal = (1000 * drivers - asks * self.driver_ms_per_ask) / refused
-            driver_line += (
-                f", {refused} refused: ~{per_refusal:.2f} ms per refusal, {self.driver_ms_per_ask:.2f} per ask)"
-            )
-        else:
-            driver_line += f", {refused} refused)"
+        self.driver_levels.append((calls - refused, refused, 1000 * drivers))
+        driver_line = (
+            f"{DRIVERS} {1000 * drivers / window:.0f} ms/s = {1000 * drivers / max(1, calls):.2f} ms per call "
+            f"({calls} calls, {refused} refused)"
+        )
+        if (costs := self.driver_costs()) is not None:
+            driver_line += f"; from the levels so far ~{costs[0]:.2f} ms per answered call, ~{costs[1]:.2f} per refusal"
         others = "  ".join(
             f"{name} {1000 * seconds / max(1, answered):.2f}" for name, seconds in used.items() if name != DRIVERS
         )
         print(f"  harness CPU        {driver_line}")
         print(f"                     per answer (ms): {others}")
         share = ours / (window * cpus)
-        verdict = (
-            "CONTAMINATED: latencies by the clock include the harness's own queueing"
-            if busy > CONTAMINATED_BUSY
-            else "clean: the harness had CPU to spare"
-        )
+        if busy <= CONTAMINATED_BUSY:
+            verdict = "clean: the harness CPUs had time to spare"
+        elif share > CONTAMINATED_BUSY / 2:
+            verdict = "CONTAMINATED by the harness itself: latencies by the clock include its queueing"
+        else:
+            verdict = "CONTAMINATED by other work on the harness CPUs: latencies by the clock include its queueing"
         print(
             f"  harness load       ours {ours / window:.2f} cores = {100 * share:.0f} % of the {cpus} harness "
-            f"CPU(s); {100 * busy:.0f} % busy with other work; {verdict}"
+            f"CPU(s), which were {100 * busy:.0f} % busy in all; {verdict}"
         )
