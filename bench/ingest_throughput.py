@@ -2,8 +2,8 @@
 what the upload path takes from many concurrent uploaders — same machine, same run.
 
     python bench/ingest_throughput.py [--backends production|embedded] [--embedder hashing|minilm]
-        [--documents 1000] [--uploaders 500] [--service-cpus 0] [--harness-cpus 1] [--env RAG_X=V]
-        [--profile DIR]
+        [--documents 1000] [--uploaders 500] [--worker-concurrency 8,32] [--service-cpus 0]
+        [--worker-cpus 0] [--harness-cpus 1] [--env RAG_X=V] [--profile DIR]
 
 Backends. `production` (default): PostgreSQL 15 through PgBouncer (transaction pooling), Redis 7
 Streams, moto's S3 server, and Qdrant — the Qdrant server is a TEST DOUBLE here
@@ -14,17 +14,20 @@ qdrant-client's local mode), because no Qdrant server binary can be installed on
 Phases, one run:
 1. floor: the raw embedder's chunks/s on the same documents' chunks (in this process, pinned to
    the service CPUs);
-2. uploads: `--uploaders` concurrent uploaders (one client process, a gRPC channel per 100) push
+2. for each `--worker-concurrency` level (default: the setting's default), on fresh documents:
+   uploads — `--uploaders` concurrent uploaders (one driver process, a gRPC channel per 100) push
    `--documents` distinct small documents through the gateway while no worker runs: accepted
-   uploads/s, p50/p99 upload latency, errors by status;
-3. drain: one worker process (`RAG_WORKER_CONCURRENCY` jobs at once) starts and ingests the
-   queued jobs: documents/s and chunks/s from its SERVING to the last job's finish, the ratio of
-   chunks/s to the floor, and the worker's CPU ms per document.
+   uploads/s, p50/p99 upload latency, errors by status, CPU per accepted upload per process (the
+   driver's too); then the drain — one worker process with RAG_WORKER_CONCURRENCY at that level
+   starts and ingests the queued jobs: documents/s from its SERVING to the last job's finish,
+   CPU ms per document of every process (and their sum against the machine's cores), and where a
+   job's time went (the worker's `ragplatform_ingestion_job_stage_seconds`: receive, claim,
+   pipeline, index, finish, ack; documents per shared chunk write).
 
-CPU pinning: the platform's processes run on `--service-cpus`; this harness, the upload driver,
-and the backends and doubles (PostgreSQL, PgBouncer, Redis, moto, the Qdrant double) run on
-`--harness-cpus`, so the worker's figure is not the harness's. Loopback only; bounded in count
-(`--documents`) and time (`--timeout`).
+CPU pinning (printed per process): the services on `--service-cpus`, the worker on
+`--worker-cpus` (default the same), and this harness, the upload driver, the backends and the
+doubles (PostgreSQL, PgBouncer, Redis, moto, the Qdrant double) on `--harness-cpus`, which must
+not overlap the worker's. Loopback only; bounded in count (`--documents`) and time (`--timeout`).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -50,6 +54,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 import grpc
+from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -70,13 +75,17 @@ CORPUS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "docs" / "
 UPLOADERS_PER_CHANNEL = 100
 MAX_UPLOAD_ATTEMPTS = 30
 WORKER = "ingestion-worker"
+STAGE_METRIC = "ragplatform_ingestion_job_stage_seconds"
 
 
-def make_documents(count: int, suffix: str) -> list[tuple[str, bytes]]:
-    """Distinct small documents (~4 KB, 5 chunks) built from the test corpus, as Markdown (.md)
-    or plain text (.txt); distinct so none is deduplicated."""
+def make_documents(count: int, suffix: str, first: int = 0) -> list[tuple[str, bytes]]:
+    """Distinct small documents (~4 KB, 6 chunks) built from the test corpus, as Markdown (.md)
+    or plain text (.txt), numbered from `first`; distinct so none is deduplicated."""
     base = "\n\n".join(p.read_text() for p in sorted(CORPUS.glob("*.md")) + sorted(CORPUS.glob("*.txt")))
-    return [(f"doc-{i}.{suffix}", f"# Document {i}\n\n{base}\n\nDocument number {i}.\n".encode()) for i in range(count)]
+    return [
+        (f"doc-{i}.{suffix}", f"# Document {i}\n\n{base}\n\nDocument number {i}.\n".encode())
+        for i in range(first, first + count)
+    ]
 
 
 # --- CPU placement and accounting -----------------------------------------------------------------
@@ -128,6 +137,7 @@ class UploadResult:
     errors: Counter[str] = field(default_factory=Counter)
     error_examples: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    driver_cpu: float = 0.0  # CPU seconds of the upload driver process
 
 
 async def _upload_all(gateway: str, key: str, documents: list[tuple[str, bytes]], uploaders: int) -> UploadResult:
@@ -182,7 +192,10 @@ def _upload_driver(
 ) -> None:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    out.put(asyncio.run(_upload_all(gateway, key, documents, uploaders)))
+    result = asyncio.run(_upload_all(gateway, key, documents, uploaders))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result.driver_cpu = usage.ru_utime + usage.ru_stime
+    out.put(result)
 
 
 def run_uploads(gateway: str, key: str, documents: list[tuple[str, bytes]], uploaders: int) -> UploadResult:
@@ -201,11 +214,13 @@ def run_uploads(gateway: str, key: str, documents: list[tuple[str, bytes]], uplo
 
 @dataclass
 class DrainResult:
-    documents: int
+    documents: int  # finished within the measured window (from the first finish seen to the last)
     chunks: int
     seconds: float
-    cpu: dict[str, float]  # process (tree) -> CPU seconds during the drain
+    cpu: dict[str, float]  # process (tree) -> CPU seconds during the window
     failed: dict[str, str]
+    stages: dict[str, tuple[float, float]]  # the worker's job stage -> (sum of seconds, count)
+    write_documents: tuple[float, float]  # documents per shared chunk write: (sum, count)
 
 
 async def unfinished_jobs(store: Store) -> int:
@@ -233,45 +248,80 @@ def stop_profiler(profiler: subprocess.Popen[bytes] | None) -> None:
         profiler.wait(timeout=60)
 
 
+def worker_stages(metrics_port: int) -> tuple[dict[str, tuple[float, float]], tuple[float, float]]:
+    """From the worker's /metrics: per job stage (sum of seconds, count), and the documents per
+    shared chunk write (sum, count)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    stages: dict[str, list[float]] = {}
+    writes = [0.0, 0.0]
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in (f"{STAGE_METRIC}_sum", f"{STAGE_METRIC}_count"):
+                pair = stages.setdefault(sample.labels["stage"], [0.0, 0.0])
+                pair[0 if sample.name.endswith("_sum") else 1] = sample.value
+            elif sample.name == "ragplatform_ingestion_index_write_documents_sum":
+                writes[0] = sample.value
+            elif sample.name == "ragplatform_ingestion_index_write_documents_count":
+                writes[1] = sample.value
+    return {stage: (pair[0], pair[1]) for stage, pair in stages.items()}, (writes[0], writes[1])
+
+
 async def drain(
     processes: PlatformProcesses,
     key: str,
     job_ids: list[str],
     timeout: float,
-    others: dict[str, int],
+    meter_pids: dict[str, int],
+    worker_cpus: set[int],
     profile: Path | None = None,
 ) -> DrainResult:
-    # Progress is read from the store directly (two COUNTs every 0.25 s), not through the
-    # gateway: listing every job through the services would cost CPU on the services' CPUs.
+    """Start one worker (pinned to `worker_cpus`), wait until it has finished every job, stop it.
+    The window measured runs from the first time the harness sees a job finished (polling every
+    0.1 s from the worker's launch: its start-up is not in the window) to the last job's finish;
+    the jobs finished before the window opened are left out of the rate and of the CPU per
+    document alike. Progress is read from the store directly (two COUNTs a poll, from the harness
+    CPUs), not through the gateway, so no service spends CPU on watching."""
     env = processes.env(WORKER)
     store = await open_store(
         load_settings(StoreSettings, store_url=env.get("RAG_STORE_URL", ""), data_dir=processes.data_dir)
     )
     try:
+        processes.cpus = worker_cpus
         processes.launch(WORKER)
-        await asyncio.to_thread(wait_serving, processes.address(WORKER), 180.0, processes.processes[WORKER])
-        started = time.time()
-        meter = CpuMeter(
-            {"worker": processes.pid(WORKER), "retrieval": processes.pid("retrieval"), **others}, trees={"postgres"}
-        )
-        profiler = start_profiler(processes.pid(WORKER), profile / "worker.txt") if profile else None
-        meter.start()
-        while time.time() - started < timeout:
-            if not await unfinished_jobs(store):
+        launched = time.time()
+        meter = CpuMeter({"worker": processes.pid(WORKER), **meter_pids}, trees={"postgres"})
+        profilers: list[subprocess.Popen[bytes]] = []
+        started, left_at_start = 0.0, len(job_ids)
+        while time.time() - launched < timeout:
+            left = await unfinished_jobs(store)
+            if not started and left < len(job_ids):
+                started, left_at_start = time.time(), left
+                meter.start()
+                if profile:
+                    profilers = [
+                        start_profiler(processes.pid(name), profile / f"{name}.txt") for name in (WORKER, "retrieval")
+                    ]
+            if not left:
                 break
-            await asyncio.sleep(0.25)
+            if processes.processes[WORKER].poll() is not None:
+                raise RuntimeError(f"the worker exited with {processes.processes[WORKER].returncode}")
+            await asyncio.sleep(0.1 if not started else 0.25)
         meter.stop()
-        stop_profiler(profiler)
+        for profiler in profilers:
+            stop_profiler(profiler)
         if left := await unfinished_jobs(store):
             raise RuntimeError(f"{left} job(s) still unfinished after {timeout:.0f} s")
+        stages, writes = worker_stages(processes.metrics_ports[WORKER])
     finally:
         await store.close()
+        processes.kill(WORKER, signal.SIGTERM)
     async with GatewayClient(processes.gateway, key, timeout=60) as client:
         jobs = await client.find_jobs(set(job_ids))
-    finished = max(job.updated_at.ToDatetime(tzinfo=UTC).timestamp() for job in jobs.values())
-    chunks = sum(job.chunks_done for job in jobs.values())
+    finish = {job_id: job.updated_at.ToDatetime(tzinfo=UTC).timestamp() for job_id, job in jobs.items()}
+    chunks = sum(job.chunks_done for job in jobs.values()) * left_at_start // max(1, len(jobs))
     failed = {job_id: job.error for job_id, job in jobs.items() if job.state not in TERMINAL_STATES or job.error}
-    return DrainResult(len(job_ids), chunks, finished - started, meter.used, failed)
+    return DrainResult(left_at_start, chunks, max(finish.values()) - started, meter.used, failed, stages, writes)
 
 
 # --- the Qdrant double, in a process of its own ----------------------------------------------------
@@ -309,16 +359,85 @@ def percentile(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
+STAGE_ORDER = ("receive", "claim", "pipeline", "index", "finish", "ack")
+
+
+def pinned_cpus(pid: int) -> str:
+    with contextlib.suppress(OSError):
+        return ",".join(str(cpu) for cpu in sorted(os.sched_getaffinity(pid)))
+    return "?"
+
+
+def print_uploads(uploads: UploadResult, uploaders: int, upload_cpu: dict[str, float]) -> None:
+    accepted = len(uploads.latencies)
+    print(
+        f"{uploaders} uploaders    : {accepted / uploads.seconds:10.1f} uploads/s accepted  "
+        f"p50 {1000 * statistics.median(uploads.latencies or [0.0]):.0f} ms  "
+        f"p99 {1000 * percentile(uploads.latencies, 99):.0f} ms  "
+        f"errors {sum(uploads.errors.values())} {dict(uploads.errors)}"
+    )
+    accepted_ms = {name: 1000 * seconds / max(1, accepted) for name, seconds in upload_cpu.items()}
+    accepted_ms["upload driver"] = 1000 * uploads.driver_cpu / max(1, accepted)
+    print(
+        f"  refused with a retry hint and retried: {uploads.refused}; CPU ms per accepted upload: "
+        + ", ".join(f"{name} {ms:.2f}" for name, ms in accepted_ms.items())
+    )
+    for status, example in uploads.error_examples.items():
+        print(f"  e.g. {status}: {example}")
+
+
+def print_drain(result: DrainResult, raw: float, concurrency: str) -> None:
+    docs_per_s = result.documents / result.seconds
+    chunks_per_s = result.chunks / result.seconds
+    print(
+        f"1 worker, drain     : {docs_per_s:10.1f} docs/s  {chunks_per_s:10.1f} chunks/s  "
+        f"({result.documents} docs, {result.chunks} chunks in {result.seconds:.2f} s; "
+        f"RAG_WORKER_CONCURRENCY={concurrency})"
+    )
+    per_doc = {name: 1000 * seconds / max(1, result.documents) for name, seconds in result.cpu.items()}
+    print("CPU ms per doc      : " + ", ".join(f"{name} {ms:.2f}" for name, ms in per_doc.items()))
+    total = sum(per_doc.values())
+    print(
+        f"  all processes     : {total:.2f} ms per doc, so at most {1000 * len(ALL_CPUS) / total:.0f} docs/s on"
+        f" {len(ALL_CPUS)} cores; they used {total * docs_per_s / 1000:.2f} cores during the drain"
+    )
+    print(f"worker CPU bound    : {1000 / max(per_doc['worker'], 1e-9):10.1f} docs/s per core")
+    print(f"drain / raw (chunks): {chunks_per_s / raw:10.3f}")
+    stages = {name: result.stages.get(name, (0.0, 0.0)) for name in STAGE_ORDER}
+    print(
+        "job stages, mean ms : "
+        + ", ".join(f"{name} {1000 * total_s / count:.2f}" for name, (total_s, count) in stages.items() if count)
+        + (
+            f"; documents per chunk write {result.write_documents[0] / result.write_documents[1]:.1f}"
+            if result.write_documents[1]
+            else ""
+        )
+    )
+    if result.failed:
+        print(f"FAILED jobs         : {len(result.failed)}, e.g. {next(iter(result.failed.values()))}")
+
+
+ALL_CPUS = set(range(os.cpu_count() or 1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backends", default="production", choices=["production", "embedded"])
     parser.add_argument("--embedder", default="hashing", choices=["hashing", "minilm"])
-    parser.add_argument("--documents", type=int, default=1000)
+    parser.add_argument("--documents", type=int, default=1000, help="documents uploaded, then drained, per level")
     parser.add_argument(
         "--format", default="txt", choices=["txt", "md"], help="document type (md adds Markdown parsing per document)"
     )
     parser.add_argument("--uploaders", type=int, default=500)
+    parser.add_argument(
+        "--worker-concurrency",
+        default="",
+        metavar="N[,N...]",
+        help="RAG_WORKER_CONCURRENCY of the draining worker; several: one upload and drain per value "
+        "(default: the setting's default)",
+    )
     parser.add_argument("--service-cpus", default="0", help="CPUs for the platform's processes (e.g. 0 or 0,1)")
+    parser.add_argument("--worker-cpus", default="", help="CPUs for the worker (default: --service-cpus)")
     parser.add_argument("--harness-cpus", default="1", help="CPUs for this harness, drivers, backends and doubles")
     parser.add_argument("--timeout", type=float, default=300.0, help="longest wait for the drain, seconds")
     parser.add_argument(
@@ -326,14 +445,18 @@ def main() -> None:
         type=Path,
         default=None,
         metavar="DIR",
-        help="py-spy the worker's drain and ingestion's uploads into DIR",
+        help="py-spy the worker's and retrieval's drain and ingestion's uploads into DIR",
     )
     parser.add_argument(
         "--env", action="append", default=[], metavar="RAG_X=VALUE", help="extra service setting (repeatable)"
     )
     args = parser.parse_args()
     service_cpus = {int(c) for c in args.service_cpus.split(",")}
+    worker_cpus = {int(c) for c in args.worker_cpus.split(",")} if args.worker_cpus else service_cpus
     harness_cpus = {int(c) for c in args.harness_cpus.split(",")}
+    if worker_cpus & harness_cpus:
+        parser.error("--worker-cpus must not share a CPU with --harness-cpus (the drivers and doubles)")
+    levels = [level.strip() for level in args.worker_concurrency.split(",") if level.strip()] or [""]
     documents = make_documents(args.documents, args.format)
 
     with on_cpus(service_cpus):
@@ -351,11 +474,13 @@ def main() -> None:
             env = backends.env("http://127.0.0.1:9/v1", RAG_VECTOR_URL=qdrant_url, **env)
         env["RAG_LOG_LEVEL"] = "warning"
         env.update(item.split("=", 1) for item in args.env)
-        processes = PlatformProcesses(Path(tempfile.mkdtemp(prefix="ragplatform-ingest-bench-")), extra_env=env)
-        with on_cpus(service_cpus):
-            for service in processes.ports:
-                if service != WORKER:
-                    processes.launch(service)
+        processes = PlatformProcesses(
+            Path(tempfile.mkdtemp(prefix="ragplatform-ingest-bench-")), extra_env=env, metrics=True
+        )
+        processes.cpus = service_cpus
+        for service in processes.ports:
+            if service != WORKER:
+                processes.launch(service)
         for service in processes.processes:
             wait_serving(processes.address(service), process=processes.processes[service])
         key = processes.create_api_key("bench")
@@ -370,52 +495,48 @@ def main() -> None:
                 "redis": backends.redis.pid,
                 "moto s3": backends.s3.pid,
             }
-        upload_meter = CpuMeter(
-            {**{name: processes.pid(name) for name in ("gateway", "ingestion")}, **others}, trees={"postgres"}
-        )
-        profiler = start_profiler(processes.pid("ingestion"), args.profile / "ingestion.txt") if args.profile else None
-        upload_meter.start()
-        uploads = run_uploads(processes.gateway, key, documents, args.uploaders)
-        upload_meter.stop()
-        stop_profiler(profiler)
-        with on_cpus(service_cpus):
-            result = asyncio.run(drain(processes, key, uploads.job_ids, args.timeout, others, args.profile))
-
+        services = {name: processes.pid(name) for name in ("gateway", "ingestion", "retrieval")}
         raw = raw_chunks / raw_seconds
-        docs_per_s = result.documents / result.seconds
-        chunks_per_s = result.chunks / result.seconds
-        concurrency = dict(item.split("=", 1) for item in args.env).get("RAG_WORKER_CONCURRENCY", "default")
         print(
             f"backends={args.backends}"
             + (" (PostgreSQL via PgBouncer, Redis Streams, moto S3, Qdrant = REST TEST DOUBLE)" if backends else "")
-            + f" embedder={args.embedder} documents={args.documents} .{args.format} worker concurrency={concurrency}"
+            + f" embedder={args.embedder} documents={args.documents} per level .{args.format}"
         )
-        print(f"cpus: services {sorted(service_cpus)}, harness/backends/doubles {sorted(harness_cpus)}")
+        print(
+            "CPU pins: "
+            + ", ".join(f"{name} [{pinned_cpus(pid)}]" for name, pid in {**services, **others}.items())
+            + f", worker [{','.join(map(str, sorted(worker_cpus)))}], upload driver [{args.harness_cpus}]"
+        )
         print(f"raw embedder        : {raw:10.1f} chunks/s  ({raw_chunks} chunks in {raw_seconds:.2f} s)")
-        print(
-            f"1 worker, drain     : {docs_per_s:10.1f} docs/s  {chunks_per_s:10.1f} chunks/s  "
-            f"({result.documents} docs, {result.chunks} chunks in {result.seconds:.2f} s)"
-        )
-        per_doc = {name: 1000 * seconds / max(1, result.documents) for name, seconds in result.cpu.items()}
-        print("CPU ms per doc      : " + ", ".join(f"{name} {ms:.2f}" for name, ms in per_doc.items()))
-        print(f"worker CPU bound    : {1000 / max(per_doc['worker'], 1e-9):10.1f} docs/s per core")
-        print(f"drain / raw (chunks): {chunks_per_s / raw:10.3f}")
-        if result.failed:
-            print(f"FAILED jobs         : {len(result.failed)}, e.g. {next(iter(result.failed.values()))}")
-        accepted = len(uploads.latencies)
-        print(
-            f"{args.uploaders} uploaders    : {accepted / uploads.seconds:10.1f} uploads/s accepted  "
-            f"p50 {1000 * statistics.median(uploads.latencies or [0.0]):.0f} ms  "
-            f"p99 {1000 * percentile(uploads.latencies, 99):.0f} ms  "
-            f"errors {sum(uploads.errors.values())} {dict(uploads.errors)}"
-        )
-        accepted_ms = {name: 1000 * seconds / max(1, accepted) for name, seconds in upload_meter.used.items()}
-        print(
-            f"  refused with a retry hint and retried: {uploads.refused}; CPU ms per accepted upload: "
-            + ", ".join(f"{name} {ms:.2f}" for name, ms in accepted_ms.items())
-        )
-        for status, example in uploads.error_examples.items():
-            print(f"  e.g. {status}: {example}")
+        for number, level in enumerate(levels):
+            batch = make_documents(args.documents, args.format, first=number * args.documents)
+            upload_meter = CpuMeter(
+                {"gateway": services["gateway"], "ingestion": services["ingestion"], **others}, trees={"postgres"}
+            )
+            profiler = (
+                start_profiler(processes.pid("ingestion"), args.profile / "ingestion.txt")
+                if args.profile and number == 0
+                else None
+            )
+            upload_meter.start()
+            uploads = run_uploads(processes.gateway, key, batch, args.uploaders)
+            upload_meter.stop()
+            stop_profiler(profiler)
+            processes.service_env[WORKER] = {"RAG_WORKER_CONCURRENCY": level} if level else {}
+            result = asyncio.run(
+                drain(
+                    processes,
+                    key,
+                    uploads.job_ids,
+                    args.timeout,
+                    {**services, **others},
+                    worker_cpus,
+                    args.profile if number == 0 else None,
+                )
+            )
+            print(f"--- level {number + 1}: {len(uploads.job_ids)} uploads, then one worker drains them")
+            print_uploads(uploads, args.uploaders, upload_meter.used)
+            print_drain(result, raw, level or "default")
     finally:
         if processes is not None:
             processes.stop_all()

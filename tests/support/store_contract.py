@@ -219,6 +219,56 @@ class StoreContract:
         assert again.state == JobState.RUNNING
         assert again.attempts == 2
 
+    async def test_a_claim_reads_the_job_and_its_document_and_starts_an_attempt(self, store: Store) -> None:
+        tenant = new_tenant()
+        outcome = await store.record_upload(upload(tenant, "guide.md", "v1", team="docs"))
+
+        claim = await store.claim_job(outcome.job.job_id)
+
+        assert (claim.job.state, claim.job.attempts) == (JobState.QUEUED, 0)  # as it was before
+        assert claim.job.filename == "guide.md"
+        assert claim.document == await store.get_document(tenant, outcome.document.document_id)
+        assert claim.document.metadata == {"team": "docs"}
+        assert claim.started is not None
+        assert (claim.started.state, claim.started.attempts) == (JobState.RUNNING, 1)
+        assert claim.started.created_at == outcome.job.created_at
+        assert await store.get_job(tenant, outcome.job.job_id) == claim.started
+
+        again = await store.claim_job(outcome.job.job_id)  # redelivered while RUNNING: another attempt
+        assert again.job == claim.started
+        assert again.started is not None and again.started.attempts == 2
+
+    async def test_a_claim_starts_nothing_for_a_finished_or_superseded_job(self, store: Store) -> None:
+        tenant = new_tenant()
+        done = await store.record_upload(upload(tenant, "done.md", "done"))
+        await store.start_job(done.job.job_id)
+        await store.succeed_job(done.job.job_id, 3)
+        old = await store.record_upload(upload(tenant, "guide.md", "v1"))
+        await store.start_job(old.job.job_id)
+        new = await store.record_upload(upload(tenant, "guide.md", "v2"))  # uploaded again meanwhile
+
+        finished = await store.claim_job(done.job.job_id)
+        superseded = await store.claim_job(old.job.job_id)
+
+        assert (finished.job.state, finished.started) == (JobState.SUCCEEDED, None)
+        assert superseded.started is None
+        assert superseded.document.latest_job_id == new.job.job_id
+        assert (await store.get_job(tenant, old.job.job_id)).attempts == 1
+
+    async def test_a_claim_starts_no_attempt_past_the_bound(self, store: Store) -> None:
+        tenant = new_tenant()
+        outcome = await store.record_upload(upload(tenant))
+        await store.start_job(outcome.job.job_id)
+        await store.start_job(outcome.job.job_id)
+
+        refused = await store.claim_job(outcome.job.job_id, attempts_below=2)
+        assert (refused.job.attempts, refused.started) == (2, None)
+        assert (await store.get_job(tenant, outcome.job.job_id)).attempts == 2
+        allowed = await store.claim_job(outcome.job.job_id, attempts_below=3)
+        assert allowed.started is not None and allowed.started.attempts == 3
+        with pytest.raises(NotFound):
+            await store.claim_job(str(uuid.uuid4()))
+
     async def test_failed_job_keeps_its_reason(self, store: Store) -> None:
         tenant = new_tenant()
         outcome = await store.record_upload(upload(tenant))

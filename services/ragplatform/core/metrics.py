@@ -71,6 +71,19 @@ JOB_WAIT_SECONDS = Histogram(
     "Time from upload to a worker starting the job's first attempt (how old the backlog is)",
     buckets=(0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600),
 )
+JOB_STAGE_SECONDS = Histogram(
+    "ragplatform_ingestion_job_stage_seconds",
+    "Where a worker's job spends its time, by stage: receive (a queue receive that brought messages),"
+    " claim (reading the job and document, starting the attempt), pipeline (parse, chunk, embed),"
+    " index (writing the chunks, a shared write's wait included), finish (recording success), ack",
+    ["stage"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+INDEX_WRITE_DOCUMENTS = Histogram(
+    "ragplatform_ingestion_index_write_documents",
+    "Documents per chunk write to the retrieval service (a worker's concurrent jobs share writes)",
+    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64),
+)
 JOB_SECONDS = Histogram(
     "ragplatform_ingestion_job_seconds",
     "Time a worker spent on one attempt at a job, by outcome (succeeded, rejected, error)",

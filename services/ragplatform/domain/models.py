@@ -65,6 +65,16 @@ class Job:
 
 
 @dataclass(frozen=True)
+class JobClaim:
+    """A worker's claim on a job (`Store.claim_job`): the job as it was before, its document, and
+    the job as the claim left it if it started an attempt (None: it started none)."""
+
+    job: Job
+    document: Document
+    started: Job | None
+
+
+@dataclass(frozen=True)
 class NewUpload:
     """What ingestion knows about an upload once its bytes are stored."""
 

@@ -22,6 +22,7 @@ import asyncio
 import contextvars
 from collections.abc import Awaitable, Callable
 
+from ragplatform.core.metrics import INDEX_WRITE_DOCUMENTS
 from ragplatform.domain.models import ChunkPoint, Document
 
 # Writes the chunks of several documents at once (the retrieval service's UpsertDocumentsChunks).
@@ -69,6 +70,7 @@ class IndexBatcher:
         return batch
 
     async def _run(self, batch: list[_Pending]) -> None:
+        INDEX_WRITE_DOCUMENTS.observe(len(batch))
         try:
             await self._write([(document, points) for document, points, _, _ in batch])
         except asyncio.CancelledError:

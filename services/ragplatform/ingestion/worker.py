@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -28,14 +29,25 @@ from ragplatform.backends.embedders.base import Embedder
 from ragplatform.backends.queue.base import JobQueue, QueueMessage
 from ragplatform.backends.store.base import Store
 from ragplatform.core.context import scoped, tenant_var
-from ragplatform.core.metrics import CHUNKS_INDEXED, JOB_SECONDS, JOB_WAIT_SECONDS, JOBS_FINISHED, QUEUE_DEPTH
+from ragplatform.core.metrics import (
+    CHUNKS_INDEXED,
+    JOB_SECONDS,
+    JOB_STAGE_SECONDS,
+    JOB_WAIT_SECONDS,
+    JOBS_FINISHED,
+    QUEUE_DEPTH,
+)
 from ragplatform.core.tracing import job_span
 from ragplatform.domain.errors import DocumentRejected, InvalidArgument, NotFound, RagError
-from ragplatform.domain.models import Document, Job, JobState
+from ragplatform.domain.models import ChunkPoint, Document, Job, JobClaim, JobState
 from ragplatform.ingestion.parse_sandbox import ParseDocument, parse_in_process
 from ragplatform.ingestion.pipeline import ChunkingPolicy, IndexChunks, TrimChunks, ingest_document, trim_for
 
 log = structlog.get_logger("ragplatform.worker")
+# Where a job's time goes (ragplatform_ingestion_job_stage_seconds), one histogram child per stage.
+_STAGES = {
+    stage: JOB_STAGE_SECONDS.labels(stage) for stage in ("receive", "claim", "pipeline", "index", "finish", "ack")
+}
 # Under load the loop never idles, so the depth gauge is refreshed at least this often anyway.
 DEPTH_REPORT_SECONDS = 5.0
 
@@ -99,7 +111,10 @@ class IngestionWorker:
                     await asyncio.wait(in_hand, return_when=asyncio.FIRST_COMPLETED)
                     continue
                 try:
+                    began = time.perf_counter()
                     messages = await self._queue.receive_many(self.consumer, free, self._poll)
+                    if messages:
+                        _STAGES["receive"].observe(time.perf_counter() - began)
                 except RagError as exc:
                     log.warning("queue unavailable; retrying", error=exc.message)
                     await _sleep_unless(stopping, min(5.0, self._poll * 2))
@@ -156,8 +171,11 @@ class IngestionWorker:
                 raise
 
     async def _process(self, message: QueueMessage) -> None:
+        # Not an attempt when this delivery is past the limit and so were the attempts started.
+        attempts_below = self._retry.max_attempts if message.delivery_count - 1 >= self._retry.max_attempts else None
         try:
-            job = await self._store.get_job_any_tenant(message.job_id)
+            with _timed("claim"):
+                claim = await self._store.claim_job(message.job_id, attempts_below)
         except NotFound:
             log.info("job no longer exists (document deleted); dropping message")
             await self._queue.ack(message)
@@ -166,6 +184,7 @@ class IngestionWorker:
             # Not an attempt at the job: it was never started. Retry later, never give up on it.
             await self._release_later(message, f"the store is unavailable: {exc.message}")
             return
+        job = claim.job  # as it was before this delivery
         if job.state == JobState.SUCCEEDED or (job.state == JobState.FAILED and message.delivery_count > 1):
             await self._queue.ack(message)  # a duplicate delivery of a finished job
             return
@@ -176,7 +195,7 @@ class IngestionWorker:
         if message.delivery_count == 1 and job.attempts == 0:
             JOB_WAIT_SECONDS.observe(max(0.0, (datetime.now(UTC) - job.created_at).total_seconds()))
         try:
-            chunks = await self._timed_run(job, message.payload)
+            chunks = await self._timed_run(claim, message.payload)
         except _DeletedWhileRunning:
             await self._queue.ack(message)
             log.info("document deleted while its job ran; the chunks it wrote were removed")
@@ -192,18 +211,19 @@ class IngestionWorker:
             log.exception("job crashed")
             await self._retry_or_give_up(message, job, f"unexpected error ({type(exc).__name__}); see worker logs")
         else:
-            await self._queue.ack(message)
+            with _timed("ack"):
+                await self._queue.ack(message)
             JOBS_FINISHED.labels("succeeded").inc()
             CHUNKS_INDEXED.inc(chunks)
             log.info("job succeeded", chunks=chunks)
 
-    async def _timed_run(self, job: Job, payload: bytes) -> int:
+    async def _timed_run(self, claim: JobClaim, payload: bytes) -> int:
         """`_run_job`, its duration recorded by outcome: succeeded, rejected (the document can never
         be ingested) or error (a retry may help)."""
         started = time.perf_counter()
         outcome = "error"
         try:
-            chunks = await self._run_job(job, payload)
+            chunks = await self._run_job(claim, payload)
             outcome = "succeeded"
             return chunks
         except DocumentRejected:
@@ -212,26 +232,43 @@ class IngestionWorker:
         finally:
             JOB_SECONDS.labels(outcome).observe(time.perf_counter() - started)
 
-    async def _run_job(self, job: Job, payload: bytes) -> int:
-        """Ingest the job's document; `payload` is the document's bytes if they came with the message."""
-        document = await self._store.get_document(job.tenant_id, job.document_id)
-        if document.latest_job_id and document.latest_job_id != job.job_id:
+    async def _run_job(self, claim: JobClaim, payload: bytes) -> int:
+        """Ingest the claimed job's document; `payload` is the document's bytes if they came with
+        the message."""
+        document = claim.document
+        if document.latest_job_id and document.latest_job_id != claim.job.job_id:
             raise DocumentRejected(
                 f"superseded: {document.filename} was uploaded again (job {document.latest_job_id} ingests it)"
             )
-        job = await self._store.start_job(job.job_id)
+        # Not started: a finished job (a replayed delivery), ingested as it is.
+        job = claim.started or claim.job
         data = payload if carries_document(payload, document) else await self._blobs.get(document.blob_key)
 
         async def progress(total: int, done: int) -> None:
             await self._store.set_job_progress(job.job_id, total, done)
 
+        indexing = 0.0
+
+        async def index(document: Document, points: list[ChunkPoint]) -> None:
+            nonlocal indexing
+            began = time.perf_counter()
+            try:
+                await self._index(document, points)
+            finally:
+                indexing += time.perf_counter() - began
+
         try:
             trim = trim_for(document, job, self._trim)
+            began = time.perf_counter()
             chunks = await ingest_document(
-                data, document, self._embedder, self._chunking, self._index, trim, progress, self._parse
+                data, document, self._embedder, self._chunking, index, trim, progress, self._parse
             )
+            _STAGES["index"].observe(indexing)
+            _STAGES["pipeline"].observe(time.perf_counter() - began - indexing)
             # One statement when the document was not uploaded again meanwhile (the usual case).
-            if await self._store.succeed_latest_job(job.job_id, chunks) is None:
+            with _timed("finish"):
+                succeeded = await self._store.succeed_latest_job(job.job_id, chunks)
+            if succeeded is None:
                 await self._restore_if_superseded(job)  # raises, unless the job is the latest after all
                 await self._store.succeed_job(job.job_id, chunks)
         except NotFound:
@@ -313,6 +350,15 @@ class IngestionWorker:
         self._depth_reported = time.monotonic()
         with contextlib.suppress(RagError):
             QUEUE_DEPTH.set(await self._queue.depth())
+
+
+@contextlib.contextmanager
+def _timed(stage: str) -> Iterator[None]:
+    began = time.perf_counter()
+    try:
+        yield
+    finally:
+        _STAGES[stage].observe(time.perf_counter() - began)
 
 
 def carries_document(payload: bytes, document: Document) -> bool:

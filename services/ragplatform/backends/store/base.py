@@ -14,6 +14,7 @@ from ragplatform.domain.models import (
     Conversation,
     Document,
     Job,
+    JobClaim,
     JobState,
     NewUpload,
     Page,
@@ -56,6 +57,13 @@ class Store(Protocol):
 
     async def start_job(self, job_id: str) -> Job:
         """QUEUED/RUNNING -> RUNNING, attempts + 1. Raise `NotFound` if the job is gone."""
+
+    async def claim_job(self, job_id: str, attempts_below: int | None = None) -> JobClaim:
+        """For workers: read the job and its document and start an attempt, atomically (one
+        statement where the store allows). The attempt starts (QUEUED/RUNNING -> RUNNING,
+        attempts + 1) only if the job is QUEUED or RUNNING, the document's latest job is this
+        one (or unset), and fewer than `attempts_below` attempts started (None: no bound);
+        `JobClaim.job` is the job as it was before. Raise `NotFound` if the job is gone."""
 
     async def set_job_progress(self, job_id: str, chunks_total: int, chunks_done: int) -> None: ...
 

@@ -21,6 +21,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -37,6 +38,7 @@ from ragplatform.domain.models import (
     Conversation,
     Document,
     Job,
+    JobClaim,
     JobState,
     NewUpload,
     Page,
@@ -64,6 +66,22 @@ _DOCUMENT_COLUMNS = (
     "document_id, tenant_id, filename, content_type, content_hash, size_bytes, blob_key,"
     " metadata::text AS metadata, chunk_count, latest_job_id, created_at, updated_at"
 )
+# Store.claim_job: the job and its document as they were (`d_` columns), and the attempt the
+# update started (`s_` columns, NULL when none did).
+_CLAIM_JOB = (
+    "WITH current AS (SELECT j.job_id, j.tenant_id, j.document_id, j.state, j.error, j.attempts,"
+    " j.chunks_total, j.chunks_done, j.created_at, j.updated_at, d.filename, d.document_id AS d_document_id,"
+    " d.tenant_id AS d_tenant_id, d.filename AS d_filename, d.content_type AS d_content_type,"
+    " d.content_hash AS d_content_hash, d.size_bytes AS d_size_bytes, d.blob_key AS d_blob_key,"
+    " d.metadata::text AS d_metadata, d.chunk_count AS d_chunk_count, d.latest_job_id AS d_latest_job_id,"
+    " d.created_at AS d_created_at, d.updated_at AS d_updated_at"
+    " FROM jobs j JOIN documents d ON d.document_id = j.document_id WHERE j.job_id = $1),"
+    " started AS (UPDATE jobs SET state = 'RUNNING', attempts = jobs.attempts + 1, updated_at = now()"
+    " FROM current c WHERE jobs.job_id = $1 AND jobs.state IN ('QUEUED', 'RUNNING') AND jobs.attempts < $2"
+    " AND c.d_latest_job_id IN ('', jobs.job_id) RETURNING jobs.attempts, jobs.updated_at)"
+    " SELECT c.*, s.attempts AS s_attempts, s.updated_at AS s_updated_at FROM current c LEFT JOIN started s ON true"
+)
+_INT_MAX = 2**31 - 1
 # S608 (SQL built from strings) is silenced where only the constant column list is interpolated;
 # every value travels as a $n parameter.
 # SQLSTATE classes that mean "the database cannot answer now", not "the request is wrong":
@@ -321,6 +339,22 @@ class PostgresStore:
         if row is None:
             raise _job_not_found(job_id)
         return ROWS.job(row)
+
+    async def claim_job(self, job_id: str, attempts_below: int | None = None) -> JobClaim:
+        """One statement (one round trip) where a worker used three (read the job, read its
+        document, start it): every part of it sees the rows as they were before the update."""
+        async with self._connection() as conn:
+            row = await conn.fetchrow(_CLAIM_JOB, job_id, _INT_MAX if attempts_below is None else attempts_below)
+        if row is None:
+            raise _job_not_found(job_id)
+        job = ROWS.job(row)
+        document = ROWS.document({name[2:]: value for name, value in row.items() if name.startswith("d_")})
+        started = None
+        if row["s_attempts"] is not None:
+            started = replace(
+                job, state=JobState.RUNNING, attempts=int(row["s_attempts"]), updated_at=row["s_updated_at"]
+            )
+        return JobClaim(job, document, started)
 
     async def set_job_progress(self, job_id: str, chunks_total: int, chunks_done: int) -> None:
         async with self._connection() as conn:

@@ -31,6 +31,7 @@ from ragplatform.domain.models import (
     Conversation,
     Document,
     Job,
+    JobClaim,
     JobState,
     NewUpload,
     Page,
@@ -215,6 +216,26 @@ class SqliteStore:
                 (JobState.RUNNING.value, now_us(), job_id),
             )
             return await _require_job(conn, job_id)
+
+        return await self._db.write(transaction)
+
+    async def claim_job(self, job_id: str, attempts_below: int | None = None) -> JobClaim:
+        async def transaction(conn: aiosqlite.Connection) -> JobClaim:
+            job = await _require_job(conn, job_id)
+            document = ROWS.document(await _require_document(conn, job.tenant_id, job.document_id))
+            startable = (
+                job.state in (JobState.QUEUED, JobState.RUNNING)
+                and (attempts_below is None or job.attempts < attempts_below)
+                and document.latest_job_id in ("", job_id)
+            )
+            if not startable:
+                return JobClaim(job, document, None)
+            await execute(
+                conn,
+                "UPDATE jobs SET state = ?, attempts = attempts + 1, updated_at = ? WHERE job_id = ?",
+                (JobState.RUNNING.value, now_us(), job_id),
+            )
+            return JobClaim(job, document, await _require_job(conn, job_id))
 
         return await self._db.write(transaction)
 
