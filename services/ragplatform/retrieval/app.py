@@ -45,7 +45,7 @@ def build_app(settings: RetrievalSettings) -> ServiceApp:
             # Load the model now, so the service reports SERVING only once it can answer quickly.
             await embedder.embed_query("warm up")
             vectors = open_vector_store(settings)
-            await vectors.open(embedder.dimension)
+            await vectors.open(embedder.dimension, embedder.name)
             stack.push_async_callback(vectors.close)
             reranker = make_reranker(settings)
             if reranker is not None:

@@ -58,6 +58,7 @@ class QdrantRestDouble:
         app.router.add_get(base + "/exists", self._exists)
         app.router.add_get(base, self._get)
         app.router.add_put(base, self._create)
+        app.router.add_patch(base, self._update)
         app.router.add_put(base + "/index", self._index)
         app.router.add_put(base + "/points", self._upsert)
         app.router.add_post(base + "/points/query", self._query)
@@ -103,8 +104,14 @@ class QdrantRestDouble:
         name = request.match_info["name"]
         if await self.local.collection_exists(name):
             raise ValueError(f"Collection `{name}` already exists!")
-        await self.local.create_collection(name, vectors_config=body.vectors, sparse_vectors_config=body.sparse_vectors)
+        await self.local.create_collection(
+            name, vectors_config=body.vectors, sparse_vectors_config=body.sparse_vectors, metadata=body.metadata
+        )
         return _ok(True)
+
+    async def _update(self, request: web.Request) -> web.Response:
+        body = models.UpdateCollection.model_validate(await request.json())
+        return _ok(await self.local.update_collection(request.match_info["name"], metadata=body.metadata))
 
     async def _index(self, request: web.Request) -> web.Response:
         body = models.CreateFieldIndex.model_validate(await request.json())

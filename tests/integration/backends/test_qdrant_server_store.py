@@ -212,3 +212,24 @@ async def test_a_collection_made_before_sparse_vectors_is_upgraded_in_place(loca
     assert hits[0].text == "tar writes tape archives"
     await store.open(DIM)  # opening again finds the sparse vector and changes nothing
     assert await store.count("a") == 3
+
+
+async def test_a_collection_records_its_embedding_model_and_refuses_another(local_client: AsyncQdrantClient) -> None:
+    store = QdrantServerStore(settings(), client=local_client)
+    await store.open(DIM, "all-MiniLM-L6-v2")
+    info = await local_client.get_collection("chunks")
+    assert info.config.metadata == {"embedding_model": "all-MiniLM-L6-v2"}
+    await store.open(DIM, "all-MiniLM-L6-v2")  # the same model: fine
+    with pytest.raises(FailedPrecondition, match=r"RAG_EMBEDDER=minilm.*RAG_VECTOR_COLLECTION"):
+        await QdrantServerStore(settings(), client=local_client).open(DIM, "multilingual-e5-small-q4")
+
+
+async def test_an_unrecorded_collection_gets_the_model_that_opens_it(
+    vectors: QdrantServerStore, local_client: AsyncQdrantClient
+) -> None:
+    # `vectors` was opened without a model, as before collections recorded one.
+    await vectors.upsert([point("a", "doc", 0, unit(1, 0, 0, 0))])
+    with pytest.raises(FailedPrecondition, match="most likely by all-MiniLM-L6-v2"):
+        await vectors.open(DIM, "multilingual-e5-small-q4")
+    await vectors.open(DIM, "hashing-4")
+    assert (await local_client.get_collection("chunks")).config.metadata == {"embedding_model": "hashing-4"}

@@ -12,9 +12,11 @@ from ragplatform.domain.models import ChunkPoint, ScoredPassage, SearchQuery
 
 
 class VectorStore(Protocol):
-    async def open(self, dimension: int) -> None:
+    async def open(self, dimension: int, model: str = "") -> None:
         """Create the collection with this dimension if missing; raise `FailedPrecondition` if it
-        exists with another dimension (a different embedder was configured)."""
+        exists with another dimension (a different embedder was configured). With `model` (the
+        embedder's name), record it in a new collection and raise `FailedPrecondition` if the
+        collection's vectors come from another model (`embedder_record.model_to_record`)."""
 
     async def close(self) -> None: ...
 

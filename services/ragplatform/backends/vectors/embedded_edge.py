@@ -16,6 +16,9 @@ the vectors through retrieval's gRPC API.
 Callers may rely on:
 * the directory is created on `open(dimension)` with cosine distance; reopening checks that the
   stored dimension equals `dimension` and raises `FailedPrecondition` naming both otherwise;
+  `open(dimension, model)` also records the embedding model in the directory (`embedder.json`)
+  and refuses another model later (`embedder_record.py`: two 384-dimensional models' vectors
+  would mix silently);
 * upserts and deletes survive a crash of the process once they return (the engine writes a
   write-ahead log first; `close` flushes segments), and upserts are idempotent (point ids come
   from `ChunkPoint.point_id`);
@@ -74,10 +77,12 @@ from ragplatform.backends.vectors.embedded_edge_upgrade import (
     has_sparse_vector,
     upgrade_to_hybrid,
 )
+from ragplatform.backends.vectors.embedder_record import model_to_record
 from ragplatform.domain.errors import FailedPrecondition, InvalidArgument
 from ragplatform.domain.models import ChunkPoint, HybridFusion, ScoredPassage, SearchQuery
 
 _CONFIG_FILE = CONFIG_FILE
+_EMBEDDER_FILE = "embedder.json"
 
 
 def search_filter(query: SearchQuery) -> Any:
@@ -165,6 +170,21 @@ def stored_dimension(path: Path) -> int | None:
         return None
 
 
+def recorded_model(path: Path) -> str | None:
+    """The embedding model recorded in a store's directory, or None if none is (or unreadable)."""
+    try:
+        return str(json.loads((path / _EMBEDDER_FILE).read_text())["model"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def record_model(path: Path, model: str) -> None:
+    """Write the store's embedding model, atomically (a crash leaves the old record or the new)."""
+    staged = path / f"{_EMBEDDER_FILE}.tmp"
+    staged.write_text(json.dumps({"model": model}) + "\n")
+    staged.replace(path / _EMBEDDER_FILE)
+
+
 @dataclass(frozen=True)
 class IndexStatus:
     """What the store's index looks like now (for operators, tests and the bench)."""
@@ -205,8 +225,8 @@ class EdgeVectorStore:
     def index_settings(self) -> EdgeIndexSettings:
         return self._index
 
-    async def open(self, dimension: int) -> None:
-        await asyncio.to_thread(self._open, dimension)
+    async def open(self, dimension: int, model: str = "") -> None:
+        await asyncio.to_thread(self._open, dimension, model)
 
     def _mismatch(self, stored: int, dimension: int) -> FailedPrecondition:
         return FailedPrecondition(
@@ -216,7 +236,7 @@ class EdgeVectorStore:
             f"{self._path} and ingest the documents again."
         )
 
-    def _open(self, dimension: int) -> None:
+    def _open(self, dimension: int, model: str) -> None:
         if self._shard is not None:  # opened already by this object: only check the dimension
             if dimension != self._dimension:
                 raise self._mismatch(self._dimension, dimension)
@@ -239,10 +259,30 @@ class EdgeVectorStore:
                 create_field_indexes(shard)
         except Exception as exc:  # the engine raises bare Exception with a message
             raise self._open_error(exc, dimension) from exc
+        if model:
+            self._check_model(shard, exists, model)
         self._shard, self._dimension = shard, dimension
         if self._index.enabled:
             self._indexer = BackgroundIndexer(self, index_build_dirs(self._path), self._index)
             self._indexer.start()
+
+    def _check_model(self, shard: Any, existed: bool, model: str) -> None:
+        """Record the embedding model, or close the shard and raise if another filled the store."""
+        recorded = recorded_model(self._path)
+        try:
+            has_vectors = existed and int(shard.count(qe.CountRequest(exact=True))) > 0
+            name = model_to_record(
+                f"the vector store in {self._path}",
+                recorded,
+                model,
+                has_vectors,
+                f"move {self._path} away and ingest the documents again",
+            )
+        except BaseException:
+            shard.close()
+            raise
+        if name != recorded:
+            record_model(self._path, name)
 
     def _open_error(self, exc: Exception, dimension: int) -> FailedPrecondition:
         message = str(exc)

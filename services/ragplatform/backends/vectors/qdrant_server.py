@@ -4,7 +4,9 @@ qdrant-client's `AsyncQdrantClient`.
 Callers may rely on:
 * `open(dimension)` creates the collection (cosine distance) if missing - safe when several
   replicas race to create it - and raises `FailedPrecondition` when it exists with another
-  dimension (a different embedder was configured than the one that filled it).
+  dimension (a different embedder was configured than the one that filled it); `open(dimension,
+  model)` also records the embedding model in the collection's metadata (`embedding_model`) and
+  refuses another model later (`embedder_record.py`).
 * Payload indexes on `tenant_id` (keyword, marked as the tenant key so Qdrant co-locates each
   tenant's points), `document_id` (keyword) and `chunk_index` (integer, for partial deletes).
 * Every search is filtered on the tenant server-side; metadata filters, document ids and the
@@ -32,6 +34,7 @@ import httpx
 from qdrant_client import AsyncQdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
+from ragplatform.backends.vectors.embedder_record import model_to_record
 from ragplatform.backends.vectors.payload import (
     CHUNK_INDEX,
     DOCUMENT_ID,
@@ -52,6 +55,7 @@ from ragplatform.domain.models import ChunkPoint, HybridFusion, ScoredPassage, S
 DEFAULT_UPSERT_BATCH = 256
 REQUEST_TIMEOUT_SECONDS = 30
 _SPARSE_PARAMS = models.SparseVectorParams(modifier=models.Modifier.IDF)
+_EMBEDDING_MODEL = "embedding_model"  # the collection metadata key recording the embedder
 
 
 def _sparse(vector: SparseVector) -> models.SparseVector:
@@ -97,10 +101,10 @@ class QdrantServerStore:
         return self._collection
 
     # --- lifecycle ---------------------------------------------------------------------------
-    async def open(self, dimension: int) -> None:
+    async def open(self, dimension: int, model: str = "") -> None:
         async with self._errors("open the collection"):
             if not await self._client.collection_exists(self._collection):
-                await self._create_collection(dimension)
+                await self._create_collection(dimension, model)
             info = await self._client.get_collection(self._collection)
             vectors = info.config.params.vectors
             size = vectors.size if isinstance(vectors, models.VectorParams) else None
@@ -110,6 +114,8 @@ class QdrantServerStore:
                     f"configured embedder makes {dimension}; point RAG_VECTOR_COLLECTION at a new collection "
                     "(and re-ingest) or configure the embedder that filled it"
                 )
+            if model:
+                await self._check_model(info, model)
             if SPARSE_VECTOR not in (info.config.params.sparse_vectors or {}):
                 await self._add_sparse_vector()
             for field, schema in (
@@ -154,12 +160,27 @@ class QdrantServerStore:
             if offset is None:
                 return
 
-    async def _create_collection(self, dimension: int) -> None:
+    async def _check_model(self, info: models.CollectionInfo, model: str) -> None:
+        """Record the embedding model in the collection, or raise if another one filled it."""
+        recorded = (info.config.metadata or {}).get(_EMBEDDING_MODEL)
+        recorded = recorded if isinstance(recorded, str) else None
+        name = model_to_record(
+            f"the Qdrant collection {self._collection!r}",
+            recorded,
+            model,
+            bool(info.points_count),
+            "point RAG_VECTOR_COLLECTION at a new collection and ingest the documents again",
+        )
+        if name != recorded:
+            await self._client.update_collection(self._collection, metadata={_EMBEDDING_MODEL: name})
+
+    async def _create_collection(self, dimension: int, model: str) -> None:
         try:
             await self._client.create_collection(
                 self._collection,
                 vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE),
                 sparse_vectors_config={SPARSE_VECTOR: _SPARSE_PARAMS},
+                metadata={_EMBEDDING_MODEL: model} if model else None,
             )
         except UnexpectedResponse as exc:
             if exc.status_code != 409:  # another replica created it first: fine
