@@ -446,18 +446,20 @@ class RetrievalSettings(VectorSettings, EmbedderSettings, TopKSettings, RerankSe
         description="`hybrid` (dense and BM25-style sparse candidates fused in one store query), "
         "`dense` (embeddings only) or `sparse` (BM25 only). See docs/retrieval.md.",
     )
-    fusion: Literal["rrf", "dbsf"] = Field(
-        "rrf",
-        description="How hybrid fuses the two candidate lists: `rrf` (reciprocal rank fusion, weighted) "
-        "or `dbsf` (distribution-based score fusion; ignores the weights).",
+    fusion: Literal["relative", "rrf", "dbsf"] = Field(
+        "relative",
+        description="How hybrid fuses the two candidate lists: `relative` (each list's scores min-max "
+        "normalised, then a weighted sum; measured in docs/retrieval.md), `rrf` (reciprocal rank fusion, "
+        "weighted) or `dbsf` (distribution-based score fusion; ignores the weights).",
     )
-    fusion_dense_weight: float = Field(
-        1.0,
+    fusion_dense_weight: float = Field(1.0, ge=0, le=100, description="Weight of the dense list.")
+    fusion_sparse_weight: float | None = Field(
+        None,
         ge=0,
         le=100,
-        description="RRF weight of the dense list (1, as the sparse list: measured in docs/retrieval.md).",
+        description="Weight of the sparse list; unset: 0.5 with `relative`, 1 with `rrf` "
+        "(measured in docs/retrieval.md).",
     )
-    fusion_sparse_weight: float = Field(1.0, ge=0, le=100, description="RRF weight of the sparse list.")
     fusion_rrf_k: int = Field(
         60,
         ge=1,

@@ -147,7 +147,7 @@ class SparseVector:
         return len(self.indices)
 
 
-FusionMethod = Literal["rrf", "dbsf"]
+FusionMethod = Literal["relative", "rrf", "dbsf"]
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,9 @@ class HybridFusion:
     `rrf`: reciprocal rank fusion as Qdrant weights it, score = sum over the lists of
     1 / (rank / weight + rrf_k - 1), rank from 1 (a weight scales a list's ranks, not its scores);
     `dbsf`: distribution-based score fusion (each list's scores normalised by their mean and
-    spread, then summed). `candidates` is how many hits each list contributes before fusion."""
+    spread, then summed); `relative`: each list's scores min-max normalised, then summed with the
+    weights (`domain.fusion`; done by the retrieval service from the store's two lists, never by a
+    store). `candidates` is how many hits each list contributes before fusion."""
 
     method: FusionMethod = "rrf"
     dense_weight: float = 1.0

@@ -12,6 +12,7 @@ from ragplatform.backends.rerankers.factory import make_reranker
 from ragplatform.backends.vectors.factory import open_vector_store
 from ragplatform.core.server import ServiceApp, Wiring
 from ragplatform.core.settings import RetrievalSettings
+from ragplatform.domain.fusion import DEFAULT_SPARSE_WEIGHT
 from ragplatform.domain.models import HybridFusion
 from ragplatform.retrieval.service import RetrievalPolicy, RetrievalService
 from ragplatform.retrieval.servicer import RetrievalServicer
@@ -25,7 +26,11 @@ def retrieval_policy(settings: RetrievalSettings) -> RetrievalPolicy:
         fusion=HybridFusion(
             method=settings.fusion,
             dense_weight=settings.fusion_dense_weight,
-            sparse_weight=settings.fusion_sparse_weight,
+            sparse_weight=(
+                settings.fusion_sparse_weight
+                if settings.fusion_sparse_weight is not None
+                else DEFAULT_SPARSE_WEIGHT[settings.fusion]
+            ),
             rrf_k=settings.fusion_rrf_k,
             candidates=settings.fusion_candidates,
         ),

@@ -20,6 +20,7 @@ from ragplatform.backends.vectors.payload import SPARSE_VECTOR, chunk_payload
 from ragplatform.backends.vectors.qdrant_server import QdrantServerStore
 from ragplatform.core.settings import VectorSettings, load_settings
 from ragplatform.domain.errors import FailedPrecondition, Unavailable
+from ragplatform.domain.fusion import relative_score_fusion
 from ragplatform.domain.models import ChunkPoint, HybridFusion, SearchQuery
 from ragplatform.domain.sparse_encoding import query_vector
 from tests.support.servers import free_port
@@ -187,6 +188,25 @@ async def test_hybrid_search_fuses_dense_and_sparse_in_one_query_api_call(vector
     assert [h.document_id for h in by_heading] == ["bzip2"]
     # With a threshold, the lexical side cannot bring back a passage below it.
     strict = await vectors.search(SearchQuery("a", unit(1, 0, 0, 0), top_k=3, score_threshold=0.9, sparse=terms))
+    assert [h.document_id for h in strict] == ["du", "tar"]
+    # Relative score fusion: both lists with their own scores, fused by domain.fusion.
+    relative = HybridFusion(method="relative", sparse_weight=0.5)
+    dense = await vectors.search(SearchQuery("a", unit(1, 0, 0, 0), top_k=50))
+    expected = relative_score_fusion(
+        [(h.chunk_id, h.score) for h in dense], [(h.chunk_id, h.score) for h in sparse_only], 1.0, 0.5, 3
+    )
+    rel = await vectors.search(SearchQuery("a", unit(1, 0, 0, 0), top_k=3, sparse=terms, fusion=relative))
+    assert [h.chunk_id for h in rel] == [key for key, _ in expected]
+    assert [h.score for h in rel] == pytest.approx([score for _, score in expected])
+    assert [h.document_id for h in rel] == ["du", "tar", "bzip2"]
+    assert all(h.text for h in rel)
+    lexical = HybridFusion(method="relative", sparse_weight=3.0)
+    assert (await vectors.search(SearchQuery("a", unit(1, 0, 0, 0), top_k=1, sparse=terms, fusion=lexical)))[
+        0
+    ].document_id == "bzip2"
+    strict = await vectors.search(
+        SearchQuery("a", unit(1, 0, 0, 0), top_k=3, score_threshold=0.9, sparse=terms, fusion=relative)
+    )
     assert [h.document_id for h in strict] == ["du", "tar"]
 
 

@@ -13,6 +13,7 @@ import qdrant_edge as qe
 from ragplatform.backends.vectors import payload as fields
 from ragplatform.backends.vectors.embedded_edge import EdgeVectorStore
 from ragplatform.backends.vectors.embedded_edge_upgrade import finish_interrupted_upgrade, has_sparse_vector
+from ragplatform.domain.fusion import relative_score_fusion
 from ragplatform.domain.models import ChunkPoint, HybridFusion, SearchQuery
 from ragplatform.domain.sparse_encoding import query_vector
 
@@ -91,6 +92,37 @@ async def test_hybrid_fuses_dense_and_sparse_in_one_query(tmp_path: Path) -> Non
         assert all(h.filename.endswith(".1.txt") and h.text for h in dbsf)
         # The tenant filter holds in every prefetch: t2 only ever sees its own chunk.
         t2 = await store.search(SearchQuery("t2", unit(1), top_k=4, sparse=query_vector(query)))
+        assert [h.document_id for h in t2] == ["gzip"]
+    finally:
+        await store.close()
+
+
+async def test_relative_fusion_fuses_the_two_lists_by_normalised_score(tmp_path: Path) -> None:
+    store = await filled(tmp_path / "v")
+    try:
+        terms = query_vector("block sorting compression files")
+        dense = await store.search(SearchQuery("t1", unit(1), top_k=50))
+        sparse = await store.search(SearchQuery("t1", [], top_k=50, sparse=terms))
+        expected = relative_score_fusion(
+            [(h.chunk_id, h.score) for h in dense], [(h.chunk_id, h.score) for h in sparse], 1.0, 0.5, 3
+        )
+        relative = HybridFusion(method="relative", sparse_weight=0.5)
+        fused = await store.search(SearchQuery("t1", unit(1), top_k=3, sparse=terms, fusion=relative))
+        assert [h.chunk_id for h in fused] == [key for key, _ in expected]
+        assert [h.score for h in fused] == pytest.approx([score for _, score in expected])
+        assert fused[0].document_id == "du"
+        assert fused[0].score == pytest.approx(1.0)
+        assert all(h.text == TEXTS[h.document_id] and h.filename.endswith(".1.txt") for h in fused)
+        lexical = HybridFusion(method="relative", sparse_weight=3.0)
+        assert (await store.search(SearchQuery("t1", unit(1), top_k=1, sparse=terms, fusion=lexical)))[
+            0
+        ].document_id == "bzip2"
+        # A threshold keeps the lexical side to the dense candidates above it; tenants stay apart.
+        strict = await store.search(
+            SearchQuery("t1", unit(1), top_k=4, sparse=terms, score_threshold=0.6, fusion=relative)
+        )
+        assert [h.document_id for h in strict] == ["du", "tar"]
+        t2 = await store.search(SearchQuery("t2", unit(1), top_k=4, sparse=terms, fusion=relative))
         assert [h.document_id for h in t2] == ["gzip"]
     finally:
         await store.close()

@@ -67,7 +67,10 @@ async def test_sparse_mode_never_embeds_and_dense_mode_needs_no_terms(store: Edg
 
 def test_settings_become_the_policy() -> None:
     default = retrieval_policy(load_settings(RetrievalSettings))
-    assert default == RetrievalPolicy(mode="hybrid", fusion=HybridFusion(), rerank_candidates=20)
+    relative = HybridFusion(method="relative", dense_weight=1.0, sparse_weight=0.5)
+    assert default == RetrievalPolicy(mode="hybrid", fusion=relative, rerank_candidates=20)
+    # An unset sparse weight is the chosen method's default.
+    assert retrieval_policy(load_settings(RetrievalSettings, fusion="rrf")).fusion == HybridFusion(method="rrf")
     tuned = retrieval_policy(
         load_settings(
             RetrievalSettings,
@@ -85,3 +88,18 @@ def test_settings_become_the_policy() -> None:
         fusion=HybridFusion(method="dbsf", dense_weight=2, sparse_weight=0.5, rrf_k=10, candidates=80),
         rerank_candidates=30,
     )
+
+
+async def test_the_service_searches_with_relative_fusion(store: EdgeVectorStore) -> None:
+    embedder = HashingEmbedder(DIM)
+    relative = RetrievalPolicy(fusion=HybridFusion(method="relative", sparse_weight=0.5))
+    service = RetrievalService(embedder, store, 50, relative)
+    found = await service.search("t", "tape archive", 5, {}, 0.0)
+    assert found[0].document_id == "tar"  # the sparse list's only hit, and dense's nearest
+    assert len(found) == 3
+    assert found[0].score == 1.5
+    assert all(0.0 <= h.score <= 1.5 for h in found)
+    assert found[0].text == TEXTS["tar"]
+    assert [h.document_id for h in await service.search("t", "tape archive", 1, {}, 0.0)] == ["tar"]
+    # A threshold above every dense score leaves nothing: the sparse side cannot bring "tar" back.
+    assert await service.search("t", "tape archive", 5, {}, 0.99) == []

@@ -30,9 +30,11 @@ Callers may rely on:
   thread makes them: every call must stay short, which is what the index is for, and the long ones
   (an index build, loading a copy) run in other processes;
 * every chunk has a sparse BM25-style vector (`payload.SPARSE_VECTOR`, IDF modifier) beside the
-  dense one; a query with both a dense and a sparse vector is one engine call (two prefetches,
-  fused as `SearchQuery.fusion` says). A store created before sparse vectors existed is re-indexed
-  from its own payloads on `open` (`embedded_edge_upgrade.py`), losing nothing;
+  dense one; a query with both a dense and a sparse vector is one engine call: two prefetches
+  fused by the engine (`rrf`, `dbsf`), or, for `relative` fusion, both lists as ids and scores in
+  one batch, fused by `domain.fusion`, then the payloads of the best read. A store created
+  before sparse vectors existed is re-indexed from its own payloads on `open`
+  (`embedded_edge_upgrade.py`), losing nothing;
 * a write that returned is found by the next search, whether or not an index build is running;
   a build interrupted by a crash loses nothing (the live store is untouched until the swap, and a
   swap cut short is completed or undone at the next open).
@@ -79,6 +81,7 @@ from ragplatform.backends.vectors.embedded_edge_upgrade import (
 )
 from ragplatform.backends.vectors.embedder_record import model_to_record
 from ragplatform.domain.errors import FailedPrecondition, InvalidArgument
+from ragplatform.domain.fusion import relative_score_fusion
 from ragplatform.domain.models import ChunkPoint, HybridFusion, ScoredPassage, SearchQuery
 
 _CONFIG_FILE = CONFIG_FILE
@@ -115,6 +118,8 @@ def index_build_dirs(path: Path) -> SwapDirs:
 def _fusion(fusion: HybridFusion) -> Any:
     if fusion.method == "dbsf":
         return qe.Fusion.Dbsf()
+    if fusion.method == "relative":
+        raise InvalidArgument("relative fusion is not the engine's: the store fuses it itself (relative_requests)")
     return qe.Fusion.Rrf(k=fusion.rrf_k, weights=[fusion.dense_weight, fusion.sparse_weight])
 
 
@@ -159,6 +164,34 @@ def search_request(query: SearchQuery, dense_params: Any = None) -> Any:
         params=dense_params,
         **common,
     )
+
+
+def is_relative(query: SearchQuery) -> bool:
+    """Whether the query is hybrid with `relative` fusion (fused by `domain.fusion`, not the engine)."""
+    return (
+        bool(query.vector) and query.sparse is not None and len(query.sparse) > 0 and query.fusion.method == "relative"
+    )
+
+
+def relative_requests(query: SearchQuery, dense_params: Any = None) -> tuple[Any, Any]:
+    """The dense and the sparse candidate requests of a `relative` hybrid query, ids and scores
+    only (payloads are fetched for the fused best). The same stages as `search_request`'s: with
+    a threshold, the sparse list ranks only the dense candidates above it."""
+    assert query.sparse is not None
+    flt = search_filter(query)
+    threshold = query.score_threshold if query.score_threshold > 0 else None
+    depth = max(query.fusion.candidates, query.top_k)
+    common: dict[str, Any] = {"filter": flt, "with_payload": False, "with_vector": False}
+    nearest = qe.Query.Nearest(list(query.vector))
+    dense = qe.QueryRequest(limit=depth, query=nearest, score_threshold=threshold, params=dense_params, **common)
+    above = qe.Prefetch(limit=depth, query=nearest, filter=flt, score_threshold=threshold, params=dense_params)
+    sparse = qe.QueryRequest(
+        limit=depth,
+        query=qe.Query.Nearest(engine_sparse(query.sparse), using=fields.SPARSE_VECTOR),
+        prefetches=[above] if threshold is not None else None,
+        **common,
+    )
+    return dense, sparse
 
 
 def stored_dimension(path: Path) -> int | None:
@@ -357,13 +390,36 @@ class EdgeVectorStore:
             self._indexer.notify_write()
 
     async def search(self, query: SearchQuery) -> list[ScoredPassage]:
-        request = search_request(query, self._dense_params)
         # On the event loop, not in a worker thread: the engine keeps the GIL for the whole call
         # (see the module docstring), so a thread would not let the loop run meanwhile, and the hop
         # there and back cost more CPU than a search of a small store (~0.1 ms each).
+        if is_relative(query):
+            return self._relative_search(query)
+        request = search_request(query, self._dense_params)
         with self._reading() as shard:
             hits: list[Any] = shard.query(request)
         return [fields.scored_passage(hit.id, hit.score, hit.payload) for hit in hits]
+
+    def _relative_search(self, query: SearchQuery) -> list[ScoredPassage]:
+        """Hybrid with `relative` fusion: both candidate lists in one batch, fused
+        (`domain.fusion`), then the payloads of the best `top_k` only."""
+        dense, sparse = relative_requests(query, self._dense_params)
+        with self._reading() as shard:
+            dense_hits, sparse_hits = shard.query_batch(qe.QueryBatchRequest([dense, sparse]))
+            fused = relative_score_fusion(
+                [(hit.id, hit.score) for hit in dense_hits],
+                [(hit.id, hit.score) for hit in sparse_hits],
+                query.fusion.dense_weight,
+                query.fusion.sparse_weight,
+                query.top_k,
+            )
+            records = shard.retrieve([point_id for point_id, _ in fused], True, False) if fused else []
+        payloads = {record.id: record.payload for record in records}
+        return [
+            fields.scored_passage(point_id, score, payloads[point_id])
+            for point_id, score in fused
+            if point_id in payloads
+        ]
 
     async def delete_document(self, tenant_id: str, document_id: str, keep_below_index: int = 0) -> None:
         await asyncio.to_thread(self._write, DeleteChunks(tenant_id, document_id, keep_below_index))

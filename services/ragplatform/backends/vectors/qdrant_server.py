@@ -18,7 +18,8 @@ Callers may rely on:
   raises `FailedPrecondition` naming RAG_VECTOR_API_KEY.
 * Every point has the sparse BM25-style vector `payload.SPARSE_VECTOR` (Qdrant's IDF modifier)
   beside the unnamed dense one; a hybrid search is one Query API call (two prefetches fused by
-  weighted RRF or DBSF). A collection created before sparse vectors gets the sparse vector added
+  weighted RRF or DBSF), or, for `relative` fusion, two at once (the dense and the sparse lists
+  with their scores), fused by `domain.fusion`. A collection created before sparse vectors gets the sparse vector added
   on `open` (Qdrant >= 1.18 adds a named vector in place) and every point's sparse vector
   computed from its stored text: no document is lost or re-embedded.
 The payload layout is `payload.py`'s, shared with the embedded engine.
@@ -26,8 +27,10 @@ The payload layout is `payload.py`'s, shared with the embedded engine.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -50,6 +53,7 @@ from ragplatform.backends.vectors.payload import (
 from ragplatform.core.redaction import redact_url
 from ragplatform.core.settings import VectorSettings
 from ragplatform.domain.errors import FailedPrecondition, InvalidArgument, Unavailable
+from ragplatform.domain.fusion import relative_score_fusion
 from ragplatform.domain.models import ChunkPoint, HybridFusion, ScoredPassage, SearchQuery, SparseVector
 
 DEFAULT_UPSERT_BATCH = 256
@@ -65,6 +69,8 @@ def _sparse(vector: SparseVector) -> models.SparseVector:
 def _fusion(fusion: HybridFusion) -> models.Query:
     if fusion.method == "dbsf":
         return models.FusionQuery(fusion=models.Fusion.DBSF)
+    if fusion.method == "relative":
+        raise InvalidArgument("relative fusion is not the engine's: the store fuses it itself (_relative_search)")
     return models.RrfQuery(rrf=models.Rrf(k=fusion.rrf_k, weights=[fusion.dense_weight, fusion.sparse_weight]))
 
 
@@ -243,11 +249,42 @@ class QdrantServerStore:
         if query.document_ids:
             must.append(models.FieldCondition(key=DOCUMENT_ID, match=models.MatchAny(any=list(query.document_ids))))
         query_filter = models.Filter(must=must)
+        if query.vector and query.sparse is not None and len(query.sparse) > 0 and query.fusion.method == "relative":
+            return await self._relative_search(query, query_filter)
         async with self._errors("search"):
             response = await self._client.query_points(
                 self._collection, **self._query(query, query_filter), query_filter=query_filter, with_payload=True
             )
         return [scored_passage(point.id, point.score, point.payload) for point in response.points]
+
+    async def _relative_search(self, query: SearchQuery, query_filter: models.Filter) -> list[ScoredPassage]:
+        """Hybrid with `relative` fusion (`domain.fusion`): the dense and the sparse candidates
+        with their own scores (two Query API calls at once, the same stages as `_query`'s),
+        fused here."""
+        depth = max(query.fusion.candidates, query.top_k)
+        dense_only = replace(query, top_k=depth, sparse=None)
+        sparse_only = replace(query, top_k=depth, vector=[])
+        threshold = query.score_threshold if query.score_threshold > 0 else None
+        sparse_args = self._query(sparse_only, query_filter)
+        if threshold is not None:  # the sparse list ranks only the dense candidates above it
+            above = models.Prefetch(query=query.vector, limit=depth, filter=query_filter, score_threshold=threshold)
+            sparse_args["prefetch"] = [above]
+        async with self._errors("search"):
+            dense, sparse = await asyncio.gather(
+                *(
+                    self._client.query_points(self._collection, **args, query_filter=query_filter, with_payload=True)
+                    for args in (self._query(dense_only, query_filter), sparse_args)
+                )
+            )
+        points = {str(point.id): point for point in (*sparse.points, *dense.points)}
+        fused = relative_score_fusion(
+            [(str(point.id), point.score) for point in dense.points],
+            [(str(point.id), point.score) for point in sparse.points],
+            query.fusion.dense_weight,
+            query.fusion.sparse_weight,
+            query.top_k,
+        )
+        return [scored_passage(points[key].id, score, points[key].payload) for key, score in fused]
 
     @staticmethod
     def _query(query: SearchQuery, query_filter: models.Filter) -> dict[str, Any]:
