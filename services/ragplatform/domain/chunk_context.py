@@ -16,8 +16,11 @@ pages 85.8 -> 87.2, pydoc 82.9 -> 85.4.
 
 from __future__ import annotations
 
-import math
 import re
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
 
 from ragplatform.domain.parsers.document import ParsedDocument
 
@@ -70,20 +73,33 @@ def _shorten(text: str) -> str:
     return " ".join(text.split())[:MAX_HEADING_CHARS]
 
 
+def fold_vectors(vectors: NDArray[np.float64], context: Sequence[float], weight: float) -> NDArray[np.float64]:
+    """Each row of `vectors` + `weight * context`, scaled back to unit length (cosine search), for
+    a whole batch at once (numpy: a Python loop over 384 floats per chunk cost a tenth of a
+    worker's CPU). Weight 0 (or no context vector) returns `vectors` unchanged."""
+    if weight == 0 or len(context) == 0:
+        return vectors
+    folded = vectors + weight * np.asarray(context, dtype=np.float64)
+    norms = np.linalg.norm(folded, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    result: NDArray[np.float64] = folded / norms
+    return result
+
+
 def fold_heading(chunk_vector: list[float], heading_vector: list[float], weight: float) -> list[float]:
     """`chunk_vector + weight * heading_vector`, scaled back to unit length (cosine search).
     Weight 0 (or no context vector) returns the chunk vector unchanged. Used for the heading's
-    embedding and for the document's centroid (`document_centroid`) alike."""
+    embedding and for the document's centroid (`document_centroid`) alike (`fold_vectors` for
+    one vector)."""
     if weight == 0 or not heading_vector:
         return chunk_vector
-    folded = [c + weight * h for c, h in zip(chunk_vector, heading_vector, strict=True)]
-    norm = math.sqrt(sum(x * x for x in folded)) or 1.0
-    return [x / norm for x in folded]
+    folded: list[float] = fold_vectors(np.asarray([chunk_vector], dtype=np.float64), heading_vector, weight)[0].tolist()
+    return folded
 
 
-def document_centroid(chunk_vectors: list[list[float]]) -> list[float]:
+def document_centroid(chunk_vectors: Sequence[Sequence[float]] | NDArray[np.float64]) -> list[float]:
     """The mean of a document's chunk vectors (empty for no chunks). Pure."""
-    if not chunk_vectors:
+    if len(chunk_vectors) == 0:
         return []
-    count = len(chunk_vectors)
-    return [sum(column) / count for column in zip(*chunk_vectors, strict=True)]
+    centroid: list[float] = np.mean(np.asarray(chunk_vectors, dtype=np.float64), axis=0).tolist()
+    return centroid

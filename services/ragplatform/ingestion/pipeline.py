@@ -10,6 +10,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
+import numpy as np
+from numpy.typing import NDArray
+
 from ragplatform.backends.embedders.base import Embedder
 from ragplatform.domain.chunk_context import (
     DEFAULT_DOCUMENT_WEIGHT,
@@ -17,7 +20,7 @@ from ragplatform.domain.chunk_context import (
     contextualized,
     document_centroid,
     document_heading,
-    fold_heading,
+    fold_vectors,
 )
 from ragplatform.domain.chunking import chunk_text
 from ragplatform.domain.errors import DocumentRejected
@@ -118,16 +121,15 @@ async def ingest_document(
     # With a document weight every chunk is embedded before the first is indexed (the centroid
     # needs them all); else each batch is indexed as soon as it is embedded.
     whole_document = policy.document_weight > 0
-    embedded: list[tuple[list[Chunk], list[list[float]]]] = []
+    embedded: list[tuple[list[Chunk], NDArray[np.float64]]] = []
 
     async def index_embedded(centroid: list[float]) -> None:
         nonlocal done
         for batch, vectors in embedded:
-            folded = [
-                fold_heading(fold_heading(v, heading_vector, policy.heading_weight), centroid, policy.document_weight)
-                for v in vectors
-            ]
-            await index(document, _points(document, batch, folded))
+            folded = fold_vectors(
+                fold_vectors(vectors, heading_vector, policy.heading_weight), centroid, policy.document_weight
+            )
+            await index(document, _points(document, batch, folded.tolist()))
             done += len(batch)
             if report and done < total:
                 await progress(total, done)
@@ -141,11 +143,11 @@ async def ingest_document(
             *vectors, heading_vector = await embedder.embed_documents([*texts, heading])
         else:
             vectors = await embedder.embed_documents(texts)
-        embedded.append((batch, vectors))
+        embedded.append((batch, np.asarray(vectors, dtype=np.float64)))
         if not whole_document:
             await index_embedded([])
     if whole_document:
-        await index_embedded(document_centroid([v for _, vectors in embedded for v in vectors]))
+        await index_embedded(document_centroid(np.vstack([vectors for _, vectors in embedded])))
     await trim(document, total)
     return total
 
