@@ -23,6 +23,7 @@ from ragplatform.domain.errors import FailedPrecondition, Unavailable
 from ragplatform.domain.fusion import relative_score_fusion
 from ragplatform.domain.models import ChunkPoint, HybridFusion, SearchQuery
 from ragplatform.domain.sparse_encoding import query_vector
+from tests.e2e.production.qdrant_double import QdrantRestDouble
 from tests.support.servers import free_port
 
 DIM = 4
@@ -253,3 +254,37 @@ async def test_an_unrecorded_collection_gets_the_model_that_opens_it(
         await vectors.open(DIM, "multilingual-e5-small-q4")
     await vectors.open(DIM, "hashing-4")
     assert (await local_client.get_collection("chunks")).config.metadata == {"embedding_model": "hashing-4"}
+
+
+async def test_upserts_to_a_server_go_as_one_rest_body_that_qdrant_accepts() -> None:
+    # Qdrant's REST API as the TEST DOUBLE serves it (its request models validate the body, so a
+    # shape Qdrant would refuse fails here with 400): the adapter's own upsert body, over HTTP.
+    double = QdrantRestDouble()
+    await double.start()
+    store = QdrantServerStore(settings(double.url))
+    try:
+        await store.open(DIM)
+        await store.upsert(
+            [
+                text_point(
+                    "a", "bzip2", "Burrows-Wheeler block sorting compression", unit(0, 0, 0, 1), heading="bzip2"
+                ),
+                point("a", "du", 1, unit(1, 0, 0, 0), team="ops"),
+                point("b", "du", 1, unit(1, 0, 0, 0)),
+            ]
+        )
+        dense = await store.search(SearchQuery("a", unit(1, 0, 0, 0), top_k=5))
+        assert (dense[0].document_id, dense[0].chunk_index, dense[0].metadata) == ("du", 1, {"team": "ops"})
+        assert {h.document_id for h in dense} == {"du", "bzip2"}  # tenant a only
+        lexical = await store.search(SearchQuery("a", [], top_k=5, sparse=query_vector("block sorting")))
+        assert [(h.document_id, h.text) for h in lexical] == [("bzip2", "Burrows-Wheeler block sorting compression")]
+        await store.upsert([point("a", "du", 1, unit(0, 1, 0, 0))])  # the same id: overwritten
+        assert await store.count("a") == 2
+        with pytest.raises(FailedPrecondition, match="dimension"):
+            await store.upsert([point("a", "doc", 0, [1.0, 0.0])])
+        await double.stop()
+        with pytest.raises(Unavailable, match="RAG_VECTOR_URL"):
+            await store.upsert([point("a", "du", 2, unit(1, 0, 0, 0))])
+    finally:
+        await store.close()
+        await double.stop()
