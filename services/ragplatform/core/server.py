@@ -131,6 +131,7 @@ def build_admission(app: ServiceApp, settings: CommonSettings) -> AdmissionInter
         ceiling=settings.max_in_flight,
         lag_target_seconds=admission_lag_target(settings, edge=not app.internal),
         mark_lag_seconds=settings.admission_mark_lag_seconds if app.internal else 0.0,
+        latency_target_seconds=settings.admission_latency_target_seconds,
     )
     return AdmissionInterceptor(app.name, policy, settings.admission_retry_after_seconds)
 

@@ -45,6 +45,10 @@ INTERNAL_LAG_TARGET_SECONDS = 0.25
 # lowers its own limit before anything has to be refused inside (ECN, as against a dropped packet).
 # At 80 % load on one shared core generation's lag averaged 3-18 ms, at 3x 34-40 ms.
 INTERNAL_MARK_LAG_SECONDS = 0.02
+# The longest an Ask's own work before the model (auth, retrieval, sources sent) may stand while
+# the gateway admits more: at 80 % load its smallest over 100 ms was a few ms to ~20 ms, at 3x
+# (the path saturated, calls queued in gRPC) ~0.2 s. See core/adaptive_limit.py.
+DEFAULT_ADMISSION_LATENCY_TARGET_SECONDS = 0.05
 
 
 def admission_lag_target(settings: CommonSettings, edge: bool) -> float:
@@ -147,6 +151,16 @@ class CommonSettings(BaseSettings):
         "answers congested (trailing metadata), and the gateway that made the call lowers its admission "
         "limit as for a refusal, before this service has to refuse anything. 0: never mark. The gateway "
         "itself never marks.",
+    )
+    admission_latency_target_seconds: float = Field(
+        DEFAULT_ADMISSION_LATENCY_TARGET_SECONDS,
+        ge=0,
+        le=60,
+        description="The gateway: how long an Ask's own work before the model's answer (authentication, "
+        "history, retrieval, up to its sources being sent) may take while the gateway admits more; when the "
+        "smallest of those latencies over 100 ms stands above it, the admission limit falls, as for event-loop "
+        "lag. It sees what loop lag does not: calls waiting in gRPC's queues on a saturated path. Raise it "
+        "for a slow embedding endpoint; 0: not judged.",
     )
     admission_retry_after_seconds: float = Field(
         1.0, gt=0, le=60, description="Retry-after hint sent with a call refused by admission control."

@@ -17,6 +17,7 @@ from ragplatform.backends.cache.base import AnswerCache, TokenBudget
 from ragplatform.backends.store.base import Store
 from ragplatform.core.clients import note_congestion, upstream_errors
 from ragplatform.core.context import request_id_var
+from ragplatform.core.interceptors.admission import own_work_done
 from ragplatform.core.metrics import ANSWER_CACHE
 from ragplatform.domain.errors import InvalidArgument, ResourceExhausted, Unavailable
 from ragplatform.gateway.answer_cache import answer_cache_key
@@ -115,6 +116,7 @@ class AskFlow:
             await note_congestion(searching)
         sources = gateway_pb2.AskSources(passages=search.passages)
         yield gateway_pb2.AskResponse(sources=sources)
+        own_work_done()  # the platform's share before the model: admission control judges its latency
         answer: list[str] = []
         done: generation_pb2.GenerationDone | None = None
         with upstream_errors("generation", admission_signal=True):

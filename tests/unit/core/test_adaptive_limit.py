@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ragplatform.core.adaptive_limit import (
     LimitPolicy,
     LimitState,
     admits,
     initial_state,
     observe_lag,
+    observe_latency,
     refused,
     upstream_refused,
 )
@@ -127,3 +130,49 @@ def test_a_standing_lag_over_the_mark_threshold_marks_the_process_congested() ->
     for i in range(4):
         state = observe_lag(marking, state, 0.1 + 0.025 * (i + 1), 0.001, in_flight=10)
     assert not state.congested
+
+
+LATENCY_POLICY = replace(POLICY, latency_target_seconds=0.05)
+
+
+def one_interval(state: LimitState, latencies: list[float], in_flight: int, start: float) -> LimitState:
+    """The work latencies reported during one interval (no loop lag), then the lag samples that end it."""
+    for latency in latencies:
+        state = observe_latency(state, latency)
+    for i in range(4):
+        state = observe_lag(LATENCY_POLICY, state, start + (i + 1) * 0.025, 0.001, in_flight)
+    return state
+
+
+def test_a_standing_work_latency_cuts_the_limit_though_the_loop_keeps_up() -> None:
+    state = initial_state(LATENCY_POLICY, 0.0)
+    state = one_interval(state, [0.2, 0.3, 0.25], in_flight=60, start=0.0)
+    assert state.limit == 54  # 90 % of the 60 in flight
+
+
+def test_one_fast_call_in_the_interval_means_the_path_is_not_saturated() -> None:
+    state = initial_state(LATENCY_POLICY, 0.0)
+    state = one_interval(state, [0.2, 0.01, 0.3], in_flight=60, start=0.0)
+    assert state.limit == 100
+
+
+def test_too_few_latencies_in_an_interval_are_not_judged() -> None:
+    state = initial_state(LATENCY_POLICY, 0.0)
+    state = one_interval(state, [0.5, 0.5], in_flight=60, start=0.0)
+    assert state.limit == 100
+    # ... and they do not carry over into the next interval.
+    state = one_interval(state, [0.5], in_flight=60, start=0.1)
+    assert state.limit == 100
+
+
+def test_a_slow_path_is_not_given_more_calls_while_calls_are_held_back() -> None:
+    low = refused(LimitState(limit=50.0, interval_began=0.0))
+    assert one_interval(low, [0.01] * 3, in_flight=50, start=0.0).limit == 51  # fast: raised
+    assert one_interval(low, [0.2] * 3, in_flight=50, start=0.0).limit == 45  # slow: cut
+
+
+def test_without_a_latency_target_latency_is_not_judged() -> None:
+    state = observe_latency(initial_state(POLICY, 0.0), 5.0)
+    for _ in range(3):
+        state = observe_latency(state, 5.0)
+    assert run(state, [0.001] * 4, in_flight=60, start=0.0).limit == 100

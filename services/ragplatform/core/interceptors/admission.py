@@ -14,6 +14,10 @@ A call on the Ask path that an upstream service refuses for capacity, or answers
 congested (`upstream_refused`, called by core/clients.py), lowers the limit too: the edge sheds
 what the services behind it cannot take. A service behind the edge marks each answer it finishes
 while its standing lag is over RAG_ADMISSION_MARK_LAG_SECONDS (trailing metadata `CONGESTED`).
+And a call that reports the latency of its own work (`own_work_done`: the gateway's Ask once its
+sources are sent) lowers the limit when that latency stands above
+RAG_ADMISSION_LATENCY_TARGET_SECONDS: it sees the queues (gRPC's, the services' behind it) that
+no loop's lag shows.
 
 A streamed call (an Ask) counts until its last message is sent. Health checks and reflection
 are never refused: an overloaded process is busy, not dead. The outermost scoped interceptor, so
@@ -48,8 +52,10 @@ from ragplatform.domain.errors import ResourceExhausted
 # Trailing metadata of an answer finished while its service was congested.
 CONGESTED = ("x-ragplatform-congested", "1")
 
-# The admission control of the call being served (each call runs in its own task and context).
+# The admission control of the call being served (each call runs in its own task and context),
+# and when it admitted the call (time.monotonic()).
 _serving: ContextVar[AdmissionInterceptor | None] = ContextVar("admission", default=None)
+_admitted_at: ContextVar[float] = ContextVar("admitted_at", default=0.0)
 
 
 def upstream_refused() -> None:
@@ -58,6 +64,16 @@ def upstream_refused() -> None:
     admission = _serving.get()
     if admission is not None:
         admission.note_upstream_refusal()
+
+
+def own_work_done() -> None:
+    """The call being served has done its process's own share of work before an external wait
+    (the gateway's Ask: authenticated, searched, sources sent; the model's answer comes next): the
+    time since it was admitted is a latency sample for the admission control that admitted it
+    (RAG_ADMISSION_LATENCY_TARGET_SECONDS; a no-op outside a served call)."""
+    admission = _serving.get()
+    if admission is not None:
+        admission.note_latency(time.monotonic() - _admitted_at.get())
 
 
 class AdmissionInterceptor(ScopedInterceptor):
@@ -115,6 +131,7 @@ class AdmissionInterceptor(ScopedInterceptor):
         self.in_flight += 1
         self._in_flight_gauge.inc()
         _serving.set(self)  # not reset: the call's context ends with its task
+        _admitted_at.set(time.monotonic())
         try:
             yield
             if self.state.congested:
@@ -130,6 +147,9 @@ class AdmissionInterceptor(ScopedInterceptor):
         self.state = observe_lag(self.policy, self.state, now, lag, self.in_flight)
         if self.state.limit != before:
             self._limit_gauge.set(int(self.state.limit))
+
+    def note_latency(self, seconds: float) -> None:
+        self.state = adaptive_limit.observe_latency(self.state, seconds)
 
     def note_upstream_refusal(self) -> None:
         before = self.state.limit
