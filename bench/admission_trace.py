@@ -14,6 +14,7 @@ import urllib.request
 from dataclasses import dataclass, field
 
 _GAUGE = re.compile(r'^ragplatform_admission_(limit|in_flight)\{service="gateway"\} ([0-9.e+]+)$')
+_CUTS = re.compile(r'^ragplatform_admission_cuts_total\{reason="(\w+)",service="gateway"\} ([0-9.e+]+)$')
 _REFUSED = re.compile(r'^ragplatform_grpc_server_refused_total\{method="[^"]+",service="gateway"\} ([0-9.e+]+)$')
 
 
@@ -23,6 +24,7 @@ class Sample:
     limit: float
     in_flight: float
     refused: float  # refused so far, every method
+    cuts: dict[str, float]  # limit cuts so far, by reason
 
 
 @dataclass
@@ -43,12 +45,15 @@ class AdmissionTrace:
             return None
         values = {"limit": float("nan"), "in_flight": float("nan")}
         refused = 0.0
+        cuts: dict[str, float] = {}
         for line in text.splitlines():
-            if match := _GAUGE.match(line):
+            if match := _CUTS.match(line):
+                cuts[match.group(1)] = float(match.group(2))
+            elif match := _GAUGE.match(line):
                 values[match.group(1)] = float(match.group(2))
             elif match := _REFUSED.match(line):
                 refused += float(match.group(1))
-        return Sample(time.time(), values["limit"], values["in_flight"], refused)
+        return Sample(time.time(), values["limit"], values["in_flight"], refused, cuts)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -75,8 +80,11 @@ class AdmissionTrace:
         limits = [s.limit for s in window]
         in_flight = [s.in_flight for s in window]
         refusing = sum(b.at - a.at for a, b in itertools.pairwise(window) if b.refused > a.refused)
+        first, last = window[0].cuts, window[-1].cuts
+        cuts = {reason: n - first.get(reason, 0.0) for reason, n in last.items() if n > first.get(reason, 0.0)}
         return (
             f"limit {limits[0]:.0f} at the start, least {min(limits):.0f}, median {statistics.median(limits):.0f}, "
             f"{limits[-1]:.0f} at the end; in flight median {statistics.median(in_flight):.0f}, most "
-            f"{max(in_flight):.0f}; refusing in {refusing:.0f} of {until - since:.0f} s"
+            f"{max(in_flight):.0f}; refusing in {refusing:.0f} of {until - since:.0f} s; cut "
+            + (", ".join(f"{n:.0f}x by {reason}" for reason, n in sorted(cuts.items())) or "never")
         )

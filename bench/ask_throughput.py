@@ -697,6 +697,13 @@ def run_level(
     return len(latencies) / window
 
 
+def renice_threads(pid: int, niceness: int) -> None:
+    """Every thread of the process at `niceness` (Linux's nice is per thread; threads started later
+    inherit their creator's)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        os.setpriority(os.PRIO_PROCESS, int(task.name), niceness)
+
+
 def _busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
     total = after[1] - before[1]
     return (after[0] - before[0]) / total if total else 0.0
@@ -780,6 +787,14 @@ def main() -> None:
     parser.add_argument(
         "--profile", type=Path, default=None, metavar="DIR", help="py-spy each Ask-path service into DIR"
     )
+    parser.add_argument(
+        "--nice",
+        action="append",
+        default=[],
+        metavar="SERVICE:N",
+        help="run SERVICE's threads at niceness N (repeatable), e.g. gateway:-5: CPU weights on the shared "
+        "service CPUs as CPU requests give pods in a cluster (cgroup cpu.weight)",
+    )
     args = parser.parse_args()
     streams = [100, 1000, 5500] if args.streams is None and not args.open_loop else (args.streams or [])
     levels = [Level(streams=n) for n in streams]
@@ -825,6 +840,9 @@ def main() -> None:
             metrics=True,
         )
         processes.start_all()
+        for item in args.nice:
+            service, _, niceness = item.rpartition(":")
+            renice_threads(processes.pid(service), int(niceness))
         key = processes.create_api_key("bench")
         asyncio.run(ingest_corpus(processes.gateway, key))
         assert backends.pgbouncer is not None

@@ -68,13 +68,12 @@ class Harness:
         print(f"  harness CPU        {driver_line}")
         print(f"                     per answer (ms): {others}")
         share = ours / (window * cpus)
-        if busy <= CONTAMINATED_BUSY:
-            verdict = "clean: the harness CPUs had time to spare"
-        elif share > CONTAMINATED_BUSY / 2:
-            verdict = "CONTAMINATED by the harness itself: latencies by the clock include its queueing"
-        else:
-            verdict = "CONTAMINATED by other work on the harness CPUs: latencies by the clock include its queueing"
+        verdict = (
+            "clean: they had time to spare"
+            if busy <= CONTAMINATED_BUSY
+            else "CONTAMINATED: latencies by the clock include the harness's own queueing"
+        )
         print(
             f"  harness load       ours {ours / window:.2f} cores = {100 * share:.0f} % of the {cpus} harness "
-            f"CPU(s), which were {100 * busy:.0f} % busy in all; {verdict}"
+            f"CPU(s), other work {100 * max(0.0, busy - share):.0f} %, busy {100 * busy:.0f} % in all; {verdict}"
         )

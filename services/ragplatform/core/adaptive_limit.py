@@ -74,6 +74,7 @@ class LimitState:
     smallest_latency: float = math.inf  # of the work latencies reported in the current interval
     latency_samples: int = 0  # ... and how many
     last_cut: float = -math.inf
+    cut_by: str = ""  # what made the last cut: "lag", "latency" or "upstream"
     congested: bool = False  # the last interval's standing lag passed `mark_lag_seconds`
 
 
@@ -124,23 +125,26 @@ def observe_lag(policy: LimitPolicy, state: LimitState, now: float, lag: float, 
         0 < policy.latency_target_seconds < state.smallest_latency and state.latency_samples >= policy.interval_samples
     )
     if smallest > policy.lag_target_seconds or slow:
-        state = _cut(policy, state, now, in_flight)
+        state = _cut(policy, state, now, in_flight, "lag" if smallest > policy.lag_target_seconds else "latency")
     elif state.held_back:
         raised = state.limit + max(1.0, state.limit * policy.increase_share)
         state = replace(state, limit=min(float(policy.ceiling), raised))
-    return LimitState(limit=state.limit, interval_began=now, last_cut=state.last_cut, congested=congested)
+    return LimitState(
+        limit=state.limit, interval_began=now, last_cut=state.last_cut, cut_by=state.cut_by, congested=congested
+    )
 
 
 def upstream_refused(policy: LimitPolicy, state: LimitState, now: float, in_flight: int) -> LimitState:
     """A call this process made was refused upstream for capacity, or answered marked congested:
     cut as for a standing lag."""
-    return _cut(policy, state, now, in_flight) if policy.adaptive else state
+    return _cut(policy, state, now, in_flight, "upstream") if policy.adaptive else state
 
 
-def _cut(policy: LimitPolicy, state: LimitState, now: float, in_flight: int) -> LimitState:
+def _cut(policy: LimitPolicy, state: LimitState, now: float, in_flight: int, by: str) -> LimitState:
     """`decrease_factor` x min(limit, in flight), not below `floor` (nor `ceiling`, if lower); at
     most once per `hold_seconds`."""
     if now - state.last_cut < policy.hold_seconds:
         return state
     least = float(min(policy.floor, policy.ceiling))
-    return replace(state, limit=max(least, min(state.limit, float(in_flight)) * policy.decrease_factor), last_cut=now)
+    limit = max(least, min(state.limit, float(in_flight)) * policy.decrease_factor)
+    return replace(state, limit=limit, last_cut=now, cut_by=by)

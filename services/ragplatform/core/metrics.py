@@ -25,6 +25,12 @@ ADMISSION_LIMIT = Gauge(
     "Calls this process takes at once now: its adaptive limit, at most RAG_MAX_IN_FLIGHT, by service",
     ["service"],
 )
+ADMISSION_CUTS = Counter(
+    "ragplatform_admission_cuts_total",
+    "Times the admission limit was cut, by service and what said overload: lag (the event loop's), latency "
+    "(the Ask path's own work), upstream (a call on the Ask path refused for capacity or marked congested)",
+    ["service", "reason"],
+)
 GRPC_REFUSED = Counter(
     "ragplatform_grpc_server_refused_total",
     "Calls refused at once because the process was at its admission limit, by service and method",

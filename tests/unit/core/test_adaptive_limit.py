@@ -36,6 +36,7 @@ def test_a_standing_lag_cuts_the_limit_to_a_share_of_the_calls_in_flight() -> No
     state = run(initial_state(POLICY, 0.0), [0.05] * 4, in_flight=60, start=0.0)
     assert state.limit == 54  # 0.9 x 60 in flight, not 0.9 x the ceiling nobody reached
     assert not admits(state, 54)
+    assert state.cut_by == "lag"
 
 
 def test_a_burst_is_not_overload_only_the_smallest_lag_of_an_interval_counts() -> None:
@@ -114,6 +115,7 @@ def test_a_ceiling_below_the_floor_is_kept() -> None:
 def test_a_refusal_upstream_cuts_like_a_standing_lag_and_respects_the_hold() -> None:
     state = upstream_refused(POLICY, initial_state(POLICY, 0.0), now=5.0, in_flight=40)
     assert state.limit == 36
+    assert state.cut_by == "upstream"
     assert upstream_refused(POLICY, state, now=5.5, in_flight=36).limit == 36  # within the hold
     assert upstream_refused(POLICY, state, now=6.0, in_flight=36).limit < 36
     fixed = LimitPolicy(ceiling=100, lag_target_seconds=0.0)
@@ -148,6 +150,7 @@ def test_a_standing_work_latency_cuts_the_limit_though_the_loop_keeps_up() -> No
     state = initial_state(LATENCY_POLICY, 0.0)
     state = one_interval(state, [0.2, 0.3, 0.25], in_flight=60, start=0.0)
     assert state.limit == 54  # 90 % of the 60 in flight
+    assert state.cut_by == "latency"
 
 
 def test_one_fast_call_in_the_interval_means_the_path_is_not_saturated() -> None:

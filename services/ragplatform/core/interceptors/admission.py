@@ -40,6 +40,7 @@ from ragplatform.core.error_mapping import trailing_metadata_for
 from ragplatform.core.interceptors.base import ScopedInterceptor, read_unread_requests
 from ragplatform.core.loop_lag import sample_loop_lag
 from ragplatform.core.metrics import (
+    ADMISSION_CUTS,
     ADMISSION_IN_FLIGHT,
     ADMISSION_LIMIT,
     ADMISSION_QUEUE_SECONDS,
@@ -143,19 +144,22 @@ class AdmissionInterceptor(ScopedInterceptor):
     def observe_lag(self, now: float, lag: float) -> None:
         """One event-loop lag sample: recorded, and the limit moved when an interval ends."""
         self._lag.observe(lag)
-        before = self.state.limit
-        self.state = observe_lag(self.policy, self.state, now, lag, self.in_flight)
-        if self.state.limit != before:
-            self._limit_gauge.set(int(self.state.limit))
+        self._moved(self.state, observe_lag(self.policy, self.state, now, lag, self.in_flight))
+
+    def _moved(self, before: adaptive_limit.LimitState, after: adaptive_limit.LimitState) -> None:
+        self.state = after
+        if after.limit != before.limit:
+            self._limit_gauge.set(int(after.limit))
+        if after.last_cut != before.last_cut:
+            ADMISSION_CUTS.labels(self.service, after.cut_by).inc()
 
     def note_latency(self, seconds: float) -> None:
         self.state = adaptive_limit.observe_latency(self.state, seconds)
 
     def note_upstream_refusal(self) -> None:
-        before = self.state.limit
-        self.state = adaptive_limit.upstream_refused(self.policy, self.state, time.monotonic(), self.in_flight)
-        if self.state.limit != before:
-            self._limit_gauge.set(int(self.state.limit))
+        self._moved(
+            self.state, adaptive_limit.upstream_refused(self.policy, self.state, time.monotonic(), self.in_flight)
+        )
 
     async def watch_event_loop(self) -> None:
         """Sample this process's event-loop lag until cancelled (run it for the server's life)."""
