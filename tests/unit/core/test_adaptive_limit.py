@@ -76,10 +76,10 @@ def test_it_never_falls_below_the_floor() -> None:
 
 
 def test_it_climbs_back_only_while_calls_are_held_back_and_the_loop_keeps_up() -> None:
-    low = LimitState(limit=50.0, interval_began=0.0)
+    low = LimitState(limit=50.0, interval_began=0.0, last_cut=0.0)  # just cut
     # Nobody refused: a limit nobody reaches is not raised.
     assert run(low, [0.001] * 8, in_flight=10, start=0.0).limit == 50
-    # Calls refused and no lag: raised by 2 % (at least one call) each interval.
+    # Calls refused and no lag: raised by 2 % (at least one call) each interval, so soon after a cut.
     state = refused(low)
     state = run(state, [0.001] * 4, in_flight=50, start=0.0)
     assert state.limit == 51
@@ -87,6 +87,16 @@ def test_it_climbs_back_only_while_calls_are_held_back_and_the_loop_keeps_up() -
     # Refused, but the loop lags: not raised.
     state = run(refused(state), [0.02] * 4, in_flight=51, start=0.1)
     assert state.limit <= 51
+
+
+def test_long_after_the_last_cut_it_climbs_back_fast() -> None:
+    """A limit left low by a past overload reaches a normal load's need within about a second."""
+    state = LimitState(limit=50.0, interval_began=0.0, last_cut=-3.0)  # cut 3 s ago
+    state = run(refused(state), [0.001] * 4, in_flight=50, start=0.0)
+    assert state.limit == 55  # 10 %, not 2 %
+    for interval in range(1, 11):
+        state = run(refused(state), [0.001] * 4, in_flight=int(state.limit), start=0.1 * interval)
+    assert state.limit == 100  # the ceiling, within a second (at 2 % it would be at ~62)
 
 
 def test_it_never_climbs_above_the_ceiling() -> None:
@@ -169,7 +179,7 @@ def test_too_few_latencies_in_an_interval_are_not_judged() -> None:
 
 
 def test_a_slow_path_is_not_given_more_calls_while_calls_are_held_back() -> None:
-    low = refused(LimitState(limit=50.0, interval_began=0.0))
+    low = refused(LimitState(limit=50.0, interval_began=0.0, last_cut=-1.5))  # past the hold, not quiet
     assert one_interval(low, [0.01] * 3, in_flight=50, start=0.0).limit == 51  # fast: raised
     assert one_interval(low, [0.2] * 3, in_flight=50, start=0.0).limit == 45  # slow: cut
 
