@@ -27,7 +27,6 @@ The payload layout is `payload.py`'s, shared with the embedded engine.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -274,33 +273,38 @@ class QdrantServerStore:
         return [scored_passage(point.id, point.score, point.payload) for point in response.points]
 
     async def _relative_search(self, query: SearchQuery, query_filter: models.Filter) -> list[ScoredPassage]:
-        """Hybrid with `relative` fusion (`domain.fusion`): the dense and the sparse candidates
-        with their own scores (two Query API calls at once, the same stages as `_query`'s),
-        fused here."""
+        """Hybrid with `relative` fusion (`domain.fusion`): the dense and the sparse candidates,
+        ids and scores only, in one batch call (the same stages as `_query`'s), fused here; then
+        the payloads of the best `top_k` only."""
         depth = max(query.fusion.candidates, query.top_k)
-        dense_only = replace(query, top_k=depth, sparse=None)
-        sparse_only = replace(query, top_k=depth, vector=[])
-        threshold = query.score_threshold if query.score_threshold > 0 else None
-        sparse_args = self._query(sparse_only, query_filter)
-        if threshold is not None:  # the sparse list ranks only the dense candidates above it
-            above = models.Prefetch(query=query.vector, limit=depth, filter=query_filter, score_threshold=threshold)
-            sparse_args["prefetch"] = [above]
-        async with self._errors("search"):
-            dense, sparse = await asyncio.gather(
-                *(
-                    self._client.query_points(self._collection, **args, query_filter=query_filter, with_payload=True)
-                    for args in (self._query(dense_only, query_filter), sparse_args)
+        dense_args = self._query(replace(query, top_k=depth, sparse=None), query_filter)
+        sparse_args = self._query(replace(query, top_k=depth, vector=[]), query_filter)
+        if query.score_threshold > 0:  # the sparse list ranks only the dense candidates above it
+            sparse_args["prefetch"] = [
+                models.Prefetch(
+                    query=query.vector, limit=depth, filter=query_filter, score_threshold=query.score_threshold
                 )
+            ]
+        requests = [
+            models.QueryRequest(**args, filter=query_filter, with_payload=False) for args in (dense_args, sparse_args)
+        ]
+        async with self._errors("search"):
+            dense, sparse = await self._client.query_batch_points(self._collection, requests=requests)
+            ids = {str(point.id): point.id for point in (*sparse.points, *dense.points)}
+            fused = relative_score_fusion(
+                [(str(point.id), point.score) for point in dense.points],
+                [(str(point.id), point.score) for point in sparse.points],
+                query.fusion.dense_weight,
+                query.fusion.sparse_weight,
+                query.top_k,
             )
-        points = {str(point.id): point for point in (*sparse.points, *dense.points)}
-        fused = relative_score_fusion(
-            [(str(point.id), point.score) for point in dense.points],
-            [(str(point.id), point.score) for point in sparse.points],
-            query.fusion.dense_weight,
-            query.fusion.sparse_weight,
-            query.top_k,
-        )
-        return [scored_passage(points[key].id, score, points[key].payload) for key, score in fused]
+            records = (
+                await self._client.retrieve(self._collection, ids=[ids[key] for key, _ in fused], with_vectors=False)
+                if fused
+                else []
+            )
+        payloads = {str(record.id): record.payload for record in records}
+        return [scored_passage(ids[key], score, payloads[key]) for key, score in fused if key in payloads]
 
     @staticmethod
     def _query(query: SearchQuery, query_filter: models.Filter) -> dict[str, Any]:
