@@ -770,6 +770,13 @@ def main() -> None:
         help="open-loop level; RATE as e.g. 3x: that multiple of the last closed-loop level's sustained rate",
     )
     parser.add_argument("--uploaders", type=int, default=0, help="uploading users beside the open-loop askers")
+    parser.add_argument(
+        "--stream-uploaders",
+        type=int,
+        default=0,
+        help="uploading users beside the closed-loop streams too: a capacity measured with the uploads an "
+        "open-loop level will have (its 0.8x is then 80 %% of what that mix sustains)",
+    )
     parser.add_argument("--upload-think", type=float, default=10.0, help="mean seconds between one user's uploads")
     parser.add_argument("--duration", type=float, default=25.0, help="seconds per level, warm-up included")
     parser.add_argument("--warmup", type=float, default=5.0)
@@ -797,7 +804,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     streams = [100, 1000, 5500] if args.streams is None and not args.open_loop else (args.streams or [])
-    levels = [Level(streams=n) for n in streams]
+    levels = [Level(streams=n, uploaders=args.stream_uploaders) for n in streams]
     levels += [open_loop_level(u, r, args.uploaders if up is None else up) for u, r, up in args.open_loop]
     if levels and levels[0].of_capacity:
         parser.error("a RATE such as 3x needs a closed-loop level (--streams 100) before it to measure capacity")

@@ -60,7 +60,7 @@ class Harness:
             f"{DRIVERS} {1000 * drivers / window:.0f} ms/s = {1000 * drivers / max(1, calls):.2f} ms per call "
             f"({calls} calls, {refused} refused)"
         )
-        if (costs := self.driver_costs()) is not None:
+        if (costs := self.driver_costs()) is not None and min(costs) > 0:  # else: noise, not a figure
             driver_line += f"; from the levels so far ~{costs[0]:.2f} ms per answered call, ~{costs[1]:.2f} per refusal"
         others = "  ".join(
             f"{name} {1000 * seconds / max(1, answered):.2f}" for name, seconds in used.items() if name != DRIVERS
