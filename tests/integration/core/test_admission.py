@@ -70,6 +70,11 @@ async def test_the_excess_is_refused_with_a_retry_hint_and_streams_hold_their_sl
         assert "at capacity" in (info.value.details() or "")
         assert dict(info.value.trailing_metadata() or ())["retry-after-seconds"] == "0.500"
         assert refused_so_far() == before + 1
+        # A unary call is refused the same way (its request is not even read).
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.RewriteQuery(generation_pb2.RewriteQueryRequest(tenant_id="t", question="q " * 2000))
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert dict(info.value.trailing_metadata() or ())["retry-after-seconds"] == "0.500"
         # Health is never refused, even at capacity.
         health = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
         assert health.status == health_pb2.HealthCheckResponse.SERVING
