@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import itertools
 import math
+import operator
 import re
 from collections import Counter
 from functools import lru_cache
@@ -42,21 +43,25 @@ def _bucket(feature: str, dimension: int) -> tuple[int, float]:
 def _features(text: str) -> Counter[str]:
     words = _WORDS.findall(text.lower())
     features: Counter[str] = Counter(words)
-    features.update(f"{a} {b}" for a, b in itertools.pairwise(words))
+    features.update(map(" ".join, itertools.pairwise(words)))  # bigrams "a b"
     return features
 
 
 def hash_embed(text: str, dimension: int) -> list[float]:
-    """The unit-length feature-hashing vector of `text` (pure function, see module docstring)."""
+    """The unit-length feature-hashing vector of `text` (pure function, see module docstring).
+    Written for the interpreter (C-level map and zip, no log for a feature seen once): the worker
+    embeds every chunk with it when RAG_EMBEDDER=hashing. The arithmetic, and so every bit of
+    the result, is what the plain loop computes."""
     features = _features(text) or Counter([_EMPTY_FEATURE])
     vector = [0.0] * dimension
+    log = math.log
     for feature, count in features.items():
         index, sign = _bucket(feature, dimension)
-        vector[index] += sign * (1.0 + math.log(count))
-    norm = math.sqrt(sum(x * x for x in vector))
+        vector[index] += sign if count == 1 else sign * (1.0 + log(count))
+    norm = math.sqrt(sum(map(operator.mul, vector, vector)))
     if norm == 0.0:  # every feature cancelled out in colliding buckets: astronomically rare
         return hash_embed(text + " " + _EMPTY_FEATURE, dimension)
-    return [x / norm for x in vector]
+    return list(map(norm.__rtruediv__, vector))
 
 
 class HashingEmbedder:
