@@ -236,7 +236,8 @@ class StoreContract:
 
         again = await store.claim_job(outcome.job.job_id)  # redelivered while RUNNING: another attempt
         assert again.job == claim.started
-        assert again.started is not None and again.started.attempts == 2
+        assert again.started is not None
+        assert again.started.attempts == 2
 
     async def test_a_claim_starts_nothing_for_a_finished_or_superseded_job(self, store: Store) -> None:
         tenant = new_tenant()
@@ -265,7 +266,8 @@ class StoreContract:
         assert (refused.job.attempts, refused.started) == (2, None)
         assert (await store.get_job(tenant, outcome.job.job_id)).attempts == 2
         allowed = await store.claim_job(outcome.job.job_id, attempts_below=3)
-        assert allowed.started is not None and allowed.started.attempts == 3
+        assert allowed.started is not None
+        assert allowed.started.attempts == 3
         with pytest.raises(NotFound):
             await store.claim_job(str(uuid.uuid4()))
 

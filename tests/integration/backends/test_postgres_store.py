@@ -12,7 +12,7 @@ import pytest
 from ragplatform.backends.store.postgres import PostgresStore, migrate
 from ragplatform.backends.store.postgres_migrations import latest_version, load_migrations
 from ragplatform.core.settings import StoreSettings, load_settings
-from ragplatform.domain.errors import FailedPrecondition, Unavailable
+from ragplatform.domain.errors import FailedPrecondition, ResourceExhausted, Unavailable
 from ragplatform.domain.models import JobState
 from tests.support.servers import PgBouncerServer, PostgresDatabase
 from tests.support.store_contract import StoreContract, new_tenant, upload
@@ -179,6 +179,27 @@ async def test_the_pool_never_exceeds_its_maximum(module_postgres_database: Post
         assert len((await store.list_conversations(tenant, 50)).items) == 20
         assert store._pool is not None
         assert store._pool.get_size() <= 2
+    finally:
+        await store.close()
+
+
+async def test_a_call_that_finds_every_connection_busy_is_refused_with_a_retry_hint(
+    module_postgres_database: PostgresDatabase,
+) -> None:
+    # Capacity, not an outage: 500 uploaders against one ingestion process's pool of 10 must be
+    # told to come back (RESOURCE_EXHAUSTED + hint), not that PostgreSQL is down (UNAVAILABLE).
+    store = PostgresStore(
+        settings_for(module_postgres_database.bouncer_url, store_pool_max=1, store_timeout_seconds=0.3)
+    )
+    await store.open()
+    try:
+        tenant = new_tenant()
+        async with store._connection():  # the pool's only connection, lent out
+            with pytest.raises(ResourceExhausted, match="RAG_STORE_POOL_MAX=1") as refused:
+                await store.create_conversation(tenant, "waits")
+        assert refused.value.retry_after_seconds is not None
+        assert refused.value.retry_after_seconds > 0
+        await store.create_conversation(tenant, "served once the connection is back")
     finally:
         await store.close()
 

@@ -32,7 +32,7 @@ from ragplatform.backends.store.postgres_migrations import apply_migrations, che
 from ragplatform.backends.store.rows import RowReader, citations_to_json
 from ragplatform.core.redaction import redact_url
 from ragplatform.core.settings import StoreSettings
-from ragplatform.domain.errors import AlreadyExists, NotFound, Unavailable
+from ragplatform.domain.errors import AlreadyExists, NotFound, ResourceExhausted, Unavailable
 from ragplatform.domain.models import (
     ApiKey,
     Conversation,
@@ -82,6 +82,8 @@ _CLAIM_JOB = (
     " SELECT c.*, s.attempts AS s_attempts, s.updated_at AS s_updated_at FROM current c LEFT JOIN started s ON true"
 )
 _INT_MAX = 2**31 - 1
+# The retry hint when a call found every pooled connection busy for the whole store timeout.
+POOL_BUSY_RETRY_SECONDS = 1.0
 # S608 (SQL built from strings) is silenced where only the constant column list is interpolated;
 # every value travels as a $n parameter.
 # SQLSTATE classes that mean "the database cannot answer now", not "the request is wrong":
@@ -105,6 +107,11 @@ def unavailable_error(url: str, exc: BaseException) -> Unavailable:
         f"PostgreSQL at {redact_url(url)} cannot answer now ({detail}); check RAG_STORE_URL, "
         "that PgBouncer and PostgreSQL are running, then retry"
     )
+
+
+def pool_saturated(pool: asyncpg.Pool) -> bool:
+    """Whether every connection the pool may open is open and lent out."""
+    return bool(pool.get_size() >= pool.get_max_size() and pool.get_idle_size() == 0)
 
 
 def is_unavailable_error(exc: BaseException) -> bool:
@@ -192,14 +199,24 @@ class PostgresStore:
     def _unavailable(self, exc: BaseException) -> Unavailable:
         return unavailable_error(self._url, exc)
 
+    def _busy(self) -> ResourceExhausted:
+        return ResourceExhausted(
+            f"every PostgreSQL connection of this process (RAG_STORE_POOL_MAX={self._settings.store_pool_max}) "
+            f"stayed busy for {self._timeout:g} s: it is at capacity; retry after the hint "
+            "(operators: more replicas, or a larger pool if PostgreSQL has room)",
+            retry_after_seconds=POOL_BUSY_RETRY_SECONDS,
+        )
+
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection; connection-level failures inside the block become `Unavailable`."""
         pool = self._pool
         if pool is None:
             raise Unavailable("the PostgreSQL store is not open (or was closed); restart the service")
+        acquired = False
         try:
             async with pool.acquire(timeout=self._timeout) as conn:
+                acquired = True
                 yield conn
         except Unavailable:
             raise
@@ -209,6 +226,9 @@ class PostgresStore:
                 # The call was cancelled (a deadline ran out) mid-query; asyncpg may then fail
                 # with another error while releasing the connection. It is still a cancellation.
                 raise asyncio.CancelledError from exc
+            if isinstance(exc, TimeoutError) and not acquired and pool_saturated(pool):
+                # Every connection stayed busy with other calls: capacity, not an outage.
+                raise self._busy() from exc
             if is_unavailable_error(exc):
                 raise self._unavailable(exc) from exc
             raise
