@@ -299,8 +299,10 @@ async def drain(
                 started, left_at_start = time.time(), left
                 meter.start()
                 if profile:
+                    profiled = {"worker": processes.pid(WORKER), "retrieval": processes.pid("retrieval")}
+                    profiled |= {name: pid for name, pid in meter_pids.items() if name == "qdrant double"}
                     profilers = [
-                        start_profiler(processes.pid(name), profile / f"{name}.txt") for name in (WORKER, "retrieval")
+                        start_profiler(pid, profile / f"{name.replace(' ', '-')}.txt") for name, pid in profiled.items()
                     ]
             if not left:
                 break
@@ -445,7 +447,7 @@ def main() -> None:
         type=Path,
         default=None,
         metavar="DIR",
-        help="py-spy the worker's and retrieval's drain and ingestion's uploads into DIR",
+        help="py-spy the worker's, retrieval's and the Qdrant double's drain and ingestion's uploads into DIR",
     )
     parser.add_argument(
         "--env", action="append", default=[], metavar="RAG_X=VALUE", help="extra service setting (repeatable)"

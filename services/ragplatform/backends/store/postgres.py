@@ -110,8 +110,10 @@ def unavailable_error(url: str, exc: BaseException) -> Unavailable:
 
 
 def pool_saturated(pool: asyncpg.Pool) -> bool:
-    """Whether every connection the pool may open is open and lent out."""
-    return bool(pool.get_size() >= pool.get_max_size() and pool.get_idle_size() == 0)
+    """Whether the pool has opened every connection it may: a wait for one that timed out then
+    waited behind other calls (one may have come back since the timeout fired, so whether one is
+    idle now says nothing), not for a connection to PostgreSQL to open."""
+    return bool(pool.get_size() >= pool.get_max_size())
 
 
 def is_unavailable_error(exc: BaseException) -> bool:
