@@ -26,6 +26,7 @@ from ragplatform.domain.errors import Unavailable
 
 CONNECT_TIMEOUT_SECONDS = 2.0
 COMMAND_TIMEOUT_SECONDS = 5.0
+MAX_CONNECTIONS = 100
 
 
 def connect_redis(
@@ -33,9 +34,16 @@ def connect_redis(
 ) -> redis.Redis:
     """A client for `url` (redis://, rediss:// or unix://). Connects lazily, on the first command.
 
+    At most `MAX_CONNECTIONS` connections; a command that finds them all busy waits for one (up
+    to `socket_timeout`) instead of failing at once: redis-py's default pool raises
+    `MaxConnectionsError` past 100 commands in flight, which a gateway's rate-limit checks for 500
+    concurrent uploaders reached (hundreds of uploads failed UNAVAILABLE in one bench run).
+
     Replies are `str` unless `decode_responses` is false (then `bytes`)."""
-    return redis.Redis.from_url(
+    pool = redis.BlockingConnectionPool.from_url(
         url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=socket_timeout,
         decode_responses=decode_responses,
         socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
         socket_timeout=socket_timeout,
@@ -45,6 +53,7 @@ def connect_redis(
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         health_check_interval=30,
     )
+    return redis.Redis.from_pool(pool)  # the client owns the pool: closing it closes the pool
 
 
 @contextmanager

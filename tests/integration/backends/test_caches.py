@@ -14,7 +14,7 @@ from ragplatform.backends.cache.base import AnswerCache, RateLimiter, TokenBudge
 from ragplatform.backends.cache.factory import open_answer_cache, open_rate_limiter, open_token_budget
 from ragplatform.backends.cache.memory import MemoryAnswerCache, MemoryRateLimiter, MemoryTokenBudget
 from ragplatform.backends.cache.redis import RedisAnswerCache, RedisRateLimiter, RedisTokenBudget
-from ragplatform.backends.redis_connection import connect_redis
+from ragplatform.backends.redis_connection import MAX_CONNECTIONS, connect_redis
 from ragplatform.core.settings import GatewaySettings, load_settings
 from ragplatform.domain.errors import Unavailable
 from tests.support.servers import RedisServer, free_port
@@ -112,6 +112,18 @@ async def test_redis_budget_keys_expire(redis_server: RedisServer, redis_namespa
         await budget.spend("t", 5)
         (budget_key,) = [k async for k in client.scan_iter(f"{redis_namespace}:tokens:t:*")]
         assert 0 < await client.ttl(budget_key) <= 2 * 24 * 3600
+    finally:
+        await client.aclose()
+
+
+async def test_commands_beyond_the_connection_limit_wait_for_a_connection(redis_server: RedisServer) -> None:
+    # More commands in flight than the pool has connections (each holds one for 0.2 s): they
+    # queue for a connection instead of failing with MaxConnectionsError.
+    client = connect_redis(redis_server.url)
+    try:
+        key = f"empty-{uuid.uuid4().hex}"
+        replies = await asyncio.gather(*(client.blpop([key], timeout=0.2) for _ in range(MAX_CONNECTIONS + 30)))
+        assert replies == [None] * (MAX_CONNECTIONS + 30)
     finally:
         await client.aclose()
 
