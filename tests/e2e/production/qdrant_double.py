@@ -74,7 +74,6 @@ class QdrantRestDouble:
         app.router.add_put(base + "/points", self._upsert)
         app.router.add_post(base + "/points/query", self._query)
         app.router.add_post(base + "/points/query/batch", self._query_batch)
-        app.router.add_post(base + "/points", self._retrieve)
         app.router.add_post(base + "/points/delete", self._delete)
         app.router.add_post(base + "/points/count", self._count)
         self._runner = web.AppRunner(app, access_log=None)
@@ -157,16 +156,6 @@ class QdrantRestDouble:
         body = models.QueryRequestBatch.model_validate(await _json(request))
         responses = await self.local.query_batch_points(request.match_info["name"], requests=body.searches)
         return _ok([r.model_dump(mode="json", exclude_none=True) for r in responses])
-
-    async def _retrieve(self, request: web.Request) -> web.Response:
-        body = models.PointRequest.model_validate(await _json(request))
-        records = await self.local.retrieve(
-            request.match_info["name"],
-            ids=body.ids,
-            with_payload=body.with_payload if body.with_payload is not None else True,
-            with_vectors=body.with_vector if body.with_vector is not None else False,
-        )
-        return _ok([r.model_dump(mode="json", exclude_none=True) for r in records])
 
     async def _delete(self, request: web.Request) -> web.Response:
         body = models.FilterSelector.model_validate(await _json(request))

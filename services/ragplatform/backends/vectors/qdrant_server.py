@@ -19,10 +19,9 @@ Callers may rely on:
 * Every point has the sparse BM25-style vector `payload.SPARSE_VECTOR` (Qdrant's IDF modifier)
   beside the unnamed dense one; a hybrid search is one Query API call (two prefetches fused by
   weighted RRF or DBSF), or, for `relative` fusion, a batch of two (the dense and the sparse
-  lists, ids and scores) fused by `domain.fusion`, then the fused best's payloads retrieved. A
-  collection created before sparse vectors gets the sparse vector added on `open` (Qdrant >= 1.18
-  adds a named vector in place) and every point's sparse vector computed from its stored text:
-  no document is lost or re-embedded.
+  lists with their scores) fused by `domain.fusion`. A collection created before sparse vectors
+  gets the sparse vector added on `open` (Qdrant >= 1.18 adds a named vector in place) and every
+  point's sparse vector computed from its stored text: no document is lost or re-embedded.
 The payload layout is `payload.py`'s, shared with the embedded engine.
 """
 
@@ -274,9 +273,10 @@ class QdrantServerStore:
         return [scored_passage(point.id, point.score, point.payload) for point in response.points]
 
     async def _relative_search(self, query: SearchQuery, query_filter: models.Filter) -> list[ScoredPassage]:
-        """Hybrid with `relative` fusion (`domain.fusion`): the dense and the sparse candidates,
-        ids and scores only, in one batch call (the same stages as `_query`'s), fused here; then
-        the payloads of the best `top_k` only."""
+        """Hybrid with `relative` fusion (`domain.fusion`): the dense and the sparse candidates
+        with their scores and payloads in one batch call (the same stages as `_query`'s), fused
+        here. Payloads come with the lists: a second request for the fused best's payloads cost
+        the client more CPU than parsing them (bench figures in docs/retrieval.md)."""
         depth = max(query.fusion.candidates, query.top_k)
         dense_args = self._query(replace(query, top_k=depth, sparse=None), query_filter)
         sparse_args = self._query(replace(query, top_k=depth, vector=[]), query_filter)
@@ -287,25 +287,19 @@ class QdrantServerStore:
                 )
             ]
         requests = [
-            models.QueryRequest(**args, filter=query_filter, with_payload=False) for args in (dense_args, sparse_args)
+            models.QueryRequest(**args, filter=query_filter, with_payload=True) for args in (dense_args, sparse_args)
         ]
         async with self._errors("search"):
             dense, sparse = await self._client.query_batch_points(self._collection, requests=requests)
-            ids = {str(point.id): point.id for point in (*sparse.points, *dense.points)}
-            fused = relative_score_fusion(
-                [(str(point.id), point.score) for point in dense.points],
-                [(str(point.id), point.score) for point in sparse.points],
-                query.fusion.dense_weight,
-                query.fusion.sparse_weight,
-                query.top_k,
-            )
-            records = (
-                await self._client.retrieve(self._collection, ids=[ids[key] for key, _ in fused], with_vectors=False)
-                if fused
-                else []
-            )
-        payloads = {str(record.id): record.payload for record in records}
-        return [scored_passage(ids[key], score, payloads[key]) for key, score in fused if key in payloads]
+        points = {str(point.id): point for point in (*sparse.points, *dense.points)}
+        fused = relative_score_fusion(
+            [(str(point.id), point.score) for point in dense.points],
+            [(str(point.id), point.score) for point in sparse.points],
+            query.fusion.dense_weight,
+            query.fusion.sparse_weight,
+            query.top_k,
+        )
+        return [scored_passage(points[key].id, score, points[key].payload) for key, score in fused]
 
     @staticmethod
     def _query(query: SearchQuery, query_filter: models.Filter) -> dict[str, Any]:
