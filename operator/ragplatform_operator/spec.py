@@ -427,7 +427,7 @@ class WorkersTierSpec(_TierCommon):
         "only after max(300, this) seconds without an acknowledgement.",
     )
     concurrency: int = Field(
-        8,
+        16,
         ge=1,
         le=64,
         description="Jobs one worker process runs at once (one receive takes as many messages); a slow document "

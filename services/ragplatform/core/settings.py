@@ -385,7 +385,7 @@ class ParseSettings(CommonSettings):
 class WorkerSettings(QueueSettings, BlobSettings, EmbedderSettings, ParseSettings):
     retrieval_addr: str = Field("127.0.0.1:50053", description="host:port of the retrieval service.")
     worker_concurrency: int = Field(
-        8,
+        16,
         ge=1,
         le=64,
         description="Jobs one worker process runs at once (one receive takes as many messages); a slow document "
