@@ -155,6 +155,15 @@ redis.call('XDEL', KEYS[1], ARGV[2])
 return 1
 """
 
+# Atomically: acknowledge and delete the entry, and its payload key when there is one (KEYS[2]).
+# One command where a MULTI/EXEC pipeline sent five (the worker acks every job).
+_ACK_LUA = """
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+if KEYS[2] then redis.call('DEL', KEYS[2]) end
+return 1
+"""
+
 # Atomically: move every dead letter back to the stream as a fresh message.
 _REPLAY_LUA = """
 local entries = redis.call('XRANGE', KEYS[1], '-', '+')
@@ -207,6 +216,7 @@ class RedisStreamsQueue:
         self._redis = client
         self._receive_script = client.register_script(_RECEIVE_LUA)
         self._release_script = client.register_script(_RELEASE_LUA)
+        self._ack_script = client.register_script(_ACK_LUA)
         self._replay_script = client.register_script(_REPLAY_LUA)
         try:
             with self._errors():
@@ -327,12 +337,8 @@ class RedisStreamsQueue:
         """Acknowledge and delete the entry, whoever holds it now: the job is done."""
 
         async def ack() -> None:
-            async with self._client().pipeline(transaction=True) as pipe:
-                pipe.xack(self.stream, GROUP, message.message_id)
-                pipe.xdel(self.stream, message.message_id)
-                if message.payload:
-                    pipe.delete(self.payload_prefix + message.job_id)
-                await pipe.execute()
+            keys = [self.stream, *([self.payload_prefix + message.job_id] if message.payload else [])]
+            await self._ack_script(keys=keys, args=[GROUP, message.message_id])
 
         await self._call(ack)
 
