@@ -800,7 +800,7 @@ def main() -> None:
         default=[],
         metavar="SERVICE:N",
         help="run SERVICE's threads at niceness N (repeatable), e.g. gateway:-5: CPU weights on the shared "
-        "service CPUs as CPU requests give pods in a cluster (cgroup cpu.weight)",
+        "service CPUs as CPU requests give pods in a cluster (cgroup cpu.weight); below 0 needs root or CAP_SYS_NICE",
     )
     args = parser.parse_args()
     streams = [100, 1000, 5500] if args.streams is None and not args.open_loop else (args.streams or [])
