@@ -275,8 +275,9 @@ class Passage(_message.Message):
     """Text of the chunk."""
     score: _builtins.float
     """Relevance to the query, higher is better: the cosine similarity in dense retrieval, the
-    fused rank score (reciprocal rank fusion) in hybrid retrieval (the default), the BM25 score
-    in sparse retrieval, or the reranker's score when one is configured. See docs/retrieval.md.
+    fused score in hybrid retrieval (the default; relative score fusion: 0 to the sum of the
+    fusion weights, 1.5 by default; or RRF's rank score), the BM25 score in sparse retrieval, or
+    the reranker's score when one is configured. See docs/retrieval.md.
     """
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
