@@ -26,6 +26,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from ragplatform.core.adaptive_limit import LimitPolicy
+from ragplatform.core.garbage_collection import settle_after_startup
 from ragplatform.core.health import IdentifyingHealthServicer
 from ragplatform.core.interceptors.access_log import AccessLogInterceptor
 from ragplatform.core.interceptors.admission import AdmissionInterceptor
@@ -242,6 +243,7 @@ def _background_ended(
 async def serve(app: ServiceApp, settings: CommonSettings) -> None:
     """Run until SIGTERM or SIGINT, then drain within the grace period."""
     running = await start_service(app, settings)
+    settle_after_startup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
