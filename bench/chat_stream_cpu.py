@@ -17,7 +17,7 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -85,8 +85,12 @@ async def measure(url: str, args: argparse.Namespace) -> None:
         )
         manager = AsyncResponseContextManager(cast(Awaitable[AsyncAPIResponse[Any]], request))
         async with manager as response:
-            async for _chunk in read_chunks(response.iter_lines()):
+            async for _chunk in read_chunks(one_line_batches(response.iter_lines())):
                 pass
+
+    async def one_line_batches(lines: AsyncIterator[str]) -> AsyncIterator[list[str]]:
+        async for line in lines:
+            yield [line]
 
     async def through_generator() -> None:
         request = AnswerRequest(tenant_id="bench", question=QUESTION, passages=PASSAGES)

@@ -125,7 +125,7 @@ class OpenAIHttp:
 
     async def post_stream(self, path: str, body: Mapping[str, Any]) -> StreamedResponse:
         """POST and return once the endpoint answered with a success status, its body unread (read
-        its `lines()`, then `close()` it). Unlike `post`, the timeout bounds each wait for data
+        its `line_batches()`, then `close()` it). Unlike `post`, the timeout bounds each wait for data
         (connecting, the status, every read), not the whole answer. `HttpStatusError`,
         `HttpTimeoutError` or `HttpConnectionError` otherwise. With tracing on, the request's span
         ends when the status arrives (as httpx's instrumentation does for a streamed response)."""
@@ -169,9 +169,10 @@ class StreamedResponse:
         self._response = response
         self._read_timeout = read_timeout
 
-    async def lines(self) -> AsyncIterator[str]:
-        """The body's lines (without their line ends), as they arrive: each network read is split
-        here, so a line costs no await of its own. `HttpTimeoutError` when no data came within the
+    async def line_batches(self) -> AsyncIterator[list[str]]:
+        """The body's lines (without their line ends) as they arrive, grouped by network read:
+        each batch holds the lines a read completed (never empty), so a reader pays its per-item
+        cost once per read, not per line. `HttpTimeoutError` when no data came within the
         timeout, `HttpConnectionError` when the connection broke before the body's end."""
         pending = b""
         try:
@@ -180,14 +181,13 @@ class StreamedResponse:
                 if b"\n" not in data and b"\r" not in data:
                     continue
                 *complete, pending = pending.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
-                for line in complete:
-                    yield line.decode(errors="replace")
+                yield [line.decode(errors="replace") for line in complete]
         except TimeoutError as exc:
             raise HttpTimeoutError(f"no data within {self._read_timeout:g} s") from exc
         except aiohttp.ClientError as exc:
             raise HttpConnectionError(f"{type(exc).__name__}: {exc}") from exc
         if pending:
-            yield pending.decode(errors="replace")
+            yield [pending.decode(errors="replace")]
 
     async def close(self) -> None:
         """Release the connection: back to the pool when the body was read to its end, else closed."""

@@ -54,7 +54,7 @@ async def base_url() -> AsyncIterator[str]:
 async def test_lines_are_whole_whatever_the_reads(base_url: str) -> None:
     http = OpenAIHttp(base_url, None, 5.0, 10)
     response = await http.post_stream("/stream", {"stream": True})
-    lines = [line async for line in response.lines()]
+    lines = [line async for batch in response.line_batches() for line in batch]
     await response.close()
     await http.close()
     assert [line for line in lines if line] == ['data: {"a": 1}', "data: café", "data: [DONE]"]
@@ -66,8 +66,8 @@ async def test_a_stream_that_stops_sending_times_out(base_url: str) -> None:
     seen: list[str] = []
 
     async def read() -> None:
-        async for line in response.lines():
-            seen.append(line)
+        async for batch in response.line_batches():
+            seen.extend(batch)
 
     with pytest.raises(HttpTimeoutError, match=r"no data within 0\.3 s"):
         await read()

@@ -71,6 +71,7 @@ async def collect(generator: OpenAIAnswerGenerator, **request: Any) -> tuple[str
 
 
 async def test_streams_a_cited_answer_with_usage(server: OpenAITestServer) -> None:
+    server.token_delay = 0.01  # tokens a model writes one by one are passed on one by one
     generator = make(server)
     text, done, delta_count = await collect(generator, max_tokens=77)
     await generator.close()
@@ -87,6 +88,16 @@ async def test_streams_a_cited_answer_with_usage(server: OpenAITestServer) -> No
     assert sent.body["stream_options"] == {"include_usage": True}
     assert sent.body["max_tokens"] == 77
     assert "[2] zephyr.md:" in sent.body["messages"][-1]["content"]
+
+
+async def test_tokens_that_arrive_together_are_passed_on_together(server: OpenAITestServer) -> None:
+    """The double writes a whole answer at once (no token delay): it comes in a read or two, not
+    as one delta per token."""
+    generator = make(server)
+    text, _, delta_count = await collect(generator)
+    await generator.close()
+    assert "42 bar [2]" in text
+    assert delta_count < len(text.split())
 
 
 async def test_consecutive_answers_reuse_one_connection(server: OpenAITestServer) -> None:

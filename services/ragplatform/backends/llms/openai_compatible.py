@@ -174,7 +174,7 @@ class OpenAIAnswerGenerator:
             "stream_options": {"include_usage": True},
         }
         response = await self._http.post_stream("/chat/completions", body)
-        iterator = read_chunks(response.lines())
+        iterator = read_chunks(response.line_batches())
         finish_reason: str | None = None
         usage: TokenUsage | None = None
         try:
