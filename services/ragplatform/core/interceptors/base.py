@@ -72,10 +72,40 @@ class ScopedInterceptor(grpc.aio.ServerInterceptor):
             self.decided(handler_call_details.invocation_metadata, refused=refusal is not None)
             if refusal is not None:
                 return refusing_handler(handler, refusal)
-        return _wrap(handler, method, self.scope)
+        return self._wrapped.get(handler, method, lambda: _wrap(handler, method, self.scope))
+
+    @property
+    def _wrapped(self) -> WrappedHandlers:
+        # Built on first use: subclasses need not call a base __init__.
+        cache: WrappedHandlers | None = self.__dict__.get("_wrapped_handlers")
+        if cache is None:
+            cache = self.__dict__["_wrapped_handlers"] = WrappedHandlers()
+        return cache
 
 
 Scope = Callable[[str, Any], AbstractAsyncContextManager[None]]
+
+
+class WrappedHandlers:
+    """A method's wrapped handler, built once: the wrapping holds no per-call state, so building
+    it for every call (three closures and a handler tuple) was CPU spent on nothing. Built again
+    only if the handler underneath changes (it is the same object for every call in practice)."""
+
+    def __init__(self) -> None:
+        self._by_method: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]] = {}
+
+    def get(
+        self,
+        handler: grpc.RpcMethodHandler[Any, Any],
+        method: str,
+        build: Callable[[], grpc.RpcMethodHandler[Any, Any]],
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        cached = self._by_method.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = build()
+        self._by_method[method] = (handler, wrapped)
+        return wrapped
 
 
 class ScopeChain(grpc.aio.ServerInterceptor):
@@ -88,6 +118,7 @@ class ScopeChain(grpc.aio.ServerInterceptor):
         self.parts = tuple(parts)
         self._scopes = tuple(part.scope for part in self.parts)
         self._gates = tuple(part for part in self.parts if part.refuses_early)
+        self._wrapped = WrappedHandlers()
 
     async def intercept_service(
         self,
@@ -104,7 +135,7 @@ class ScopeChain(grpc.aio.ServerInterceptor):
                 gate.decided(handler_call_details.invocation_metadata, refused=refusal is not None)
                 if refusal is not None:
                     return refusing_handler(handler, refusal)
-        return _wrap_chain(handler, method, self._scopes)
+        return self._wrapped.get(handler, method, lambda: _wrap_chain(handler, method, self._scopes))
 
 
 def fuse_scopes(chain: Sequence[grpc.aio.ServerInterceptor[Any, Any]]) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
