@@ -144,15 +144,24 @@ class OpenAIAnswerGenerator:
                 f"not calling it for another {breaker.retry_after():.0f} s (circuit breaker). Try again later."
             )
         try:
-            retrying = AsyncRetrying(
-                stop=stop_after_attempt(self._settings.llm_max_retries + 1),
-                wait=self._retry_wait,
-                retry=retry_if_exception(is_transient),
-                reraise=True,
-            )
-            async for attempt in retrying:
-                with attempt:
-                    opened = await self._first_token(model, messages, max_tokens)
+            try:
+                # The first attempt outside tenacity: its machinery costs more CPU than a
+                # streamed answer's parsing, and almost every answer needs no retry.
+                opened = await self._first_token(model, messages, max_tokens)
+            except Exception as first_failure:
+                if not is_transient(first_failure):
+                    raise
+                retrying = AsyncRetrying(
+                    stop=stop_after_attempt(self._settings.llm_max_retries + 1),
+                    wait=self._retry_wait,
+                    retry=retry_if_exception(is_transient),
+                    reraise=True,
+                )
+                async for attempt in retrying:
+                    with attempt:
+                        if attempt.retry_state.attempt_number == 1:
+                            raise first_failure  # tenacity counts it and waits as for any failure
+                        opened = await self._first_token(model, messages, max_tokens)
         except asyncio.CancelledError:
             breaker.release()
             raise
