@@ -52,7 +52,8 @@ def _strip_plural(word: str) -> str:
 def overlap_score(query_words: set[str], text: str) -> float:
     """How well `text` matches `query_words`: the number of query words it contains, with a small
     bonus for density so that a short sentence beats a long one containing the same words."""
-    found = query_words & content_words(text)
+    text_words = words(text)  # once: the content words and the density both come from it
+    found = query_words & {_strip_plural(w) for w in text_words if w not in STOPWORDS}
     if not found:
         return 0.0
-    return len(found) + len(found) / (1 + len(words(text)))
+    return len(found) + len(found) / (1 + len(text_words))
