@@ -13,6 +13,10 @@ per process; encoding runs in a worker thread (the C engine releases the GIL, th
 free) and one call at a time (the engine already spreads one call over every core); vectors are
 unit length; `count_tokens` counts with the model's own SentencePiece tokenizer (without the
 special tokens and the role prefix). Texts over 512 tokens are embedded in windows and averaged.
+
+Not the default: on the held-out PostgreSQL manual it finds the right page first 10 points less
+often than all-MiniLM-L6-v2, at 4x the CPU per chunk; it is the light one (142 MB resident, no
+torch, loads in 0.1 s) and the multilingual one. Figures: docs/retrieval.md.
 """
 
 from __future__ import annotations
