@@ -49,14 +49,8 @@ class E5SmallEmbedder:
         self._encode_lock = threading.Lock()
         self._model: Any = None
         self._overhead = 0  # tokens of an empty passage: specials and the role prefix
-
-    @property
-    def name(self) -> str:
-        return MODEL_NAME
-
-    @property
-    def dimension(self) -> int:
-        return DIMENSION
+        self.name = MODEL_NAME
+        self.dimension = DIMENSION
 
     def _loaded_model(self) -> Any:
         with self._load_lock:
