@@ -198,30 +198,33 @@ class OpenAITestServer:
             }
             return f"data: {json.dumps(payload)}\n\n".encode()
 
-        await response.write(chunk({"role": "assistant", "content": ""}, None))
-        for number, piece in enumerate(_WORD_PIECES.findall(answer)):
-            if model == "midstream-fail-model" and number == 2:
-                # Drop the connection mid-answer, as a crashing or restarted server would.
-                transport = request.transport
-                if transport is not None:
-                    transport.abort()
-                return response
-            if self.token_delay:
-                await asyncio.sleep(self.token_delay)
-            await response.write(chunk({"content": piece}, None))
-        await response.write(chunk({}, "stop"))
-        if usage is not None:
-            payload = {
-                "id": completion_id,
-                "object": "chat.completion.chunk",
-                "created": int(time.time()),
-                "model": model,
-                "choices": [],
-                "usage": usage,
-            }
-            await response.write(f"data: {json.dumps(payload)}\n\n".encode())
-        await response.write(b"data: [DONE]\n\n")
-        await response.write_eof()
+        try:
+            await response.write(chunk({"role": "assistant", "content": ""}, None))
+            for number, piece in enumerate(_WORD_PIECES.findall(answer)):
+                if model == "midstream-fail-model" and number == 2:
+                    # Drop the connection mid-answer, as a crashing or restarted server would.
+                    transport = request.transport
+                    if transport is not None:
+                        transport.abort()
+                    return response
+                if self.token_delay:
+                    await asyncio.sleep(self.token_delay)
+                await response.write(chunk({"content": piece}, None))
+            await response.write(chunk({}, "stop"))
+            if usage is not None:
+                payload = {
+                    "id": completion_id,
+                    "object": "chat.completion.chunk",
+                    "created": int(time.time()),
+                    "model": model,
+                    "choices": [],
+                    "usage": usage,
+                }
+                await response.write(f"data: {json.dumps(payload)}\n\n".encode())
+            await response.write(b"data: [DONE]\n\n")
+            await response.write_eof()
+        except ConnectionResetError:
+            pass  # the client went away mid-answer (a bench stopping with asks in flight)
         return response
 
     async def _embeddings(self, request: web.Request) -> web.Response:
