@@ -5,12 +5,12 @@ A service allocates thousands of short-lived container objects per call (corouti
 dicts, gRPC call state), so with CPython's default thresholds (700, 10, 10) its collector runs a
 young collection every few calls and a full one every few hundred — and each full one walks every
 object the process holds, most of them modules, classes and functions imported at startup that
-will never be garbage. Under Ask load that was ~9 % of the gateway's and generation's CPU
-(py-spy, docs/performance.md). Freezing what exists once the server is up moves those objects out
-of the collector's reach (`gc.freeze`, as CPython's docs recommend for long-lived servers), and a
-larger first threshold makes young collections rarer; reference counting still frees the
-non-cyclic garbage at once, so memory grows only by the cycles a young collection would have
-found sooner.
+will never be garbage. Under Ask load that was ~6.5 % of generation's CPU and ~2.4 % of the
+gateway's (a `gc.callbacks` probe, docs/performance.md). Freezing what exists once the server is
+up moves those objects out of the collector's reach (`gc.freeze`, as CPython's docs recommend
+for long-lived servers), and a larger first threshold makes young collections rarer; reference
+counting still frees the non-cyclic garbage at once, so memory grows only by the cycles a young
+collection would have found sooner.
 """
 
 from __future__ import annotations

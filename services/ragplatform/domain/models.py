@@ -183,6 +183,13 @@ class SearchQuery:
     sparse: SparseVector | None = None
     fusion: HybridFusion = HybridFusion()
 
+    @property
+    def fused_by_relative_score(self) -> bool:
+        """Hybrid (both vectors) with `relative` fusion: the store fuses the two lists itself
+        (`domain.fusion`), as no engine does."""
+        hybrid = bool(self.vector) and self.sparse is not None and len(self.sparse) > 0
+        return hybrid and self.fusion.method == "relative"
+
 
 @dataclass(frozen=True)
 class Citation:

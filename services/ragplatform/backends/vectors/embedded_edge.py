@@ -166,13 +166,6 @@ def search_request(query: SearchQuery, dense_params: Any = None) -> Any:
     )
 
 
-def is_relative(query: SearchQuery) -> bool:
-    """Whether the query is hybrid with `relative` fusion (fused by `domain.fusion`, not the engine)."""
-    return (
-        bool(query.vector) and query.sparse is not None and len(query.sparse) > 0 and query.fusion.method == "relative"
-    )
-
-
 def relative_requests(query: SearchQuery, dense_params: Any = None) -> tuple[Any, Any]:
     """The dense and the sparse candidate requests of a `relative` hybrid query, ids and scores
     only (payloads are fetched for the fused best). The same stages as `search_request`'s: with
@@ -393,7 +386,7 @@ class EdgeVectorStore:
         # On the event loop, not in a worker thread: the engine keeps the GIL for the whole call
         # (see the module docstring), so a thread would not let the loop run meanwhile, and the hop
         # there and back cost more CPU than a search of a small store (~0.1 ms each).
-        if is_relative(query):
+        if query.fused_by_relative_score:
             return self._relative_search(query)
         request = search_request(query, self._dense_params)
         with self._reading() as shard:

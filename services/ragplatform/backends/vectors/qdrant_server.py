@@ -264,7 +264,7 @@ class QdrantServerStore:
         if query.document_ids:
             must.append(models.FieldCondition(key=DOCUMENT_ID, match=models.MatchAny(any=list(query.document_ids))))
         query_filter = models.Filter(must=must)
-        if query.vector and query.sparse is not None and len(query.sparse) > 0 and query.fusion.method == "relative":
+        if query.fused_by_relative_score:
             return await self._relative_search(query, query_filter)
         async with self._errors("search"):
             response = await self._client.query_points(

@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from contextvars import ContextVar
+from functools import cached_property
 from typing import Any
 
 import grpc
@@ -74,13 +75,10 @@ class ScopedInterceptor(grpc.aio.ServerInterceptor):
                 return refusing_handler(handler, refusal)
         return self._wrapped.get(handler, method, lambda: _wrap(handler, method, self.scope))
 
-    @property
+    @cached_property
     def _wrapped(self) -> WrappedHandlers:
         # Built on first use: subclasses need not call a base __init__.
-        cache: WrappedHandlers | None = self.__dict__.get("_wrapped_handlers")
-        if cache is None:
-            cache = self.__dict__["_wrapped_handlers"] = WrappedHandlers()
-        return cache
+        return WrappedHandlers()
 
 
 Scope = Callable[[str, Any], AbstractAsyncContextManager[None]]
