@@ -48,8 +48,9 @@ def _completed() -> web.Response:
 
 
 class QdrantRestDouble:
-    def __init__(self) -> None:
+    def __init__(self, max_body_bytes: int = 32 * 1024 * 1024) -> None:
         self.local = AsyncQdrantClient(location=":memory:")
+        self.max_body_bytes = max_body_bytes
         self.host = "127.0.0.1"
         self.port = 0
         self.requests = 0
@@ -64,7 +65,7 @@ class QdrantRestDouble:
         self._loop = asyncio.get_running_loop()
         # Qdrant takes request bodies up to 32 MB by default (service.max_request_size_mb);
         # aiohttp's own default of 1 MiB refused retrieval's batched upserts (256 points).
-        app = web.Application(middlewares=[self._errors], client_max_size=32 * 1024 * 1024)
+        app = web.Application(middlewares=[self._errors], client_max_size=self.max_body_bytes)
         base = "/collections/{name}"
         app.router.add_get(base + "/exists", self._exists)
         app.router.add_get(base, self._get)

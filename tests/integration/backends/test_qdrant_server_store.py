@@ -19,7 +19,7 @@ from qdrant_client import AsyncQdrantClient, models
 from ragplatform.backends.vectors.payload import SPARSE_VECTOR, chunk_payload
 from ragplatform.backends.vectors.qdrant_server import QdrantServerStore
 from ragplatform.core.settings import VectorSettings, load_settings
-from ragplatform.domain.errors import FailedPrecondition, Unavailable
+from ragplatform.domain.errors import FailedPrecondition, Internal, Unavailable
 from ragplatform.domain.fusion import relative_score_fusion
 from ragplatform.domain.models import ChunkPoint, HybridFusion, SearchQuery
 from ragplatform.domain.sparse_encoding import query_vector
@@ -285,6 +285,41 @@ async def test_upserts_to_a_server_go_as_one_rest_body_that_qdrant_accepts() -> 
         await double.stop()
         with pytest.raises(Unavailable, match="RAG_VECTOR_URL"):
             await store.upsert([point("a", "du", 2, unit(1, 0, 0, 0))])
+    finally:
+        await store.close()
+        await double.stop()
+
+
+async def test_a_batch_qdrant_finds_too_large_is_halved_until_it_fits_and_nothing_is_lost() -> None:
+    # The TEST DOUBLE refuses bodies over its limit with 413, as Qdrant does over
+    # service.max_request_size_mb; ~700-byte points, 8 per batch, a 3,000-byte limit.
+    double = QdrantRestDouble(max_body_bytes=3_000)
+    await double.start()
+    store = QdrantServerStore(settings(double.url), upsert_batch_size=8)
+    try:
+        await store.open(DIM)
+        points = [text_point("a", f"doc{i}", f"chunk {i} " + "x" * 300, unit(1, i, 0, 0)) for i in range(8)]
+        before = double.requests
+        await store.upsert(points)
+        assert double.requests - before > 1  # one batch of 8 did not fit: it went in smaller ones
+        assert await store.count("a") == 8
+        big = text_point("a", "huge", "y" * 5_000, unit(0, 0, 1, 0))
+        with pytest.raises(FailedPrecondition, match="max_request_size_mb"):
+            await store.upsert([big])
+    finally:
+        await store.close()
+        await double.stop()
+
+
+async def test_any_other_refusal_is_internal_and_quotes_qdrant() -> None:
+    double = QdrantRestDouble()  # TEST DOUBLE: answers 404 for a collection that is gone, as Qdrant does
+    await double.start()
+    store = QdrantServerStore(settings(double.url))
+    try:
+        await store.open(DIM)
+        await double.local.delete_collection("chunks")  # deleted behind the platform's back
+        with pytest.raises(Internal, match=r"refused to store vectors \(404: .*chunks"):
+            await store.upsert([point("a", "du", 1, unit(1, 0, 0, 0))])
     finally:
         await store.close()
         await double.stop()

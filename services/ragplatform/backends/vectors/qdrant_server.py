@@ -53,7 +53,7 @@ from ragplatform.backends.vectors.payload import (
 from ragplatform.backends.vectors.points_writer import PointsWriter
 from ragplatform.core.redaction import redact_url
 from ragplatform.core.settings import VectorSettings
-from ragplatform.domain.errors import FailedPrecondition, InvalidArgument, Unavailable
+from ragplatform.domain.errors import FailedPrecondition, Internal, InvalidArgument, Unavailable
 from ragplatform.domain.fusion import relative_score_fusion
 from ragplatform.domain.models import ChunkPoint, HybridFusion, ScoredPassage, SearchQuery, SparseVector
 
@@ -220,7 +220,13 @@ class QdrantServerStore:
                 ) from exc
             if exc.status_code is not None and (exc.status_code == 429 or exc.status_code >= 500):
                 raise self._unavailable(action, exc) from exc
-            raise
+            # Any other refusal is a request this adapter should not have made: say which and why.
+            reason = exc.content.decode("utf-8", "replace")[:300] if exc.content else exc.reason_phrase
+            raise Internal(
+                f"Qdrant at {self._url} refused to {action} ({exc.status_code}: {reason}); this Qdrant "
+                "version or collection may not match what RagPlatform expects - check the Qdrant logs and "
+                "report it with this message"
+            ) from exc
         except (ResponseHandlingException, httpx.TransportError, aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise self._unavailable(action, exc) from exc
 
@@ -240,20 +246,40 @@ class QdrantServerStore:
                     "the workers with the embedder the collection was made for"
                 )
         for start in range(0, len(points), self._batch):
-            batch = points[start : start + self._batch]
             async with self._errors("store vectors"):
-                if self._writer is not None:
-                    await self._writer.upsert(batch)
-                    continue
-                structs = [
-                    models.PointStruct(
-                        id=p.point_id,
-                        vector={"": p.vector, SPARSE_VECTOR: _sparse(sparse_document_vector(p.heading, p.text))},
-                        payload=chunk_payload(p),
-                    )
-                    for p in batch
-                ]
-                await self._client.upsert(self._collection, points=structs, wait=True)
+                await self._upsert_fitting(points[start : start + self._batch])
+
+    async def _upsert_fitting(self, batch: list[ChunkPoint]) -> None:
+        """Write `batch`, halving it while Qdrant refuses the request as too large (413: over its
+        `service.max_request_size_mb`), so large chunks or metadata cost requests, not documents."""
+        try:
+            await self._upsert_batch(batch)
+        except UnexpectedResponse as exc:
+            if exc.status_code != 413:
+                raise
+            if len(batch) == 1:
+                raise FailedPrecondition(
+                    f"Qdrant at {self._url} refused the point of chunk {batch[0].chunk_index} of document "
+                    f"{batch[0].document_id!r} as too large (413) even alone; raise Qdrant's "
+                    "service.max_request_size_mb, or shorten that document's metadata"
+                ) from exc
+            half = len(batch) // 2
+            await self._upsert_fitting(batch[:half])
+            await self._upsert_fitting(batch[half:])
+
+    async def _upsert_batch(self, batch: list[ChunkPoint]) -> None:
+        if self._writer is not None:
+            await self._writer.upsert(batch)
+            return
+        structs = [
+            models.PointStruct(
+                id=p.point_id,
+                vector={"": p.vector, SPARSE_VECTOR: _sparse(sparse_document_vector(p.heading, p.text))},
+                payload=chunk_payload(p),
+            )
+            for p in batch
+        ]
+        await self._client.upsert(self._collection, points=structs, wait=True)
 
     async def search(self, query: SearchQuery) -> list[ScoredPassage]:
         if query.top_k < 1:
