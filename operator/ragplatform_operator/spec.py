@@ -298,6 +298,14 @@ class TierSpec(_TierCommon):
         "(RAG_ADMISSION_MARK_LAG_SECONDS), so the gateway sheds before this tier has to refuse; 0: never "
         "mark. Omitted: the service's default (0.02 s).",
     )
+    admission_latency_target_seconds: float | None = Field(
+        None,
+        ge=0,
+        le=60,
+        description="The gateway: how long the platform's own work on an Ask may take before the pod lowers "
+        "its admission limit (RAG_ADMISSION_LATENCY_TARGET_SECONDS; see docs/performance.md). Raise it for a "
+        "slow embedding endpoint; 0: not judged. Omitted: the service's default (0.25 s).",
+    )
 
     @model_validator(mode="after")
     def _replicas_xor_autoscaling(self) -> Self:

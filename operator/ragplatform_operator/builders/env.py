@@ -166,6 +166,8 @@ def build_tier_env(owner: Owner, spec: PlatformSpec, tier: TierName) -> list[dic
             env.append(_value("RAG_ADMISSION_LAG_TARGET_SECONDS", tier_spec.admission_lag_target_seconds))
         if tier_spec.admission_mark_lag_seconds is not None:
             env.append(_value("RAG_ADMISSION_MARK_LAG_SECONDS", tier_spec.admission_mark_lag_seconds))
+        if tier_spec.admission_latency_target_seconds is not None:
+            env.append(_value("RAG_ADMISSION_LATENCY_TARGET_SECONDS", tier_spec.admission_latency_target_seconds))
     if tier in _USES_STORE:
         env += _store_env(owner, spec)
     if tier in _USES_QUEUE:

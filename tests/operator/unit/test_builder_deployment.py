@@ -138,7 +138,7 @@ def test_extra_env_replaces_a_rendered_variable_and_appends_new_ones(minimal: di
 
 
 def test_admission_settings_are_rendered_only_for_the_tier_that_sets_them(minimal: dict[str, Any]) -> None:
-    minimal["gateway"] = {"maxInFlight": 300, "admissionLagTargetSeconds": 0.02}
+    minimal["gateway"] = {"maxInFlight": 300, "admissionLagTargetSeconds": 0.02, "admissionLatencyTargetSeconds": 0.4}
     minimal["retrieval"] = {"admissionMarkLagSeconds": 0.005}
     rendered = render(minimal)
     gateway_env = _container(find(rendered, "Deployment", "demo-gateway"))["env"]
@@ -147,12 +147,14 @@ def test_admission_settings_are_rendered_only_for_the_tier_that_sets_them(minima
 
     assert {"name": "RAG_MAX_IN_FLIGHT", "value": "300"} in gateway_env
     assert {"name": "RAG_ADMISSION_LAG_TARGET_SECONDS", "value": "0.02"} in gateway_env
+    assert {"name": "RAG_ADMISSION_LATENCY_TARGET_SECONDS", "value": "0.4"} in gateway_env
     assert {"name": "RAG_ADMISSION_MARK_LAG_SECONDS", "value": "0.005"} in retrieval_env
     # unset: the service's own default applies (one source of truth)
     names = [e["name"] for e in generation_env]
     assert "RAG_MAX_IN_FLIGHT" not in names
     assert "RAG_ADMISSION_LAG_TARGET_SECONDS" not in names
     assert "RAG_ADMISSION_MARK_LAG_SECONDS" not in names
+    assert "RAG_ADMISSION_LATENCY_TARGET_SECONDS" not in names
 
 
 def test_image_pull_secrets_and_node_selector_reach_the_pod(minimal: dict[str, Any]) -> None:

@@ -165,6 +165,12 @@ SCHEMA_REJECTIONS: list[tuple[str, Mutation, str, str]] = [
         "does not match",
     ),
     (
+        "latency target over a minute",
+        lambda d: d["spec"].update(gateway={"admissionLatencyTargetSeconds": 90}),
+        "spec.gateway.admissionLatencyTargetSeconds",
+        "greater than the maximum of 60",
+    ),
+    (
         "string replicas",
         lambda d: d["spec"].update(workers={"replicas": "three"}),
         "spec.workers.replicas",
