@@ -173,9 +173,12 @@ def conversation_to_proto(c: Conversation) -> common_pb2.Conversation:
     )
 
 
-def chunks_to_proto(document: Document, points: list[ChunkPoint]) -> retrieval_pb2.UpsertChunksRequest:
-    """One document's embedded chunks as the retrieval service takes them."""
+def chunks_to_proto(
+    document: Document, points: list[ChunkPoint], embedding_model: str = ""
+) -> retrieval_pb2.UpsertChunksRequest:
+    """One document's embedded chunks, made by `embedding_model`, as the retrieval service takes them."""
     return retrieval_pb2.UpsertChunksRequest(
+        embedding_model=embedding_model,
         tenant_id=document.tenant_id,
         document_id=document.document_id,
         filename=document.filename,

@@ -26,8 +26,14 @@ WRITE_TIMEOUT_SECONDS = 60.0
 
 
 class RetrievalChunkWriter:
-    def __init__(self, retrieval: retrieval_pb2_grpc.RetrievalServiceStub, retry_batched_seconds: float = 60.0) -> None:
+    def __init__(
+        self,
+        retrieval: retrieval_pb2_grpc.RetrievalServiceStub,
+        embedding_model: str = "",
+        retry_batched_seconds: float = 60.0,
+    ) -> None:
         self._retrieval = retrieval
+        self._model = embedding_model  # sent with every write: retrieval refuses another model's vectors
         self._retry_batched_seconds = retry_batched_seconds
         self._one_by_one_until = 0.0  # monotonic time before which retrieval is taken to be older
 
@@ -35,7 +41,7 @@ class RetrievalChunkWriter:
         """Store the chunks of `documents` (each document's chunks all, or the call fails)."""
         if time.monotonic() >= self._one_by_one_until:
             request = retrieval_pb2.UpsertDocumentsChunksRequest(
-                documents=[chunks_to_proto(document, points) for document, points in documents]
+                documents=[chunks_to_proto(document, points, self._model) for document, points in documents]
             )
             with upstream_errors("retrieval"):
                 try:
@@ -53,4 +59,5 @@ class RetrievalChunkWriter:
             )
         for document, points in documents:
             with upstream_errors("retrieval"):
-                await self._retrieval.UpsertChunks(chunks_to_proto(document, points), timeout=WRITE_TIMEOUT_SECONDS)
+                request_one = chunks_to_proto(document, points, self._model)
+                await self._retrieval.UpsertChunks(request_one, timeout=WRITE_TIMEOUT_SECONDS)

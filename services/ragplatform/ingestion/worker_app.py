@@ -43,7 +43,7 @@ def build_worker_app(settings: WorkerSettings) -> ServiceApp:
             stack.push_async_callback(channel.close)
             retrieval = retrieval_pb2_grpc.RetrievalServiceStub(channel)
 
-            batcher = IndexBatcher(RetrievalChunkWriter(retrieval).write)
+            batcher = IndexBatcher(RetrievalChunkWriter(retrieval, embedder.name).write)
             stack.push_async_callback(batcher.close)
 
             async def trim(document: Document, keep_below: int) -> None:

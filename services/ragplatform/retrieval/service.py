@@ -12,7 +12,7 @@ import structlog
 from ragplatform.backends.embedders.base import Embedder
 from ragplatform.backends.rerankers.base import Reranker
 from ragplatform.backends.vectors.base import VectorStore
-from ragplatform.domain.errors import InvalidArgument, Unavailable
+from ragplatform.domain.errors import FailedPrecondition, InvalidArgument, Unavailable
 from ragplatform.domain.models import ChunkPoint, HybridFusion, ScoredPassage, SearchQuery
 from ragplatform.domain.sparse_encoding import query_vector
 
@@ -100,8 +100,16 @@ class RetrievalService:
             )
             return candidates[:top_k]
 
-    async def upsert(self, points: list[ChunkPoint]) -> int:
+    async def upsert(self, points: list[ChunkPoint], embedding_models: tuple[str, ...] = ()) -> int:
+        """Index `points`, whose vectors `embedding_models` made ("" = not said: an older worker)."""
         dimension = self._embedder.dimension
+        for model in embedding_models:
+            if model and model != self._embedder.name:
+                raise FailedPrecondition(
+                    f"these vectors were made by the embedding model {model!r}, but this platform searches "
+                    f"with {self._embedder.name!r}; vectors of two models cannot be compared. Configure the "
+                    "workers and retrieval with the same RAG_EMBEDDER settings, then retry the documents"
+                )
         for point in points:
             if not point.tenant_id or not point.document_id:
                 raise InvalidArgument("tenant_id and document_id are required")

@@ -27,13 +27,15 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     async def UpsertChunks(
         self, request: retrieval_pb2.UpsertChunksRequest, context: Any
     ) -> retrieval_pb2.UpsertChunksResponse:
-        return retrieval_pb2.UpsertChunksResponse(upserted=await self._service.upsert(chunks_from_proto(request)))
+        upserted = await self._service.upsert(chunks_from_proto(request), (request.embedding_model,))
+        return retrieval_pb2.UpsertChunksResponse(upserted=upserted)
 
     async def UpsertDocumentsChunks(
         self, request: retrieval_pb2.UpsertDocumentsChunksRequest, context: Any
     ) -> retrieval_pb2.UpsertChunksResponse:
         points = [point for document in request.documents for point in chunks_from_proto(document)]
-        return retrieval_pb2.UpsertChunksResponse(upserted=await self._service.upsert(points))
+        models = {document.embedding_model for document in request.documents}
+        return retrieval_pb2.UpsertChunksResponse(upserted=await self._service.upsert(points, tuple(models)))
 
     async def DeleteDocumentChunks(
         self, request: retrieval_pb2.DeleteDocumentChunksRequest, context: Any

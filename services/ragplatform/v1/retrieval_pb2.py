@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from ragplatform.v1 import common_pb2 as ragplatform_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eragplatform/v1/retrieval.proto\x12\x0eragplatform.v1\x1a\x1bragplatform/v1/common.proto\"\xdc\x01\n\rSearchRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\r\n\x05top_k\x18\x03 \x01(\x05\x12;\n\x07\x66ilters\x18\x04 \x03(\x0b\x32*.ragplatform.v1.SearchRequest.FiltersEntry\x12\x17\n\x0fscore_threshold\x18\x05 \x01(\x02\x12\x14\n\x0c\x64ocument_ids\x18\x06 \x03(\t\x1a.\n\x0c\x46iltersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\";\n\x0eSearchResponse\x12)\n\x08passages\x18\x01 \x03(\x0b\x32\x17.ragplatform.v1.Passage\"R\n\x0cIndexedChunk\x12\x13\n\x0b\x63hunk_index\x18\x01 \x01(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0e\n\x06vector\x18\x03 \x03(\x02\x12\x0f\n\x07heading\x18\x04 \x01(\t\"\x89\x02\n\x13UpsertChunksRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\x10\n\x08\x66ilename\x18\x03 \x01(\t\x12\x43\n\x08metadata\x18\x04 \x03(\x0b\x32\x31.ragplatform.v1.UpsertChunksRequest.MetadataEntry\x12,\n\x06\x63hunks\x18\x05 \x03(\x0b\x32\x1c.ragplatform.v1.IndexedChunk\x12\x14\n\x0c\x63ontent_hash\x18\x06 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"V\n\x1cUpsertDocumentsChunksRequest\x12\x36\n\tdocuments\x18\x01 \x03(\x0b\x32#.ragplatform.v1.UpsertChunksRequest\"(\n\x14UpsertChunksResponse\x12\x10\n\x08upserted\x18\x01 \x01(\x05\"_\n\x1b\x44\x65leteDocumentChunksRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\x18\n\x10keep_below_index\x18\x03 \x01(\x05\"\x1e\n\x1c\x44\x65leteDocumentChunksResponse2\x96\x03\n\x10RetrievalService\x12G\n\x06Search\x12\x1d.ragplatform.v1.SearchRequest\x1a\x1e.ragplatform.v1.SearchResponse\x12Y\n\x0cUpsertChunks\x12#.ragplatform.v1.UpsertChunksRequest\x1a$.ragplatform.v1.UpsertChunksResponse\x12k\n\x15UpsertDocumentsChunks\x12,.ragplatform.v1.UpsertDocumentsChunksRequest\x1a$.ragplatform.v1.UpsertChunksResponse\x12q\n\x14\x44\x65leteDocumentChunks\x12+.ragplatform.v1.DeleteDocumentChunksRequest\x1a,.ragplatform.v1.DeleteDocumentChunksResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eragplatform/v1/retrieval.proto\x12\x0eragplatform.v1\x1a\x1bragplatform/v1/common.proto\"\xdc\x01\n\rSearchRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\r\n\x05top_k\x18\x03 \x01(\x05\x12;\n\x07\x66ilters\x18\x04 \x03(\x0b\x32*.ragplatform.v1.SearchRequest.FiltersEntry\x12\x17\n\x0fscore_threshold\x18\x05 \x01(\x02\x12\x14\n\x0c\x64ocument_ids\x18\x06 \x03(\t\x1a.\n\x0c\x46iltersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\";\n\x0eSearchResponse\x12)\n\x08passages\x18\x01 \x03(\x0b\x32\x17.ragplatform.v1.Passage\"R\n\x0cIndexedChunk\x12\x13\n\x0b\x63hunk_index\x18\x01 \x01(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0e\n\x06vector\x18\x03 \x03(\x02\x12\x0f\n\x07heading\x18\x04 \x01(\t\"\xa2\x02\n\x13UpsertChunksRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\x10\n\x08\x66ilename\x18\x03 \x01(\t\x12\x43\n\x08metadata\x18\x04 \x03(\x0b\x32\x31.ragplatform.v1.UpsertChunksRequest.MetadataEntry\x12,\n\x06\x63hunks\x18\x05 \x03(\x0b\x32\x1c.ragplatform.v1.IndexedChunk\x12\x14\n\x0c\x63ontent_hash\x18\x06 \x01(\t\x12\x17\n\x0f\x65mbedding_model\x18\x07 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"V\n\x1cUpsertDocumentsChunksRequest\x12\x36\n\tdocuments\x18\x01 \x03(\x0b\x32#.ragplatform.v1.UpsertChunksRequest\"(\n\x14UpsertChunksResponse\x12\x10\n\x08upserted\x18\x01 \x01(\x05\"_\n\x1b\x44\x65leteDocumentChunksRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\x18\n\x10keep_below_index\x18\x03 \x01(\x05\"\x1e\n\x1c\x44\x65leteDocumentChunksResponse2\x96\x03\n\x10RetrievalService\x12G\n\x06Search\x12\x1d.ragplatform.v1.SearchRequest\x1a\x1e.ragplatform.v1.SearchResponse\x12Y\n\x0cUpsertChunks\x12#.ragplatform.v1.UpsertChunksRequest\x1a$.ragplatform.v1.UpsertChunksResponse\x12k\n\x15UpsertDocumentsChunks\x12,.ragplatform.v1.UpsertDocumentsChunksRequest\x1a$.ragplatform.v1.UpsertChunksResponse\x12q\n\x14\x44\x65leteDocumentChunks\x12+.ragplatform.v1.DeleteDocumentChunksRequest\x1a,.ragplatform.v1.DeleteDocumentChunksResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,17 +45,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INDEXEDCHUNK']._serialized_start=363
   _globals['_INDEXEDCHUNK']._serialized_end=445
   _globals['_UPSERTCHUNKSREQUEST']._serialized_start=448
-  _globals['_UPSERTCHUNKSREQUEST']._serialized_end=713
-  _globals['_UPSERTCHUNKSREQUEST_METADATAENTRY']._serialized_start=666
-  _globals['_UPSERTCHUNKSREQUEST_METADATAENTRY']._serialized_end=713
-  _globals['_UPSERTDOCUMENTSCHUNKSREQUEST']._serialized_start=715
-  _globals['_UPSERTDOCUMENTSCHUNKSREQUEST']._serialized_end=801
-  _globals['_UPSERTCHUNKSRESPONSE']._serialized_start=803
-  _globals['_UPSERTCHUNKSRESPONSE']._serialized_end=843
-  _globals['_DELETEDOCUMENTCHUNKSREQUEST']._serialized_start=845
-  _globals['_DELETEDOCUMENTCHUNKSREQUEST']._serialized_end=940
-  _globals['_DELETEDOCUMENTCHUNKSRESPONSE']._serialized_start=942
-  _globals['_DELETEDOCUMENTCHUNKSRESPONSE']._serialized_end=972
-  _globals['_RETRIEVALSERVICE']._serialized_start=975
-  _globals['_RETRIEVALSERVICE']._serialized_end=1381
+  _globals['_UPSERTCHUNKSREQUEST']._serialized_end=738
+  _globals['_UPSERTCHUNKSREQUEST_METADATAENTRY']._serialized_start=691
+  _globals['_UPSERTCHUNKSREQUEST_METADATAENTRY']._serialized_end=738
+  _globals['_UPSERTDOCUMENTSCHUNKSREQUEST']._serialized_start=740
+  _globals['_UPSERTDOCUMENTSCHUNKSREQUEST']._serialized_end=826
+  _globals['_UPSERTCHUNKSRESPONSE']._serialized_start=828
+  _globals['_UPSERTCHUNKSRESPONSE']._serialized_end=868
+  _globals['_DELETEDOCUMENTCHUNKSREQUEST']._serialized_start=870
+  _globals['_DELETEDOCUMENTCHUNKSREQUEST']._serialized_end=965
+  _globals['_DELETEDOCUMENTCHUNKSRESPONSE']._serialized_start=967
+  _globals['_DELETEDOCUMENTCHUNKSRESPONSE']._serialized_end=997
+  _globals['_RETRIEVALSERVICE']._serialized_start=1000
+  _globals['_RETRIEVALSERVICE']._serialized_end=1406
 # @@protoc_insertion_point(module_scope)

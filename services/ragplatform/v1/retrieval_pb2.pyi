@@ -184,6 +184,7 @@ class UpsertChunksRequest(_message.Message):
     METADATA_FIELD_NUMBER: _builtins.int
     CHUNKS_FIELD_NUMBER: _builtins.int
     CONTENT_HASH_FIELD_NUMBER: _builtins.int
+    EMBEDDING_MODEL_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """Tenant that owns the document."""
     document_id: _builtins.str
@@ -192,6 +193,12 @@ class UpsertChunksRequest(_message.Message):
     """File name of the document (stored for citations)."""
     content_hash: _builtins.str
     """Hash of the document content these chunks came from."""
+    embedding_model: _builtins.str
+    """Name of the embedding model that made the vectors (the worker's RAG_EMBEDDER model).
+    Retrieval refuses vectors of another model than its own with FAILED_PRECONDITION: two
+    models of one dimension would otherwise mix in a collection silently. Empty (older
+    workers): not checked.
+    """
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """The document's metadata labels (stored for filters)."""
@@ -209,10 +216,11 @@ class UpsertChunksRequest(_message.Message):
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         chunks: _abc.Iterable[Global___IndexedChunk] | None = ...,
         content_hash: _builtins.str = ...,
+        embedding_model: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunks", b"chunks", "content_hash", b"content_hash", "document_id", b"document_id", "filename", b"filename", "metadata", b"metadata", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunks", b"chunks", "content_hash", b"content_hash", "document_id", b"document_id", "embedding_model", b"embedding_model", "filename", b"filename", "metadata", b"metadata", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -24,18 +24,21 @@ SERVICE = "ragplatform.v1.RetrievalService"
 class Recorder:
     def __init__(self) -> None:
         self.calls: list[tuple[str, list[str]]] = []
+        self.models: set[str] = set()  # embedding models named by the writes
         self.batched = False  # whether the "upgraded" retrieval answers UpsertDocumentsChunks
 
     async def upsert_chunks(self, request: retrieval_pb2.UpsertChunksRequest, context: Any) -> Any:
         if not request.chunks:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no chunks")
         self.calls.append(("UpsertChunks", [request.document_id]))
+        self.models.add(request.embedding_model)
         return retrieval_pb2.UpsertChunksResponse(upserted=len(request.chunks))
 
     async def upsert_documents(self, request: retrieval_pb2.UpsertDocumentsChunksRequest, context: Any) -> Any:
         if not self.batched:  # an older retrieval: the method does not exist there
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
         self.calls.append(("UpsertDocumentsChunks", [d.document_id for d in request.documents]))
+        self.models.update(d.embedding_model for d in request.documents)
         return retrieval_pb2.UpsertChunksResponse(upserted=len(request.documents))
 
 
@@ -92,7 +95,7 @@ def document(name: str) -> tuple[Document, list[ChunkPoint]]:
 async def test_an_older_retrieval_gets_one_call_per_document_then_the_batched_call_once_upgraded() -> None:
     recorder = Recorder()
     async with retrieval(recorder) as stub:
-        writer = RetrievalChunkWriter(stub, retry_batched_seconds=0.0)
+        writer = RetrievalChunkWriter(stub, "m", retry_batched_seconds=0.0)
         await writer.write([document("a"), document("b")])
         assert recorder.calls == [("UpsertChunks", ["a"]), ("UpsertChunks", ["b"])]
 
@@ -100,12 +103,13 @@ async def test_an_older_retrieval_gets_one_call_per_document_then_the_batched_ca
         recorder.calls.clear()
         await writer.write([document("c"), document("d")])
         assert recorder.calls == [("UpsertDocumentsChunks", ["c", "d"])]
+        assert recorder.models == {"m"}  # both paths name the model that made the vectors
 
 
 async def test_the_older_path_is_remembered_and_other_errors_are_not_taken_for_it() -> None:
     recorder = Recorder()
     async with retrieval(recorder) as stub:
-        writer = RetrievalChunkWriter(stub, retry_batched_seconds=3600)
+        writer = RetrievalChunkWriter(stub, "m", retry_batched_seconds=3600)
         await writer.write([document("a")])
         recorder.batched = True
         await writer.write([document("b")])  # still one by one until the retry time

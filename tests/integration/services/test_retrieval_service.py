@@ -168,6 +168,27 @@ async def test_a_vector_of_the_wrong_dimension_is_refused_and_nothing_is_stored(
     assert await search(retrieval_channel, tenant, "Zephyr-9", top_k=50) == []
 
 
+async def test_vectors_of_another_embedding_model_are_refused_and_nothing_is_stored(
+    retrieval_channel: grpc.aio.Channel, tenant: str
+) -> None:
+    # Same dimension, another model: only the name the worker sends tells them apart.
+    request = await upsert_request(tenant, "pump", PUMP)
+    request.embedding_model = "all-MiniLM-L6-v2"
+    drone = await upsert_request(tenant, "drone", DRONE)
+    batch = retrieval_pb2.UpsertDocumentsChunksRequest(documents=[drone, request])
+    for call in (stub(retrieval_channel).UpsertChunks(request), stub(retrieval_channel).UpsertDocumentsChunks(batch)):
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await call
+        assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        details = info.value.details() or ""
+        assert "'all-MiniLM-L6-v2'" in details
+        assert f"'{HashingEmbedder(DIMENSION).name}'" in details
+        assert "RAG_EMBEDDER" in details
+    assert await search(retrieval_channel, tenant, "Zephyr-9 Kestrel", top_k=50) == []
+    request.embedding_model = HashingEmbedder(DIMENSION).name  # the retrieval service's own model
+    assert (await stub(retrieval_channel).UpsertChunks(request)).upserted == len(PUMP)
+
+
 async def test_several_documents_are_upserted_in_one_call_each_under_its_own_tenant(
     retrieval_channel: grpc.aio.Channel, tenant: str
 ) -> None:
