@@ -45,25 +45,32 @@ class StoreContract:
     """Tests run against the `store` fixture of the module that subclasses this."""
 
     # --- lost-message sweeps --------------------------------------------------------------------
-    async def test_stale_queued_jobs_are_the_queued_ones_idle_since_the_time_given(self, store: Store) -> None:
+    async def test_stale_unfinished_jobs_are_the_queued_and_running_ones_idle_since_the_time_given(
+        self, store: Store
+    ) -> None:
         tenant = new_tenant()
         queued = (await store.record_upload(upload(tenant, "a.md", "a"))).job
-        running = (await store.record_upload(upload(tenant, "b.md", "b"))).job
-        await store.start_job(running.job_id)
-        later = queued.updated_at + timedelta(seconds=1)
-        stale = [j.job_id for j in await store.stale_queued_jobs(later, 1000) if j.tenant_id == tenant]
-        assert stale == [queued.job_id]
-        assert not [j for j in await store.stale_queued_jobs(queued.updated_at, 1000) if j.tenant_id == tenant]
+        running = await store.start_job((await store.record_upload(upload(tenant, "b.md", "b"))).job.job_id)
+        done = (await store.record_upload(upload(tenant, "c.md", "c"))).job
+        await store.start_job(done.job_id)
+        finished = await store.succeed_job(done.job_id, 1)
+        later = finished.updated_at + timedelta(seconds=1)
+        stale = [j.job_id for j in await store.stale_unfinished_jobs(later, 1000) if j.tenant_id == tenant]
+        assert stale == [queued.job_id, running.job_id]  # oldest update first; the finished one never
+        assert not [j for j in await store.stale_unfinished_jobs(queued.updated_at, 1000) if j.tenant_id == tenant]
 
-    async def test_only_one_touch_of_a_stale_queued_job_wins(self, store: Store) -> None:
+    async def test_only_one_touch_of_a_stale_job_wins(self, store: Store) -> None:
         job = (await store.record_upload(upload(new_tenant(), "a.md", "a"))).job
-        wins = await asyncio.gather(*(store.touch_queued_job(job.job_id, job.updated_at) for _ in range(5)))
+        wins = await asyncio.gather(*(store.touch_stale_job(job.job_id, job.updated_at) for _ in range(5)))
         assert sorted(wins) == [False, False, False, False, True]
         touched = await store.get_job_any_tenant(job.job_id)
         assert touched.updated_at > job.updated_at
         assert touched.state == JobState.QUEUED
-        await store.start_job(job.job_id)
-        assert not await store.touch_queued_job(job.job_id, touched.updated_at)  # no longer QUEUED
+        running = await store.start_job(job.job_id)
+        assert not await store.touch_stale_job(job.job_id, touched.updated_at)  # changed since seen
+        assert await store.touch_stale_job(job.job_id, running.updated_at)  # RUNNING and as seen
+        done = await store.succeed_job(job.job_id, 1)
+        assert not await store.touch_stale_job(job.job_id, done.updated_at)  # finished
 
     # --- health ------------------------------------------------------------------------------
     async def test_ping_answers_when_open(self, store: Store) -> None:

@@ -414,11 +414,13 @@ class WorkerSettings(QueueSettings, BlobSettings, EmbedderSettings, ParseSetting
     lost_message_sweep_seconds: float = Field(
         60.0,
         ge=0,
-        description="How often a worker looks for QUEUED jobs whose queue message was lost and enqueues "
-        "them again (0: never).",
+        description="How often a worker looks for QUEUED or RUNNING jobs whose queue message was lost and "
+        "enqueues them again (0: never).",
     )
     lost_message_after_seconds: float = Field(
-        300.0, gt=0, description="A QUEUED job untouched this long, with no message in the queue, counts as lost."
+        300.0,
+        gt=0,
+        description="A QUEUED or RUNNING job untouched this long, with no message in the queue, counts as lost.",
     )
 
     @model_validator(mode="after")

@@ -1,13 +1,17 @@
 """The lost-message sweeper: a job stays QUEUED forever if its queue message is lost (Redis
-restarted without persistence, a message deleted by hand, an enqueue whose reply was lost). Every
-`interval` the sweeper looks for QUEUED jobs untouched for `lost_after` and without any message
-in the queue (waiting, in flight or delayed), and enqueues them again.
+restarted without persistence, a message deleted by hand, an enqueue whose reply was lost), and
+RUNNING forever if its worker died after the message was lost (a redelivery needs the message).
+Every `interval` the sweeper looks for QUEUED or RUNNING jobs untouched for `lost_after` and
+without any message in the queue (waiting, in flight or delayed), and enqueues them again; the
+worker that receives a RUNNING job's new message counts it as another attempt, as it does a
+redelivery after a crash.
 
 Several workers run it at once: a job is re-enqueued only by the sweeper that wins
-`touch_queued_job` (a conditional update of the job's `updated_at`), so each lost job gets one
+`touch_stale_job` (a conditional update of the job's `updated_at`), so each lost job gets one
 new message. `lost_after` must exceed the time between an upload recording its job and enqueuing
-its message (milliseconds); a job waiting in a long backlog still has its message, so it is left
-alone however old it is.
+its message (milliseconds); a job waiting in a long backlog, or being worked on, still has its
+message (a worker acks only after the job's final state is stored), so it is left alone however
+old it is.
 """
 
 from __future__ import annotations
@@ -44,14 +48,14 @@ class LostMessageSweeper:
         self._clock = clock
 
     async def sweep_once(self) -> list[str]:
-        """Re-enqueue the QUEUED jobs whose message is lost; return their ids."""
-        stale = await self._store.stale_queued_jobs(self._clock() - self._lost_after, SWEEP_BATCH)
+        """Re-enqueue the unfinished jobs whose message is lost; return their ids."""
+        stale = await self._store.stale_unfinished_jobs(self._clock() - self._lost_after, SWEEP_BATCH)
         if not stale:
             return []
         present = await self._queue.job_ids_with_messages()
         requeued = []
         for job in stale:
-            if job.job_id in present or not await self._store.touch_queued_job(job.job_id, job.updated_at):
+            if job.job_id in present or not await self._store.touch_stale_job(job.job_id, job.updated_at):
                 continue
             await self._queue.enqueue(job.job_id, job.tenant_id)
             log.warning(

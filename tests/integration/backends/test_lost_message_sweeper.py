@@ -1,7 +1,8 @@
 """The lost-message sweeper on real backends: the embedded pair (SQLite store and queue) and the
-production pair (PostgreSQL through PgBouncer, Redis Streams). A QUEUED job whose message is gone
-gets exactly one new message, even with several sweepers at once; a job whose message still
-waits, a fresh job and a finished job are left alone."""
+production pair (PostgreSQL through PgBouncer, Redis Streams). A QUEUED job whose message is gone,
+and a RUNNING one whose worker died after its message was lost, get exactly one new message each,
+even with several sweepers at once; a job whose message still waits or is in flight, a fresh job
+and a finished job are left alone."""
 
 from __future__ import annotations
 
@@ -51,6 +52,14 @@ async def test_a_job_whose_message_was_lost_is_enqueued_again_once(backends: tup
     store, queue = backends
     tenant = new_tenant()
     lost = (await store.record_upload(upload(tenant, "lost.md", "lost"))).job  # never enqueued
+    # RUNNING, no message: its worker died after the message was lost.
+    stranded = await store.start_job((await store.record_upload(upload(tenant, "stranded.md", "s"))).job.job_id)
+    working = (await store.record_upload(upload(tenant, "working.md", "w"))).job
+    await queue.enqueue(working.job_id, tenant)
+    in_hand = await queue.receive("w", wait_seconds=5)  # a live worker holds its message
+    assert in_hand is not None
+    assert in_hand.job_id == working.job_id
+    await store.start_job(working.job_id)
     waiting = (await store.record_upload(upload(tenant, "waiting.md", "waiting"))).job
     await queue.enqueue(waiting.job_id, tenant)
     done = (await store.record_upload(upload(tenant, "done.md", "done"))).job
@@ -60,12 +69,12 @@ async def test_a_job_whose_message_was_lost_is_enqueued_again_once(backends: tup
     # Too soon: nothing is old enough to count as lost.
     assert await sweeper(store, queue, 0).sweep_once() == []
 
-    # Later, three workers sweep at once: one new message for the lost job, none for the others.
+    # Later, three workers sweep at once: one new message for each lost job, none for the others.
     results = await asyncio.gather(*(sweeper(store, queue, 5).sweep_once() for _ in range(3)))
-    assert sorted(job for result in results for job in result) == [lost.job_id]
-    assert await queue.job_ids_with_messages() == {lost.job_id, waiting.job_id}
-    received = [await queue.receive("w", wait_seconds=5) for _ in range(2)]
-    assert {m.job_id for m in received if m is not None} == {lost.job_id, waiting.job_id}
+    assert sorted(job for result in results for job in result) == sorted([lost.job_id, stranded.job_id])
+    assert await queue.job_ids_with_messages() == {lost.job_id, stranded.job_id, waiting.job_id, working.job_id}
+    received = [await queue.receive("w", wait_seconds=5) for _ in range(3)]
+    assert {m.job_id for m in received if m is not None} == {lost.job_id, stranded.job_id, waiting.job_id}
     assert await queue.receive("w", wait_seconds=0.2) is None
 
     # Its message is in flight now: the next sweep leaves it alone.

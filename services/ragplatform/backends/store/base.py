@@ -83,14 +83,14 @@ class Store(Protocol):
 
     async def count_jobs(self, state: JobState) -> int: ...
 
-    async def stale_queued_jobs(self, idle_since: datetime, limit: int) -> list[Job]:
-        """QUEUED jobs (any tenant) not updated since `idle_since`, oldest update first: the
-        candidates for a lost queue message."""
+    async def stale_unfinished_jobs(self, idle_since: datetime, limit: int) -> list[Job]:
+        """QUEUED and RUNNING jobs (any tenant) not updated since `idle_since`, oldest update
+        first: the candidates for a lost queue message."""
 
-    async def touch_queued_job(self, job_id: str, seen_updated_at: datetime) -> bool:
-        """Bump a QUEUED job's `updated_at` if it is still as seen (QUEUED, updated at
-        `seen_updated_at`); True when this call did it. Of several sweepers racing for one job,
-        exactly one wins."""
+    async def touch_stale_job(self, job_id: str, seen_updated_at: datetime) -> bool:
+        """Bump an unfinished job's `updated_at` if it is still as seen (QUEUED or RUNNING,
+        updated at `seen_updated_at`); True when this call did it. Of several sweepers racing for
+        one job, exactly one wins."""
 
     async def corpus_version(self, tenant_id: str) -> int:
         """A counter that grows whenever the tenant's searchable documents change (a job

@@ -432,18 +432,19 @@ class PostgresStore:
         async with self._connection() as conn:
             return int(await conn.fetchval("SELECT COUNT(*) FROM jobs WHERE state = $1", state.value))
 
-    async def stale_queued_jobs(self, idle_since: datetime, limit: int) -> list[Job]:
-        sql = _JOB_SELECT + " WHERE j.state = $1 AND j.updated_at < $2 ORDER BY j.updated_at LIMIT $3"
+    async def stale_unfinished_jobs(self, idle_since: datetime, limit: int) -> list[Job]:
+        sql = _JOB_SELECT + " WHERE j.state IN ($1, $2) AND j.updated_at < $3 ORDER BY j.updated_at LIMIT $4"
         async with self._connection() as conn:
-            rows = await conn.fetch(sql, JobState.QUEUED.value, idle_since, limit)
+            rows = await conn.fetch(sql, JobState.QUEUED.value, JobState.RUNNING.value, idle_since, limit)
         return [ROWS.job(row) for row in rows]
 
-    async def touch_queued_job(self, job_id: str, seen_updated_at: datetime) -> bool:
+    async def touch_stale_job(self, job_id: str, seen_updated_at: datetime) -> bool:
         async with self._connection() as conn:
             status = await conn.execute(
-                "UPDATE jobs SET updated_at = now() WHERE job_id = $1 AND state = $2 AND updated_at = $3",
+                "UPDATE jobs SET updated_at = now() WHERE job_id = $1 AND state IN ($2, $3) AND updated_at = $4",
                 job_id,
                 JobState.QUEUED.value,
+                JobState.RUNNING.value,
                 seen_updated_at,
             )
         return bool(status != "UPDATE 0")

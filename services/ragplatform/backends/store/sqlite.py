@@ -300,18 +300,18 @@ class SqliteStore:
         )
         return int(row[0]) if row else 0
 
-    async def stale_queued_jobs(self, idle_since: datetime, limit: int) -> list[Job]:
-        sql = _JOB_SELECT + " WHERE j.state = ? AND j.updated_at < ? ORDER BY j.updated_at LIMIT ?"
-        params = (JobState.QUEUED.value, to_microseconds(idle_since), limit)
+    async def stale_unfinished_jobs(self, idle_since: datetime, limit: int) -> list[Job]:
+        sql = _JOB_SELECT + " WHERE j.state IN (?, ?) AND j.updated_at < ? ORDER BY j.updated_at LIMIT ?"
+        params = (JobState.QUEUED.value, JobState.RUNNING.value, to_microseconds(idle_since), limit)
         rows = await self._db.read(lambda conn: fetch_all(conn, sql, params))
         return [ROWS.job(row) for row in rows]
 
-    async def touch_queued_job(self, job_id: str, seen_updated_at: datetime) -> bool:
+    async def touch_stale_job(self, job_id: str, seen_updated_at: datetime) -> bool:
         async def transaction(conn: aiosqlite.Connection) -> bool:
             changed = await execute(
                 conn,
-                "UPDATE jobs SET updated_at = ? WHERE job_id = ? AND state = ? AND updated_at = ?",
-                (now_us(), job_id, JobState.QUEUED.value, to_microseconds(seen_updated_at)),
+                "UPDATE jobs SET updated_at = ? WHERE job_id = ? AND state IN (?, ?) AND updated_at = ?",
+                (now_us(), job_id, JobState.QUEUED.value, JobState.RUNNING.value, to_microseconds(seen_updated_at)),
             )
             return bool(changed)
 
