@@ -1,9 +1,11 @@
 """Tracing as deployed: every service its own process, configured only by OTEL_* variables,
 exporting over OTLP/gRPC to a collector. The collector here is a TEST DOUBLE: a real gRPC
 server implementing OTLP's TraceService (the protocol's own generated stubs from
-opentelemetry-proto) that keeps what it receives. One Ask must arrive as one trace whose spans
-come from the gateway, conversation, retrieval and generation processes, linked parent to child
-across the process boundaries, and the gateway's JSON log line for the call carries its ids."""
+opentelemetry-proto) that keeps what it receives. One Ask (a follow-up, so its history comes from
+the conversation service) must arrive as one trace whose spans come from the gateway,
+conversation, retrieval and generation processes, linked parent to child across the process
+boundaries, with the gateway's own write of the exchange to the store in it, and the gateway's
+JSON log line for the call carries its ids."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from ragplatform.client import GatewayClient
+from ragplatform.gateway.ask import STORE_TURNS_SPAN
 from tests.e2e.conftest import wait_for_jobs
 from tests.support.platform_processes import PlatformProcesses
 
@@ -128,7 +131,10 @@ async def test_one_ask_is_one_trace_across_the_service_processes(
     double, _port = collector
     reply = await client.ingest_bytes("lamp.txt", b"The Quokka lamp glows amber and draws 4 watts.")
     await wait_for_jobs(client, [reply.job.job_id])
-    messages = [m async for m in client.ask("How many watts does the Quokka lamp draw?")]
+    first = [m async for m in client.ask("How many watts does the Quokka lamp draw?")]
+    conversation_id = first[-1].done.conversation_id
+    messages = [m async for m in client.ask("And its colour?", conversation_id=conversation_id)]
+    assert messages[-1].done.conversation_id == conversation_id
     request_id = messages[-1].done.request_id
 
     line = next(
@@ -145,7 +151,7 @@ async def test_one_ask_is_one_trace_across_the_service_processes(
     assert root.parent_span_id == ""
     assert root.span_id == line["span_id"]
     for service, method in (
-        ("conversation", "ConversationService/AppendTurns"),
+        ("conversation", "ConversationService/GetHistory"),
         ("retrieval", "RetrievalService/Search"),
         ("generation", "GenerationService/Generate"),
     ):
@@ -156,6 +162,10 @@ async def test_one_ask_is_one_trace_across_the_service_processes(
             server.name,
             root.span_id,
         )
+    # the gateway stores the exchange itself (no AppendTurns hop): its span is a child of the Ask
+    [store] = [s for s in spans if s.name == STORE_TURNS_SPAN]
+    assert (store.service, store.parent_span_id) == ("ragplatform-gateway", root.span_id)
+    assert not [s for s in spans if s.name.endswith("ConversationService/AppendTurns")]
     # the upload's trace continues in the worker process
     upload_traces = {s.trace_id for s in double.spans if s.name == "/ragplatform.v1.GatewayService/Ingest"}
     job_spans = [s for s in double.spans if s.name == "ingestion job"]

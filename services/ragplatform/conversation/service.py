@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 from ragplatform.backends.store.base import Store
+from ragplatform.backends.store.conversation_writes import append_to_conversation
+from ragplatform.domain.conversation_rules import conversation_title, require_tenant
 from ragplatform.domain.errors import InvalidArgument
 from ragplatform.domain.models import Conversation, Page, Turn
 from ragplatform.domain.page_tokens import PageTokens, page_token_key
 from ragplatform.domain.paging import clamp_page_size
-
-MAX_TITLE_CHARS = 120
-MAX_TURN_CHARS = 100_000
-
-
-def require_tenant(tenant_id: str) -> str:
-    if not tenant_id:
-        raise InvalidArgument("tenant_id is required")
-    return tenant_id
-
-
-def shorten_title(title: str) -> str:
-    title = " ".join(title.split())
-    return title if len(title) <= MAX_TITLE_CHARS else title[: MAX_TITLE_CHARS - 1] + "…"
 
 
 class ConversationService:
@@ -29,20 +17,12 @@ class ConversationService:
         self._tokens = page_tokens or PageTokens(page_token_key(None))
 
     async def create(self, tenant_id: str, title: str) -> Conversation:
-        return await self._store.create_conversation(require_tenant(tenant_id), shorten_title(title) or "Untitled")
+        return await self._store.create_conversation(require_tenant(tenant_id), conversation_title(title))
 
     async def append(self, tenant_id: str, conversation_id: str, turns: list[Turn], title: str = "") -> Conversation:
         """Add turns to a conversation; with no `conversation_id`, start one (titled `title`)
-        that holds them."""
-        if not turns:
-            raise InvalidArgument("turns must not be empty")
-        for turn in turns:
-            if len(turn.content) > MAX_TURN_CHARS:
-                raise InvalidArgument(f"a turn is longer than {MAX_TURN_CHARS} characters; shorten it")
-        if not conversation_id:
-            title = shorten_title(title) or "Untitled"
-            return await self._store.start_conversation(require_tenant(tenant_id), title, turns)
-        return await self._store.append_turns(require_tenant(tenant_id), conversation_id, turns)
+        that holds them (see `append_to_conversation`)."""
+        return await append_to_conversation(self._store, tenant_id, conversation_id, turns, title)
 
     async def history(self, tenant_id: str, conversation_id: str, max_turns: int) -> tuple[Conversation, list[Turn]]:
         if not conversation_id:

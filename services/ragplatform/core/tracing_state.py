@@ -5,8 +5,9 @@ turns it on and off and owns the gRPC side."""
 from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace import TracerProvider
@@ -40,3 +41,11 @@ def http_client_span(method: str, url: str, headers: MutableMapping[str, str]) -
     ) as span:
         propagate.inject(headers)
         yield span
+
+
+def store_span(operation: str) -> AbstractContextManager[Any]:
+    """A CLIENT span around a write to the relational store that no gRPC hop shows (the gateway
+    storing an Ask's exchange itself); nothing when tracing is off."""
+    if STATE.provider is None:
+        return nullcontext()
+    return tracer().start_as_current_span(operation, kind=trace.SpanKind.CLIENT)

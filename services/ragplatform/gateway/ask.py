@@ -1,8 +1,11 @@
 """The Ask flow: retrieval, then a streamed generation, then both turns stored (a new
-conversation is created with its first exchange: one call to the conversation service). A
-follow-up in a conversation first fetches its history, and the generation service rewrites it
-into a standalone query, which is what is searched. Deadlines travel with every hop (see
-core/clients.py)."""
+conversation is created with its first exchange). The gateway stores the exchange itself, in one
+SQL statement through the store it holds for API keys, with the conversation rules the
+conversation service applies to its AppendTurns (`backends/store/conversation_writes.py`): a
+gRPC hop to the conversation service cost more CPU than the write (see docs/performance.md). A
+follow-up in a conversation first fetches its history from the conversation service, and the
+generation service rewrites it into a standalone query, which is what is searched. Deadlines
+travel with every hop (see core/clients.py)."""
 
 from __future__ import annotations
 
@@ -15,11 +18,15 @@ import structlog
 
 from ragplatform.backends.cache.base import AnswerCache, TokenBudget
 from ragplatform.backends.store.base import Store
+from ragplatform.backends.store.conversation_writes import append_to_conversation
 from ragplatform.core.clients import note_congestion, upstream_errors
 from ragplatform.core.context import request_id_var
+from ragplatform.core.convert import citation_from_proto
 from ragplatform.core.interceptors.admission import own_work_done
 from ragplatform.core.metrics import ANSWER_CACHE
+from ragplatform.core.tracing_state import store_span
 from ragplatform.domain.errors import InvalidArgument, ResourceExhausted, Unavailable
+from ragplatform.domain.models import Role, Turn
 from ragplatform.gateway.answer_cache import answer_cache_key
 from ragplatform.v1 import (
     common_pb2,
@@ -33,6 +40,9 @@ from ragplatform.v1 import (
 )
 
 log = structlog.get_logger("ragplatform.gateway.ask")
+
+# The trace span of the exchange's write (see `_store_turns`).
+STORE_TURNS_SPAN = "store conversation turns"
 
 
 @dataclass(frozen=True)
@@ -223,22 +233,15 @@ class AskFlow:
         citations: list[common_pb2.Citation],
     ) -> str:
         """Store the exchange (starting a conversation titled by the question when
-        `conversation_id` is empty); return the conversation's id."""
-        with upstream_errors("conversation", admission_signal=True):
-            storing = self._conversation.AppendTurns(
-                conversation_pb2.AppendTurnsRequest(
-                    tenant_id=tenant_id,
-                    conversation_id=conversation_id,
-                    title=question,
-                    turns=[
-                        common_pb2.Turn(role=common_pb2.ROLE_USER, content=question),
-                        common_pb2.Turn(role=common_pb2.ROLE_ASSISTANT, content=answer, citations=citations),
-                    ],
-                )
-            )
-            stored = await storing
-            await note_congestion(storing)
-        return str(stored.conversation_id)
+        `conversation_id` is empty); return the conversation's id. Written through the gateway's
+        own store, as the conversation service's AppendTurns would (same rules, same statement)."""
+        turns = [
+            Turn(role=Role.USER, content=question),
+            Turn(role=Role.ASSISTANT, content=answer, citations=tuple(citation_from_proto(c) for c in citations)),
+        ]
+        with store_span(STORE_TURNS_SPAN):
+            stored = await append_to_conversation(self._store, tenant_id, conversation_id, turns, title=question)
+        return stored.conversation_id
 
     async def _replay(self, tenant_id: str, question: str, cached: bytes) -> AsyncIterator[gateway_pb2.AskResponse]:
         """A cached answer (only ever for a new conversation's first question)."""

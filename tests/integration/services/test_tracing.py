@@ -1,6 +1,7 @@
 """OpenTelemetry: the platform in this process with an in-memory span exporter. One Ask is one
-trace, from the gateway through conversation, retrieval and generation to the LLM's and the
-embedder's HTTP requests, each span the child of the call that caused it; an ingestion job
+trace, from the gateway (with its write of the exchange to the store) through retrieval and
+generation to the LLM's and the embedder's HTTP requests, each span the child of the call that
+caused it; an ingestion job
 continues its upload's trace across the queue; with tracing off no interceptor is installed."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from opentelemetry.trace import SpanKind
 
 from ragplatform.client import GatewayClient
 from ragplatform.core.tracing import disable_tracing, enable_tracing
+from ragplatform.gateway.ask import STORE_TURNS_SPAN
 from tests.integration.services.conftest import InProcessPlatform, ServiceStarter, start_platform
 from tests.support.openai_test_server import OpenAITestServer
 
@@ -133,7 +135,7 @@ async def test_one_ask_is_one_trace_through_every_hop_to_the_llm(
     assert "lamp.txt" in {c.filename for c in messages[-1].done.citations}
 
     root = await wait_for_span(exporter, named("/ragplatform.v1.GatewayService/Ask", SpanKind.SERVER))
-    await wait_for_span(exporter, named("/ragplatform.v1.ConversationService/AppendTurns", SpanKind.SERVER))
+    await wait_for_span(exporter, named(STORE_TURNS_SPAN, SpanKind.CLIENT))
     trace_id = root.context.trace_id
     spans = [s for s in exporter.get_finished_spans() if s.context.trace_id == trace_id]
     by_id = {s.context.span_id: s for s in spans}
@@ -141,14 +143,15 @@ async def test_one_ask_is_one_trace_through_every_hop_to_the_llm(
     assert {s.context.trace_id for s in exporter.get_finished_spans()} == {trace_id}  # one Ask, one trace
 
     gateway = f"SERVER:{root.name}"
-    for method in (  # a new conversation is created with its first exchange (AppendTurns)
-        "RetrievalService/Search",
-        "GenerationService/Generate",
-        "ConversationService/AppendTurns",
-    ):
+    for method in ("RetrievalService/Search", "GenerationService/Generate"):
         server = next(s for s in spans if s.name == f"/ragplatform.v1.{method}" and s.kind == SpanKind.SERVER)
         # server span <- the gateway's client span for the same method <- the gateway's Ask
         assert ancestors(server, by_id)[:2] == [f"CLIENT:/ragplatform.v1.{method}", gateway], method
+
+    # a new conversation is created with its first exchange, written by the gateway itself
+    [store] = [s for s in spans if s.name == STORE_TURNS_SPAN]
+    assert ancestors(store, by_id)[:1] == [gateway]
+    assert not [s for s in spans if "ConversationService" in s.name]
 
     chat = [s for s in spans if s.kind == SpanKind.CLIENT and http_url(s).endswith("/chat/completions")]
     assert len(chat) == 1
