@@ -28,18 +28,24 @@ refuse anything after it has cost every hop before.
 
 Neither lag sees the queue in front of a process: gRPC's own queue of calls it has not yet
 picked up, which on a busy core grows to seconds while the loop's lag stays at a few ms (at 3x
-load, measured: admitted Asks waited 2.3 s there, the gateway's loop lagged 4.6 ms on average).
-What does see a saturated path is the latency of the work itself, as Netflix's gradient limits
-and Envoy's adaptive concurrency judge by it: a process that does a known, bounded piece of its
-own work per call (the gateway's Ask: auth, then retrieval, before the model's answer) reports
-how long that took (`observe_latency`), and a *standing* latency (the smallest of an interval's
-samples, as for lag) above `latency_target_seconds` is overload too.
+load, measured: admitted Asks waited 2.3 s there, the gateway's loop lagged 4.6 ms on average),
+nor where an Ask waits behind the edge. What does see a saturated path is the latency of the
+work itself, as Netflix's gradient limits judge by round-trip time: a process told how long each
+answer took and how much of that was the model's (`answered`: the gateway's Ask) judges the
+platform's share against its budget (core/latency_budget.py). Over budget, the limit falls to
+the calls its measured answer rate holds within the budget (Little's law), not by a guessed
+factor; and while answers report, they alone raise it — once per round trip of an Ask, by what
+half the budget holds — since the +2 % an interval that lag allows outruns an Ask's 2 s of
+feedback (measured: the limit then sat at its ceiling at 3x, and accepted asks took 1.6 s over
+the model at p99).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+
+from ragplatform.core.latency_budget import Answer, LatencyBudget, Verdict, judge, raise_step, recent
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,13 @@ class LimitPolicy:
     quiet_seconds: float = 3.0
     hold_seconds: float = 1.0  # after a cut, no other cut for this long
     mark_lag_seconds: float = 0.0  # a standing lag above this marks answers congested (0: never)
-    latency_target_seconds: float = 0.0  # a standing work latency above this is overload (0: not judged)
+    budget: LatencyBudget = field(default_factory=lambda: LatencyBudget(0.0))  # answers' budget (`answered`)
+    deepest_cut: float = 0.5  # a cut on the budget keeps at least this share of the calls in flight
+    # A raise the answers allow, under the calls the path last held with no queue (the measured
+    # answer rate times the model's time, when last over budget), adds this share of the limit
+    # (TCP's slow start under its threshold): a limit some other signal cut is back within a few
+    # round trips of an Ask, not the tens of seconds of one step at a time.
+    recovery_share: float = 0.5
 
     @property
     def adaptive(self) -> bool:
@@ -76,10 +88,11 @@ class LimitState:
     smallest_lag: float = math.inf  # in the current interval
     samples: int = 0  # in the current interval
     held_back: bool = False  # a call was refused in the current interval
-    smallest_latency: float = math.inf  # of the work latencies reported in the current interval
-    latency_samples: int = 0  # ... and how many
+    answers: tuple[Answer, ...] = field(default=(), repr=False)  # recent answers (`answered`)
     last_cut: float = -math.inf
-    cut_by: str = ""  # what made the last cut: "lag", "latency" or "upstream"
+    last_raise: float = -math.inf  # the last raise the answers' latency allowed
+    sustained: float = math.inf  # the calls the path held without queueing when last over budget
+    cut_by: str = ""  # what made the last cut: "lag", "latency" (the budget) or "upstream"
     congested: bool = False  # the last interval's standing lag passed `mark_lag_seconds`
 
 
@@ -97,24 +110,27 @@ def refused(state: LimitState) -> LimitState:
     return state if state.held_back else replace(state, held_back=True)
 
 
-def observe_latency(state: LimitState, latency: float) -> LimitState:
-    """Note how long one call's own work took (see the module's docstring); judged with the lag
-    when the interval ends."""
-    return replace(
-        state, smallest_latency=min(state.smallest_latency, latency), latency_samples=state.latency_samples + 1
-    )
+def answered(policy: LimitPolicy, state: LimitState, answer: Answer) -> LimitState:
+    """Note one answer (see the module's docstring); judged when an interval ends."""
+    if not (policy.adaptive and policy.budget.judged):
+        return state
+    return replace(state, answers=(*state.answers, answer))
 
 
 def observe_lag(policy: LimitPolicy, state: LimitState, now: float, lag: float, in_flight: int) -> LimitState:
     """Take one lag sample; at the end of each interval (`interval_seconds` and
     `interval_samples`, whichever ends later), move the limit:
 
-    * standing lag above the target, or standing work latency above its target (with at least
-      `interval_samples` latencies reported in the interval), and no cut within `hold_seconds`:
-      cut to `decrease_factor` x min(limit, in flight), not below `floor` (nor `ceiling`, if lower);
-    * both within their targets and a call held back in the interval: raise by `increase_share`
-      of the limit (`quiet_increase_share` when no cut came within `quiet_seconds`; at least one
-      call), not above `ceiling`;
+    * standing lag above the target, and no cut within `hold_seconds`: cut to `decrease_factor` x
+      min(limit, in flight), not below `floor` (nor `ceiling`, if lower);
+    * else the answers' share over its budget (core/latency_budget.py), no cut within the hold:
+      cut to the calls the measured answer rate holds within the budget, between `deepest_cut` and
+      `decrease_factor` x min(limit, in flight);
+    * else, a call held back in the interval: while answers report, raise once they say there is
+      room (by `raise_step`, once per Ask's round trip; by `recovery_share` of the limit while under
+      the calls the path last held with no queue); with no answers to judge, raise by
+      `increase_share` of the limit (`quiet_increase_share` when no cut came within
+      `quiet_seconds`; at least one call); never above `ceiling`;
     * otherwise: keep it (a limit nobody reaches is not raised, so it stays meaningful).
 
     It also notes whether that standing lag passed `mark_lag_seconds` (`congested`).
@@ -127,19 +143,46 @@ def observe_lag(policy: LimitPolicy, state: LimitState, now: float, lag: float, 
     congested = 0 < policy.mark_lag_seconds < smallest
     if not policy.adaptive:
         return LimitState(limit=state.limit, interval_began=now, congested=congested)
-    slow = (
-        0 < policy.latency_target_seconds < state.smallest_latency and state.latency_samples >= policy.interval_samples
-    )
-    if smallest > policy.lag_target_seconds or slow:
-        state = _cut(policy, state, now, in_flight, "lag" if smallest > policy.lag_target_seconds else "latency")
+    answers = recent(policy.budget, state.answers, now) if state.answers else ()
+    verdict = judge(policy.budget, answers, now, since=max(state.last_cut, state.last_raise))
+    if smallest > policy.lag_target_seconds:
+        state = _cut(policy, state, now, in_flight, "lag")
+    elif verdict is not None and verdict.over(policy.budget):
+        state = _cut_to_budget(policy, state, now, in_flight, verdict)
     elif state.held_back:
-        quiet = now - state.last_cut >= policy.quiet_seconds
-        share = policy.quiet_increase_share if quiet else policy.increase_share
-        raised = state.limit + max(1.0, state.limit * share)
-        state = replace(state, limit=min(float(policy.ceiling), raised))
+        reporting = bool(answers) and answers[-1].done_at >= now - policy.budget.window_seconds
+        state = _raised_by_answers(policy, state, now, verdict) if reporting else _raised(policy, state, now)
     return LimitState(
-        limit=state.limit, interval_began=now, last_cut=state.last_cut, cut_by=state.cut_by, congested=congested
+        limit=state.limit,
+        interval_began=now,
+        answers=answers,
+        last_cut=state.last_cut,
+        last_raise=state.last_raise,
+        sustained=state.sustained,
+        cut_by=state.cut_by,
+        congested=congested,
     )
+
+
+def _raised(policy: LimitPolicy, state: LimitState, now: float) -> LimitState:
+    quiet = now - state.last_cut >= policy.quiet_seconds
+    share = policy.quiet_increase_share if quiet else policy.increase_share
+    return replace(state, limit=min(float(policy.ceiling), state.limit + max(1.0, state.limit * share)))
+
+
+def _cut_to_budget(policy: LimitPolicy, state: LimitState, now: float, in_flight: int, verdict: Verdict) -> LimitState:
+    """Cut to what the answers' budget holds, and note what the path held with no queue at all."""
+    cut = _cut(policy, state, now, in_flight, "latency", bound=verdict.bound)
+    return cut if cut is state else replace(cut, sustained=verdict.unqueued)
+
+
+def _raised_by_answers(policy: LimitPolicy, state: LimitState, now: float, verdict: Verdict | None) -> LimitState:
+    if verdict is None or not verdict.roomy(policy.budget):
+        return state
+    raised = state.limit + raise_step(policy.budget, verdict)
+    if raised < state.sustained:  # room the path has had: recover fast, up to it
+        raised = min(state.sustained, max(raised, state.limit * (1 + policy.recovery_share)))
+    return replace(state, limit=min(float(policy.ceiling), raised), last_raise=now)
 
 
 def upstream_refused(policy: LimitPolicy, state: LimitState, now: float, in_flight: int) -> LimitState:
@@ -148,11 +191,18 @@ def upstream_refused(policy: LimitPolicy, state: LimitState, now: float, in_flig
     return _cut(policy, state, now, in_flight, "upstream") if policy.adaptive else state
 
 
-def _cut(policy: LimitPolicy, state: LimitState, now: float, in_flight: int, by: str) -> LimitState:
-    """`decrease_factor` x min(limit, in flight), not below `floor` (nor `ceiling`, if lower); at
-    most once per `hold_seconds`."""
+def _cut(
+    policy: LimitPolicy, state: LimitState, now: float, in_flight: int, by: str, bound: float | None = None
+) -> LimitState:
+    """`decrease_factor` x min(limit, in flight) — or, with a `bound` (the calls the answers' budget
+    holds), that bound when it is lower, down to `deepest_cut` x min(limit, in flight) — not below
+    `floor` (nor `ceiling`, if lower); at most once per `hold_seconds`."""
     if now - state.last_cut < policy.hold_seconds:
         return state
     least = float(min(policy.floor, policy.ceiling))
-    limit = max(least, min(state.limit, float(in_flight)) * policy.decrease_factor)
-    return replace(state, limit=limit, last_cut=now, cut_by=by)
+    base = min(state.limit, float(in_flight))
+    limit = base * policy.decrease_factor
+    if bound is None:
+        return replace(state, limit=max(least, limit), last_cut=now, cut_by=by)
+    limit = max(base * policy.deepest_cut, min(limit, bound))
+    return replace(state, limit=max(least, limit), last_cut=now, cut_by=by)

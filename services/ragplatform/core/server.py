@@ -36,6 +36,7 @@ from ragplatform.core.interceptors.deadlines import DeadlineInterceptor
 from ragplatform.core.interceptors.decoding import RequestDecodingInterceptor
 from ragplatform.core.interceptors.errors import ErrorMappingInterceptor
 from ragplatform.core.interceptors.metrics import MetricsInterceptor
+from ragplatform.core.latency_budget import LatencyBudget
 from ragplatform.core.metrics import start_metrics_server
 from ragplatform.core.settings import CommonSettings, admission_lag_target, require_internal_auth
 from ragplatform.core.tracing import server_interceptors as tracing_interceptors
@@ -132,7 +133,7 @@ def build_admission(app: ServiceApp, settings: CommonSettings) -> AdmissionInter
         ceiling=settings.max_in_flight,
         lag_target_seconds=admission_lag_target(settings, edge=not app.internal),
         mark_lag_seconds=settings.admission_mark_lag_seconds if app.internal else 0.0,
-        latency_target_seconds=settings.admission_latency_target_seconds,
+        budget=LatencyBudget(settings.admission_latency_target_seconds),
     )
     return AdmissionInterceptor(app.name, policy, settings.admission_retry_after_seconds)
 

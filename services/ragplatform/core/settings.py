@@ -45,11 +45,9 @@ INTERNAL_LAG_TARGET_SECONDS = 0.25
 # lowers its own limit before anything has to be refused inside (ECN, as against a dropped packet).
 # At 80 % load on one shared core generation's lag averaged 3-18 ms, at 3x 34-40 ms.
 INTERNAL_MARK_LAG_SECONDS = 0.02
-# The longest an Ask's own work before the model (auth, retrieval, sources sent) may stand while
-# the gateway admits more (core/adaptive_limit.py): a last resort, like the services' 250 ms lag
-# target. Measured on one shared core: its standing value was 20-60 ms at 80 % load and not much
-# more at 3x (the waits there were in the gateway's own gRPC queue, which it cannot see), so a
-# 50 ms target cut the limit a dozen times at 80 % load and refused hundreds of calls for nothing.
+# The platform's share of an Ask (its time in the gateway less the model's) that 90 % of recent
+# answers keep within, or the gateway lowers its admission limit to what its answer rate holds
+# within it (core/latency_budget.py): the issue's budget of 250 ms over the model.
 DEFAULT_ADMISSION_LATENCY_TARGET_SECONDS = 0.25
 
 
@@ -158,11 +156,12 @@ class CommonSettings(BaseSettings):
         DEFAULT_ADMISSION_LATENCY_TARGET_SECONDS,
         ge=0,
         le=60,
-        description="The gateway: how long an Ask's own work before the model's answer (authentication, "
-        "history, retrieval, up to its sources being sent) may take while the gateway admits more; when the "
-        "smallest of those latencies over 100 ms stands above it, the admission limit falls, as for event-loop "
-        "lag. It sees what loop lag does not: calls waiting in gRPC's queues on a saturated path. Raise it "
-        "for a slow embedding endpoint; 0: not judged.",
+        description="The gateway: how long the platform's own share of an Ask (its time in the gateway less "
+        "the model's, as the generation service measured it) may take for 90 % of the answers of the last "
+        "2 s; over it, the admission limit falls to the calls the measured answer rate holds within it "
+        "(Little's law), and while answers keep within half of it a limit that holds calls back is raised "
+        "once per round trip of an Ask. It sees what the gateway's loop lag does not: calls waiting in the services "
+        "behind it (their gRPC queues, their loops). Raise it for a slow embedding endpoint; 0: not judged.",
     )
     admission_retry_after_seconds: float = Field(
         1.0, gt=0, le=60, description="Retry-after hint sent with a call refused by admission control."

@@ -22,7 +22,7 @@ from ragplatform.backends.store.conversation_writes import append_to_conversatio
 from ragplatform.core.clients import note_congestion, upstream_errors
 from ragplatform.core.context import request_id_var
 from ragplatform.core.convert import citation_from_proto
-from ragplatform.core.interceptors.admission import own_work_done
+from ragplatform.core.interceptors.admission import answer_done
 from ragplatform.core.metrics import ANSWER_CACHE
 from ragplatform.core.tracing_state import store_span
 from ragplatform.domain.errors import InvalidArgument, ResourceExhausted, Unavailable
@@ -126,7 +126,6 @@ class AskFlow:
             await note_congestion(searching)
         sources = gateway_pb2.AskSources(passages=search.passages)
         yield gateway_pb2.AskResponse(sources=sources)
-        own_work_done()  # the platform's share before the model: admission control judges its latency
         answer: list[str] = []
         done: generation_pb2.GenerationDone | None = None
         with upstream_errors("generation", admission_signal=True):
@@ -168,6 +167,8 @@ class AskFlow:
         )
         if cache_key:
             await self._cache.set(cache_key, _encode(sources, text, ask_done), self._limits.cache_ttl_seconds)
+        if done.model_seconds or done.extractive:  # (a generation service too old to time its model: no sample)
+            answer_done(done.model_seconds)  # admission control judges the platform's share of the latency
         yield gateway_pb2.AskResponse(done=ask_done)
 
     async def _search_query(self, tenant_id: str, question: str, history: list[common_pb2.Turn]) -> tuple[str, str]:

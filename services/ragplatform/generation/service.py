@@ -3,6 +3,7 @@ rewrite follow-up questions with the configured query rewriter."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Sequence
 
@@ -31,8 +32,10 @@ class AnswerTiming:
         if self._first is None:
             self._first = time.perf_counter() - self._started
 
-    def done(self, event: AnswerDone) -> None:
+    def done(self, event: AnswerDone) -> AnswerDone:
+        """The answer's end, with the model's time for it."""
         self.model_done = event.model or self.model
+        return dataclasses.replace(event, model_seconds=time.perf_counter() - self._started)
 
     def finish(self) -> None:
         """Record the answer: `ok` once it finished, else `error` (failed, cancelled, cut short)."""
@@ -86,7 +89,7 @@ class GenerationService:
         try:
             async for event in coalesce_deltas(self._generator.generate(request)):
                 if isinstance(event, AnswerDone):
-                    timing.done(event)
+                    event = timing.done(event)
                     TOKENS_USED.labels(request.tenant_id, event.model, "prompt").inc(event.usage.prompt_tokens)
                     TOKENS_USED.labels(request.tenant_id, event.model, "completion").inc(event.usage.completion_tokens)
                 else:

@@ -45,5 +45,6 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                         model=event.model,
                         finish_reason=event.finish_reason,
                         extractive=event.extractive,
+                        model_seconds=event.model_seconds,
                     )
                 )

@@ -136,12 +136,17 @@ class GenerationDone(_message.Message):
     MODEL_FIELD_NUMBER: _builtins.int
     FINISH_REASON_FIELD_NUMBER: _builtins.int
     EXTRACTIVE_FIELD_NUMBER: _builtins.int
+    MODEL_SECONDS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """Model that produced the answer (the fallback model if the primary failed)."""
     finish_reason: _builtins.str
     """Why generation stopped ("stop", "length", ...)."""
     extractive: _builtins.bool
     """True when the answer quotes passages instead of being written by a language model."""
+    model_seconds: _builtins.float
+    """Seconds the model took for this answer, from the request to its last token, as the
+    generation service measured it: what an Ask's latency owes to the model, not the platform.
+    """
     @_builtins.property
     def citations(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Citation]:
         """The passages the answer cites, in marker order."""
@@ -158,10 +163,11 @@ class GenerationDone(_message.Message):
         model: _builtins.str = ...,
         finish_reason: _builtins.str = ...,
         extractive: _builtins.bool = ...,
+        model_seconds: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["citations", b"citations", "extractive", b"extractive", "finish_reason", b"finish_reason", "model", b"model", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["citations", b"citations", "extractive", b"extractive", "finish_reason", b"finish_reason", "model", b"model", "model_seconds", b"model_seconds", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

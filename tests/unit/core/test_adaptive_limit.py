@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections import deque
+from dataclasses import dataclass, field, replace
+
+import pytest
 
 from ragplatform.core.adaptive_limit import (
     LimitPolicy,
     LimitState,
     admits,
+    answered,
     initial_state,
     observe_lag,
-    observe_latency,
     refused,
     upstream_refused,
 )
+from ragplatform.core.latency_budget import Answer, LatencyBudget
 
 POLICY = LimitPolicy(ceiling=100, lag_target_seconds=0.01, floor=4, interval_seconds=0.1, hold_seconds=1.0)
 
@@ -144,48 +148,146 @@ def test_a_standing_lag_over_the_mark_threshold_marks_the_process_congested() ->
     assert not state.congested
 
 
-LATENCY_POLICY = replace(POLICY, latency_target_seconds=0.05)
+# The gateway's budget: 250 ms of the platform's share for 90 % of the answers of the last 2 s.
+BUDGETED = replace(POLICY, ceiling=300, budget=LatencyBudget(0.25))
+MODEL = 2.0
 
 
-def one_interval(state: LimitState, latencies: list[float], in_flight: int, start: float) -> LimitState:
-    """The work latencies reported during one interval (no loop lag), then the lag samples that end it."""
-    for latency in latencies:
-        state = observe_latency(state, latency)
+@dataclass
+class SyntheticPath:
+    """A saturable Ask path driven in 25 ms steps: Asks arrive at a steady rate (those over the
+    limit are refused), each takes the model's 2 s, then waits its turn on a path that finishes at
+    most `capacity` answers a second (one FIFO server: the platform's share is that wait)."""
+
+    state: LimitState
+    capacity: float
+    policy: LimitPolicy = BUDGETED
+    now: float = 0.0
+    free_at: float = 0.0  # when the path can finish its next answer
+    in_model: deque[float] = field(default_factory=deque)  # admission times of Asks with the model
+    finishing: deque[tuple[float, float]] = field(default_factory=deque)  # (admitted_at, done_at) queued
+    refusals: int = 0
+
+    def run(self, seconds: float, arrivals: float) -> list[Answer]:
+        """Serve `arrivals` Asks a second for `seconds`; the answers finished meanwhile."""
+        step, end, arrived, done = 0.025, self.now + seconds, 0.0, []
+        while self.now < end - 1e-9:
+            self.now += step
+            arrived += arrivals * step
+            while arrived >= 1:
+                arrived -= 1
+                if admits(self.state, len(self.in_model) + len(self.finishing)):
+                    self.in_model.append(self.now)
+                else:
+                    self.state = refused(self.state)
+                    self.refusals += 1
+            while self.in_model and self.in_model[0] + MODEL <= self.now:  # FIFO: the model takes 2 s each
+                admitted_at = self.in_model.popleft()
+                self.free_at = max(self.free_at, admitted_at + MODEL) + 1 / self.capacity
+                self.finishing.append((admitted_at, self.free_at))
+            while self.finishing and self.finishing[0][1] <= self.now:
+                admitted_at, done_at = self.finishing.popleft()
+                answer = Answer(admitted_at=admitted_at, done_at=done_at, model_seconds=MODEL)
+                self.state = answered(self.policy, self.state, answer)
+                done.append(answer)
+            in_flight = len(self.in_model) + len(self.finishing)
+            self.state = observe_lag(self.policy, self.state, self.now, 0.001, in_flight)
+        return done
+
+
+def p99_share(answers: list[Answer]) -> float:
+    shares = sorted(a.share for a in answers)
+    return shares[int(0.99 * len(shares))]
+
+
+def test_at_three_times_the_capacity_the_limit_settles_where_the_share_keeps_its_budget() -> None:
+    # 60 answers/s sustained; 180 Asks/s arrive. With the limit at its ceiling of 300 in flight the
+    # path queues: the share grows to seconds. The budget brings the limit to ~60 x (2 + 0.125).
+    path = SyntheticPath(initial_state(BUDGETED, 0.0), capacity=60)
+    path.run(15.0, arrivals=180)
+    assert path.state.cut_by == "latency"
+    answers = path.run(20.0, arrivals=180)
+    assert 0.8 * 60 * 2 <= path.state.limit <= 60 * (2 + 0.25)
+    assert p99_share(answers) <= 0.25
+    assert len(answers) / 20.0 >= 0.8 * 60  # ... without starving the path: it answers near its capacity
+
+
+def test_without_the_budget_the_same_overload_queues_for_seconds() -> None:
+    """The check that the synthetic path does overload (lag alone never moves the limit here)."""
+    unbudgeted = replace(BUDGETED, budget=LatencyBudget(0.0))
+    path = SyntheticPath(initial_state(unbudgeted, 0.0), capacity=60, policy=unbudgeted)
+    path.run(15.0, arrivals=180)
+    assert p99_share(path.run(20.0, arrivals=180)) > 1.0
+
+
+def test_at_eighty_percent_of_the_capacity_nothing_is_refused() -> None:
+    path = SyntheticPath(initial_state(BUDGETED, 0.0), capacity=60)
+    answers = path.run(20.0, arrivals=48)
+    assert path.refusals == 0
+    assert path.state.limit == BUDGETED.ceiling
+    assert len(answers) >= 48 * 17
+
+
+def test_after_an_overload_a_limit_cut_deep_climbs_back_to_what_a_normal_load_needs() -> None:
+    """A limit left at 40 by an overload (a lag or an upstream's marks cut it), then 80 % of the
+    load, which holds ~100 in flight: the answers say there is room, so it rises once per round
+    trip of an Ask, and the refusals stop."""
+    path = SyntheticPath(LimitState(limit=40.0, interval_began=0.0, last_cut=0.0), capacity=60)
+    path.run(30.0, arrivals=48)
+    assert path.state.limit >= 48 * 2.0
+    refused_before = path.refusals
+    answers = path.run(10.0, arrivals=48)
+    assert path.refusals == refused_before
+    assert p99_share(answers) <= 0.25
+
+
+def test_a_raise_waits_for_the_answers_admitted_after_the_last_move() -> None:
+    """Answers of calls admitted before the limit last moved say nothing about the new limit."""
+    state = refused(LimitState(limit=50.0, interval_began=0.0, last_cut=10.0))
+    for i in range(20):  # quick answers, but all admitted before the cut at 10 s
+        state = answered(BUDGETED, state, Answer(admitted_at=7.0 + i * 0.1, done_at=9.5 + i * 0.1, model_seconds=2.0))
+    state = run_budgeted(state, start=12.0)
+    assert state.limit == 50
+    for i in range(20):  # quick answers admitted after it, finished once they had their time
+        state = answered(
+            BUDGETED, state, Answer(admitted_at=10.0 + i * 0.01, done_at=12.1 + i * 0.01, model_seconds=2.0)
+        )
+    state = run_budgeted(refused(state), start=12.5)
+    assert state.limit > 50
+    assert state.last_raise > 12.0
+
+
+def run_budgeted(state: LimitState, start: float, in_flight: int | None = None) -> LimitState:
+    """One interval of lag samples (no lag) from `start`, with `in_flight` calls (the limit's)."""
     for i in range(4):
-        state = observe_lag(LATENCY_POLICY, state, start + (i + 1) * 0.025, 0.001, in_flight)
+        in_flight = int(state.limit) if in_flight is None else in_flight
+        state = observe_lag(BUDGETED, state, start + (i + 1) * 0.025, 0.001, in_flight)
     return state
 
 
-def test_a_standing_work_latency_cuts_the_limit_though_the_loop_keeps_up() -> None:
-    state = initial_state(LATENCY_POLICY, 0.0)
-    state = one_interval(state, [0.2, 0.3, 0.25], in_flight=60, start=0.0)
-    assert state.limit == 54  # 90 % of the 60 in flight
+def test_slow_answers_cut_to_what_the_answer_rate_holds_not_by_a_fixed_factor() -> None:
+    state = initial_state(BUDGETED, 0.0)
+    # 100 answers in the last 2 s (50/s), 1 s of the platform's share each: saturated.
+    for i in range(100):
+        done_at = 8.0 + i * 0.02
+        state = answered(BUDGETED, state, Answer(admitted_at=done_at - 3.0, done_at=done_at, model_seconds=2.0))
+    state = run_budgeted(state, start=10.0, in_flight=180)
     assert state.cut_by == "latency"
+    assert state.limit == pytest.approx(50 * (2.0 + 0.125), rel=0.05)  # Little: rate x (model + half the budget)
 
 
-def test_one_fast_call_in_the_interval_means_the_path_is_not_saturated() -> None:
-    state = initial_state(LATENCY_POLICY, 0.0)
-    state = one_interval(state, [0.2, 0.01, 0.3], in_flight=60, start=0.0)
-    assert state.limit == 100
+def test_a_cut_on_the_budget_keeps_at_least_half_the_calls_in_flight() -> None:
+    state = initial_state(BUDGETED, 0.0)
+    for i in range(20):  # a trickle (2/s over 10 s) of very slow answers: the bound would be ~4
+        done_at = 0.5 + i * 0.5
+        state = answered(BUDGETED, state, Answer(admitted_at=done_at - 7.0, done_at=done_at, model_seconds=2.0))
+    state = run_budgeted(state, start=10.0)
+    assert state.limit == 150  # half the 300 in flight
 
 
-def test_too_few_latencies_in_an_interval_are_not_judged() -> None:
-    state = initial_state(LATENCY_POLICY, 0.0)
-    state = one_interval(state, [0.5, 0.5], in_flight=60, start=0.0)
-    assert state.limit == 100
-    # ... and they do not carry over into the next interval.
-    state = one_interval(state, [0.5], in_flight=60, start=0.1)
-    assert state.limit == 100
-
-
-def test_a_slow_path_is_not_given_more_calls_while_calls_are_held_back() -> None:
-    low = refused(LimitState(limit=50.0, interval_began=0.0, last_cut=-1.5))  # past the hold, not quiet
-    assert one_interval(low, [0.01] * 3, in_flight=50, start=0.0).limit == 51  # fast: raised
-    assert one_interval(low, [0.2] * 3, in_flight=50, start=0.0).limit == 45  # slow: cut
-
-
-def test_without_a_latency_target_latency_is_not_judged() -> None:
-    state = observe_latency(initial_state(POLICY, 0.0), 5.0)
-    for _ in range(3):
-        state = observe_latency(state, 5.0)
-    assert run(state, [0.001] * 4, in_flight=60, start=0.0).limit == 100
+def test_without_a_budget_answers_are_not_kept_nor_judged() -> None:
+    state = initial_state(POLICY, 0.0)
+    for i in range(50):
+        state = answered(POLICY, state, Answer(admitted_at=0.0, done_at=5.0 + i * 0.01, model_seconds=0.0))
+    assert state.answers == ()
+    assert run(state, [0.001] * 4, in_flight=60, start=5.5).limit == 100

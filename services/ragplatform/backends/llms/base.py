@@ -22,6 +22,8 @@ class AnswerDone:
     model: str
     finish_reason: str
     extractive: bool = False
+    # From the request to the last token, as the generation service measured it (0 until it does).
+    model_seconds: float = 0.0
 
 
 AnswerEvent = AnswerDelta | AnswerDone

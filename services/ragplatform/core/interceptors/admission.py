@@ -14,10 +14,10 @@ A call on the Ask path that an upstream service refuses for capacity, or answers
 congested (`upstream_refused`, called by core/clients.py), lowers the limit too: the edge sheds
 what the services behind it cannot take. A service behind the edge marks each answer it finishes
 while its standing lag is over RAG_ADMISSION_MARK_LAG_SECONDS (trailing metadata `CONGESTED`).
-And a call that reports the latency of its own work (`own_work_done`: the gateway's Ask once its
-sources are sent) lowers the limit when that latency stands above
-RAG_ADMISSION_LATENCY_TARGET_SECONDS: it sees the queues (gRPC's, the services' behind it) that
-no loop's lag shows.
+And a call that reports its answer (`answer_done`: the gateway's Ask, with the model's time for
+it) feeds the latency budget (core/latency_budget.py): the platform's share of recent answers
+over RAG_ADMISSION_LATENCY_TARGET_SECONDS lowers the limit to what the measured answer rate
+holds within it — it sees the queues (gRPC's, the services' behind it) that no loop's lag shows.
 
 A streamed call (an Ask) counts until its last message is sent. Health checks and reflection
 are never refused: an overloaded process is busy, not dead. The outermost scoped interceptor, so
@@ -38,6 +38,7 @@ from ragplatform.core import adaptive_limit
 from ragplatform.core.adaptive_limit import LimitPolicy, admits, initial_state, observe_lag, refused
 from ragplatform.core.error_mapping import trailing_metadata_for
 from ragplatform.core.interceptors.base import ScopedInterceptor, read_unread_requests
+from ragplatform.core.latency_budget import Answer
 from ragplatform.core.loop_lag import sample_loop_lag
 from ragplatform.core.metrics import (
     ADMISSION_CUTS,
@@ -67,14 +68,14 @@ def upstream_refused() -> None:
         admission.note_upstream_refusal()
 
 
-def own_work_done() -> None:
-    """The call being served has done its process's own share of work before an external wait
-    (the gateway's Ask: authenticated, searched, sources sent; the model's answer comes next): the
-    time since it was admitted is a latency sample for the admission control that admitted it
-    (RAG_ADMISSION_LATENCY_TARGET_SECONDS; a no-op outside a served call)."""
+def answer_done(model_seconds: float) -> None:
+    """The call being served has its answer, of which the model took `model_seconds`: the rest of
+    its time since it was admitted is the platform's share, judged against the latency budget of
+    the admission control that admitted it (RAG_ADMISSION_LATENCY_TARGET_SECONDS; a no-op outside
+    a served call)."""
     admission = _serving.get()
     if admission is not None:
-        admission.note_latency(time.monotonic() - _admitted_at.get())
+        admission.note_answer(Answer(_admitted_at.get(), time.monotonic(), model_seconds))
 
 
 class AdmissionInterceptor(ScopedInterceptor):
@@ -153,8 +154,8 @@ class AdmissionInterceptor(ScopedInterceptor):
         if after.last_cut != before.last_cut:
             ADMISSION_CUTS.labels(self.service, after.cut_by).inc()
 
-    def note_latency(self, seconds: float) -> None:
-        self.state = adaptive_limit.observe_latency(self.state, seconds)
+    def note_answer(self, answer: Answer) -> None:
+        self.state = adaptive_limit.answered(self.policy, self.state, answer)
 
     def note_upstream_refusal(self) -> None:
         self._moved(

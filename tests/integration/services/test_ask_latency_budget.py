@@ -1,0 +1,43 @@
+"""The gateway judges the platform's share of an Ask against its latency budget: the generation
+service reports the model's time for each answer, and the gateway's admission control records the
+answer with it — the model's time apart from the platform's (core/latency_budget.py)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from ragplatform.client import GatewayClient
+from tests.integration.services.conftest import ServiceStarter, start_platform
+from tests.support.openai_test_server import OpenAITestServer
+
+MODEL_LATENCY = 0.4
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def slow_model() -> AsyncIterator[OpenAITestServer]:
+    async with OpenAITestServer(latency=MODEL_LATENCY, token_delay=0.01) as double:
+        yield double
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_an_answer_reaches_admission_control_with_the_models_time_apart(
+    starter: ServiceStarter, slow_model: OpenAITestServer
+) -> None:
+    platform = await start_platform(starter, llm="openai", llm_url=slow_model.base_url, answer_cache_ttl_seconds=0)
+    key, _ = await platform.create_api_key("acme")
+    admission = platform.gateway.admission
+    assert admission is not None
+    async with GatewayClient(platform.gateway.address, key) as client:
+        messages = [m async for m in client.ask("What colour does the Quokka lamp glow?")]
+
+    done = messages[-1].done
+    [answer] = admission.state.answers
+    # The model's time as generation measured it: the double's latency and its streamed tokens.
+    assert answer.model_seconds >= MODEL_LATENCY
+    assert answer.done_at - answer.admitted_at >= answer.model_seconds
+    # The platform's share is what is left (auth, retrieval, storing the turns): far under the model's.
+    assert answer.share < MODEL_LATENCY
+    assert done.usage.completion_tokens > 0
