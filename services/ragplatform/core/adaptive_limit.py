@@ -126,7 +126,8 @@ def observe_lag(policy: LimitPolicy, state: LimitState, now: float, lag: float, 
     * else the answers' share over its budget (core/latency_budget.py), no cut within the hold:
       cut to the calls the measured answer rate holds within the budget, between `deepest_cut` and
       `decrease_factor` x min(limit, in flight);
-    * else, a call held back in the interval: while answers report, raise once they say there is
+    * else, a call held back in the interval: while answers report (one came within the budget's
+      `governs_seconds`), raise once they say there is
       room (by `raise_step`, once per Ask's round trip; by `recovery_share` of the limit while under
       the calls the path last held with no queue); with no answers to judge, raise by
       `increase_share` of the limit (`quiet_increase_share` when no cut came within
@@ -150,7 +151,7 @@ def observe_lag(policy: LimitPolicy, state: LimitState, now: float, lag: float, 
     elif verdict is not None and verdict.over(policy.budget):
         state = _cut_to_budget(policy, state, now, in_flight, verdict)
     elif state.held_back:
-        reporting = bool(answers) and answers[-1].done_at >= now - policy.budget.window_seconds
+        reporting = bool(answers) and answers[-1].done_at >= now - policy.budget.governs_seconds
         state = _raised_by_answers(policy, state, now, verdict) if reporting else _raised(policy, state, now)
     return LimitState(
         limit=state.limit,

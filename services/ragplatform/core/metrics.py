@@ -28,7 +28,8 @@ ADMISSION_LIMIT = Gauge(
 ADMISSION_CUTS = Counter(
     "ragplatform_admission_cuts_total",
     "Times the admission limit was cut, by service and what said overload: lag (the event loop's), latency "
-    "(the Ask path's own work), upstream (a call on the Ask path refused for capacity or marked congested)",
+    "(the platform's share of recent Asks over its budget), upstream (a call on the Ask path refused for "
+    "capacity or marked congested)",
     ["service", "reason"],
 )
 GRPC_REFUSED = Counter(

@@ -241,6 +241,20 @@ def test_after_an_overload_a_limit_cut_deep_climbs_back_to_what_a_normal_load_ne
     assert p99_share(answers) <= 0.25
 
 
+def test_after_a_lull_the_limit_waits_for_answers_before_it_rises() -> None:
+    """A lull between two overloads: no answer for a few seconds, then calls refused again with
+    the loop keeping up. The answers still govern: one small step, then the new load's answers."""
+    path = SyntheticPath(initial_state(BUDGETED, 0.0), capacity=60)
+    path.run(20.0, arrivals=180)
+    settled = path.state.limit
+    path.run(5.0, arrivals=0)
+    answers = path.run(2.0, arrivals=180)  # not one answer yet from this load
+    assert answers == []
+    assert path.state.limit <= settled + 2
+    path.run(10.0, arrivals=180)  # (the calls admitted at once after the lull come back from the model at once)
+    assert p99_share(path.run(10.0, arrivals=180)) <= 0.25
+
+
 def test_a_raise_waits_for_the_answers_admitted_after_the_last_move() -> None:
     """Answers of calls admitted before the limit last moved say nothing about the new limit."""
     state = refused(LimitState(limit=50.0, interval_began=0.0, last_cut=10.0))
