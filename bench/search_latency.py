@@ -4,8 +4,8 @@ with RAG_RETRIEVAL_MODE=dense and =hybrid, on an exact (unindexed) and an indexe
 same store, at 10k and 100k chunks, side by side in one run; plus a floor, the same gateway path
 on a 1,000-chunk store, measured in the same run.
 
-    python bench/search_latency.py [--sizes 10000 100000] [--queries 300]
-        [--index-threshold 5000] [--service-cpus 0] [--harness-cpus 1]
+    python bench/search_latency.py [--sizes 10000 100000] [--queries 300] [--embedder hashing|minilm]
+        [--index-threshold 5000] [--service-cpus 0] [--harness-cpus 1] [--gateway-only]
 
 Phases, per size:
 1. the exact store is generated once and cached under bench/results/search-latency/;
@@ -15,16 +15,22 @@ Phases, per size:
    background; the build figures come from its log. The indexed store is cached too, so a second run skips the build;
 3. five platforms at once (floor; dense and hybrid on the exact copy; dense and hybrid on the
    indexed copy), each query sent to every one in turn so that machine noise falls on all alike;
+   with `--embedder minilm` a sixth, hybrid on the indexed copy with the `hashing` embedder, whose
+   difference to the same platform with MiniLM is the query model's share of a Search;
 4. in-process store calls, every query to every store in turn: dense / sparse / hybrid latency on
    the exact store and on copies of the indexed one searched with several ef, and recall@10 of
    the indexed results against the exact store's (ties counted as right: see `recall`).
+   `--gateway-only` skips this phase.
 
 Corpus: dense vectors are mixtures of two real MiniLM embeddings of man-page chunks (the cache of
 bench/retrieval_quality.py, bench/results/embeddings-minilm.npz; without it, clustered Gaussian
 vectors) plus noise, so neighbourhoods look like text embeddings' (recall on uniform random
 vectors says nothing about real use); queries are drawn the same way. Chunk texts are 120 words
 drawn from a Zipf distribution over 20,000 words, so the sparse index has the skewed posting
-lists of real text; gateway queries are 6 such words, embedded by the `hashing` embedder. Half
+lists of real text; gateway queries are 6 such words (~20 MiniLM word pieces, a short question's
+length), embedded by the services' embedder: `hashing` by default (the store and fusion alone),
+`minilm` (the embedded default, all-MiniLM-L6-v2) with `--embedder minilm`, so that the figures
+include the real query model. Every query text is distinct (no query-vector cache hit). Half
 the chunks belong to another tenant. Services run pinned to --service-cpus, this harness to
 --harness-cpus (the index build inherits the services' CPUs, niced).
 """
@@ -67,6 +73,7 @@ CACHE = RESULTS / "search-latency"
 EMBEDDINGS = RESULTS / "embeddings-minilm.npz"
 COLLECTION = "ragplatform_chunks"
 SEARCH_EFS = (64, 128, 256)
+EMBEDDER_RECORD = "embedder.json"  # the store's record of its model (embedded_edge.py)
 
 
 def base_embeddings() -> tuple[np.ndarray, str]:
@@ -141,12 +148,20 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
     return p50 * 1000, p99 * 1000
 
 
-def platform(source_data: Path, scratch: Path, name: str, cpus: set[int], env: dict[str, str]) -> PlatformProcesses:
-    """A platform on a copy of `source_data`'s vector store."""
+def platform(
+    source_data: Path, scratch: Path, name: str, cpus: set[int], env: dict[str, str], embedder: str = "hashing"
+) -> PlatformProcesses:
+    """A platform on a copy of `source_data`'s vector store. The copy forgets which embedder
+    recorded itself in the store (the vectors are synthetic: any 384-dimensional embedder may
+    search them, and the cached index was built by a `hashing` platform). `embedder` is the
+    retrieval service's (the one that embeds a Search's query); the others keep `hashing`, so
+    that no idle ingestion worker holds a second copy of the model."""
     data = scratch / name
     shutil.copytree(store_dir(source_data), store_dir(data))
+    (store_dir(data) / EMBEDDER_RECORD).unlink(missing_ok=True)
     base_env = {"RAG_RATE_LIMIT_RPS": "100000", "RAG_RATE_LIMIT_BURST": "100000", "RAG_VECTOR_INDEX_THRESHOLD": "0"}
-    return PlatformProcesses(data, extra_env=base_env | env, cpus=cpus)
+    retrieval = {"retrieval": {"RAG_EMBEDDER": embedder}}
+    return PlatformProcesses(data, extra_env=base_env | env, service_env=retrieval, cpus=cpus)
 
 
 async def timed(call: Callable[[], Awaitable[object]]) -> float:
@@ -246,6 +261,9 @@ async def direct(
     return samples
 
 
+#: The platform that differs from "gw hybrid, indexed" only in its query embedder (`hashing`).
+HASHING_TWIN = "gw hybrid, indexed, hashing"
+
 #: (store, mode) -> the top-20 (id, score) of each query, filled by `direct`.
 TOP: dict[tuple[str, str], list[list[tuple[str, float]]]] = {}
 
@@ -277,17 +295,18 @@ async def measure_size(size: int, args: argparse.Namespace, base: np.ndarray, so
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
         indexed = await build_index(exact, size, args.index_threshold, scratch / "build", cpus, queries)
+        dense, hybrid = {"RAG_RETRIEVAL_MODE": "dense"}, {"RAG_RETRIEVAL_MODE": "hybrid"}
+        indexed_env = index_env(args.index_threshold)
+        model = args.embedder
         platforms = {
-            "floor (1k chunks)": platform(floor, scratch, "floor", cpus, {"RAG_RETRIEVAL_MODE": "dense"}),
-            "gw dense, exact": platform(exact, scratch, "de", cpus, {"RAG_RETRIEVAL_MODE": "dense"}),
-            "gw hybrid, exact": platform(exact, scratch, "he", cpus, {"RAG_RETRIEVAL_MODE": "hybrid"}),
-            "gw dense, indexed": platform(
-                indexed, scratch, "di", cpus, {"RAG_RETRIEVAL_MODE": "dense"} | index_env(args.index_threshold)
-            ),
-            "gw hybrid, indexed": platform(
-                indexed, scratch, "hi", cpus, {"RAG_RETRIEVAL_MODE": "hybrid"} | index_env(args.index_threshold)
-            ),
+            "floor (1k chunks)": platform(floor, scratch, "floor", cpus, dense, model),
+            "gw dense, exact": platform(exact, scratch, "de", cpus, dense, model),
+            "gw hybrid, exact": platform(exact, scratch, "he", cpus, hybrid, model),
+            "gw dense, indexed": platform(indexed, scratch, "di", cpus, dense | indexed_env, model),
+            "gw hybrid, indexed": platform(indexed, scratch, "hi", cpus, hybrid | indexed_env, model),
         }
+        if args.embedder != "hashing":
+            platforms[HASHING_TWIN] = platform(indexed, scratch, "hh", cpus, hybrid | indexed_env, "hashing")
         gateway = {name: percentiles(s) for name, s in (await through_gateways(platforms, queries)).items()}
     floor50, floor99 = gateway["floor (1k chunks)"]
     for name, (p50, p99) in gateway.items():
@@ -295,6 +314,12 @@ async def measure_size(size: int, args: argparse.Namespace, base: np.ndarray, so
     for kind in ("exact", "indexed"):
         dense50, hybrid50 = gateway[f"gw dense, {kind}"][0], gateway[f"gw hybrid, {kind}"][0]
         print(f"{size:>8} {'hybrid adds (' + kind + ')':>26} {hybrid50 - dense50:+9.2f}   ms at p50")
+    if HASHING_TWIN in gateway:
+        (model50, model99), (twin50, twin99) = gateway["gw hybrid, indexed"], gateway[HASHING_TWIN]
+        share = f"{(model50 - twin50) / model50:.0%} of p50"
+        row(size, f"{args.embedder} query adds", model50 - twin50, model99 - twin99, f"(hybrid, indexed; {share})")
+    if args.gateway_only:
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         stores = {"exact": (exact, EdgeIndexSettings(threshold=0))}
@@ -319,11 +344,16 @@ async def main() -> None:
     parser.add_argument("--index-threshold", type=int, default=5_000)
     parser.add_argument("--service-cpus", default="0")
     parser.add_argument("--harness-cpus", default="1")
+    parser.add_argument(
+        "--embedder", choices=["hashing", "minilm"], default="hashing", help="RAG_EMBEDDER of the measured platforms"
+    )
+    parser.add_argument("--gateway-only", action="store_true", help="skip the in-process store phase")
     args = parser.parse_args()
     os.sched_setaffinity(0, parse_cpus(args.harness_cpus))
     base, source = base_embeddings()
     print(
-        f"# corpus vectors: mixtures of {source}; services on CPUs {args.service_cpus}, harness on {args.harness_cpus}"
+        f"# corpus vectors: mixtures of {source}; services on CPUs {args.service_cpus}, "
+        f"harness on {args.harness_cpus}; query embedder {args.embedder}"
     )
     floor = await cached_exact_store(FLOOR_SIZE, base, source)
     print(f"{'chunks':>8} {'path':>26} {'p50 ms':>9} {'p99 ms':>9}")

@@ -229,6 +229,13 @@ class EmbedderSettings(CommonSettings):
     embedding_max_concurrency: int = Field(
         64, ge=1, le=4096, description="Embedding requests one process keeps in flight at once."
     )
+    minilm_query_runtime: Literal["onnx", "torch"] = Field(
+        "onnx",
+        description="How `minilm` embeds a single query: `onnx` (ONNX Runtime on one thread, a graph exported "
+        "from the installed weights at first use into RAG_DATA_DIR/model-cache; less than half the CPU) or "
+        "`torch` (sentence-transformers, as documents are). Same vectors either way; `onnx` falls back to "
+        "`torch` with a warning when it cannot run.",
+    )
 
 
 class VectorSettings(CommonSettings):
@@ -485,6 +492,13 @@ class RetrievalSettings(VectorSettings, EmbedderSettings, TopKSettings, RerankSe
     )
     fusion_candidates: int = Field(
         50, ge=1, le=1000, description="Candidates each list contributes before fusion (at least top_k)."
+    )
+    query_vector_cache_size: int = Field(
+        1024,
+        ge=0,
+        le=1_000_000,
+        description="Query vectors kept per retrieval process (LRU, keyed by tenant and exact query text; ~3 KB "
+        "each at 384 dimensions): a repeated question skips the embedding model. 0: no cache.",
     )
 
 

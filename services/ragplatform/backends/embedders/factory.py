@@ -4,6 +4,8 @@ never loads torch or the `openai` package it does not use."""
 from __future__ import annotations
 
 import functools
+from pathlib import Path
+from typing import Literal
 
 from ragplatform.backends.embedders.base import Embedder
 from ragplatform.core.settings import EmbedderSettings
@@ -20,7 +22,7 @@ def make_embedder(settings: EmbedderSettings) -> Embedder:
 
         return HashingEmbedder(settings.embedding_dimension)
     if settings.embedder == "minilm":
-        return _shared_minilm()
+        return _shared_minilm(settings.minilm_query_runtime, settings.data_dir / "model-cache")
     if settings.embedder == "e5-small":
         return _shared_e5_small()
     from ragplatform.backends.embedders.openai_compatible import OpenAIEmbedder
@@ -29,12 +31,12 @@ def make_embedder(settings: EmbedderSettings) -> Embedder:
 
 
 @functools.cache
-def _shared_minilm() -> Embedder:
+def _shared_minilm(query_runtime: Literal["onnx", "torch"], cache_dir: Path) -> Embedder:
     """One MiniLM per process: services sharing a process (`ragplatform dev`) share the model in
     memory and its one-encode-at-a-time lock, instead of loading it twice and thrashing."""
     from ragplatform.backends.embedders.minilm import MiniLMEmbedder
 
-    return MiniLMEmbedder()
+    return MiniLMEmbedder(query_runtime=query_runtime, cache_dir=cache_dir)
 
 
 @functools.cache

@@ -5,11 +5,20 @@ Face hub is forced offline) and run through sentence-transformers on CPU torch. 
 optional extra `local-embeddings`; without it, constructing the embedder raises
 `FailedPrecondition` naming the command that installs it, or the alternative setting.
 
-Callers may rely on: the model loads lazily on the first embedding (a few seconds), once per
-process; encoding runs in a worker thread (the event loop stays free) and one batch at a time
-(torch already uses every core for one batch); vectors are unit length; `count_tokens` counts
-with the model's own WordPiece tokenizer (without [CLS]/[SEP]). The model reads at most 256
-word pieces per text and silently ignores the rest, so chunks should stay below that.
+Documents go through sentence-transformers on torch, in batches. A single query goes through ONNX
+Runtime on one thread (`minilm_onnx.py`: a graph exported from the same weights at first use into
+the cache dir, RAG_DATA_DIR/model-cache; less than half the CPU of the torch path), unless
+RAG_MINILM_QUERY_RUNTIME=torch, or onnxruntime/onnx are missing, or the export fails or its
+vectors differ from torch's: then queries take the torch path too, and a warning says why.
+
+Callers may rely on: the model loads lazily on the first embedding (a few seconds; with the ONNX
+query path, a few more the first time its graph is exported), once per process; encoding runs in
+a worker thread (the event loop stays free); torch runs one batch at a time (it already uses
+every core for one batch), while ONNX queries run beside it, each on one thread; vectors are unit
+length, and a query's vector is the same whichever path made it (cosine >= 0.9999);
+`count_tokens` counts with the model's own WordPiece tokenizer (without [CLS]/[SEP]). The model
+reads at most 256 word pieces per text and silently ignores the rest, so chunks should stay below
+that.
 """
 
 from __future__ import annotations
@@ -18,10 +27,15 @@ import asyncio
 import importlib.util
 import os
 import threading
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+import structlog
 
 from ragplatform.domain.errors import FailedPrecondition
+
+log = structlog.get_logger("ragplatform.embedders")
 
 DIMENSION = 384
 MODEL_NAME = "all-MiniLM-L6-v2"
@@ -60,15 +74,25 @@ def model_path() -> Path:
 class MiniLMEmbedder:
     """`Embedder` backed by all-MiniLM-L6-v2 (see the module docstring)."""
 
-    def __init__(self, batch_size: int = 32) -> None:
+    def __init__(
+        self,
+        batch_size: int = 32,
+        query_runtime: Literal["onnx", "torch"] = "onnx",
+        cache_dir: Path = Path(".ragplatform/model-cache"),
+    ) -> None:
         require_local_embeddings()
         self._batch_size = batch_size
         self._path = model_path()
+        self._query_runtime = query_runtime
+        self._cache_dir = cache_dir
         self._load_lock = threading.Lock()
-        # One encode at a time: concurrent torch calls on 2 cores only thrash.
+        # One torch encode at a time: concurrent torch calls on 2 cores only thrash.
         self._encode_lock = threading.Lock()
         self._model: Any = None
         self._tokenizer: Any = None
+        self._query_encoder: Any = None
+        #: The runtime single queries actually use, decided at the first query (None before).
+        self.query_runtime_used: Literal["onnx", "torch"] | None = None
 
     @property
     def name(self) -> str:
@@ -121,8 +145,45 @@ class MiniLMEmbedder:
             return []
         return await asyncio.to_thread(self._encode, texts)
 
+    def _loaded_query_encoder(self) -> Any:
+        """The ONNX query encoder, or None when queries take the torch path (see the module
+        docstring); decided once, at the first query."""
+        model = self._loaded_model()
+        with self._load_lock:
+            if self.query_runtime_used is None:
+                if self._query_runtime == "onnx":
+                    self._query_encoder = self._onnx_encoder(model)
+                self.query_runtime_used = "torch" if self._query_encoder is None else "onnx"
+            return self._query_encoder
+
+    def _onnx_encoder(self, model: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            from ragplatform.backends.embedders import minilm_onnx
+
+            encoder = minilm_onnx.load(self._path, self._cache_dir, model)
+        except Exception as exc:  # any failure: the torch path still answers, the same vectors
+            log.warning(
+                "minilm_onnx_query_path_unavailable",
+                error=f"{type(exc).__name__}: {exc}",
+                cache_dir=str(self._cache_dir),
+                remedy="queries take the torch path (about twice the CPU); install the local-embeddings extra "
+                "(onnxruntime, onnx), or delete the cache dir's all-MiniLM-L6-v2-*.onnx to export again, "
+                "or set RAG_MINILM_QUERY_RUNTIME=torch to silence this",
+            )
+            return None
+        log.info("minilm_onnx_query_path_ready", seconds=round(time.perf_counter() - started, 2))
+        return encoder
+
+    def _encode_query(self, text: str) -> list[float]:
+        encoder = self._loaded_query_encoder()
+        if encoder is None:
+            return self._encode([text])[0]
+        vector: list[float] = encoder.encode(text).tolist()
+        return vector
+
     async def embed_query(self, text: str) -> list[float]:
-        return (await self.embed_documents([text]))[0]
+        return await asyncio.to_thread(self._encode_query, text)
 
     async def close(self) -> None:
         return None  # nothing held open (a loaded model stays shared by the process)
