@@ -327,6 +327,7 @@ def test_minilm_onnx_export_without_a_writable_cache_dir_runs_from_memory(tmp_pa
     pytest.importorskip("torch")
     pytest.importorskip("onnx")
     import torch
+
     from ragplatform.backends.embedders.minilm_onnx import cached_graph
 
     class TinyEncoder(torch.nn.Module):  # the interface of a Hugging Face BERT module, tiny
