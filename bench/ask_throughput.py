@@ -332,6 +332,8 @@ _QUEUED = re.compile(
     r'^ragplatform_admission_queue_seconds_bucket\{le="([^"]+)",outcome="(\w+)",service="([^"]+)"\} ([0-9.e+]+)$'
 )
 
+_PLATFORM_SHARE = re.compile(r'^ragplatform_ask_platform_seconds_bucket\{[^}]*le="([^"]+)"[^}]*\} ([0-9.e+]+)$')
+
 
 @dataclass
 class ServiceCounts:
@@ -349,14 +351,19 @@ class ServiceCounts:
     # (service, outcome) -> cumulative bucket counts (upper bound -> calls) of the wait in front
     # of admission control, from the x-request-start stamps the drivers send
     queued: dict[tuple[str, str], dict[float, float]] = field(default_factory=dict)
+    # the gateway's measure of each answer's platform share (admission to answer, less the model's
+    # time): cumulative bucket counts, upper bound -> answers
+    platform_share: dict[float, float] = field(default_factory=dict)
 
     def queued_quantiles(self, before: ServiceCounts, service: str, outcome: str) -> tuple[int, float, float]:
         """(calls, p50, p99) of the wait before `service` admitted or refused calls in between,
         interpolated within histogram buckets as Prometheus' histogram_quantile does."""
-        now, then = self.queued.get((service, outcome), {}), before.queued.get((service, outcome), {})
-        buckets = sorted((bound, count - then.get(bound, 0.0)) for bound, count in now.items())
-        total = buckets[-1][1] if buckets else 0.0
-        return int(total), bucket_quantile(buckets, 0.5), bucket_quantile(buckets, 0.99)
+        return histogram_quantiles(self.queued.get((service, outcome), {}), before.queued.get((service, outcome), {}))
+
+    def platform_share_quantiles(self, before: ServiceCounts) -> tuple[int, float, float]:
+        """(answers, p50, p99) of the platform's share of the answers in between, as the gateway
+        measured it."""
+        return histogram_quantiles(self.platform_share, before.platform_share)
 
     def mean_handling(self, before: ServiceCounts, service: str, method: str) -> float:
         now, then = self.handling.get((service, method), [0.0, 0.0]), before.handling.get((service, method), [0.0, 0.0])
@@ -399,9 +406,19 @@ def grpc_counts(processes: PlatformProcesses) -> ServiceCounts:
             elif match := _QUEUED.match(line):
                 bound = float(match.group(1))
                 counts.queued.setdefault((match.group(3), match.group(2)), {})[bound] = float(match.group(4))
+            elif service == "gateway" and (match := _PLATFORM_SHARE.match(line)):
+                counts.platform_share[float(match.group(1))] = float(match.group(2))
             elif match := _FIRST_TOKEN.match(line):
                 counts.first_token[match.group(1)] += float(match.group(2))
     return counts
+
+
+def histogram_quantiles(now: dict[float, float], then: dict[float, float]) -> tuple[int, float, float]:
+    """(count, p50, p99) of what a histogram (cumulative counts by upper bound) observed between
+    two readings."""
+    buckets = sorted((bound, count - then.get(bound, 0.0)) for bound, count in now.items())
+    total = buckets[-1][1] if buckets else 0.0
+    return int(total), bucket_quantile(buckets, 0.5), bucket_quantile(buckets, 0.99)
 
 
 def bucket_quantile(buckets: list[tuple[float, float]], q: float) -> float:
@@ -629,6 +646,12 @@ def run_level(
                 f"  gateway-side wait  {outcome} {decided}: from the client's stamp to the gateway's decision "
                 f"p50 {1000 * q50:.0f} ms  p99 {1000 * q99:.0f} ms (x-request-start; no client-side queueing after)"
             )
+    judged, s50, s99 = counts_after.platform_share_quantiles(counts_before)
+    if judged:
+        print(
+            f"  platform share     {judged} answers: admission to answer less the model's time, as the gateway "
+            f"measured it, p50 {1000 * s50:.0f} ms  p99 {1000 * s99:.0f} ms (what its latency budget judges)"
+        )
     if level.uploaders:
         u99 = percentile(uploads, 0.99)
         print(

@@ -45,6 +45,14 @@ ADMISSION_QUEUE_SECONDS = Histogram(
     ["service", "outcome"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+ASK_PLATFORM_SECONDS = Histogram(
+    "ragplatform_ask_platform_seconds",
+    "The platform's own share of each answered Ask: its time from admission to its answer, less the model's "
+    "time as the generation service measured it — what users wait for beyond the model, and what the "
+    "admission limit's latency budget (RAG_ADMISSION_LATENCY_TARGET_SECONDS) judges; by service",
+    ["service"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.5, 1, 2.5, 5, 10),
+)
 EVENT_LOOP_LAG = Histogram(
     "ragplatform_event_loop_lag_seconds",
     "How late the event loop ran a timer (sampled every 25 ms): the process's own queueing delay, by service",

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
+from prometheus_client import REGISTRY
 
 from ragplatform.client import GatewayClient
 from tests.integration.services.conftest import ServiceStarter, start_platform
@@ -30,6 +31,7 @@ async def test_an_answer_reaches_admission_control_with_the_models_time_apart(
     key, _ = await platform.create_api_key("acme")
     admission = platform.gateway.admission
     assert admission is not None
+    shares_before = share_count()
     async with GatewayClient(platform.gateway.address, key) as client:
         messages = [m async for m in client.ask("What colour does the Quokka lamp glow?")]
 
@@ -41,3 +43,9 @@ async def test_an_answer_reaches_admission_control_with_the_models_time_apart(
     # The platform's share is what is left (auth, retrieval, storing the turns): far under the model's.
     assert answer.share < MODEL_LATENCY
     assert done.usage.completion_tokens > 0
+    # ... and SREs see it: the gateway's histogram of the platform's share counted the answer.
+    assert share_count() == shares_before + 1
+
+
+def share_count() -> float:
+    return REGISTRY.get_sample_value("ragplatform_ask_platform_seconds_count", {"service": "gateway"}) or 0.0

@@ -45,6 +45,7 @@ from ragplatform.core.metrics import (
     ADMISSION_IN_FLIGHT,
     ADMISSION_LIMIT,
     ADMISSION_QUEUE_SECONDS,
+    ASK_PLATFORM_SECONDS,
     EVENT_LOOP_LAG,
     GRPC_REFUSED,
 )
@@ -91,6 +92,7 @@ class AdmissionInterceptor(ScopedInterceptor):
         self._limit_gauge = ADMISSION_LIMIT.labels(service)
         self._limit_gauge.set(int(self.state.limit))
         self._lag = EVENT_LOOP_LAG.labels(service)
+        self._platform_share = ASK_PLATFORM_SECONDS.labels(service)
         self._queued = {
             outcome: ADMISSION_QUEUE_SECONDS.labels(service, outcome) for outcome in ("admitted", "refused")
         }
@@ -155,6 +157,7 @@ class AdmissionInterceptor(ScopedInterceptor):
             ADMISSION_CUTS.labels(self.service, after.cut_by).inc()
 
     def note_answer(self, answer: Answer) -> None:
+        self._platform_share.observe(answer.share)
         self.state = adaptive_limit.answered(self.policy, self.state, answer)
 
     def note_upstream_refusal(self) -> None:
