@@ -15,8 +15,10 @@ Phases, per size:
    background; the build figures come from its log. The indexed store is cached too, so a second run skips the build;
 3. five platforms at once (floor; dense and hybrid on the exact copy; dense and hybrid on the
    indexed copy), each query sent to every one in turn so that machine noise falls on all alike;
-   with `--embedder minilm` a sixth, hybrid on the indexed copy with the `hashing` embedder, whose
-   difference to the same platform with MiniLM is the query model's share of a Search;
+   with `--embedder minilm` two more, hybrid on the indexed copy: one with the `hashing` embedder
+   (its difference to the same platform with MiniLM is the query model's share of a Search), one
+   with RAG_MINILM_QUERY_RUNTIME=torch (the query path before ONNX Runtime, for a side-by-side
+   before/after); the exported ONNX graph is shared through bench/results/model-cache;
 4. in-process store calls, every query to every store in turn: dense / sparse / hybrid latency on
    the exact store and on copies of the indexed one searched with several ef, and recall@10 of
    the indexed results against the exact store's (ties counted as right: see `recall`).
@@ -73,6 +75,7 @@ CACHE = RESULTS / "search-latency"
 EMBEDDINGS = RESULTS / "embeddings-minilm.npz"
 COLLECTION = "ragplatform_chunks"
 SEARCH_EFS = (64, 128, 256)
+MODEL_CACHE = RESULTS / "model-cache"  # one exported MiniLM query graph for every platform
 EMBEDDER_RECORD = "embedder.json"  # the store's record of its model (embedded_edge.py)
 
 
@@ -160,7 +163,7 @@ def platform(
     shutil.copytree(store_dir(source_data), store_dir(data))
     (store_dir(data) / EMBEDDER_RECORD).unlink(missing_ok=True)
     base_env = {"RAG_RATE_LIMIT_RPS": "100000", "RAG_RATE_LIMIT_BURST": "100000", "RAG_VECTOR_INDEX_THRESHOLD": "0"}
-    retrieval = {"retrieval": {"RAG_EMBEDDER": embedder}}
+    retrieval = {"retrieval": {"RAG_EMBEDDER": embedder, "RAG_MODEL_CACHE_DIR": str(MODEL_CACHE)}}
     return PlatformProcesses(data, extra_env=base_env | env, service_env=retrieval, cpus=cpus)
 
 
@@ -263,6 +266,8 @@ async def direct(
 
 #: The platform that differs from "gw hybrid, indexed" only in its query embedder (`hashing`).
 HASHING_TWIN = "gw hybrid, indexed, hashing"
+#: The same with MiniLM's queries through torch (RAG_MINILM_QUERY_RUNTIME=torch).
+TORCH_TWIN = "gw hybrid, indexed, torch q"
 
 #: (store, mode) -> the top-20 (id, score) of each query, filled by `direct`.
 TOP: dict[tuple[str, str], list[list[tuple[str, float]]]] = {}
@@ -307,6 +312,8 @@ async def measure_size(size: int, args: argparse.Namespace, base: np.ndarray, so
         }
         if args.embedder != "hashing":
             platforms[HASHING_TWIN] = platform(indexed, scratch, "hh", cpus, hybrid | indexed_env, "hashing")
+            torch_query = {"RAG_MINILM_QUERY_RUNTIME": "torch"}
+            platforms[TORCH_TWIN] = platform(indexed, scratch, "ht", cpus, hybrid | indexed_env | torch_query, model)
         gateway = {name: percentiles(s) for name, s in (await through_gateways(platforms, queries)).items()}
     floor50, floor99 = gateway["floor (1k chunks)"]
     for name, (p50, p99) in gateway.items():
@@ -315,9 +322,11 @@ async def measure_size(size: int, args: argparse.Namespace, base: np.ndarray, so
         dense50, hybrid50 = gateway[f"gw dense, {kind}"][0], gateway[f"gw hybrid, {kind}"][0]
         print(f"{size:>8} {'hybrid adds (' + kind + ')':>26} {hybrid50 - dense50:+9.2f}   ms at p50")
     if HASHING_TWIN in gateway:
-        (model50, model99), (twin50, twin99) = gateway["gw hybrid, indexed"], gateway[HASHING_TWIN]
-        share = f"{(model50 - twin50) / model50:.0%} of p50"
-        row(size, f"{args.embedder} query adds", model50 - twin50, model99 - twin99, f"(hybrid, indexed; {share})")
+        twin50, twin99 = gateway[HASHING_TWIN]
+        for name, runtime in (("gw hybrid, indexed", "default"), (TORCH_TWIN, "torch")):
+            model50, model99 = gateway[name]
+            share = f"(hybrid, indexed; {(model50 - twin50) / model50:.0%} of p50)"
+            row(size, f"query model adds ({runtime})", model50 - twin50, model99 - twin99, share)
     if args.gateway_only:
         return
 

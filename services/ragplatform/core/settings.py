@@ -232,10 +232,21 @@ class EmbedderSettings(CommonSettings):
     minilm_query_runtime: Literal["onnx", "torch"] = Field(
         "onnx",
         description="How `minilm` embeds a single query: `onnx` (ONNX Runtime on one thread, a graph exported "
-        "from the installed weights at first use into RAG_DATA_DIR/model-cache; less than half the CPU) or "
+        "from the installed weights at first use into RAG_MODEL_CACHE_DIR; less than half the CPU) or "
         "`torch` (sentence-transformers, as documents are). Same vectors either way; `onnx` falls back to "
         "`torch` with a warning when it cannot run.",
     )
+    model_cache_dir: Path | None = Field(
+        None,
+        description="Where models derived from installed weights are kept (MiniLM's exported ONNX query graph, "
+        "~90 MB); processes may share it. Unset: RAG_DATA_DIR/model-cache. Unwritable: kept in memory, "
+        "exported again at each start.",
+    )
+
+    @property
+    def model_cache(self) -> Path:
+        """RAG_MODEL_CACHE_DIR, or its default under RAG_DATA_DIR."""
+        return self.model_cache_dir or self.data_dir / "model-cache"
 
 
 class VectorSettings(CommonSettings):

@@ -22,7 +22,7 @@ def make_embedder(settings: EmbedderSettings) -> Embedder:
 
         return HashingEmbedder(settings.embedding_dimension)
     if settings.embedder == "minilm":
-        return _shared_minilm(settings.minilm_query_runtime, settings.data_dir / "model-cache")
+        return _shared_minilm(settings.minilm_query_runtime, settings.model_cache)
     if settings.embedder == "e5-small":
         return _shared_e5_small()
     from ragplatform.backends.embedders.openai_compatible import OpenAIEmbedder

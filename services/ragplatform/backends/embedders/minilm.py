@@ -7,7 +7,7 @@ optional extra `local-embeddings`; without it, constructing the embedder raises
 
 Documents go through sentence-transformers on torch, in batches. A single query goes through ONNX
 Runtime on one thread (`minilm_onnx.py`: a graph exported from the same weights at first use into
-the cache dir, RAG_DATA_DIR/model-cache; less than half the CPU of the torch path), unless
+the cache dir, RAG_MODEL_CACHE_DIR; less than half the CPU of the torch path), unless
 RAG_MINILM_QUERY_RUNTIME=torch, or onnxruntime/onnx are missing, or the export fails or its
 vectors differ from torch's: then queries take the torch path too, and a warning says why.
 
