@@ -80,3 +80,13 @@ def test_urls_with_good_or_no_ports_are_accepted(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("RAG_STORE_URL", "postgresql://rag@db:6432/rag")
     monkeypatch.setenv("RAG_QUEUE_URL", "redis://redis/0")
     assert load_settings(WorkerSettings).store_url == "postgresql://rag@db:6432/rag"
+
+
+def test_the_model_cache_defaults_to_the_data_dir_and_can_be_shared(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pathlib import Path
+
+    monkeypatch.delenv("RAG_MODEL_CACHE_DIR", raising=False)
+    monkeypatch.setenv("RAG_DATA_DIR", "/srv/rag")
+    assert load_settings(RetrievalSettings).model_cache == Path("/srv/rag/model-cache")
+    monkeypatch.setenv("RAG_MODEL_CACHE_DIR", "/var/cache/models")
+    assert load_settings(WorkerSettings).model_cache == Path("/var/cache/models")
