@@ -15,10 +15,11 @@ import math
 from typing import Any
 
 import msgspec
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity import wait_random_exponential
 from tenacity.wait import wait_base
 
 from ragplatform.backends.embedders.tokens import estimate_tokens
+from ragplatform.backends.first_attempt_retries import with_retries
 from ragplatform.backends.openai_errors import Endpoint, is_transient, map_openai_error
 from ragplatform.backends.openai_http import OpenAIHttp
 from ragplatform.core.settings import EmbedderSettings
@@ -124,15 +125,12 @@ class OpenAIEmbedder:
         inputs = [text if text.strip() else " " for text in texts]
         async with self._in_flight:
             try:
-                retrying = AsyncRetrying(
-                    stop=stop_after_attempt(self._max_retries + 1),
+                content = await with_retries(
+                    lambda: self._http.post("/embeddings", {**self._body, "input": inputs}),
+                    attempts=self._max_retries + 1,
                     wait=self._retry_wait,
-                    retry=retry_if_exception(is_transient),
-                    reraise=True,
+                    transient=is_transient,
                 )
-                async for attempt in retrying:
-                    with attempt:
-                        content = await self._http.post("/embeddings", {**self._body, "input": inputs})
                 data = _RESPONSE.decode(content).data
             except RagError:
                 raise

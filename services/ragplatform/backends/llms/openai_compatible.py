@@ -24,9 +24,10 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity import wait_random_exponential
 from tenacity.wait import wait_base
 
+from ragplatform.backends.first_attempt_retries import with_retries
 from ragplatform.backends.llms.base import AnswerDelta, AnswerDone, AnswerEvent, AnswerRequest
 from ragplatform.backends.llms.chat_chunks import ChatChunk, read_chunks
 from ragplatform.backends.llms.circuit_breaker import CircuitBreaker
@@ -144,24 +145,12 @@ class OpenAIAnswerGenerator:
                 f"not calling it for another {breaker.retry_after():.0f} s (circuit breaker). Try again later."
             )
         try:
-            try:
-                # The first attempt outside tenacity: its machinery costs more CPU than a
-                # streamed answer's parsing, and almost every answer needs no retry.
-                opened = await self._first_token(model, messages, max_tokens)
-            except Exception as first_failure:
-                if not is_transient(first_failure):
-                    raise
-                retrying = AsyncRetrying(
-                    stop=stop_after_attempt(self._settings.llm_max_retries + 1),
-                    wait=self._retry_wait,
-                    retry=retry_if_exception(is_transient),
-                    reraise=True,
-                )
-                async for attempt in retrying:
-                    with attempt:
-                        if attempt.retry_state.attempt_number == 1:
-                            raise first_failure  # tenacity counts it and waits as for any failure
-                        opened = await self._first_token(model, messages, max_tokens)
+            opened = await with_retries(
+                lambda: self._first_token(model, messages, max_tokens),
+                attempts=self._settings.llm_max_retries + 1,
+                wait=self._retry_wait,
+                transient=is_transient,
+            )
         except asyncio.CancelledError:
             breaker.release()
             raise
