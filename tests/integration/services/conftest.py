@@ -23,6 +23,7 @@ from ragplatform.core.server import RunningService, start_service
 from ragplatform.core.settings import StoreSettings, load_settings
 from ragplatform.services_registry import app_builder, settings_class
 from ragplatform.v1 import ingestion_pb2
+from tests.support.servers import PostgresDatabase
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "docs"
 CORPUS = FIXTURES / "corpus"
@@ -94,6 +95,16 @@ async def starter(tmp_path: Path) -> AsyncIterator[ServiceStarter]:
         yield services
     finally:
         await services.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    """RAG_STORE_URL for a test run on each store: the SQLite file (""), then PostgreSQL through
+    PgBouncer (a fresh database)."""
+    if request.param == "sqlite":
+        return ""
+    database: PostgresDatabase = request.getfixturevalue("postgres_database")
+    return database.bouncer_url
 
 
 @pytest.fixture

@@ -19,21 +19,12 @@ from ragplatform.core.settings import StoreSettings, load_settings
 from ragplatform.domain.models import Role
 from ragplatform.v1 import common_pb2, gateway_pb2
 from tests.integration.services.conftest import CORPUS, ServiceStarter, start_platform
-from tests.support.servers import PostgresDatabase
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 PUMP_MANUAL = CORPUS / "zephyr-9-pump-manual.md"
 QUESTION = "What is the maximum pressure of the Zephyr-9 pump?"
 FOLLOW_UP = "And its weight?"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest) -> str:
-    if request.param == "sqlite":
-        return ""
-    database: PostgresDatabase = request.getfixturevalue("postgres_database")
-    return database.bouncer_url
 
 
 def append_turns_served() -> float:

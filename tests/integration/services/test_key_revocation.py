@@ -15,19 +15,10 @@ from ragplatform.backends.store.factory import open_store
 from ragplatform.core.settings import StoreSettings, load_settings
 from ragplatform.v1 import gateway_pb2, gateway_pb2_grpc
 from tests.integration.services.conftest import ServiceStarter
-from tests.support.servers import PostgresDatabase
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 REVOCATION_BUDGET_SECONDS = 1.0
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest) -> str:
-    if request.param == "sqlite":
-        return ""
-    database: PostgresDatabase = request.getfixturevalue("postgres_database")
-    return database.bouncer_url
 
 
 async def accepted(stub: gateway_pb2_grpc.GatewayServiceStub, key: str) -> bool:
