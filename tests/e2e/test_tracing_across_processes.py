@@ -1,11 +1,11 @@
 """Tracing as deployed: every service its own process, configured only by OTEL_* variables,
 exporting over OTLP/gRPC to a collector. The collector here is a TEST DOUBLE: a real gRPC
 server implementing OTLP's TraceService (the protocol's own generated stubs from
-opentelemetry-proto) that keeps what it receives. One Ask (a follow-up, so its history comes from
-the conversation service) must arrive as one trace whose spans come from the gateway,
-conversation, retrieval and generation processes, linked parent to child across the process
-boundaries, with the gateway's own write of the exchange to the store in it, and the gateway's
-JSON log line for the call carries its ids."""
+opentelemetry-proto) that keeps what it receives. One Ask (a follow-up, so its question is
+rewritten from its history) must arrive as one trace whose spans come from the gateway, retrieval
+and generation processes, linked parent to child across the process boundaries, with the
+gateway's own read of the history and write of the exchange (its store, no conversation-service
+hop) in it, and the gateway's JSON log line for the call carries its ids."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from ragplatform.client import GatewayClient
-from ragplatform.gateway.ask import STORE_TURNS_SPAN
+from ragplatform.gateway.ask import HISTORY_SPAN, STORE_TURNS_SPAN
 from tests.e2e.conftest import wait_for_jobs
 from tests.support.platform_processes import PlatformProcesses
 
@@ -143,7 +143,7 @@ async def test_one_ask_is_one_trace_across_the_service_processes(
         if line.get("request_id") == request_id and line.get("method", "").endswith("/Ask")
     )
     trace_id = line["trace_id"]  # the access-log line carries the call's trace
-    names = {f"ragplatform-{s}" for s in ("gateway", "conversation", "retrieval", "generation")}
+    names = {f"ragplatform-{s}" for s in ("gateway", "retrieval", "generation")}
     spans = await eventually_spans(double, trace_id, names)
     by_id = {s.span_id: s for s in spans}
     root = next(s for s in spans if s.name == "/ragplatform.v1.GatewayService/Ask")
@@ -151,8 +151,8 @@ async def test_one_ask_is_one_trace_across_the_service_processes(
     assert root.parent_span_id == ""
     assert root.span_id == line["span_id"]
     for service, method in (
-        ("conversation", "ConversationService/GetHistory"),
         ("retrieval", "RetrievalService/Search"),
+        ("generation", "GenerationService/RewriteQuery"),
         ("generation", "GenerationService/Generate"),
     ):
         server = next(s for s in spans if s.service == f"ragplatform-{service}" and s.name.endswith(method))
@@ -162,10 +162,11 @@ async def test_one_ask_is_one_trace_across_the_service_processes(
             server.name,
             root.span_id,
         )
-    # the gateway stores the exchange itself (no AppendTurns hop): its span is a child of the Ask
-    [store] = [s for s in spans if s.name == STORE_TURNS_SPAN]
-    assert (store.service, store.parent_span_id) == ("ragplatform-gateway", root.span_id)
-    assert not [s for s in spans if s.name.endswith("ConversationService/AppendTurns")]
+    # the gateway reads the history and stores the exchange itself: spans of its own, under the Ask
+    for name in (HISTORY_SPAN, STORE_TURNS_SPAN):
+        [store] = [s for s in spans if s.name == name]
+        assert (store.service, store.parent_span_id) == ("ragplatform-gateway", root.span_id), name
+    assert not [s for s in spans if "ConversationService" in s.name]
     # the upload's trace continues in the worker process
     upload_traces = {s.trace_id for s in double.spans if s.name == "/ragplatform.v1.GatewayService/Ingest"}
     job_spans = [s for s in double.spans if s.name == "ingestion job"]

@@ -57,7 +57,6 @@ def build_app(settings: GatewaySettings) -> ServiceApp:
             ask = AskFlow(
                 retrieval=retrieval,
                 generation=generation_pb2_grpc.GenerationServiceStub(channels["generation"]),
-                conversation=conversation,
                 store=store,
                 cache=cache,
                 budget=budget,

@@ -1,11 +1,13 @@
 """The Ask flow: retrieval, then a streamed generation, then both turns stored (a new
-conversation is created with its first exchange). The gateway stores the exchange itself, in one
-SQL statement through the store it holds for API keys, with the conversation rules the
-conversation service applies to its AppendTurns (`backends/store/conversation_writes.py`): a
-gRPC hop to the conversation service cost more CPU than the write (see docs/performance.md). A
-follow-up in a conversation first fetches its history from the conversation service, and the
-generation service rewrites it into a standalone query, which is what is searched. Deadlines
-travel with every hop (see core/clients.py)."""
+conversation is created with its first exchange). A follow-up in a conversation first reads its
+history, and the generation service rewrites it into a standalone query, which is what is
+searched. Deadlines travel with every hop (see core/clients.py).
+
+The gateway reads a follow-up's history and stores the exchange itself, through the store it
+holds for API keys, with the conversation service's rules (`backends/store/conversation_writes.py`)
+and the same statements: a gRPC hop to the conversation service cost more CPU than the SQL it ran
+(see docs/performance.md). The conversation service still serves the conversation API
+(GetConversation, ListConversations, and AppendTurns / GetHistory for other callers)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from ragplatform.backends.store.base import Store
 from ragplatform.backends.store.conversation_writes import append_to_conversation
 from ragplatform.core.clients import note_congestion, upstream_errors
 from ragplatform.core.context import request_id_var
-from ragplatform.core.convert import citation_from_proto
+from ragplatform.core.convert import citation_from_proto, turn_to_proto
 from ragplatform.core.interceptors.admission import answer_done
 from ragplatform.core.metrics import ANSWER_CACHE
 from ragplatform.core.tracing_state import store_span
@@ -30,8 +32,6 @@ from ragplatform.domain.models import Role, Turn
 from ragplatform.gateway.answer_cache import answer_cache_key
 from ragplatform.v1 import (
     common_pb2,
-    conversation_pb2,
-    conversation_pb2_grpc,
     gateway_pb2,
     generation_pb2,
     generation_pb2_grpc,
@@ -41,7 +41,9 @@ from ragplatform.v1 import (
 
 log = structlog.get_logger("ragplatform.gateway.ask")
 
-# The trace span of the exchange's write (see `_store_turns`).
+# The trace spans of a follow-up's history read and of the exchange's write (see `_history`
+# and `_store_turns`).
+HISTORY_SPAN = "read conversation history"
 STORE_TURNS_SPAN = "store conversation turns"
 
 
@@ -76,7 +78,6 @@ class AskFlow:
         self,
         retrieval: retrieval_pb2_grpc.RetrievalServiceStub,
         generation: generation_pb2_grpc.GenerationServiceStub,
-        conversation: conversation_pb2_grpc.ConversationServiceStub,
         store: Store,
         cache: AnswerCache,
         budget: TokenBudget,
@@ -84,7 +85,6 @@ class AskFlow:
     ) -> None:
         self._retrieval = retrieval
         self._generation = generation
-        self._conversation = conversation
         self._store = store
         self._cache = cache
         self._budget = budget
@@ -214,16 +214,12 @@ class AskFlow:
         )
 
     async def _history(self, tenant_id: str, request: gateway_pb2.AskRequest) -> list[common_pb2.Turn]:
-        """The latest turns of the conversation the ask follows up (NOT_FOUND when there is none)."""
-        with upstream_errors("conversation", admission_signal=True):
-            reply = await self._conversation.GetHistory(
-                conversation_pb2.GetHistoryRequest(
-                    tenant_id=tenant_id,
-                    conversation_id=request.conversation_id,
-                    max_turns=self._limits.history_turns,
-                )
-            )
-        return list(reply.turns)
+        """The latest turns of the conversation the ask follows up (NOT_FOUND when the tenant has
+        none by that id), read through the gateway's own store as the conversation service's
+        GetHistory would read them."""
+        with store_span(HISTORY_SPAN):
+            turns = await self._store.get_turns(tenant_id, request.conversation_id, self._limits.history_turns)
+        return [turn_to_proto(t) for t in turns]
 
     async def _store_turns(
         self,

@@ -1,8 +1,9 @@
-"""The gateway stores an Ask's exchange itself, through its own store (SQLite, or PostgreSQL
-through PgBouncer as in production), without calling the conversation service's AppendTurns: a
-new question starts a conversation titled by it, a follow-up adds to the same one, both turns
-(the answer with its citations) are stored, and what the gateway wrote is what the conversation
-service reads back."""
+"""The gateway reads a follow-up's history and stores an Ask's exchange itself, through its own
+store (SQLite, or PostgreSQL through PgBouncer as in production), without calling the
+conversation service's GetHistory or AppendTurns: a new question starts a conversation titled by
+it, a follow-up is rewritten from its history and adds to the same one, both turns (the answer
+with its citations) are stored, and what the gateway wrote is what the conversation service
+reads back."""
 
 from __future__ import annotations
 
@@ -27,9 +28,17 @@ QUESTION = "What is the maximum pressure of the Zephyr-9 pump?"
 FOLLOW_UP = "And its weight?"
 
 
-def append_turns_served() -> float:
-    labels = {"method": "/ragplatform.v1.ConversationService/AppendTurns", "code": "OK"}
-    return REGISTRY.get_sample_value("ragplatform_grpc_server_handled_total", labels) or 0.0
+def conversation_calls_served() -> float:
+    """The conversation service's AppendTurns and GetHistory calls so far (the in-process services
+    share the metrics registry)."""
+    return sum(
+        REGISTRY.get_sample_value(
+            "ragplatform_grpc_server_handled_total",
+            {"method": f"/ragplatform.v1.ConversationService/{method}", "code": "OK"},
+        )
+        or 0.0
+        for method in ("AppendTurns", "GetHistory")
+    )
 
 
 def answer_of(messages: list[gateway_pb2.AskResponse]) -> str:
@@ -52,19 +61,23 @@ async def test_an_ask_stores_both_turns_of_a_new_and_a_follow_up_exchange(
     try:
         key = generate_api_key()
         await store.create_api_key("acme", "asker", hash_api_key(key))
-        served_before = append_turns_served()
+        served_before = conversation_calls_served()
         async with GatewayClient(platform.gateway.address, key) as client:
             reply = await client.ingest_bytes(PUMP_MANUAL.name, PUMP_MANUAL.read_bytes())
             await wait_for_job(client, reply.job.job_id)
             first = [m async for m in client.ask(QUESTION)]
             conversation_id = first[-1].done.conversation_id
             second = [m async for m in client.ask(FOLLOW_UP, conversation_id=conversation_id)]
+            served_after_asks = conversation_calls_served()
             # what the gateway wrote, as the conversation service reads it back
             history = await client.get_conversation(conversation_id)
 
         assert conversation_id
         assert second[-1].done.conversation_id == conversation_id
-        assert append_turns_served() == served_before  # stored by the gateway: no AppendTurns hop
+        # the follow-up was rewritten from the history the gateway read: the first question's words
+        assert "pump" in second[-1].done.search_query.lower()
+        # read and stored by the gateway: no GetHistory or AppendTurns hop
+        assert served_after_asks == served_before
 
         conversation = await store.get_conversation("acme", conversation_id)
         assert (conversation.title, conversation.turn_count) == (QUESTION, 4)
