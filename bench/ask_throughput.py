@@ -6,6 +6,7 @@ platform adds around the model.
 
     python bench/ask_throughput.py [--streams 100 1000 5500] [--duration 25] [--drivers 2]
     python bench/ask_throughput.py --streams --open-loop 5000:30:500   (5,000 askers, 500 uploaders)
+    python bench/ask_throughput.py --streams 100 --follow-ups 0.5   (half the asks continue a conversation)
 
 Closed loop (`--streams N`): `--drivers` client processes keep N Ask streams open, each asking
 again as soon as its answer is done, over a fixed pool of gRPC channels, for `--duration`
@@ -105,6 +106,8 @@ class Load:
     uploaders: int = 0
     upload_think: float = 10.0
     llm: float = 2.0
+    # The share of a closed-loop stream's asks that follow up its previous answer's conversation.
+    follow_ups: float = 0.0
 
 
 @dataclass
@@ -146,11 +149,14 @@ async def _drive(load: Load) -> DriverResult:
     def inside(t: float) -> bool:
         return load.measure_from <= t <= load.end_at
 
-    async def ask(stub: gateway_pb2_grpc.GatewayServiceStub) -> float:
-        """One ask; returns how long to back off (0 when it was answered)."""
+    async def ask(stub: gateway_pb2_grpc.GatewayServiceStub, conversation: list[str] | None = None) -> float:
+        """One ask; returns how long to back off (0 when it was answered). With `conversation`
+        (a stream's last conversation id, kept up to date here), a `follow_ups` share of the asks
+        continue it."""
         nonlocal counter
         counter += 1
         question = f"{QUESTIONS[counter % len(QUESTIONS)]} (ask {os.getpid()}-{counter})"
+        follow_up = conversation[0] if conversation and random.random() < load.follow_ups else ""
         began = time.time()
         if inside(began):
             result.started += 1
@@ -160,10 +166,13 @@ async def _drive(load: Load) -> DriverResult:
         try:
             # Stamped as a proxy would: the gateway's metrics then show the wait in front of it.
             stamped = (*metadata, (REQUEST_START_HEADER, request_start_value(began)))
-            call = stub.Ask(gateway_pb2.AskRequest(question=question), metadata=stamped, timeout=ASK_DEADLINE_SECONDS)
+            request = gateway_pb2.AskRequest(question=question, conversation_id=follow_up)
+            call = stub.Ask(request, metadata=stamped, timeout=ASK_DEADLINE_SECONDS)
             async for message in call:
                 received += 1
                 kind = message.WhichOneof("event")
+                if kind == "done" and conversation is not None:
+                    conversation[:] = [message.done.conversation_id]
                 if kind == "sources":
                     sources_at = time.time()
                 elif kind == "delta" and not first_token_at:
@@ -193,10 +202,11 @@ async def _drive(load: Load) -> DriverResult:
 
     async def closed_loop(index: int) -> None:
         stub = stubs[index % len(stubs)]
+        conversation: list[str] = []
         # Spread the first asks over one LLM latency so the streams do not move in lockstep.
         await asyncio.sleep(max(0.0, load.start_at - time.time()) + random.uniform(0.0, load.llm))
         while time.time() < load.end_at:  # noqa: ASYNC110 (asks, then backs off)
-            await asyncio.sleep(await ask(stub))
+            await asyncio.sleep(await ask(stub, conversation))
 
     # Open loop: each user thinks ~Exp(mean) between asks; USERS / (mean + LLM) = RATE.
     think_mean = max(0.0, load.users / load.rate - load.llm) if load.rate else 0.0
@@ -548,6 +558,7 @@ def run_level(
             uploaders=share(level.uploaders, i),
             upload_think=args.upload_think,
             llm=llm,
+            follow_ups=args.follow_ups,
         )
         for i in range(drivers)
     ]
@@ -610,7 +621,8 @@ def run_level(
     window = duration - warmup
     answered = max(1, len(latencies))
     p50, p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
-    print(f"\n== {level.title()} ({drivers} client processes, {window:.0f} s measured)")
+    follow_ups = f", {args.follow_ups:.0%} of asks follow-ups" if args.follow_ups and level.streams else ""
+    print(f"\n== {level.title()} ({drivers} client processes, {window:.0f} s measured{follow_ups})")
     if level.streams:
         print(
             f"  asks/s sustained   {len(latencies) / window:8.1f}   "
@@ -799,6 +811,14 @@ def main() -> None:
         default=0,
         help="uploading users beside the closed-loop streams too: a capacity measured with the uploads an "
         "open-loop level will have (its 0.8x is then 80 %% of what that mix sustains)",
+    )
+    parser.add_argument(
+        "--follow-ups",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of each closed-loop stream's asks (0-1) that follow up its previous answer's conversation "
+        "(history read, question rewritten); 0, the default, asks only first questions",
     )
     parser.add_argument("--upload-think", type=float, default=10.0, help="mean seconds between one user's uploads")
     parser.add_argument("--duration", type=float, default=25.0, help="seconds per level, warm-up included")
