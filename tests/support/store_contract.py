@@ -444,6 +444,9 @@ class StoreContract:
         conversation = await store.create_conversation(tenant, "Onboarding")
         assert conversation.turn_count == 0
         assert conversation.title == "Onboarding"
+        assert await store.get_turns(tenant, conversation.conversation_id) == []  # none yet, not NOT_FOUND
+        with pytest.raises(NotFound):
+            await store.get_turns(tenant, "no-such-conversation")
         citation = Citation(1, "doc-1", "guide.md", "chunk-1", "Install with pip.", 0.87)
         asked_at = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 

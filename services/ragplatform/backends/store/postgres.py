@@ -517,18 +517,24 @@ class PostgresStore:
             return ROWS.conversation(await _require_conversation(conn, tenant_id, conversation_id))
 
     async def get_turns(self, tenant_id: str, conversation_id: str, max_turns: int = 0) -> list[Turn]:
-        async with self._transaction() as conn:
-            await _require_conversation(conn, tenant_id, conversation_id)
-            sql = (
-                "SELECT role, content, citations::text AS citations, created_at FROM turns"
-                " WHERE conversation_id = $1 ORDER BY seq DESC"
+        # One statement, so one snapshot without a transaction (it was BEGIN, a check that the
+        # tenant has the conversation, the turns, COMMIT: four round trips, each two without a
+        # statement cache): the conversation's row joined to its latest turns. No row at all: the
+        # tenant has no such conversation; one row of NULLs: a conversation without turns.
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "SELECT t.role, t.content, t.citations::text AS citations, t.created_at"
+                " FROM conversations c LEFT JOIN LATERAL ("
+                "  SELECT seq, role, content, citations, created_at FROM turns"
+                "  WHERE turns.conversation_id = c.conversation_id ORDER BY seq DESC LIMIT $3"
+                ") t ON true WHERE c.conversation_id = $1 AND c.tenant_id = $2 ORDER BY t.seq DESC",
+                conversation_id,
+                tenant_id,
+                max_turns if max_turns > 0 else None,  # LIMIT NULL: every turn
             )
-            params: list[Any] = [conversation_id]
-            if max_turns > 0:
-                sql += " LIMIT $2"
-                params.append(max_turns)
-            rows = await conn.fetch(sql, *params)
-        return [ROWS.turn(row) for row in reversed(rows)]
+        if not rows:
+            raise _conversation_not_found(conversation_id)
+        return [ROWS.turn(row) for row in reversed(rows) if row["role"] is not None]
 
     async def list_conversations(self, tenant_id: str, limit: int, cursor: str = "") -> Page[Conversation]:
         return await self._page(
