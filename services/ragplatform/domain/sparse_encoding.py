@@ -25,6 +25,7 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
 from typing import Final
 
 from ragplatform.domain.models import SparseVector
@@ -102,10 +103,8 @@ def tokenize(text: str) -> list[str]:
 
     Lower-cased; stopwords and one-letter parts are dropped; parts are stemmed (`stem`); a term
     longer than `MAX_TERM_CHARS` is cut to that length."""
-    terms: list[str] = []
-    for match in _RAW_TOKEN.finditer(text):
-        terms.extend(_token_terms(match.group()))
-    return terms
+    # findall + chain over the cached per-token tuples: no match objects, no Python-level loop.
+    return list(chain.from_iterable(map(_token_terms, _RAW_TOKEN.findall(text))))
 
 
 @lru_cache(maxsize=200_000)
@@ -143,11 +142,18 @@ def document_vector(text: str, params: Bm25Parameters = Bm25Parameters()) -> Spa
     if not terms:
         return SparseVector((), ())
     norm = params.k1 * (1.0 - params.b + params.b * len(terms) / params.avg_terms)
+    saturation = params.k1 + 1.0
     weights: dict[int, float] = {}
+    # The retrieval service runs this for every chunk it stores: locals and the cached id
+    # function directly (the arithmetic, and so every bit of the result, is unchanged).
+    ids = _term_id
     for term, tf in Counter(terms).items():
-        index = term_id(term)
-        # Two terms hashing to one id (rare) add up, as one term with both counts would.
-        weights[index] = weights.get(index, 0.0) + tf * (params.k1 + 1.0) / (tf + norm)
+        index = ids(term)
+        weight = tf * saturation / (tf + norm)
+        if index in weights:  # two terms hashing to one id (rare) add up, as one term with both counts would
+            weights[index] += weight
+        else:
+            weights[index] = weight
     return _sorted(weights)
 
 
@@ -158,5 +164,5 @@ def query_vector(text: str) -> SparseVector:
 
 
 def _sorted(weights: dict[int, float]) -> SparseVector:
-    ordered = sorted(weights.items())
-    return SparseVector(tuple(i for i, _ in ordered), tuple(v for _, v in ordered))
+    ordered = sorted(weights)
+    return SparseVector(tuple(ordered), tuple(map(weights.__getitem__, ordered)))
