@@ -161,6 +161,21 @@ class QueueContract:
         # Longer than the visibility timeout: a message that was only hidden would reappear.
         assert await queue.receive("worker-2", wait_seconds=CONTRACT_VISIBILITY_TIMEOUT * 3) is None
 
+    async def test_one_ack_takes_several_messages_out_for_good(self, queue: JobQueue) -> None:
+        jobs = [new_job() for _ in range(4)]
+        for job in jobs:
+            await queue.enqueue(job, "t", payload=b"small document" if job == jobs[0] else b"")
+        taken = await queue.receive_many("worker-1", 4, wait_seconds=EVENTUALLY_SECONDS)
+        assert len(taken) == 4
+        await queue.ack(*taken[:3])
+        await queue.ack()  # nothing: a no-op
+
+        assert await queue.depth() == 1
+        assert await queue.job_ids_with_messages() == {jobs[3]}
+        # Past the visibility timeout only the unacked one comes back.
+        again = await queue.receive_many("worker-2", 4, wait_seconds=EVENTUALLY_SECONDS)
+        assert [m.job_id for m in again] == [jobs[3]]
+
     async def test_a_released_message_is_delivered_again_at_once(self, queue: JobQueue) -> None:
         job = new_job()
         await queue.enqueue(job, "t")

@@ -20,7 +20,7 @@ import pytest
 
 from ragplatform.backends.store.base import Store
 from ragplatform.domain.errors import AlreadyExists, InvalidArgument, NotFound
-from ragplatform.domain.models import Citation, JobState, NewUpload, Role, Turn
+from ragplatform.domain.models import Citation, Job, JobClaim, JobState, NewUpload, Role, Turn
 
 
 def new_tenant() -> str:
@@ -39,6 +39,18 @@ def upload(tenant_id: str, filename: str = "guide.md", content: str = "v1", **me
         blob_key=f"tenants/{tenant_id}/blobs/{content_hash}",
         metadata=dict(metadata),
     )
+
+
+async def claim_one(store: Store, job_id: str, attempts_below: int | None = None) -> JobClaim:
+    """One job's claim through `claim_jobs` (which must find the job)."""
+    [found] = await store.claim_jobs([(job_id, attempts_below)])
+    assert found is not None
+    return found
+
+
+async def succeed_latest(store: Store, job_id: str, chunk_count: int) -> Job | None:
+    [job] = await store.succeed_latest_jobs([(job_id, chunk_count)])
+    return job
 
 
 class StoreContract:
@@ -206,13 +218,48 @@ class StoreContract:
         await store.start_job(old.job.job_id)
         new = await store.record_upload(upload(tenant, "guide.md", "v2"))  # uploaded again meanwhile
 
-        assert await store.succeed_latest_job(old.job.job_id, 4) is None
+        assert await succeed_latest(store, old.job.job_id, 4) is None
         assert (await store.get_job(tenant, old.job.job_id)).state == JobState.RUNNING
         await store.start_job(new.job.job_id)
-        done = await store.succeed_latest_job(new.job.job_id, 6)
+        done = await succeed_latest(store, new.job.job_id, 6)
         assert done is not None
         assert (done.state, done.chunks_done) == (JobState.SUCCEEDED, 6)
         assert (await store.get_document(tenant, new.document.document_id)).chunk_count == 6
+
+    async def test_successes_of_several_jobs_come_in_order_and_bump_each_tenant_version(self, store: Store) -> None:
+        tenant, other = new_tenant(), new_tenant()
+        first = await store.record_upload(upload(tenant, "a.md", "a"))
+        second = await store.record_upload(upload(tenant, "b.md", "b"))
+        old = await store.record_upload(upload(tenant, "c.md", "v1"))
+        await store.record_upload(upload(tenant, "c.md", "v2"))  # old is superseded
+        elsewhere = await store.record_upload(upload(other, "a.md", "a"))
+        for outcome in (first, second, old, elsewhere):
+            await store.start_job(outcome.job.job_id)
+        before = await store.corpus_version(tenant), await store.corpus_version(other)
+
+        results = await store.succeed_latest_jobs(
+            [
+                (first.job.job_id, 3),
+                (old.job.job_id, 4),
+                (str(uuid.uuid4()), 1),
+                (elsewhere.job.job_id, 5),
+                (second.job.job_id, 6),
+            ]
+        )
+
+        assert [(j.job_id, j.state, j.chunks_done) if j else None for j in results] == [
+            (first.job.job_id, JobState.SUCCEEDED, 3),
+            None,
+            None,
+            (elsewhere.job.job_id, JobState.SUCCEEDED, 5),
+            (second.job.job_id, JobState.SUCCEEDED, 6),
+        ]
+        assert (await store.get_document(tenant, second.document.document_id)).chunk_count == 6
+        assert (await store.get_document(other, elsewhere.document.document_id)).chunk_count == 5
+        assert (await store.get_job(tenant, old.job.job_id)).state == JobState.RUNNING
+        assert await store.corpus_version(tenant) > before[0]
+        assert await store.corpus_version(other) > before[1]
+        assert await store.succeed_latest_jobs([]) == []
 
     async def test_each_start_counts_an_attempt(self, store: Store) -> None:
         outcome = await store.record_upload(upload(new_tenant()))
@@ -230,7 +277,7 @@ class StoreContract:
         tenant = new_tenant()
         outcome = await store.record_upload(upload(tenant, "guide.md", "v1", team="docs"))
 
-        claim = await store.claim_job(outcome.job.job_id)
+        claim = await claim_one(store, outcome.job.job_id)
 
         assert (claim.job.state, claim.job.attempts) == (JobState.QUEUED, 0)  # as it was before
         assert claim.job.filename == "guide.md"
@@ -241,7 +288,7 @@ class StoreContract:
         assert claim.started.created_at == outcome.job.created_at
         assert await store.get_job(tenant, outcome.job.job_id) == claim.started
 
-        again = await store.claim_job(outcome.job.job_id)  # redelivered while RUNNING: another attempt
+        again = await claim_one(store, outcome.job.job_id)  # redelivered while RUNNING: another attempt
         assert again.job == claim.started
         assert again.started is not None
         assert again.started.attempts == 2
@@ -255,8 +302,8 @@ class StoreContract:
         await store.start_job(old.job.job_id)
         new = await store.record_upload(upload(tenant, "guide.md", "v2"))  # uploaded again meanwhile
 
-        finished = await store.claim_job(done.job.job_id)
-        superseded = await store.claim_job(old.job.job_id)
+        finished = await claim_one(store, done.job.job_id)
+        superseded = await claim_one(store, old.job.job_id)
 
         assert (finished.job.state, finished.started) == (JobState.SUCCEEDED, None)
         assert superseded.started is None
@@ -269,14 +316,44 @@ class StoreContract:
         await store.start_job(outcome.job.job_id)
         await store.start_job(outcome.job.job_id)
 
-        refused = await store.claim_job(outcome.job.job_id, attempts_below=2)
+        refused = await claim_one(store, outcome.job.job_id, attempts_below=2)
         assert (refused.job.attempts, refused.started) == (2, None)
         assert (await store.get_job(tenant, outcome.job.job_id)).attempts == 2
-        allowed = await store.claim_job(outcome.job.job_id, attempts_below=3)
+        allowed = await claim_one(store, outcome.job.job_id, attempts_below=3)
         assert allowed.started is not None
         assert allowed.started.attempts == 3
-        with pytest.raises(NotFound):
-            await store.claim_job(str(uuid.uuid4()))
+
+    async def test_claims_of_several_jobs_come_in_order_with_none_for_a_job_that_is_gone(self, store: Store) -> None:
+        tenant = new_tenant()
+        fresh = await store.record_upload(upload(tenant, "a.md", "a"))
+        done = await store.record_upload(upload(tenant, "b.md", "b"))
+        await store.start_job(done.job.job_id)
+        await store.succeed_job(done.job.job_id, 2)
+        tired = await store.record_upload(upload(tenant, "c.md", "c"))
+        await store.start_job(tired.job.job_id)
+        gone = str(uuid.uuid4())
+
+        claims = await store.claim_jobs(
+            [(done.job.job_id, None), (gone, None), (tired.job.job_id, 1), (fresh.job.job_id, 3)]
+        )
+
+        assert [c.job.job_id if c else None for c in claims] == [
+            done.job.job_id,
+            None,
+            tired.job.job_id,
+            fresh.job.job_id,
+        ]
+        finished, missing, refused, started = claims
+        assert missing is None
+        assert finished is not None
+        assert (finished.job.state, finished.started) == (JobState.SUCCEEDED, None)
+        assert refused is not None
+        assert (refused.job.attempts, refused.started) == (1, None)
+        assert started is not None
+        assert started.started is not None
+        assert (started.started.state, started.started.attempts) == (JobState.RUNNING, 1)
+        assert started.document == await store.get_document(tenant, fresh.document.document_id)
+        assert await store.claim_jobs([]) == []
 
     async def test_failed_job_keeps_its_reason(self, store: Store) -> None:
         tenant = new_tenant()

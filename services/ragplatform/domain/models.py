@@ -66,7 +66,7 @@ class Job:
 
 @dataclass(frozen=True)
 class JobClaim:
-    """A worker's claim on a job (`Store.claim_job`): the job as it was before, its document, and
+    """A worker's claim on a job (`Store.claim_jobs`): the job as it was before, its document, and
     the job as the claim left it if it started an attempt (None: it started none)."""
 
     job: Job

@@ -7,6 +7,9 @@ RAG_JOB_MAX_ATTEMPTS; after that, or for a document that can never be ingested, 
 FAILED with a reason and the message is dead-lettered (retryable) or acked (rejected).
 A worker runs up to `concurrency` jobs at once (RAG_WORKER_CONCURRENCY): one receive takes as
 many messages as there are free slots, and each job runs and records its outcome on its own.
+The jobs' calls to the store and the queue that arrive together (claims, successes, acks) share
+round trips (`GroupCommit`): one statement or command for the jobs that reached that step
+meanwhile, instead of one each.
 On stop, a worker takes no new message; the jobs in hand finish, or are released if the grace
 period runs out.
 """
@@ -40,6 +43,7 @@ from ragplatform.core.metrics import (
 from ragplatform.core.tracing import job_span
 from ragplatform.domain.errors import DocumentRejected, InvalidArgument, NotFound, RagError
 from ragplatform.domain.models import ChunkPoint, Document, Job, JobClaim, JobState
+from ragplatform.ingestion.group_commit import GroupCommit
 from ragplatform.ingestion.parse_sandbox import ParseDocument, parse_in_process
 from ragplatform.ingestion.pipeline import ChunkingPolicy, IndexChunks, TrimChunks, ingest_document, trim_for
 
@@ -50,6 +54,9 @@ _STAGES = {
 }
 # Under load the loop never idles, so the depth gauge is refreshed at least this often anyway.
 DEPTH_REPORT_SECONDS = 5.0
+# Store and queue calls of concurrent jobs in flight at once per kind (claims, successes, acks):
+# two, so that the calls arriving while one batch is on the wire start at once in a second one.
+BATCHES_IN_FLIGHT = 2
 
 
 class _DeletedWhileRunning(Exception):
@@ -96,6 +103,18 @@ class IngestionWorker:
         self._running: set[str] = set()  # job ids in hand
         self.consumer = consumer or f"{socket.gethostname()}-{id(self):x}"
         self._depth_reported = 0.0
+        self._claims = GroupCommit(
+            store.claim_jobs, name="the worker's job claims", max_in_flight=BATCHES_IN_FLIGHT, max_weight=concurrency
+        )
+        self._successes = GroupCommit(
+            store.succeed_latest_jobs,
+            name="the worker's successes",
+            max_in_flight=BATCHES_IN_FLIGHT,
+            max_weight=concurrency,
+        )
+        self._acks = GroupCommit(
+            self._ack_all, name="the worker's acks", max_in_flight=BATCHES_IN_FLIGHT, max_weight=concurrency
+        )
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Process messages until `stopping` is set, up to `concurrency` jobs at once: each
@@ -175,18 +194,18 @@ class IngestionWorker:
         attempts_below = self._retry.max_attempts if message.delivery_count - 1 >= self._retry.max_attempts else None
         try:
             with _timed("claim"):
-                claim = await self._store.claim_job(message.job_id, attempts_below)
-        except NotFound:
-            log.info("job no longer exists (document deleted); dropping message")
-            await self._queue.ack(message)
-            return
+                claim = await self._claims.submit((message.job_id, attempts_below))
         except RagError as exc:
             # Not an attempt at the job: it was never started. Retry later, never give up on it.
             await self._release_later(message, f"the store is unavailable: {exc.message}")
             return
+        if claim is None:
+            log.info("job no longer exists (document deleted); dropping message")
+            await self._ack(message)
+            return
         job = claim.job  # as it was before this delivery
         if job.state == JobState.SUCCEEDED or (job.state == JobState.FAILED and message.delivery_count > 1):
-            await self._queue.ack(message)  # a duplicate delivery of a finished job
+            await self._ack(message)  # a duplicate delivery of a finished job
             return
         if self._exhausted(message.delivery_count - 1, job.attempts):
             # Every attempt started and none finished (e.g. a worker died in each).
@@ -197,11 +216,11 @@ class IngestionWorker:
         try:
             chunks = await self._timed_run(claim, message.payload)
         except _DeletedWhileRunning:
-            await self._queue.ack(message)
+            await self._ack(message)
             log.info("document deleted while its job ran; the chunks it wrote were removed")
         except DocumentRejected as exc:
             await self._store.fail_job(job.job_id, exc.message)
-            await self._queue.ack(message)
+            await self._ack(message)
             JOBS_FINISHED.labels("rejected").inc()
             log.info("job rejected", reason=exc.message)
         except (RagError, OSError) as exc:
@@ -212,7 +231,7 @@ class IngestionWorker:
             await self._retry_or_give_up(message, job, f"unexpected error ({type(exc).__name__}); see worker logs")
         else:
             with _timed("ack"):
-                await self._queue.ack(message)
+                await self._ack(message)
             JOBS_FINISHED.labels("succeeded").inc()
             CHUNKS_INDEXED.inc(chunks)
             log.info("job succeeded", chunks=chunks)
@@ -267,7 +286,7 @@ class IngestionWorker:
             _STAGES["pipeline"].observe(time.perf_counter() - began - indexing)
             # One statement when the document was not uploaded again meanwhile (the usual case).
             with _timed("finish"):
-                succeeded = await self._store.succeed_latest_job(job.job_id, chunks)
+                succeeded = await self._successes.submit((job.job_id, chunks))
             if succeeded is None:
                 await self._restore_if_superseded(job)  # raises, unless the job is the latest after all
                 await self._store.succeed_job(job.job_id, chunks)
@@ -300,6 +319,14 @@ class IngestionWorker:
             f"superseded: {current.filename} was uploaded again while this job ran "
             f"(job {current.latest_job_id} ingests it)"
         )
+
+    async def _ack(self, message: QueueMessage) -> None:
+        """Ack `message`, in one command with the other jobs' acks that came meanwhile."""
+        await self._acks.submit(message)
+
+    async def _ack_all(self, messages: list[QueueMessage]) -> list[None]:
+        await self._queue.ack(*messages)
+        return [None] * len(messages)
 
     def _exhausted(self, deliveries: int, attempts_started: int) -> bool:
         """Out of attempts only when both counts say so: deliveries in this round (a replay starts

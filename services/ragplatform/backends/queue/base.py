@@ -48,8 +48,8 @@ class JobQueue(Protocol):
         the oldest waiting), each with the same guarantees as `receive`; waits up to
         `wait_seconds` for the first one, never for more; [] when none came."""
 
-    async def ack(self, message: QueueMessage) -> None:
-        """Done with it: never deliver again."""
+    async def ack(self, *messages: QueueMessage) -> None:
+        """Done with them: never deliver them again (one round trip for them all)."""
 
     async def release(self, message: QueueMessage, delay_seconds: float = 0.0) -> None:
         """Give it back undone, visible again after `delay_seconds` (drain on SIGTERM, backoff)."""

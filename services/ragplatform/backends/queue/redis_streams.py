@@ -25,8 +25,8 @@ Callers may rely on:
   trick because that cannot express delays longer than the visibility timeout. A release by a
   consumer that no longer holds the message (it was reclaimed since) is ignored.
 * One round trip per receive attempt (a Lua script that also does the periodic reclaim and
-  promotion), for as many messages as asked (`receive_many`), one per ack: the same count as
-  raw XREADGROUP COUNT n + XACK.
+  promotion), for as many messages as asked (`receive_many`), and one per ack of any number of
+  messages: fewer than raw XREADGROUP COUNT n + XACK.
 * A message enqueued with a payload is received with it (the receive script reads the payload
   key of each message it returns, in the same round trip) until the payload expires
   (`PAYLOAD_TTL_SECONDS`) or the message is acked or dead-lettered; a replayed dead letter has
@@ -155,12 +155,14 @@ redis.call('XDEL', KEYS[1], ARGV[2])
 return 1
 """
 
-# Atomically: acknowledge and delete the entry, and its payload key when there is one (KEYS[2]).
-# One command where a MULTI/EXEC pipeline sent five (the worker acks every job).
+# Atomically: acknowledge and delete the entries ARGV[2..], and the payload keys KEYS[2..] there
+# are. One command for every message a worker finished meanwhile, where a MULTI/EXEC pipeline
+# sent five per message.
 _ACK_LUA = """
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
-if KEYS[2] then redis.call('DEL', KEYS[2]) end
+local ids = {unpack(ARGV, 2)}
+redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
+redis.call('XDEL', KEYS[1], unpack(ids))
+if #KEYS > 1 then redis.call('DEL', unpack(KEYS, 2)) end
 return 1
 """
 
@@ -333,12 +335,15 @@ class RedisStreamsQueue:
             for (message_id, fields), payload in zip(entries, payloads, strict=True)
         ]
 
-    async def ack(self, message: QueueMessage) -> None:
-        """Acknowledge and delete the entry, whoever holds it now: the job is done."""
+    async def ack(self, *messages: QueueMessage) -> None:
+        """Acknowledge and delete the entries, whoever holds them now: their jobs are done."""
+        if not messages:
+            return
+        keys = [self.stream, *(self.payload_prefix + m.job_id for m in messages if m.payload)]
+        args = [GROUP, *(m.message_id for m in messages)]
 
         async def ack() -> None:
-            keys = [self.stream, *([self.payload_prefix + message.job_id] if message.payload else [])]
-            await self._ack_script(keys=keys, args=[GROUP, message.message_id])
+            await self._ack_script(keys=keys, args=args)
 
         await self._call(ack)
 

@@ -100,11 +100,15 @@ class SqliteQueue:
 
         return await self._db.write(transaction)
 
-    async def ack(self, message: QueueMessage) -> None:
-        """Delete the message, whoever holds it now: the job it names is done."""
+    async def ack(self, *messages: QueueMessage) -> None:
+        """Delete the messages, whoever holds them now: the jobs they name are done."""
+        if not messages:
+            return
 
         async def transaction(conn: aiosqlite.Connection) -> None:
-            await execute(conn, "DELETE FROM queue_messages WHERE message_id = ?", (message.message_id,))
+            await conn.executemany(
+                "DELETE FROM queue_messages WHERE message_id = ?", [(message.message_id,) for message in messages]
+            )
 
         await self._db.write(transaction)
 

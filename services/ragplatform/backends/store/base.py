@@ -6,6 +6,7 @@ Every method is scoped to a tenant where the data is; a wrong tenant looks like 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -58,22 +59,24 @@ class Store(Protocol):
     async def start_job(self, job_id: str) -> Job:
         """QUEUED/RUNNING -> RUNNING, attempts + 1. Raise `NotFound` if the job is gone."""
 
-    async def claim_job(self, job_id: str, attempts_below: int | None = None) -> JobClaim:
-        """For workers: read the job and its document and start an attempt, atomically (one
-        statement where the store allows). The attempt starts (QUEUED/RUNNING -> RUNNING,
-        attempts + 1) only if the job is QUEUED or RUNNING, the document's latest job is this
-        one (or unset), and fewer than `attempts_below` attempts started (None: no bound);
-        `JobClaim.job` is the job as it was before. Raise `NotFound` if the job is gone."""
+    async def claim_jobs(self, claims: Sequence[tuple[str, int | None]]) -> list[JobClaim | None]:
+        """For workers: per (job id, attempts_below), read the job and its document and start an
+        attempt, atomically (one statement for them all where the store allows). The attempt
+        starts (QUEUED/RUNNING -> RUNNING, attempts + 1) only if the job is QUEUED or RUNNING,
+        the document's latest job is this one (or unset), and fewer than `attempts_below`
+        attempts started (None: no bound); `JobClaim.job` is the job as it was before. One
+        result per job, in order: None for a job that is gone. Job ids must be distinct."""
 
     async def set_job_progress(self, job_id: str, chunks_total: int, chunks_done: int) -> None: ...
 
     async def succeed_job(self, job_id: str, chunk_count: int) -> Job:
         """RUNNING -> SUCCEEDED and the document's chunk_count set, in one transaction."""
 
-    async def succeed_latest_job(self, job_id: str, chunk_count: int) -> Job | None:
-        """`succeed_job`, but only while the job is its document's latest (the document was not
-        uploaded again since): else None, and nothing changes. One round trip where the store
-        allows, instead of reading the document and then succeeding."""
+    async def succeed_latest_jobs(self, jobs: Sequence[tuple[str, int]]) -> list[Job | None]:
+        """`succeed_job` for each (job id, chunk count), but only while the job is its
+        document's latest (the document was not uploaded again since): one result per job, in
+        order, None for a job left alone (superseded or gone). One round trip for them all
+        where the store allows. Job ids must be distinct."""
 
     async def fail_job(self, job_id: str, error: str) -> Job:
         """-> FAILED with a reason a person can act on."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -66,20 +66,51 @@ _DOCUMENT_COLUMNS = (
     "document_id, tenant_id, filename, content_type, content_hash, size_bytes, blob_key,"
     " metadata::text AS metadata, chunk_count, latest_job_id, created_at, updated_at"
 )
-# Store.claim_job: the job and its document as they were (`d_` columns), and the attempt the
-# update started (`s_` columns, NULL when none did).
-_CLAIM_JOB = (
-    "WITH current AS (SELECT j.job_id, j.tenant_id, j.document_id, j.state, j.error, j.attempts,"
+# Store.claim_jobs: per job asked for (`n`: its position), the job and its document as they were
+# (`d_` columns), and the attempt the update started (`s_` columns, NULL when none did).
+_CLAIM_JOBS = (
+    "WITH wanted AS (SELECT * FROM unnest($1::text[], $2::int[]) WITH ORDINALITY AS w(job_id, attempts_below, n)),"
+    " current AS (SELECT w.n, w.attempts_below, j.job_id, j.tenant_id, j.document_id, j.state, j.error, j.attempts,"
     " j.chunks_total, j.chunks_done, j.created_at, j.updated_at, d.filename, d.document_id AS d_document_id,"
     " d.tenant_id AS d_tenant_id, d.filename AS d_filename, d.content_type AS d_content_type,"
     " d.content_hash AS d_content_hash, d.size_bytes AS d_size_bytes, d.blob_key AS d_blob_key,"
     " d.metadata::text AS d_metadata, d.chunk_count AS d_chunk_count, d.latest_job_id AS d_latest_job_id,"
     " d.created_at AS d_created_at, d.updated_at AS d_updated_at"
-    " FROM jobs j JOIN documents d ON d.document_id = j.document_id WHERE j.job_id = $1),"
+    " FROM wanted w JOIN jobs j ON j.job_id = w.job_id JOIN documents d ON d.document_id = j.document_id),"
     " started AS (UPDATE jobs SET state = 'RUNNING', attempts = jobs.attempts + 1, updated_at = now()"
-    " FROM current c WHERE jobs.job_id = $1 AND jobs.state IN ('QUEUED', 'RUNNING') AND jobs.attempts < $2"
-    " AND c.d_latest_job_id IN ('', jobs.job_id) RETURNING jobs.attempts, jobs.updated_at)"
-    " SELECT c.*, s.attempts AS s_attempts, s.updated_at AS s_updated_at FROM current c LEFT JOIN started s ON true"
+    " FROM current c WHERE jobs.job_id = c.job_id AND jobs.state IN ('QUEUED', 'RUNNING')"
+    " AND jobs.attempts < c.attempts_below AND c.d_latest_job_id IN ('', jobs.job_id)"
+    " RETURNING jobs.job_id, jobs.attempts, jobs.updated_at)"
+    " SELECT c.*, s.attempts AS s_attempts, s.updated_at AS s_updated_at"
+    " FROM current c LEFT JOIN started s ON s.job_id = c.job_id"
+)
+
+
+def _succeed_jobs_sql(condition: str) -> str:
+    """Store.succeed_latest_jobs / succeed_job: per job (`$1`, its chunk count in `$2`) for which
+    `condition` holds, the job, its document's count and the tenant's corpus version, in one
+    statement. Only the document's latest job describes what is indexed now: a late finisher
+    for older content must not overwrite the count. Corpus versions are bumped once per tenant,
+    in tenant order (two workers' statements then lock those rows in the same order)."""
+    return (
+        "WITH wanted AS (SELECT * FROM unnest($1::text[], $2::int[]) AS w(job_id, chunk_count)),"  # noqa: S608
+        " updated AS (UPDATE jobs SET state = 'SUCCEEDED', error = '', chunks_total = w.chunk_count,"
+        f" chunks_done = w.chunk_count, updated_at = now() FROM wanted w WHERE jobs.job_id = w.job_id{condition}"
+        " RETURNING jobs.*),"
+        " counted AS (UPDATE documents SET chunk_count = u.chunks_done, updated_at = now() FROM updated u"
+        " WHERE documents.document_id = u.document_id AND documents.latest_job_id = u.job_id),"
+        " versioned AS (INSERT INTO corpus_versions (tenant_id, version)"
+        " SELECT DISTINCT tenant_id, 1 FROM updated ORDER BY tenant_id"
+        " ON CONFLICT (tenant_id) DO UPDATE SET version = corpus_versions.version + 1)"
+        f" {_UPDATED_JOB_SELECT}"
+    )
+
+
+_SUCCEED_JOBS = _succeed_jobs_sql("")
+# ... only while the job is its document's latest (the document was not uploaded again since).
+_SUCCEED_LATEST_JOBS = _succeed_jobs_sql(
+    " AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.document_id = jobs.document_id"
+    " AND d.latest_job_id NOT IN ('', jobs.job_id))"
 )
 _INT_MAX = 2**31 - 1
 # The retry hint when a call found every pooled connection busy for the whole store timeout.
@@ -362,21 +393,22 @@ class PostgresStore:
             raise _job_not_found(job_id)
         return ROWS.job(row)
 
-    async def claim_job(self, job_id: str, attempts_below: int | None = None) -> JobClaim:
-        """One statement (one round trip) where a worker used three (read the job, read its
-        document, start it): every part of it sees the rows as they were before the update."""
+    async def claim_jobs(self, claims: Sequence[tuple[str, int | None]]) -> list[JobClaim | None]:
+        """One statement (one round trip) for every job, where a worker used three per job (read
+        the job, read its document, start it): every part of it sees the rows as they were
+        before the update."""
+        if not claims:
+            return []
         async with self._connection() as conn:
-            row = await conn.fetchrow(_CLAIM_JOB, job_id, _INT_MAX if attempts_below is None else attempts_below)
-        if row is None:
-            raise _job_not_found(job_id)
-        job = ROWS.job(row)
-        document = ROWS.document({name[2:]: value for name, value in row.items() if name.startswith("d_")})
-        started = None
-        if row["s_attempts"] is not None:
-            started = replace(
-                job, state=JobState.RUNNING, attempts=int(row["s_attempts"]), updated_at=row["s_updated_at"]
+            rows = await conn.fetch(
+                _CLAIM_JOBS,
+                [job_id for job_id, _ in claims],
+                [_INT_MAX if below is None else below for _, below in claims],
             )
-        return JobClaim(job, document, started)
+        found: list[JobClaim | None] = [None] * len(claims)
+        for row in rows:
+            found[int(row["n"]) - 1] = _claim(row)
+        return found
 
     async def set_job_progress(self, job_id: str, chunks_total: int, chunks_done: int) -> None:
         async with self._connection() as conn:
@@ -390,37 +422,27 @@ class PostgresStore:
             raise _job_not_found(job_id)
 
     async def succeed_job(self, job_id: str, chunk_count: int) -> Job:
-        row = await self._succeed(job_id, chunk_count, "")
-        if row is None:
+        [job] = await self._succeed([(job_id, chunk_count)], _SUCCEED_JOBS)
+        if job is None:
             raise _job_not_found(job_id)
-        return ROWS.job(row)
+        return job
 
-    async def succeed_latest_job(self, job_id: str, chunk_count: int) -> Job | None:
-        row = await self._succeed(
-            job_id,
-            chunk_count,
-            " AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.document_id = jobs.document_id"
-            " AND d.latest_job_id NOT IN ('', jobs.job_id))",
-        )
-        return ROWS.job(row) if row is not None else None
+    async def succeed_latest_jobs(self, jobs: Sequence[tuple[str, int]]) -> list[Job | None]:
+        return await self._succeed(jobs, _SUCCEED_LATEST_JOBS)
 
-    async def _succeed(self, job_id: str, chunk_count: int, condition: str) -> asyncpg.Record | None:
-        # One statement (atomic on its own, one round trip): the job, the document's count and
-        # the tenant's corpus version. Only the document's latest job describes what is indexed
-        # now: a late finisher for older content must not overwrite the count.
+    async def _succeed(self, jobs: Sequence[tuple[str, int]], sql: str) -> list[Job | None]:
+        """One statement (atomic on its own, one round trip) for every job; None for a job it
+        left alone (gone, or superseded when `sql` asks for the latest only)."""
+        if not jobs:
+            return []
         async with self._connection() as conn:
-            row: asyncpg.Record | None = await conn.fetchrow(
-                "WITH updated AS (UPDATE jobs SET state = 'SUCCEEDED', error = '', chunks_total = $2,"  # noqa: S608
-                f" chunks_done = $2, updated_at = now() WHERE job_id = $1{condition} RETURNING *),"
-                " counted AS (UPDATE documents SET chunk_count = $2, updated_at = now() FROM updated"
-                " WHERE documents.document_id = updated.document_id AND documents.latest_job_id = updated.job_id),"
-                " versioned AS (INSERT INTO corpus_versions (tenant_id, version) SELECT tenant_id, 1 FROM updated"
-                " ON CONFLICT (tenant_id) DO UPDATE SET version = corpus_versions.version + 1)"
-                f" {_UPDATED_JOB_SELECT}",
-                job_id,
-                chunk_count,
+            rows = await conn.fetch(
+                sql,
+                [job_id for job_id, _ in jobs],
+                [count for _, count in jobs],
             )
-        return row
+        succeeded = {str(row["job_id"]): ROWS.job(row) for row in rows}
+        return [succeeded.get(job_id) for job_id, _ in jobs]
 
     async def fail_job(self, job_id: str, error: str) -> Job:
         return await self._set_state(job_id, JobState.FAILED, error)
@@ -658,6 +680,16 @@ async def migrate(settings: StoreSettings) -> list[int]:
 
 
 # --- row conversion and lookups ----------------------------------------------------------------
+def _claim(row: asyncpg.Record) -> JobClaim:
+    """A `_CLAIM_JOBS` row as the claim it describes."""
+    job = ROWS.job(row)
+    document = ROWS.document({name[2:]: value for name, value in row.items() if name.startswith("d_")})
+    started = None
+    if row["s_attempts"] is not None:
+        started = replace(job, state=JobState.RUNNING, attempts=int(row["s_attempts"]), updated_at=row["s_updated_at"])
+    return JobClaim(job, document, started)
+
+
 def _job_not_found(job_id: str) -> NotFound:
     return NotFound(f"job {job_id!r} was not found (or its document was deleted); list jobs to see current ones")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -219,25 +219,11 @@ class SqliteStore:
 
         return await self._db.write(transaction)
 
-    async def claim_job(self, job_id: str, attempts_below: int | None = None) -> JobClaim:
-        async def transaction(conn: aiosqlite.Connection) -> JobClaim:
-            job = await _require_job(conn, job_id)
-            document = ROWS.document(await _require_document(conn, job.tenant_id, job.document_id))
-            startable = (
-                job.state in (JobState.QUEUED, JobState.RUNNING)
-                and (attempts_below is None or job.attempts < attempts_below)
-                and document.latest_job_id in ("", job_id)
-            )
-            if not startable:
-                return JobClaim(job, document, None)
-            await execute(
-                conn,
-                "UPDATE jobs SET state = ?, attempts = attempts + 1, updated_at = ? WHERE job_id = ?",
-                (JobState.RUNNING.value, now_us(), job_id),
-            )
-            return JobClaim(job, document, await _require_job(conn, job_id))
+    async def claim_jobs(self, claims: Sequence[tuple[str, int | None]]) -> list[JobClaim | None]:
+        async def transaction(conn: aiosqlite.Connection) -> list[JobClaim | None]:
+            return [await _claim(conn, job_id, attempts_below) for job_id, attempts_below in claims]
 
-        return await self._db.write(transaction)
+        return await self._db.write(transaction) if claims else []
 
     async def set_job_progress(self, job_id: str, chunks_total: int, chunks_done: int) -> None:
         async def transaction(conn: aiosqlite.Connection) -> None:
@@ -252,41 +238,19 @@ class SqliteStore:
         await self._db.write(transaction)
 
     async def succeed_job(self, job_id: str, chunk_count: int) -> Job:
-        job = await self._succeed(job_id, chunk_count, only_if_latest=False)
-        if job is None:  # cannot happen: only a superseded job is left alone, and only when asked
+        async def transaction(conn: aiosqlite.Connection) -> Job | None:
+            return await _succeed(conn, job_id, chunk_count, only_if_latest=False)
+
+        job = await self._db.write(transaction)
+        if job is None:
             raise _job_not_found(job_id)
         return job
 
-    async def succeed_latest_job(self, job_id: str, chunk_count: int) -> Job | None:
-        return await self._succeed(job_id, chunk_count, only_if_latest=True)
+    async def succeed_latest_jobs(self, jobs: Sequence[tuple[str, int]]) -> list[Job | None]:
+        async def transaction(conn: aiosqlite.Connection) -> list[Job | None]:
+            return [await _succeed(conn, job_id, count, only_if_latest=True) for job_id, count in jobs]
 
-    async def _succeed(self, job_id: str, chunk_count: int, only_if_latest: bool) -> Job | None:
-        async def transaction(conn: aiosqlite.Connection) -> Job | None:
-            job = await _require_job(conn, job_id)
-            if only_if_latest:
-                document = await fetch_one(
-                    conn, "SELECT latest_job_id FROM documents WHERE document_id = ?", (job.document_id,)
-                )
-                if document is not None and document["latest_job_id"] not in (None, "", job_id):
-                    return None
-            now = now_us()
-            await execute(
-                conn,
-                "UPDATE jobs SET state = ?, error = '', chunks_total = ?, chunks_done = ?, updated_at = ?"
-                " WHERE job_id = ?",
-                (JobState.SUCCEEDED.value, chunk_count, chunk_count, now, job_id),
-            )
-            # Only the document's latest job describes what is indexed now: a late finisher for
-            # older content must not overwrite the count.
-            await execute(
-                conn,
-                "UPDATE documents SET chunk_count = ?, updated_at = ? WHERE document_id = ? AND latest_job_id = ?",
-                (chunk_count, now, job.document_id, job_id),
-            )
-            await _bump_corpus_version(conn, job.tenant_id)
-            return await _require_job(conn, job_id)
-
-        return await self._db.write(transaction)
+        return await self._db.write(transaction) if jobs else []
 
     async def fail_job(self, job_id: str, error: str) -> Job:
         return await self._set_state(job_id, JobState.FAILED, error)
@@ -483,6 +447,62 @@ async def _require_job(conn: aiosqlite.Connection, job_id: str) -> Job:
     if job is None:
         raise _job_not_found(job_id)
     return job
+
+
+async def _claim(conn: aiosqlite.Connection, job_id: str, attempts_below: int | None) -> JobClaim | None:
+    """One job's claim (see `Store.claim_jobs`) inside the caller's write transaction; None when
+    the job or its document is gone."""
+    job = await _fetch_job(conn, job_id)
+    if job is None:
+        return None
+    row = await fetch_one(
+        conn, "SELECT * FROM documents WHERE document_id = ? AND tenant_id = ?", (job.document_id, job.tenant_id)
+    )
+    if row is None:
+        return None
+    document = ROWS.document(row)
+    startable = (
+        job.state in (JobState.QUEUED, JobState.RUNNING)
+        and (attempts_below is None or job.attempts < attempts_below)
+        and document.latest_job_id in ("", job_id)
+    )
+    if not startable:
+        return JobClaim(job, document, None)
+    await execute(
+        conn,
+        "UPDATE jobs SET state = ?, attempts = attempts + 1, updated_at = ? WHERE job_id = ?",
+        (JobState.RUNNING.value, now_us(), job_id),
+    )
+    return JobClaim(job, document, await _require_job(conn, job_id))
+
+
+async def _succeed(conn: aiosqlite.Connection, job_id: str, chunk_count: int, only_if_latest: bool) -> Job | None:
+    """RUNNING -> SUCCEEDED inside the caller's write transaction; None when the job is gone, or
+    (`only_if_latest`) no longer its document's latest."""
+    job = await _fetch_job(conn, job_id)
+    if job is None:
+        return None
+    if only_if_latest:
+        document = await fetch_one(
+            conn, "SELECT latest_job_id FROM documents WHERE document_id = ?", (job.document_id,)
+        )
+        if document is not None and document["latest_job_id"] not in (None, "", job_id):
+            return None
+    now = now_us()
+    await execute(
+        conn,
+        "UPDATE jobs SET state = ?, error = '', chunks_total = ?, chunks_done = ?, updated_at = ? WHERE job_id = ?",
+        (JobState.SUCCEEDED.value, chunk_count, chunk_count, now, job_id),
+    )
+    # Only the document's latest job describes what is indexed now: a late finisher for older
+    # content must not overwrite the count.
+    await execute(
+        conn,
+        "UPDATE documents SET chunk_count = ?, updated_at = ? WHERE document_id = ? AND latest_job_id = ?",
+        (chunk_count, now, job.document_id, job_id),
+    )
+    await _bump_corpus_version(conn, job.tenant_id)
+    return await _require_job(conn, job_id)
 
 
 async def _require_document(conn: aiosqlite.Connection, tenant_id: str, document_id: str) -> sqlite3.Row:
