@@ -176,6 +176,30 @@ class QueueContract:
         again = await queue.receive_many("worker-2", 4, wait_seconds=EVENTUALLY_SECONDS)
         assert [m.job_id for m in again] == [jobs[3]]
 
+    async def test_an_extended_message_stays_hidden_past_the_visibility_timeout(self, queue: JobQueue) -> None:
+        kept, left = new_job(), new_job()
+        await queue.enqueue(kept, "t")
+        await queue.enqueue(left, "t")
+        held = await queue.receive_many("worker-1", 2, wait_seconds=EVENTUALLY_SECONDS)
+        assert [m.job_id for m in held] == [kept, left]
+
+        # worker-1 beats for `kept` only, every third of the timeout, for twice the timeout.
+        taken: list[QueueMessage] = []
+        for _ in range(6):
+            assert await queue.extend("worker-1", held[:1]) == {held[0].message_id}
+            taken += await queue.receive_many("worker-2", 2, wait_seconds=CONTRACT_VISIBILITY_TIMEOUT / 3)
+        # `left` timed out (worker-2 may even have had it twice by now); `kept` never came back.
+        assert {m.job_id for m in taken} == {left}
+        assert (taken[0].job_id, taken[0].delivery_count) == (left, 2)
+
+        # A consumer that does not hold a message cannot extend it: worker-2 holds `left` now.
+        assert await queue.extend("worker-1", held) == {held[0].message_id}
+        assert await queue.extend("worker-3", held) == set()
+        await queue.ack(held[0])
+        assert await queue.extend("worker-1", held[:1]) == set()  # acked: nothing to extend
+        # Once the beats stop, the visibility timeout applies again.
+        assert [m.job_id for m in await queue.receive_many("worker-3", 2, wait_seconds=EVENTUALLY_SECONDS)] == [left]
+
     async def test_a_released_message_is_delivered_again_at_once(self, queue: JobQueue) -> None:
         job = new_job()
         await queue.enqueue(job, "t")

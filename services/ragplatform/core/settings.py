@@ -201,7 +201,10 @@ class QueueSettings(StoreSettings):
     )
     queue_name: str = Field("ingestion", description="Stream / queue name.")
     visibility_timeout_seconds: float = Field(
-        300.0, gt=0, description="A received job not acked within this is delivered again."
+        300.0,
+        gt=0,
+        description="A received job not acked within this is delivered again; a worker extends it every third of "
+        "it while the job runs, so only a stopped or stalled worker's job is delivered again.",
     )
     job_max_attempts: int = Field(3, ge=1, le=100, description="Attempts before a job is FAILED and dead-lettered.")
 

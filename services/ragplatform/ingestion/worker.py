@@ -9,7 +9,9 @@ A worker runs up to `concurrency` jobs at once (RAG_WORKER_CONCURRENCY): one rec
 many messages as there are free slots, and each job runs and records its outcome on its own.
 The jobs' calls to the store and the queue that arrive together (claims, successes, acks) share
 round trips (`GroupCommit`): one statement or command for the jobs that reached that step
-meanwhile, instead of one each.
+meanwhile, instead of one each. While jobs are in hand, the worker extends their messages'
+visibility timeout every third of it (one command for them all), so a document that takes
+longer than the timeout is not delivered to another worker while this one is alive.
 On stop, a worker takes no new message; the jobs in hand finish, or are released if the grace
 period runs out.
 """
@@ -88,7 +90,10 @@ class IngestionWorker:
         consumer: str = "",
         parse: ParseDocument = parse_in_process,
         concurrency: int = 1,
+        lease_seconds: float | None = None,
     ) -> None:
+        """`lease_seconds`: the queue's visibility timeout; while `run` runs, the messages of the
+        jobs in hand are extended every third of it (None: never)."""
         self._store = store
         self._queue = queue
         self._blobs = blobs
@@ -100,9 +105,10 @@ class IngestionWorker:
         self._poll = poll_seconds
         self._parse = parse
         self._concurrency = max(1, concurrency)
-        self._running: set[str] = set()  # job ids in hand
+        self._running: dict[str, QueueMessage] = {}  # job id -> its message, for the jobs in hand
         self.consumer = consumer or f"{socket.gethostname()}-{id(self):x}"
         self._depth_reported = 0.0
+        self._heartbeat_seconds = max(0.05, lease_seconds / 3) if lease_seconds else None
         self._claims = GroupCommit(
             store.claim_jobs, name="the worker's job claims", max_in_flight=BATCHES_IN_FLIGHT, max_weight=concurrency
         )
@@ -123,6 +129,7 @@ class IngestionWorker:
         On stop no new message is taken and the jobs in hand finish; if this task is cancelled
         (the grace period ran out), each job in hand releases its message first."""
         in_hand: set[asyncio.Task[None]] = set()
+        heartbeat = asyncio.create_task(self._heartbeat()) if self._heartbeat_seconds else None
         try:
             while not stopping.is_set():
                 free = self._concurrency - len(in_hand)
@@ -150,7 +157,7 @@ class IngestionWorker:
                         # it release or lose it instead, the timeout brings it back later.
                         log.info("message for a job in hand; left pending", job_id=message.job_id)
                         continue
-                    self._running.add(message.job_id)
+                    self._running[message.job_id] = message
                     task = asyncio.create_task(self._handle_logged(message, stopping))
                     in_hand.add(task)
                     task.add_done_callback(in_hand.discard)
@@ -160,6 +167,27 @@ class IngestionWorker:
             for task in in_hand:
                 task.cancel()
             await asyncio.gather(*in_hand, return_exceptions=True)
+            if heartbeat is not None:
+                heartbeat.cancel()
+                await asyncio.gather(heartbeat, return_exceptions=True)
+
+    async def _heartbeat(self) -> None:
+        """Every third of the visibility timeout, extend the messages of the jobs in hand (one
+        round trip for them all). A message this worker no longer holds is left alone: another
+        worker took it over (this one was stalled past the timeout) and the job's claim decides."""
+        assert self._heartbeat_seconds is not None
+        while True:
+            await asyncio.sleep(self._heartbeat_seconds)
+            messages = list(self._running.values())
+            if not messages:
+                continue
+            try:
+                kept = await self._queue.extend(self.consumer, messages)
+            except RagError as exc:
+                log.warning("could not extend the jobs in hand; retrying at the next beat", error=exc.message)
+                continue
+            if lost := [m.job_id for m in messages if m.message_id not in kept and m.job_id in self._running]:
+                log.warning("jobs in hand whose messages another worker holds now", job_ids=lost)
 
     async def _handle_logged(self, message: QueueMessage, stopping: asyncio.Event) -> None:
         try:
@@ -172,7 +200,7 @@ class IngestionWorker:
             log.warning("could not record a job's outcome; it will be redelivered", error=exc.message)
             await _sleep_unless(stopping, min(5.0, self._poll * 2))
         finally:
-            self._running.discard(message.job_id)
+            self._running.pop(message.job_id, None)
 
     async def handle(self, message: QueueMessage) -> None:
         """Process one message to an outcome. Raises `RagError` only when a backend fails while

@@ -83,6 +83,7 @@ def build_worker_app(settings: WorkerSettings) -> ServiceApp:
                     settings.poll_seconds,
                     parse=sandbox.parse,
                     concurrency=settings.worker_concurrency,
+                    lease_seconds=settings.visibility_timeout_seconds,
                 )
             )
 

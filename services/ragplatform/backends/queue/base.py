@@ -2,12 +2,14 @@
 
 Adapters: `sqlite.py` (embedded default, persisted in the SQLite store's file),
 `redis_streams.py` (production: one stream + consumer group, dead-letter stream).
-A received message stays invisible to other consumers for the visibility timeout; if it is
-neither acked nor released by then, another consumer receives it again (attempt + 1).
+A received message stays invisible to other consumers for the visibility timeout (which its
+consumer may `extend` while it works); if it is neither acked, released nor extended by then,
+another consumer receives it again (attempt + 1).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -50,6 +52,12 @@ class JobQueue(Protocol):
 
     async def ack(self, *messages: QueueMessage) -> None:
         """Done with them: never deliver them again (one round trip for them all)."""
+
+    async def extend(self, consumer: str, messages: Sequence[QueueMessage]) -> set[str]:
+        """Restart the visibility timeout of the messages `consumer` still holds (received last
+        by it, neither acked nor released since): a heartbeat while their jobs run, so that a
+        job longer than the timeout is not delivered again while its worker is alive. Leaves
+        delivery counts alone; returns the ids of the messages it extended (one round trip)."""
 
     async def release(self, message: QueueMessage, delay_seconds: float = 0.0) -> None:
         """Give it back undone, visible again after `delay_seconds` (drain on SIGTERM, backoff)."""

@@ -27,6 +27,9 @@ Callers may rely on:
 * One round trip per receive attempt (a Lua script that also does the periodic reclaim and
   promotion), for as many messages as asked (`receive_many`), and one per ack of any number of
   messages: fewer than raw XREADGROUP COUNT n + XACK.
+* `extend(consumer, messages)` restarts the visibility timeout of the messages that consumer
+  still holds (XCLAIM JUSTID to itself: the delivery counter does not move), so a job longer
+  than the timeout is not taken over while its worker is alive.
 * A message enqueued with a payload is received with it (the receive script reads the payload
   key of each message it returns, in the same round trip) until the payload expires
   (`PAYLOAD_TTL_SECONDS`) or the message is acked or dead-lettered; a replayed dead letter has
@@ -45,7 +48,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
@@ -166,6 +169,20 @@ if #KEYS > 1 then redis.call('DEL', unpack(KEYS, 2)) end
 return 1
 """
 
+# Restart the idle time (the visibility timeout) of the entries ARGV[3..] that consumer ARGV[2]
+# still holds; XCLAIM ... JUSTID leaves their delivery counters alone. Returns the ids it kept.
+_EXTEND_LUA = """
+local kept = {}
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if #p > 0 and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    table.insert(kept, ARGV[i])
+  end
+end
+return kept
+"""
+
 # Atomically: move every dead letter back to the stream as a fresh message.
 _REPLAY_LUA = """
 local entries = redis.call('XRANGE', KEYS[1], '-', '+')
@@ -219,6 +236,7 @@ class RedisStreamsQueue:
         self._receive_script = client.register_script(_RECEIVE_LUA)
         self._release_script = client.register_script(_RELEASE_LUA)
         self._ack_script = client.register_script(_ACK_LUA)
+        self._extend_script = client.register_script(_EXTEND_LUA)
         self._replay_script = client.register_script(_REPLAY_LUA)
         try:
             with self._errors():
@@ -346,6 +364,19 @@ class RedisStreamsQueue:
             await self._ack_script(keys=keys, args=args)
 
         await self._call(ack)
+
+    async def extend(self, consumer: str, messages: Sequence[QueueMessage]) -> set[str]:
+        """Restart the idle time of the entries `consumer` still holds, in one command."""
+        if not messages:
+            return set()
+
+        async def extend() -> set[str]:
+            kept = await self._extend_script(
+                keys=[self.stream], args=[GROUP, consumer, *(m.message_id for m in messages)]
+            )
+            return {str(message_id) for message_id in kept}
+
+        return await self._call(extend)
 
     async def release(self, message: QueueMessage, delay_seconds: float = 0.0) -> None:
         delay_ms = max(0, int(delay_seconds * 1000))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Sequence
 
 import aiosqlite
 
@@ -111,6 +112,27 @@ class SqliteQueue:
             )
 
         await self._db.write(transaction)
+
+    async def extend(self, consumer: str, messages: Sequence[QueueMessage]) -> set[str]:
+        """Hide again for the visibility timeout the messages `consumer` still holds (it received
+        them last, and they were neither acked nor released since)."""
+        if not messages:
+            return set()
+
+        async def transaction(conn: aiosqlite.Connection) -> set[str]:
+            visible_at = now_us() + self._visibility_us
+            kept: set[str] = set()
+            for message in messages:
+                rows = await fetch_all(
+                    conn,
+                    "UPDATE queue_messages SET visible_at = ? WHERE message_id = ? AND consumer = ?"
+                    " RETURNING message_id",
+                    (visible_at, message.message_id, consumer),
+                )
+                kept.update(str(row["message_id"]) for row in rows)
+            return kept
+
+        return await self._db.write(transaction)
 
     async def release(self, message: QueueMessage, delay_seconds: float = 0.0) -> None:
         """Make it visible again after the delay. Ignored when another consumer has received the
