@@ -76,6 +76,7 @@ UPLOADERS_PER_CHANNEL = 100
 MAX_UPLOAD_ATTEMPTS = 30
 WORKER = "ingestion-worker"
 STAGE_METRIC = "ragplatform_ingestion_job_stage_seconds"
+CALL_METRIC = "ragplatform_ingestion_worker_call_jobs"
 
 
 def make_documents(count: int, suffix: str, first: int = 0) -> list[tuple[str, bytes]]:
@@ -221,6 +222,7 @@ class DrainResult:
     failed: dict[str, str]
     stages: dict[str, tuple[float, float]]  # the worker's job stage -> (sum of seconds, count)
     write_documents: tuple[float, float]  # documents per shared chunk write: (sum, count)
+    call_jobs: dict[str, tuple[float, float]]  # the worker's shared call (claim, success, ack) -> jobs (sum, count)
 
 
 async def unfinished_jobs(store: Store) -> int:
@@ -248,23 +250,33 @@ def stop_profiler(profiler: subprocess.Popen[bytes] | None) -> None:
         profiler.wait(timeout=60)
 
 
-def worker_stages(metrics_port: int) -> tuple[dict[str, tuple[float, float]], tuple[float, float]]:
-    """From the worker's /metrics: per job stage (sum of seconds, count), and the documents per
-    shared chunk write (sum, count)."""
+def worker_stages(
+    metrics_port: int,
+) -> tuple[dict[str, tuple[float, float]], tuple[float, float], dict[str, tuple[float, float]]]:
+    """From the worker's /metrics: per job stage (sum of seconds, count), the documents per
+    shared chunk write (sum, count), and the jobs per shared store or queue call (per call)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as reply:
         text = reply.read().decode()
     stages: dict[str, list[float]] = {}
+    calls: dict[str, list[float]] = {}
     writes = [0.0, 0.0]
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name in (f"{STAGE_METRIC}_sum", f"{STAGE_METRIC}_count"):
                 pair = stages.setdefault(sample.labels["stage"], [0.0, 0.0])
                 pair[0 if sample.name.endswith("_sum") else 1] = sample.value
+            elif sample.name in (f"{CALL_METRIC}_sum", f"{CALL_METRIC}_count"):
+                pair = calls.setdefault(sample.labels["call"], [0.0, 0.0])
+                pair[0 if sample.name.endswith("_sum") else 1] = sample.value
             elif sample.name == "ragplatform_ingestion_index_write_documents_sum":
                 writes[0] = sample.value
             elif sample.name == "ragplatform_ingestion_index_write_documents_count":
                 writes[1] = sample.value
-    return {stage: (pair[0], pair[1]) for stage, pair in stages.items()}, (writes[0], writes[1])
+    return (
+        {stage: (pair[0], pair[1]) for stage, pair in stages.items()},
+        (writes[0], writes[1]),
+        {call: (pair[0], pair[1]) for call, pair in calls.items()},
+    )
 
 
 async def drain(
@@ -314,7 +326,7 @@ async def drain(
             stop_profiler(profiler)
         if left := await unfinished_jobs(store):
             raise RuntimeError(f"{left} job(s) still unfinished after {timeout:.0f} s")
-        stages, writes = worker_stages(processes.metrics_ports[WORKER])
+        stages, writes, calls = worker_stages(processes.metrics_ports[WORKER])
     finally:
         await store.close()
         processes.kill(WORKER, signal.SIGTERM)
@@ -323,7 +335,7 @@ async def drain(
     finish = {job_id: job.updated_at.ToDatetime(tzinfo=UTC).timestamp() for job_id, job in jobs.items()}
     chunks = sum(job.chunks_done for job in jobs.values()) * left_at_start // max(1, len(jobs))
     failed = {job_id: job.error for job_id, job in jobs.items() if job.state not in TERMINAL_STATES or job.error}
-    return DrainResult(left_at_start, chunks, max(finish.values()) - started, meter.used, failed, stages, writes)
+    return DrainResult(left_at_start, chunks, max(finish.values()) - started, meter.used, failed, stages, writes, calls)
 
 
 # --- the Qdrant double, in a process of its own ----------------------------------------------------
@@ -415,6 +427,14 @@ def print_drain(result: DrainResult, raw: float, concurrency: str) -> None:
             else ""
         )
     )
+    if result.call_jobs:
+        print(
+            "jobs per call       : "
+            + ", ".join(
+                f"{call} {total / count:.1f}" for call, (total, count) in sorted(result.call_jobs.items()) if count
+            )
+            + " (a worker's concurrent jobs share their store and queue calls)"
+        )
     if result.failed:
         print(f"FAILED jobs         : {len(result.failed)}, e.g. {next(iter(result.failed.values()))}")
 

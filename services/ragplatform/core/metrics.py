@@ -99,6 +99,12 @@ INDEX_WRITE_DOCUMENTS = Histogram(
     "Documents per chunk write to the retrieval service (a worker's concurrent jobs share writes)",
     buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64),
 )
+WORKER_CALL_JOBS = Histogram(
+    "ragplatform_ingestion_worker_call_jobs",
+    "Jobs per store or queue call of a worker (claim, success, ack): its concurrent jobs share calls",
+    ["call"],
+    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64),
+)
 JOB_SECONDS = Histogram(
     "ragplatform_ingestion_job_seconds",
     "Time a worker spent on one attempt at a job, by outcome (succeeded, rejected, error)",

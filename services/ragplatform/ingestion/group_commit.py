@@ -60,12 +60,15 @@ class GroupCommit(Generic[T, R]):
         max_in_flight: int = 1,
         max_weight: int = 64,
         weight: Callable[[T], int] = _one,
+        on_batch: Callable[[int], None] | None = None,
     ) -> None:
+        """`on_batch(n)` is told the number of items of each batch as it starts (a metric)."""
         self._run_batch = run_batch
         self._name = name
         self._max_in_flight = max(1, max_in_flight)
         self._max_weight = max(1, max_weight)
         self._weight = weight
+        self._on_batch = on_batch
         self._pending: deque[_Pending[T, R]] = deque()
         self._batches: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -106,6 +109,8 @@ class GroupCommit(Generic[T, R]):
         return batch
 
     async def _run(self, batch: list[_Pending[T, R]]) -> None:
+        if self._on_batch is not None:
+            self._on_batch(len(batch))
         try:
             results = await self._run_batch([entry.item for entry in batch])
             if len(results) != len(batch):

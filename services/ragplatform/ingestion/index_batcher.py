@@ -36,7 +36,12 @@ class IndexBatcher:
     def __init__(self, write: WriteDocuments, max_in_flight: int = 1, max_points: int = 256) -> None:
         self._write = write
         self._writes: GroupCommit[_Write, None] = GroupCommit(
-            self._run, name="the index batcher", max_in_flight=max_in_flight, max_weight=max_points, weight=_points
+            self._run,
+            name="the index batcher",
+            max_in_flight=max_in_flight,
+            max_weight=max_points,
+            weight=_points,
+            on_batch=INDEX_WRITE_DOCUMENTS.observe,
         )
 
     async def index(self, document: Document, points: list[ChunkPoint]) -> None:
@@ -44,7 +49,6 @@ class IndexBatcher:
         await self._writes.submit((document, points))
 
     async def _run(self, documents: list[_Write]) -> list[None]:
-        INDEX_WRITE_DOCUMENTS.observe(len(documents))
         await self._write(documents)
         return [None] * len(documents)
 

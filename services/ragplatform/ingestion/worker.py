@@ -41,6 +41,7 @@ from ragplatform.core.metrics import (
     JOB_WAIT_SECONDS,
     JOBS_FINISHED,
     QUEUE_DEPTH,
+    WORKER_CALL_JOBS,
 )
 from ragplatform.core.tracing import job_span
 from ragplatform.domain.errors import DocumentRejected, InvalidArgument, NotFound, RagError
@@ -54,6 +55,8 @@ log = structlog.get_logger("ragplatform.worker")
 _STAGES = {
     stage: JOB_STAGE_SECONDS.labels(stage) for stage in ("receive", "claim", "pipeline", "index", "finish", "ack")
 }
+# Jobs per shared store or queue call (ragplatform_ingestion_worker_call_jobs), per call.
+_CALL_JOBS = {call: WORKER_CALL_JOBS.labels(call) for call in ("claim", "success", "ack")}
 # Under load the loop never idles, so the depth gauge is refreshed at least this often anyway.
 DEPTH_REPORT_SECONDS = 5.0
 # Store and queue calls of concurrent jobs in flight at once per kind (claims, successes, acks):
@@ -110,16 +113,25 @@ class IngestionWorker:
         self._depth_reported = 0.0
         self._heartbeat_seconds = max(0.05, lease_seconds / 3) if lease_seconds else None
         self._claims = GroupCommit(
-            store.claim_jobs, name="the worker's job claims", max_in_flight=BATCHES_IN_FLIGHT, max_weight=concurrency
+            store.claim_jobs,
+            name="the worker's job claims",
+            max_in_flight=BATCHES_IN_FLIGHT,
+            max_weight=concurrency,
+            on_batch=_CALL_JOBS["claim"].observe,
         )
         self._successes = GroupCommit(
             store.succeed_latest_jobs,
             name="the worker's successes",
             max_in_flight=BATCHES_IN_FLIGHT,
             max_weight=concurrency,
+            on_batch=_CALL_JOBS["success"].observe,
         )
         self._acks = GroupCommit(
-            self._ack_all, name="the worker's acks", max_in_flight=BATCHES_IN_FLIGHT, max_weight=concurrency
+            self._ack_all,
+            name="the worker's acks",
+            max_in_flight=BATCHES_IN_FLIGHT,
+            max_weight=concurrency,
+            on_batch=_CALL_JOBS["ack"].observe,
         )
 
     async def run(self, stopping: asyncio.Event) -> None:
