@@ -23,9 +23,10 @@ import contextlib
 import hashlib
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import structlog
 
@@ -51,6 +52,8 @@ from ragplatform.ingestion.parse_sandbox import ParseDocument, parse_in_process
 from ragplatform.ingestion.pipeline import ChunkingPolicy, IndexChunks, TrimChunks, ingest_document, trim_for
 
 log = structlog.get_logger("ragplatform.worker")
+T = TypeVar("T")
+R = TypeVar("R")
 # Where a job's time goes (ragplatform_ingestion_job_stage_seconds), one histogram child per stage.
 _STAGES = {
     stage: JOB_STAGE_SECONDS.labels(stage) for stage in ("receive", "claim", "pipeline", "index", "finish", "ack")
@@ -112,27 +115,9 @@ class IngestionWorker:
         self.consumer = consumer or f"{socket.gethostname()}-{id(self):x}"
         self._depth_reported = 0.0
         self._heartbeat_seconds = max(0.05, lease_seconds / 3) if lease_seconds else None
-        self._claims = GroupCommit(
-            store.claim_jobs,
-            name="the worker's job claims",
-            max_in_flight=BATCHES_IN_FLIGHT,
-            max_weight=concurrency,
-            on_batch=_CALL_JOBS["claim"].observe,
-        )
-        self._successes = GroupCommit(
-            store.succeed_latest_jobs,
-            name="the worker's successes",
-            max_in_flight=BATCHES_IN_FLIGHT,
-            max_weight=concurrency,
-            on_batch=_CALL_JOBS["success"].observe,
-        )
-        self._acks = GroupCommit(
-            self._ack_all,
-            name="the worker's acks",
-            max_in_flight=BATCHES_IN_FLIGHT,
-            max_weight=concurrency,
-            on_batch=_CALL_JOBS["ack"].observe,
-        )
+        self._claims = _shared_calls(store.claim_jobs, "claim", self._concurrency)
+        self._successes = _shared_calls(store.succeed_latest_jobs, "success", self._concurrency)
+        self._acks = _shared_calls(self._ack_all, "ack", self._concurrency)
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Process messages until `stopping` is set, up to `concurrency` jobs at once: each
@@ -417,6 +402,17 @@ class IngestionWorker:
         self._depth_reported = time.monotonic()
         with contextlib.suppress(RagError):
             QUEUE_DEPTH.set(await self._queue.depth())
+
+
+def _shared_calls(run: Callable[[list[T]], Awaitable[Sequence[R]]], call: str, concurrency: int) -> GroupCommit[T, R]:
+    """The worker's `call` (claim, success or ack) for all its jobs that reach it meanwhile."""
+    return GroupCommit(
+        run,
+        name=f"the worker's {call} calls",
+        max_in_flight=BATCHES_IN_FLIGHT,
+        max_weight=concurrency,
+        on_batch=_CALL_JOBS[call].observe,
+    )
 
 
 @contextlib.contextmanager
