@@ -90,6 +90,9 @@ class MiniLMEmbedder:
         self._encode_lock = threading.Lock()
         self._model: Any = None
         self._tokenizer: Any = None
+        # The query path is decided (and its graph exported) under its own lock, so that counting
+        # tokens meanwhile (the tokenizer's load lock) does not wait seconds for an export.
+        self._query_lock = threading.Lock()
         self._query_encoder: Any = None
         #: The runtime single queries actually use, decided at the first query (None before).
         self.query_runtime_used: Literal["onnx", "torch"] | None = None
@@ -149,7 +152,7 @@ class MiniLMEmbedder:
         """The ONNX query encoder, or None when queries take the torch path (see the module
         docstring); decided once, at the first query."""
         model = self._loaded_model()
-        with self._load_lock:
+        with self._query_lock:
             if self.query_runtime_used is None:
                 if self._query_runtime == "onnx":
                     self._query_encoder = self._onnx_encoder(model)
