@@ -68,11 +68,14 @@ class LimitPolicy:
     mark_lag_seconds: float = 0.0  # a standing lag above this marks answers congested (0: never)
     budget: LatencyBudget = field(default_factory=lambda: LatencyBudget(0.0))  # answers' budget (`answered`)
     deepest_cut: float = 0.5  # a cut on the budget keeps at least this share of the calls in flight
-    # A raise the answers allow, under the calls the path last held with no queue (the measured
-    # answer rate times the model's time, when last over budget), adds this share of the limit
-    # (TCP's slow start under its threshold): a limit some other signal cut is back within a few
-    # round trips of an Ask, not the tens of seconds of one step at a time.
+    # A raise the answers allow, under the most calls the path has lately held with no queue (the
+    # best answer rate it showed times the model's time, `LimitState.sustained`), adds this share
+    # of the limit (TCP's slow start under its threshold): a limit cut deep — by lag, marks, or a
+    # stall of the machine read as overload — is back within a few round trips of an Ask, not the
+    # tens of seconds of one step at a time (measured: at 3x a limit cut to 47 so crept back to 69
+    # in 20 s, answering 27 asks/s where the path had answered 66).
     recovery_share: float = 0.5
+    sustained_decay: float = 0.998  # an interval keeps this share of `sustained` (half-life ~35 s)
 
     @property
     def adaptive(self) -> bool:
@@ -91,7 +94,7 @@ class LimitState:
     answers: tuple[Answer, ...] = field(default=(), repr=False)  # recent answers (`answered`)
     last_cut: float = -math.inf
     last_raise: float = -math.inf  # the last raise the answers' latency allowed
-    sustained: float = math.inf  # the calls the path held without queueing when last over budget
+    sustained: float = 0.0  # the most calls the path lately held with no queue (decaying; see the policy)
     cut_by: str = ""  # what made the last cut: "lag", "latency" (the budget) or "upstream"
     congested: bool = False  # the last interval's standing lag passed `mark_lag_seconds`
 
@@ -129,7 +132,7 @@ def observe_lag(policy: LimitPolicy, state: LimitState, now: float, lag: float, 
     * else, a call held back in the interval: while answers report (one came within the budget's
       `governs_seconds`), raise once they say there is
       room (by `raise_step`, once per Ask's round trip; by `recovery_share` of the limit while under
-      the calls the path last held with no queue); with no answers to judge, raise by
+      the most calls the path has lately held with no queue); with no answers to judge, raise by
       `increase_share` of the limit (`quiet_increase_share` when no cut came within
       `quiet_seconds`; at least one call); never above `ceiling`;
     * otherwise: keep it (a limit nobody reaches is not raised, so it stays meaningful).
@@ -146,6 +149,9 @@ def observe_lag(policy: LimitPolicy, state: LimitState, now: float, lag: float, 
         return LimitState(limit=state.limit, interval_began=now, congested=congested)
     answers = recent(policy.budget, state.answers, now) if state.answers else ()
     verdict = judge(policy.budget, answers, now, since=max(state.last_cut, state.last_raise))
+    sustained = state.sustained * policy.sustained_decay
+    if verdict is not None:
+        state = replace(state, sustained=max(sustained, verdict.unqueued))
     if smallest > policy.lag_target_seconds:
         state = _cut(policy, state, now, in_flight, "lag")
     elif verdict is not None and verdict.over(policy.budget):
@@ -159,7 +165,7 @@ def observe_lag(policy: LimitPolicy, state: LimitState, now: float, lag: float, 
         answers=answers,
         last_cut=state.last_cut,
         last_raise=state.last_raise,
-        sustained=state.sustained,
+        sustained=state.sustained if verdict is not None else sustained,
         cut_by=state.cut_by,
         congested=congested,
     )
@@ -172,16 +178,15 @@ def _raised(policy: LimitPolicy, state: LimitState, now: float) -> LimitState:
 
 
 def _cut_to_budget(policy: LimitPolicy, state: LimitState, now: float, in_flight: int, verdict: Verdict) -> LimitState:
-    """Cut to what the answers' budget holds, and note what the path held with no queue at all."""
-    cut = _cut(policy, state, now, in_flight, "latency", bound=verdict.bound)
-    return cut if cut is state else replace(cut, sustained=verdict.unqueued)
+    """Cut to what the answers' budget holds."""
+    return _cut(policy, state, now, in_flight, "latency", bound=verdict.bound)
 
 
 def _raised_by_answers(policy: LimitPolicy, state: LimitState, now: float, verdict: Verdict | None) -> LimitState:
     if verdict is None or not verdict.roomy(policy.budget):
         return state
     raised = state.limit + raise_step(policy.budget, verdict)
-    if raised < state.sustained:  # room the path has had: recover fast, up to it
+    if raised < state.sustained:  # room the path has lately had: recover fast, up to it
         raised = min(state.sustained, max(raised, state.limit * (1 + policy.recovery_share)))
     return replace(state, limit=min(float(policy.ceiling), raised), last_raise=now)
 

@@ -229,16 +229,35 @@ def test_at_eighty_percent_of_the_capacity_nothing_is_refused() -> None:
 
 
 def test_after_an_overload_a_limit_cut_deep_climbs_back_to_what_a_normal_load_needs() -> None:
-    """A limit left at 40 by an overload (a lag or an upstream's marks cut it), then 80 % of the
-    load, which holds ~100 in flight: the answers say there is room, so it rises once per round
-    trip of an Ask, and the refusals stop."""
-    path = SyntheticPath(LimitState(limit=40.0, interval_began=0.0, last_cut=0.0), capacity=60)
-    path.run(30.0, arrivals=48)
+    """A limit left at 40 by an overload (a lag or an upstream's marks cut it) on a path that lately
+    held 120 calls with no queue, then 80 % of the load, which holds ~100 in flight: the answers say
+    there is room, so it rises by half of itself per round trip of an Ask, and the refusals stop."""
+    low = LimitState(limit=40.0, interval_began=0.0, last_cut=0.0, sustained=120.0)
+    path = SyntheticPath(low, capacity=60)
+    path.run(10.0, arrivals=48)
     assert path.state.limit >= 48 * 2.0
     refused_before = path.refusals
     answers = path.run(10.0, arrivals=48)
     assert path.refusals == refused_before
     assert p99_share(answers) <= 0.25
+
+
+def test_a_stall_read_as_overload_costs_a_few_seconds_not_the_rest_of_the_load() -> None:
+    """At 3x, the machine stalls the path (a third of its capacity for 3 s): the share passes the
+    budget and the limit is cut to what the stalled path answered. Once the path is back, the limit
+    climbs back fast to what it held before, and the path answers near its capacity again."""
+    path = SyntheticPath(initial_state(BUDGETED, 0.0), capacity=60)
+    path.run(20.0, arrivals=180)
+    before = path.state.limit
+    path.capacity = 20
+    path.run(3.0, arrivals=180)
+    path.capacity = 60
+    path.run(4.0, arrivals=180)
+    assert path.state.limit < 0.8 * before  # the stall was read as overload
+    path.run(10.0, arrivals=180)
+    answers = path.run(10.0, arrivals=180)
+    assert path.state.limit >= 0.9 * before
+    assert len(answers) / 10.0 >= 0.8 * 60
 
 
 def test_after_a_lull_the_limit_waits_for_answers_before_it_rises() -> None:
