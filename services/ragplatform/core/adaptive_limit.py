@@ -130,9 +130,9 @@ def observe_lag(policy: LimitPolicy, state: LimitState, now: float, lag: float, 
       cut to the calls the measured answer rate holds within the budget, between `deepest_cut` and
       `decrease_factor` x min(limit, in flight);
     * else, a call held back in the interval: while answers report (one came within the budget's
-      `governs_seconds`), raise once they say there is
-      room (by `raise_step`, once per Ask's round trip; by `recovery_share` of the limit while under
-      the most calls the path has lately held with no queue); with no answers to judge, raise by
+      `governs_seconds`), raise once they say there is room (by `raise_step`, once per Ask's round
+      trip; by `recovery_share` of the limit while under `sustained`, the most calls the path has
+      lately held with no queue, which each verdict updates); with no answers to judge, raise by
       `increase_share` of the limit (`quiet_increase_share` when no cut came within
       `quiet_seconds`; at least one call); never above `ceiling`;
     * otherwise: keep it (a limit nobody reaches is not raised, so it stays meaningful).
@@ -150,8 +150,7 @@ def observe_lag(policy: LimitPolicy, state: LimitState, now: float, lag: float, 
     answers = recent(policy.budget, state.answers, now) if state.answers else ()
     verdict = judge(policy.budget, answers, now, since=max(state.last_cut, state.last_raise))
     sustained = state.sustained * policy.sustained_decay
-    if verdict is not None:
-        state = replace(state, sustained=max(sustained, verdict.unqueued))
+    state = replace(state, sustained=sustained if verdict is None else max(sustained, verdict.unqueued))
     if smallest > policy.lag_target_seconds:
         state = _cut(policy, state, now, in_flight, "lag")
     elif verdict is not None and verdict.over(policy.budget):
@@ -165,7 +164,7 @@ def observe_lag(policy: LimitPolicy, state: LimitState, now: float, lag: float, 
         answers=answers,
         last_cut=state.last_cut,
         last_raise=state.last_raise,
-        sustained=state.sustained if verdict is not None else sustained,
+        sustained=state.sustained,
         cut_by=state.cut_by,
         congested=congested,
     )
