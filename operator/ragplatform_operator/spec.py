@@ -302,9 +302,10 @@ class TierSpec(_TierCommon):
         None,
         ge=0,
         le=60,
-        description="The gateway: how long the platform's own work on an Ask may take before the pod lowers "
-        "its admission limit (RAG_ADMISSION_LATENCY_TARGET_SECONDS; see docs/performance.md). Raise it for a "
-        "slow embedding endpoint; 0: not judged. Omitted: the service's default (0.25 s).",
+        description="The gateway: the platform's own share of an Ask (its time in the gateway less the "
+        "model's) that 90 % of recent answers keep within; over it the pod lowers its admission limit to what "
+        "its answer rate holds within it (RAG_ADMISSION_LATENCY_TARGET_SECONDS; see docs/performance.md). "
+        "Raise it for a slow embedding endpoint; 0: not judged. Omitted: the service's default (0.25 s).",
     )
 
     @model_validator(mode="after")
