@@ -6,7 +6,8 @@ again; indexing is idempotent). Retryable failures are retried with exponential 
 RAG_JOB_MAX_ATTEMPTS; after that, or for a document that can never be ingested, the job is
 FAILED with a reason and the message is dead-lettered (retryable) or acked (rejected).
 A worker runs up to `concurrency` jobs at once (RAG_WORKER_CONCURRENCY): one receive takes as
-many messages as there are free slots, and each job runs and records its outcome on its own.
+many messages as there are free slots, and each job runs and records its outcome on its own; a
+job whose success is stored gives its slot to the next message while its ack is sent.
 The jobs' calls to the store and the queue that arrive together (claims, successes, acks) share
 round trips (`GroupCommit`): one statement or command for the jobs that reached that step
 meanwhile, instead of one each. While jobs are in hand, the worker extends their messages'
@@ -112,6 +113,8 @@ class IngestionWorker:
         self._parse = parse
         self._concurrency = max(1, concurrency)
         self._running: dict[str, QueueMessage] = {}  # job id -> its message, for the jobs in hand
+        self._acking: set[str] = set()  # the jobs in hand whose outcome is stored: only the ack is left
+        self._slot_freed = asyncio.Event()
         self.consumer = consumer or f"{socket.gethostname()}-{id(self):x}"
         self._depth_reported = 0.0
         self._heartbeat_seconds = max(0.05, lease_seconds / 3) if lease_seconds else None
@@ -129,9 +132,11 @@ class IngestionWorker:
         heartbeat = asyncio.create_task(self._heartbeat()) if self._heartbeat_seconds else None
         try:
             while not stopping.is_set():
-                free = self._concurrency - len(in_hand)
+                # A job whose outcome is stored holds its slot no longer: only its ack is left.
+                free = self._concurrency - len(in_hand) + len(self._acking)
                 if free <= 0:
-                    await asyncio.wait(in_hand, return_when=asyncio.FIRST_COMPLETED)
+                    self._slot_freed.clear()
+                    await self._slot_freed.wait()
                     continue
                 try:
                     began = time.perf_counter()
@@ -158,6 +163,7 @@ class IngestionWorker:
                     task = asyncio.create_task(self._handle_logged(message, stopping))
                     in_hand.add(task)
                     task.add_done_callback(in_hand.discard)
+                    task.add_done_callback(self._free_slot)
             if in_hand:
                 await asyncio.wait(in_hand)
         finally:
@@ -198,6 +204,10 @@ class IngestionWorker:
             await _sleep_unless(stopping, min(5.0, self._poll * 2))
         finally:
             self._running.pop(message.job_id, None)
+            self._acking.discard(message.job_id)
+
+    def _free_slot(self, *_: object) -> None:
+        self._slot_freed.set()
 
     async def handle(self, message: QueueMessage) -> None:
         """Process one message to an outcome. Raises `RagError` only when a backend fails while
@@ -255,6 +265,10 @@ class IngestionWorker:
             log.exception("job crashed")
             await self._retry_or_give_up(message, job, f"unexpected error ({type(exc).__name__}); see worker logs")
         else:
+            # The job is done (its success is stored): its slot goes to the next message while
+            # the ack is on its way; `handle` still returns only once the message is acked.
+            self._acking.add(message.job_id)
+            self._free_slot()
             with _timed("ack"):
                 await self._ack(message)
             JOBS_FINISHED.labels("succeeded").inc()

@@ -23,10 +23,11 @@ from ragplatform.backends.blobs.factory import open_blob_store
 from ragplatform.backends.embedders.hashing import HashingEmbedder
 from ragplatform.backends.queue.base import JobQueue, QueueMessage
 from ragplatform.backends.queue.factory import open_queue
+from ragplatform.backends.queue.sqlite import SqliteQueue
 from ragplatform.backends.store.base import Store
 from ragplatform.backends.store.factory import open_store
 from ragplatform.backends.vectors.embedded_edge import EdgeVectorStore
-from ragplatform.core.settings import WorkerSettings, load_settings
+from ragplatform.core.settings import QueueSettings, WorkerSettings, load_settings
 from ragplatform.domain.errors import Unavailable
 from ragplatform.domain.models import ChunkPoint, Document, Job, JobState, SearchQuery, UploadOutcome
 from ragplatform.ingestion.pipeline import ChunkingPolicy
@@ -420,6 +421,40 @@ async def test_a_concurrent_worker_runs_up_to_its_concurrency_at_once(rig: Rig) 
     await asyncio.wait_for(running, 10)
     assert rig.index.calls == 4
     assert await rig.queue.depth() == 0
+
+
+class HeldAcks(SqliteQueue):
+    """Test double: the real SQLite queue, whose acks wait until `acks_go` is set (a queue slow
+    to answer), which no real queue does on demand."""
+
+    def __init__(self, settings: QueueSettings) -> None:
+        super().__init__(settings)
+        self.acks_go = asyncio.Event()
+
+    async def ack(self, *messages: QueueMessage) -> None:
+        await self.acks_go.wait()
+        await super().ack(*messages)
+
+
+async def test_a_finished_job_frees_its_slot_while_its_ack_is_on_its_way(rig: Rig, tmp_path: Path) -> None:
+    held = HeldAcks(load_settings(WorkerSettings, data_dir=tmp_path, queue_url=""))
+    await held.open()
+    try:
+        outcomes = [await rig.upload(f"doc-{i}.txt", f"Document {i} is about pump {i}.".encode()) for i in range(2)]
+        stopping = asyncio.Event()
+        running = asyncio.create_task(rig.worker(concurrency=1, queue=held).run(stopping))
+
+        async def both_succeeded() -> bool:  # one slot: the second ran while the first's ack waited
+            return [(await rig.job(o)).state for o in outcomes] == [JobState.SUCCEEDED] * 2
+
+        await until(both_succeeded)
+        assert await rig.queue.depth() == 2  # neither acked yet
+        held.acks_go.set()
+        stopping.set()
+        await asyncio.wait_for(running, 10)
+        assert await rig.queue.depth() == 0
+    finally:
+        await held.close()
 
 
 async def test_one_bad_document_among_concurrent_jobs_fails_alone(rig: Rig) -> None:
