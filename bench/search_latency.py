@@ -29,7 +29,7 @@ bench/retrieval_quality.py, bench/results/embeddings-minilm.npz; without it, clu
 vectors) plus noise, so neighbourhoods look like text embeddings' (recall on uniform random
 vectors says nothing about real use); queries are drawn the same way. Chunk texts are 120 words
 drawn from a Zipf distribution over 20,000 words, so the sparse index has the skewed posting
-lists of real text; gateway queries are 6 such words (~20 MiniLM word pieces, a short question's
+lists of real text; gateway queries are 6 such words (~16 MiniLM word pieces, a short question's
 length), embedded by the services' embedder: `hashing` by default (the store and fusion alone),
 `minilm` (the embedded default, all-MiniLM-L6-v2) with `--embedder minilm`, so that the figures
 include the real query model. Every query text is distinct (no query-vector cache hit). Half
