@@ -68,14 +68,19 @@ class LimitPolicy:
     mark_lag_seconds: float = 0.0  # a standing lag above this marks answers congested (0: never)
     budget: LatencyBudget = field(default_factory=lambda: LatencyBudget(0.0))  # answers' budget (`answered`)
     deepest_cut: float = 0.5  # a cut on the budget keeps at least this share of the calls in flight
-    # A raise the answers allow, under the most calls the path has lately held with no queue (the
-    # best answer rate it showed times the model's time, `LimitState.sustained`), adds this share
-    # of the limit (TCP's slow start under its threshold): a limit cut deep — by lag, marks, or a
-    # stall of the machine read as overload — is back within a few round trips of an Ask, not the
-    # tens of seconds of one step at a time (measured: at 3x a limit cut to 47 so crept back to 69
-    # in 20 s, answering 27 asks/s where the path had answered 66).
-    recovery_share: float = 0.5
-    sustained_decay: float = 0.998  # an interval keeps this share of `sustained` (half-life ~35 s)
+    # Under the most calls the path has lately held with no queue (the best answer rate it lately
+    # showed times the model's time, `LimitState.sustained`), a raise the answers allow comes every
+    # interval and adds this share of the limit (TCP's slow start under its threshold): a limit cut
+    # deep — by lag, marks, or a stall of the machine read as overload — is back within a few
+    # seconds, in steps small enough not to admit a burst that comes back from the model at once
+    # (measured: at 3x a limit cut to 47 crept back one step a round trip to 69 in 20 s, answering
+    # 27 asks/s where the path had answered 66).
+    recovery_share: float = 0.05
+    # An interval keeps this share of `sustained`: a half-life of ~5 min. Measured with ~35 s: the
+    # memory of what the path held was gone within a level, and limits cut deep by the shared
+    # machine's stalls crept back one step a round trip (3x: 18 asks/s answered where the path had
+    # answered 69; 0.8x: 259 asks and 62 uploads refused).
+    sustained_decay: float = 0.99977
 
     @property
     def adaptive(self) -> bool:
@@ -148,7 +153,9 @@ def observe_lag(policy: LimitPolicy, state: LimitState, now: float, lag: float, 
     if not policy.adaptive:
         return LimitState(limit=state.limit, interval_began=now, congested=congested)
     answers = recent(policy.budget, state.answers, now) if state.answers else ()
-    verdict = judge(policy.budget, answers, now, since=max(state.last_cut, state.last_raise))
+    # Under `sustained` a raise needs no answers of its own: the path has held that many calls.
+    since = state.last_cut if state.limit < state.sustained else max(state.last_cut, state.last_raise)
+    verdict = judge(policy.budget, answers, now, since=since)
     sustained = state.sustained * policy.sustained_decay
     state = replace(state, sustained=sustained if verdict is None else max(sustained, verdict.unqueued))
     if smallest > policy.lag_target_seconds:

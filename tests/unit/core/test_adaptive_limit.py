@@ -204,7 +204,7 @@ def test_at_three_times_the_capacity_the_limit_settles_where_the_share_keeps_its
     # 60 answers/s sustained; 180 Asks/s arrive. With the limit at its ceiling of 300 in flight the
     # path queues: the share grows to seconds. The budget brings the limit to ~60 x (2 + 0.125).
     path = SyntheticPath(initial_state(BUDGETED, 0.0), capacity=60)
-    path.run(15.0, arrivals=180)
+    path.run(20.0, arrivals=180)
     assert path.state.cut_by == "latency"
     answers = path.run(20.0, arrivals=180)
     assert 0.8 * 60 * 2 <= path.state.limit <= 60 * (2 + 0.25)
@@ -231,7 +231,7 @@ def test_at_eighty_percent_of_the_capacity_nothing_is_refused() -> None:
 def test_after_an_overload_a_limit_cut_deep_climbs_back_to_what_a_normal_load_needs() -> None:
     """A limit left at 40 by an overload (a lag or an upstream's marks cut it) on a path that lately
     held 120 calls with no queue, then 80 % of the load, which holds ~100 in flight: the answers say
-    there is room, so it rises by half of itself per round trip of an Ask, and the refusals stop."""
+    there is room, so it rises fast up to what the path held, and the refusals stop."""
     low = LimitState(limit=40.0, interval_began=0.0, last_cut=0.0, sustained=120.0)
     path = SyntheticPath(low, capacity=60)
     path.run(10.0, arrivals=48)
