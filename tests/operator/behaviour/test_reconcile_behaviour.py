@@ -133,7 +133,10 @@ async def test_edited_child_is_repaired_by_the_timer(cluster: Cluster) -> None:
     await eventually(lambda: "Repaired" in cluster.event_reasons(), what="Repaired event")
 
 
-async def test_invalid_spec_is_degraded_with_what_to_fix_and_no_children(cluster: Cluster) -> None:
+async def test_invalid_spec_is_degraded_with_what_to_fix_and_no_children(cluster: Cluster, redis_url: str) -> None:
+    # The fixed spec scales workers on queue depth: without a readable Redis the platform would
+    # rightly stay Degraded (QueueUnreachable) once the autoscaler's first read fails.
+    await cluster.create_secret("ragplatform-redis", {"url": redis_url})
     body = minimal_platform(workers={"autoscaling": {"minReplicas": 5, "maxReplicas": 2}})
     await cluster.create_platform(body)
     degraded = await eventually(lambda: cluster.condition("Degraded"), what="Degraded condition")
