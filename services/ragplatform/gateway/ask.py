@@ -106,12 +106,12 @@ class AskFlow:
         if cache_key:
             ANSWER_CACHE.labels("miss").inc()
         history: list[common_pb2.Turn] = []
-        search_query, rewriter = request.question, ""
+        search_query, rewriter, rewrite_seconds = request.question, "", 0.0
         if request.conversation_id:
             # A follow-up means what its history says: fetch it, then search its rewrite. A new
             # conversation is created with its first exchange when that is stored.
             history = await self._history(tenant_id, request)
-            search_query, rewriter = await self._search_query(tenant_id, request.question, history)
+            search_query, rewriter, rewrite_seconds = await self._search_query(tenant_id, request.question, history)
         with upstream_errors("retrieval", admission_signal=True):
             searching = self._retrieval.Search(
                 retrieval_pb2.SearchRequest(
@@ -168,14 +168,18 @@ class AskFlow:
         if cache_key:
             await self._cache.set(cache_key, _encode(sources, text, ask_done), self._limits.cache_ttl_seconds)
         if done.model_seconds or done.extractive:  # (a generation service too old to time its model: no sample)
-            answer_done(done.model_seconds)  # admission control judges the platform's share of the latency
+            # Admission control judges the platform's share of the latency: less both model waits.
+            answer_done(done.model_seconds + rewrite_seconds)
         yield gateway_pb2.AskResponse(done=ask_done)
 
-    async def _search_query(self, tenant_id: str, question: str, history: list[common_pb2.Turn]) -> tuple[str, str]:
-        """The query to search with and who rewrote it ("" when it is the question): a question
-        with earlier questions in its conversation is rewritten by the generation service."""
+    async def _search_query(
+        self, tenant_id: str, question: str, history: list[common_pb2.Turn]
+    ) -> tuple[str, str, float]:
+        """The query to search with, who rewrote it ("" when it is the question) and the seconds
+        the rewrite's model took: a question with earlier questions in its conversation is
+        rewritten by the generation service."""
         if not any(t.role == common_pb2.ROLE_USER for t in history):
-            return question, ""
+            return question, "", 0.0
         with upstream_errors("generation", admission_signal=True):
             rewritten = await self._generation.RewriteQuery(
                 generation_pb2.RewriteQueryRequest(tenant_id=tenant_id, question=question, history=history)
@@ -184,7 +188,7 @@ class AskFlow:
             log.info(
                 "ask.query_rewritten", question=question, search_query=rewritten.query, rewriter=rewritten.rewriter
             )
-        return rewritten.query or question, rewritten.rewriter
+        return rewritten.query or question, rewritten.rewriter, rewritten.model_seconds
 
     async def _check_budget(self, tenant_id: str) -> None:
         limit = self._limits.daily_token_budget

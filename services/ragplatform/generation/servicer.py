@@ -21,7 +21,9 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         rewritten = await self._service.rewrite_query(
             request.tenant_id, request.question, [turn_from_proto(t) for t in request.history]
         )
-        return generation_pb2.RewriteQueryResponse(query=rewritten.query, rewriter=rewritten.rewriter)
+        return generation_pb2.RewriteQueryResponse(
+            query=rewritten.query, rewriter=rewritten.rewriter, model_seconds=rewritten.model_seconds
+        )
 
     async def Generate(
         self, request: generation_pb2.GenerateRequest, context: Any

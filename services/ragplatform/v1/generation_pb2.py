@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from ragplatform.v1 import common_pb2 as ragplatform_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fragplatform/v1/generation.proto\x12\x0eragplatform.v1\x1a\x1bragplatform/v1/common.proto\"a\n\x13RewriteQueryRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x10\n\x08question\x18\x02 \x01(\t\x12%\n\x07history\x18\x03 \x03(\x0b\x32\x14.ragplatform.v1.Turn\"7\n\x14RewriteQueryResponse\x12\r\n\x05query\x18\x01 \x01(\t\x12\x10\n\x08rewriter\x18\x02 \x01(\t\"\xab\x01\n\x0fGenerateRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x10\n\x08question\x18\x02 \x01(\t\x12)\n\x08passages\x18\x03 \x03(\x0b\x32\x17.ragplatform.v1.Passage\x12%\n\x07history\x18\x04 \x03(\x0b\x32\x14.ragplatform.v1.Turn\x12\r\n\x05model\x18\x05 \x01(\t\x12\x12\n\nmax_tokens\x18\x06 \x01(\x05\"\xb9\x01\n\x0eGenerationDone\x12+\n\tcitations\x18\x01 \x03(\x0b\x32\x18.ragplatform.v1.Citation\x12)\n\x05usage\x18\x02 \x01(\x0b\x32\x1a.ragplatform.v1.TokenUsage\x12\r\n\x05model\x18\x03 \x01(\t\x12\x15\n\rfinish_reason\x18\x04 \x01(\t\x12\x12\n\nextractive\x18\x05 \x01(\x08\x12\x15\n\rmodel_seconds\x18\x06 \x01(\x01\"\\\n\x10GenerateResponse\x12\x0f\n\x05\x64\x65lta\x18\x01 \x01(\tH\x00\x12.\n\x04\x64one\x18\x02 \x01(\x0b\x32\x1e.ragplatform.v1.GenerationDoneH\x00\x42\x07\n\x05\x65vent2\xbf\x01\n\x11GenerationService\x12O\n\x08Generate\x12\x1f.ragplatform.v1.GenerateRequest\x1a .ragplatform.v1.GenerateResponse0\x01\x12Y\n\x0cRewriteQuery\x12#.ragplatform.v1.RewriteQueryRequest\x1a$.ragplatform.v1.RewriteQueryResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fragplatform/v1/generation.proto\x12\x0eragplatform.v1\x1a\x1bragplatform/v1/common.proto\"a\n\x13RewriteQueryRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x10\n\x08question\x18\x02 \x01(\t\x12%\n\x07history\x18\x03 \x03(\x0b\x32\x14.ragplatform.v1.Turn\"N\n\x14RewriteQueryResponse\x12\r\n\x05query\x18\x01 \x01(\t\x12\x10\n\x08rewriter\x18\x02 \x01(\t\x12\x15\n\rmodel_seconds\x18\x03 \x01(\x01\"\xab\x01\n\x0fGenerateRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x10\n\x08question\x18\x02 \x01(\t\x12)\n\x08passages\x18\x03 \x03(\x0b\x32\x17.ragplatform.v1.Passage\x12%\n\x07history\x18\x04 \x03(\x0b\x32\x14.ragplatform.v1.Turn\x12\r\n\x05model\x18\x05 \x01(\t\x12\x12\n\nmax_tokens\x18\x06 \x01(\x05\"\xb9\x01\n\x0eGenerationDone\x12+\n\tcitations\x18\x01 \x03(\x0b\x32\x18.ragplatform.v1.Citation\x12)\n\x05usage\x18\x02 \x01(\x0b\x32\x1a.ragplatform.v1.TokenUsage\x12\r\n\x05model\x18\x03 \x01(\t\x12\x15\n\rfinish_reason\x18\x04 \x01(\t\x12\x12\n\nextractive\x18\x05 \x01(\x08\x12\x15\n\rmodel_seconds\x18\x06 \x01(\x01\"\\\n\x10GenerateResponse\x12\x0f\n\x05\x64\x65lta\x18\x01 \x01(\tH\x00\x12.\n\x04\x64one\x18\x02 \x01(\x0b\x32\x1e.ragplatform.v1.GenerationDoneH\x00\x42\x07\n\x05\x65vent2\xbf\x01\n\x11GenerationService\x12O\n\x08Generate\x12\x1f.ragplatform.v1.GenerateRequest\x1a .ragplatform.v1.GenerateResponse0\x01\x12Y\n\x0cRewriteQuery\x12#.ragplatform.v1.RewriteQueryRequest\x1a$.ragplatform.v1.RewriteQueryResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,13 +35,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REWRITEQUERYREQUEST']._serialized_start=80
   _globals['_REWRITEQUERYREQUEST']._serialized_end=177
   _globals['_REWRITEQUERYRESPONSE']._serialized_start=179
-  _globals['_REWRITEQUERYRESPONSE']._serialized_end=234
-  _globals['_GENERATEREQUEST']._serialized_start=237
-  _globals['_GENERATEREQUEST']._serialized_end=408
-  _globals['_GENERATIONDONE']._serialized_start=411
-  _globals['_GENERATIONDONE']._serialized_end=596
-  _globals['_GENERATERESPONSE']._serialized_start=598
-  _globals['_GENERATERESPONSE']._serialized_end=690
-  _globals['_GENERATIONSERVICE']._serialized_start=693
-  _globals['_GENERATIONSERVICE']._serialized_end=884
+  _globals['_REWRITEQUERYRESPONSE']._serialized_end=257
+  _globals['_GENERATEREQUEST']._serialized_start=260
+  _globals['_GENERATEREQUEST']._serialized_end=431
+  _globals['_GENERATIONDONE']._serialized_start=434
+  _globals['_GENERATIONDONE']._serialized_end=619
+  _globals['_GENERATERESPONSE']._serialized_start=621
+  _globals['_GENERATERESPONSE']._serialized_end=713
+  _globals['_GENERATIONSERVICE']._serialized_start=716
+  _globals['_GENERATIONSERVICE']._serialized_end=907
 # @@protoc_insertion_point(module_scope)

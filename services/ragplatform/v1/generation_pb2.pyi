@@ -61,19 +61,25 @@ class RewriteQueryResponse(_message.Message):
 
     QUERY_FIELD_NUMBER: _builtins.int
     REWRITER_FIELD_NUMBER: _builtins.int
+    MODEL_SECONDS_FIELD_NUMBER: _builtins.int
     query: _builtins.str
     """A standalone query (the question itself when it needs no rewrite)."""
     rewriter: _builtins.str
     """"llm", "lexical", or "" when the question came back unchanged."""
+    model_seconds: _builtins.float
+    """Seconds the rewrite took, the model's wait included: the gateway's admission control leaves
+    it out of the platform's own share of the Ask's latency.
+    """
     def __init__(
         self,
         *,
         query: _builtins.str = ...,
         rewriter: _builtins.str = ...,
+        model_seconds: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["query", b"query", "rewriter", b"rewriter"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model_seconds", b"model_seconds", "query", b"query", "rewriter", b"rewriter"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -49,3 +49,25 @@ async def test_an_answer_reaches_admission_control_with_the_models_time_apart(
 
 def share_count() -> float:
     return REGISTRY.get_sample_value("ragplatform_ask_platform_seconds_count", {"service": "gateway"}) or 0.0
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_follow_ups_rewrite_by_the_model_is_the_models_time_too(
+    starter: ServiceStarter, slow_model: OpenAITestServer
+) -> None:
+    # A follow-up waits for the model twice: the query rewrite, then the answer. Counted as the
+    # platform's share, the rewrite's wait alone would overrun a 250 ms budget and cut the limit.
+    platform = await start_platform(starter, llm="openai", llm_url=slow_model.base_url, answer_cache_ttl_seconds=0)
+    key, _ = await platform.create_api_key("acme")
+    admission = platform.gateway.admission
+    assert admission is not None
+    async with GatewayClient(platform.gateway.address, key) as client:
+        first = [m async for m in client.ask("What colour does the Quokka lamp glow?")]
+        conversation = first[-1].done.conversation_id
+        follow_up = [m async for m in client.ask("And how bright is it?", conversation_id=conversation)]
+
+    assert follow_up[-1].done.query_rewriter == "llm"
+    _, answer = admission.state.answers
+    assert answer.model_seconds >= 2 * MODEL_LATENCY  # the rewrite's wait and the answer's
+    assert answer.done_at - answer.admitted_at >= answer.model_seconds
+    assert answer.share < MODEL_LATENCY

@@ -19,6 +19,8 @@ class RewrittenQuery:
     query: str
     #: Who wrote `query`: "llm", "lexical", or "" when it is the question unchanged.
     rewriter: RewriterName
+    #: Seconds the rewrite took, model included (set by the generation service).
+    model_seconds: float = 0.0
 
 
 class QueryRewriter(Protocol):
