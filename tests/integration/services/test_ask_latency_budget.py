@@ -11,6 +11,7 @@ import pytest_asyncio
 from prometheus_client import REGISTRY
 
 from ragplatform.client import GatewayClient
+from ragplatform.core.interceptors.admission import AdmissionInterceptor
 from tests.integration.services.conftest import ServiceStarter, start_platform
 from tests.support.openai_test_server import OpenAITestServer
 
@@ -27,12 +28,9 @@ async def slow_model() -> AsyncIterator[OpenAITestServer]:
 async def test_an_answer_reaches_admission_control_with_the_models_time_apart(
     starter: ServiceStarter, slow_model: OpenAITestServer
 ) -> None:
-    platform = await start_platform(starter, llm="openai", llm_url=slow_model.base_url, answer_cache_ttl_seconds=0)
-    key, _ = await platform.create_api_key("acme")
-    admission = platform.gateway.admission
-    assert admission is not None
+    address, key, admission = await platform_with(starter, slow_model)
     shares_before = share_count()
-    async with GatewayClient(platform.gateway.address, key) as client:
+    async with GatewayClient(address, key) as client:
         messages = [m async for m in client.ask("What colour does the Quokka lamp glow?")]
 
     done = messages[-1].done
@@ -47,6 +45,15 @@ async def test_an_answer_reaches_admission_control_with_the_models_time_apart(
     assert share_count() == shares_before + 1
 
 
+async def platform_with(starter: ServiceStarter, model: OpenAITestServer) -> tuple[str, str, AdmissionInterceptor]:
+    """A platform answering with `model`: the gateway's address, an API key, its admission control."""
+    platform = await start_platform(starter, llm="openai", llm_url=model.base_url, answer_cache_ttl_seconds=0)
+    key, _ = await platform.create_api_key("acme")
+    admission = platform.gateway.admission
+    assert admission is not None
+    return platform.gateway.address, key, admission
+
+
 def share_count() -> float:
     return REGISTRY.get_sample_value("ragplatform_ask_platform_seconds_count", {"service": "gateway"}) or 0.0
 
@@ -57,11 +64,8 @@ async def test_a_follow_ups_rewrite_by_the_model_is_the_models_time_too(
 ) -> None:
     # A follow-up waits for the model twice: the query rewrite, then the answer. Counted as the
     # platform's share, the rewrite's wait alone would overrun a 250 ms budget and cut the limit.
-    platform = await start_platform(starter, llm="openai", llm_url=slow_model.base_url, answer_cache_ttl_seconds=0)
-    key, _ = await platform.create_api_key("acme")
-    admission = platform.gateway.admission
-    assert admission is not None
-    async with GatewayClient(platform.gateway.address, key) as client:
+    address, key, admission = await platform_with(starter, slow_model)
+    async with GatewayClient(address, key) as client:
         first = [m async for m in client.ask("What colour does the Quokka lamp glow?")]
         conversation = first[-1].done.conversation_id
         follow_up = [m async for m in client.ask("And how bright is it?", conversation_id=conversation)]
