@@ -305,7 +305,7 @@ class TierSpec(_TierCommon):
         description="The gateway: the platform's own share of an Ask (its time in the gateway less the "
         "model's) that 90 % of recent answers keep within; over it the pod lowers its admission limit to what "
         "its answer rate holds within it (RAG_ADMISSION_LATENCY_TARGET_SECONDS; see docs/performance.md). "
-        "Raise it for a slow embedding endpoint; 0: not judged. Omitted: the service's default (0.25 s).",
+        "0: not judged. Omitted: the service's default (0: not judged, measured to cost throughput at 3x load).",
     )
 
     @model_validator(mode="after")

@@ -48,7 +48,10 @@ INTERNAL_MARK_LAG_SECONDS = 0.02
 # The platform's share of an Ask (its time in the gateway less the model's) that 90 % of recent
 # answers keep within, or the gateway lowers its admission limit to what its answer rate holds
 # within it (core/latency_budget.py): the budget of 250 ms over the model.
-DEFAULT_ADMISSION_LATENCY_TARGET_SECONDS = 0.25
+# Off by default: on this project's 2-core bench the budget cut the gateway's limit to what the
+# answer rate under that limit held (Little's law read back from itself) and answered 35 asks/s at
+# 3x where the lag and congestion signals alone answered 62 (docs/performance.md, "Default off").
+DEFAULT_ADMISSION_LATENCY_TARGET_SECONDS = 0.0
 
 
 def admission_lag_target(settings: CommonSettings, edge: bool) -> float:
@@ -161,7 +164,8 @@ class CommonSettings(BaseSettings):
         "2 s; over it, the admission limit falls to the calls the measured answer rate holds within it "
         "(Little's law), and while answers keep within half of it a limit that holds calls back is raised "
         "once per round trip of an Ask. It sees what the gateway's loop lag does not: calls waiting in the services "
-        "behind it (their gRPC queues, their loops). Raise it for a slow embedding endpoint; 0: not judged.",
+        "behind it (their gRPC queues, their loops). 0 (the default): not judged - measured to cost throughput "
+        "at 3x load (docs/performance.md); e.g. 0.25 to try it.",
     )
     admission_retry_after_seconds: float = Field(
         1.0, gt=0, le=60, description="Retry-after hint sent with a call refused by admission control."

@@ -47,7 +47,13 @@ async def test_an_answer_reaches_admission_control_with_the_models_time_apart(
 
 async def platform_with(starter: ServiceStarter, model: OpenAITestServer) -> tuple[str, str, AdmissionInterceptor]:
     """A platform answering with `model`: the gateway's address, an API key, its admission control."""
-    platform = await start_platform(starter, llm="openai", llm_url=model.base_url, answer_cache_ttl_seconds=0)
+    platform = await start_platform(
+        starter,
+        llm="openai",
+        llm_url=model.base_url,
+        answer_cache_ttl_seconds=0,
+        admission_latency_target_seconds=0.25,  # opt-in: off by default
+    )
     key, _ = await platform.create_api_key("acme")
     admission = platform.gateway.admission
     assert admission is not None
