@@ -302,10 +302,10 @@ class TierSpec(_TierCommon):
         None,
         ge=0,
         le=60,
-        description="The gateway: the platform's own share of an Ask (its time in the gateway less the "
-        "model's) that 90 % of recent answers keep within; over it the pod lowers its admission limit to what "
-        "its answer rate holds within it (RAG_ADMISSION_LATENCY_TARGET_SECONDS; see docs/performance.md). "
-        "0: not judged. Omitted: the service's default (0: not judged, measured to cost throughput at 3x load).",
+        description="The gateway: how long the platform's own share of an Ask (its time in the gateway less the "
+        "model's) may queue at the median over its no-load value before the pod cuts its admission limit by "
+        "the gradient (RAG_ADMISSION_LATENCY_TARGET_SECONDS; see docs/performance.md). 0: not judged. "
+        "Omitted: the service's default (0: not judged).",
     )
 
     @model_validator(mode="after")

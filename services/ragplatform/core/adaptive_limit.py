@@ -32,12 +32,12 @@ load, measured: admitted Asks waited 2.3 s there, the gateway's loop lagged 4.6 
 nor where an Ask waits behind the edge. What does see a saturated path is the latency of the
 work itself, as Netflix's gradient limits judge by round-trip time: a process told how long each
 answer took and how much of that was the model's (`answered`: the gateway's Ask) judges the
-platform's share against its budget (core/latency_budget.py). Over budget, the limit falls to
-the calls its measured answer rate holds within the budget (Little's law), not by a guessed
-factor; and while answers report, they alone raise it — once per round trip of an Ask, by what
-half the budget holds — since the +2 % an interval that lag allows outruns an Ask's 2 s of
-feedback (measured: the limit then sat at its ceiling at 3x, and accepted asks took 1.6 s over
-the model at p99).
+platform's share against its no-load value (core/latency_budget.py). Queueing over the budget
+cuts the limit by the gradient (Little's law at the measured share), not by a guessed factor;
+and while answers report, they alone raise it — by the square root of the limit once per round
+trip of an Ask, since the +2 % an interval that lag allows outruns an Ask's 2 s of feedback
+(measured: the limit then sat at its ceiling at 3x, and accepted asks took 1.6 s over the model
+at p99).
 """
 
 from __future__ import annotations
@@ -45,7 +45,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from ragplatform.core.latency_budget import Answer, LatencyBudget, Verdict, judge, raise_step, recent
+from ragplatform.core.latency_budget import (
+    Answer,
+    LatencyBudget,
+    NoLoad,
+    Verdict,
+    judge,
+    noload_seen,
+    raise_step,
+    recent,
+)
 
 
 @dataclass(frozen=True)
@@ -67,7 +76,13 @@ class LimitPolicy:
     hold_seconds: float = 1.0  # after a cut, no other cut for this long
     mark_lag_seconds: float = 0.0  # a standing lag above this marks answers congested (0: never)
     budget: LatencyBudget = field(default_factory=lambda: LatencyBudget(0.0))  # answers' budget (`answered`)
-    deepest_cut: float = 0.5  # a cut on the budget keeps at least this share of the calls in flight
+    deepest_cut: float = 0.5  # a cut by the budget's gradient keeps at least this share of the calls in flight
+    # ... and moves only this share of the way the gradient points (Gradient2's smoothing): a move
+    # is judged a round trip later, and a stall of the machine read as overload costs less.
+    gradient_smoothing: float = 0.5
+    # ... unless the answers queue this many times the budget: no stall, a standing queue (after a
+    # burst at a limit far too high, smoothing would take round trips of seconds each).
+    unsmoothed_queueing: float = 4.0
     # Under the most calls the path has lately held with no queue (the best answer rate it lately
     # showed times the model's time, `LimitState.sustained`), a raise the answers allow comes every
     # interval and adds this share of the limit (TCP's slow start under its threshold): a limit cut
@@ -101,6 +116,7 @@ class LimitState:
     last_raise: float = -math.inf  # the last raise the answers' latency allowed
     sustained: float = 0.0  # the most calls the path lately held with no queue (decaying; see the policy)
     cut_by: str = ""  # what made the last cut: "lag", "latency" (the budget) or "upstream"
+    noload: NoLoad = ()  # the no-load share's window (core/latency_budget.py)
     congested: bool = False  # the last interval's standing lag passed `mark_lag_seconds`
 
 
@@ -131,13 +147,16 @@ def observe_lag(policy: LimitPolicy, state: LimitState, now: float, lag: float, 
 
     * standing lag above the target, and no cut within `hold_seconds`: cut to `decrease_factor` x
       min(limit, in flight), not below `floor` (nor `ceiling`, if lower);
-    * else the answers' share over its budget (core/latency_budget.py), no cut within the hold:
-      cut to the calls the measured answer rate holds within the budget, between `deepest_cut` and
-      `decrease_factor` x min(limit, in flight);
-    * else, a call held back in the interval: while answers report (one came within the budget's
-      `governs_seconds`), raise once they say there is room (by `raise_step`, once per Ask's round
-      trip; by `recovery_share` of the limit while under `sustained`, the most calls the path has
-      lately held with no queue, which each verdict updates); with no answers to judge, raise by
+    * else the answers queue over the budget (core/latency_budget.py: their median share over the
+      no-load share) while the calls in flight are at least `decrease_factor` x the limit, no cut
+      within the hold: cut min(limit, in flight) by the budget's gradient — `gradient_smoothing`
+      of the way (all of it when they queue over `unsmoothed_queueing` x the budget), keeping at
+      least `deepest_cut` of it;
+    * else, a call held back in the interval: while answers govern (one came within the budget's
+      `governs_seconds`), raise once they say there is room (by `raise_step`, the square root of
+      the limit, once per Ask's round trip; by `recovery_share` of the limit while under
+      `sustained`, the most calls the path has lately held with no queue, which each verdict
+      updates); with no answers to judge, raise by
       `increase_share` of the limit (`quiet_increase_share` when no cut came within
       `quiet_seconds`; at least one call); never above `ceiling`;
     * otherwise: keep it (a limit nobody reaches is not raised, so it stays meaningful).
@@ -153,18 +172,25 @@ def observe_lag(policy: LimitPolicy, state: LimitState, now: float, lag: float, 
     if not policy.adaptive:
         return LimitState(limit=state.limit, interval_began=now, congested=congested)
     answers = recent(policy.budget, state.answers, now) if state.answers else ()
+    noload = noload_seen(policy.budget, state.noload, answers, now) if answers else state.noload
     # Under `sustained` a raise needs no answers of its own: the path has held that many calls.
     since = state.last_cut if state.limit < state.sustained else max(state.last_cut, state.last_raise)
-    verdict = judge(policy.budget, answers, now, since=since)
+    verdict = judge(policy.budget, answers, now, since=since, noload=noload)
     sustained = state.sustained * policy.sustained_decay
     state = replace(state, sustained=sustained if verdict is None else max(sustained, verdict.unqueued))
     if smallest > policy.lag_target_seconds:
         state = _cut(policy, state, now, in_flight, "lag")
-    elif verdict is not None and verdict.over(policy.budget):
-        state = _cut_to_budget(policy, state, now, in_flight, verdict)
+    elif verdict is not None and verdict.over(policy.budget) and in_flight >= state.limit * policy.decrease_factor:
+        # Only a limit that is (nearly) reached is cut by the answers: with fewer calls in flight
+        # the queue is not the limit's doing (a load that fell leaves its queued answers behind).
+        # Far over the budget it is no stall: cut all the way at once (smoothing would take round trips).
+        far = verdict.queueing() > policy.unsmoothed_queueing * policy.budget.target_seconds
+        smoothing = 1.0 if far else policy.gradient_smoothing
+        gradient = verdict.gradient(policy.budget)
+        state = _cut(policy, state, now, in_flight, "latency", gradient=gradient, smoothing=smoothing)
     elif state.held_back:
-        reporting = bool(answers) and answers[-1].done_at >= now - policy.budget.governs_seconds
-        state = _raised_by_answers(policy, state, now, verdict) if reporting else _raised(policy, state, now)
+        governing = governed(policy, replace(state, answers=answers), now)
+        state = _raised_by_answers(policy, state, now, verdict) if governing else _raised(policy, state, now)
     return LimitState(
         limit=state.limit,
         interval_began=now,
@@ -174,6 +200,7 @@ def observe_lag(policy: LimitPolicy, state: LimitState, now: float, lag: float, 
         sustained=state.sustained,
         cut_by=state.cut_by,
         congested=congested,
+        noload=noload,
     )
 
 
@@ -183,38 +210,49 @@ def _raised(policy: LimitPolicy, state: LimitState, now: float) -> LimitState:
     return replace(state, limit=min(float(policy.ceiling), state.limit + max(1.0, state.limit * share)))
 
 
-def _cut_to_budget(policy: LimitPolicy, state: LimitState, now: float, in_flight: int, verdict: Verdict) -> LimitState:
-    """Cut to what the answers' budget holds."""
-    return _cut(policy, state, now, in_flight, "latency", bound=verdict.bound)
-
-
 def _raised_by_answers(policy: LimitPolicy, state: LimitState, now: float, verdict: Verdict | None) -> LimitState:
     if verdict is None or not verdict.roomy(policy.budget):
         return state
-    raised = state.limit + raise_step(policy.budget, verdict)
+    raised = state.limit + raise_step(state.limit)
     if raised < state.sustained:  # room the path has lately had: recover fast, up to it
         raised = min(state.sustained, max(raised, state.limit * (1 + policy.recovery_share)))
     return replace(state, limit=min(float(policy.ceiling), raised), last_raise=now)
 
 
 def upstream_refused(policy: LimitPolicy, state: LimitState, now: float, in_flight: int) -> LimitState:
-    """A call this process made was refused upstream for capacity, or answered marked congested:
-    cut as for a standing lag."""
+    """A call this process made was refused upstream for capacity: cut as for a standing lag."""
     return _cut(policy, state, now, in_flight, "upstream") if policy.adaptive else state
 
 
+def upstream_congested(policy: LimitPolicy, state: LimitState, now: float, in_flight: int) -> LimitState:
+    """A call this process made was answered marked congested: cut as for a refusal — unless
+    answers govern the limit (`governed`): their share already holds the time calls wait behind
+    this process, and a mark, sent whenever a service's loop lags (as it does at a busy core's
+    capacity, queue or not), would only cut a limit the answers say is right (measured: with
+    both, the limit sat at half of what the path needed at 3x)."""
+    return state if governed(policy, state, now) else upstream_refused(policy, state, now, in_flight)
+
+
+def governed(policy: LimitPolicy, state: LimitState, now: float) -> bool:
+    """Whether answers govern the limit: one was reported within the budget's `governs_seconds`."""
+    return bool(state.answers) and state.answers[-1].done_at >= now - policy.budget.governs_seconds
+
+
 def _cut(
-    policy: LimitPolicy, state: LimitState, now: float, in_flight: int, by: str, bound: float | None = None
+    policy: LimitPolicy,
+    state: LimitState,
+    now: float,
+    in_flight: int,
+    by: str,
+    gradient: float | None = None,
+    smoothing: float = 1.0,
 ) -> LimitState:
-    """`decrease_factor` x min(limit, in flight) — or, with a `bound` (the calls the answers' budget
-    holds), that bound when it is lower, down to `deepest_cut` x min(limit, in flight) — not below
-    `floor` (nor `ceiling`, if lower); at most once per `hold_seconds`."""
+    """`decrease_factor` x min(limit, in flight) — or, with the answers' `gradient`, `smoothing`
+    of the way from min(limit, in flight) to that share of it, keeping at least `deepest_cut` of
+    it — not below `floor` (nor `ceiling`, if lower); at most once per `hold_seconds`."""
     if now - state.last_cut < policy.hold_seconds:
         return state
     least = float(min(policy.floor, policy.ceiling))
     base = min(state.limit, float(in_flight))
-    limit = base * policy.decrease_factor
-    if bound is None:
-        return replace(state, limit=max(least, limit), last_cut=now, cut_by=by)
-    limit = max(base * policy.deepest_cut, min(limit, bound))
-    return replace(state, limit=max(least, limit), last_cut=now, cut_by=by)
+    share = policy.decrease_factor if gradient is None else max(policy.deepest_cut, 1 - smoothing * (1 - gradient))
+    return replace(state, limit=max(least, base * share), last_cut=now, cut_by=by)

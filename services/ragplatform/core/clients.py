@@ -24,7 +24,7 @@ from ragplatform.core.context import (
     tenant_var,
 )
 from ragplatform.core.error_mapping import error_for, retry_after_from
-from ragplatform.core.interceptors.admission import CONGESTED, upstream_refused
+from ragplatform.core.interceptors.admission import CONGESTED, upstream_congested, upstream_refused
 from ragplatform.core.server import MAX_MESSAGE_BYTES
 from ragplatform.core.tracing import client_interceptors as tracing_interceptors
 
@@ -155,10 +155,11 @@ def open_channel(address: str, internal_token: str | None = None) -> grpc.aio.Ch
 
 async def note_congestion(call: Any) -> None:
     """After an upstream call has finished: if its service marked the answer congested, lower this
-    process's admission limit as for a refusal (see core/interceptors/admission.py)."""
+    process's admission limit as for a refusal, unless answers govern it (see
+    core/interceptors/admission.py)."""
     trailing = await call.trailing_metadata()
     if trailing is not None and trailing.get(CONGESTED[0]) == CONGESTED[1]:
-        upstream_refused()
+        upstream_congested()
 
 
 @contextmanager

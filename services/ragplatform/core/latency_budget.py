@@ -1,24 +1,36 @@
-"""The Ask's latency budget as a bound on calls in flight: pure functions, no clock, no I/O.
+"""The Ask's latency budget as a gradient on calls in flight: pure functions, no clock, no I/O.
 
 What users wait for beyond the model is the platform's own share of an Ask: its time in the
-gateway less the model's (`Answer.share`). Its budget (`LatencyBudget.target_seconds`) holds
-for a high quantile of the answers of the last few seconds, not their best one: a limit judged
-by its fastest call admits until the slow ones queue for seconds.
+gateway less the model's (`Answer.share`). Part of that share is work (auth, retrieval, storing
+the turns) and stays when the path is idle — the *no-load* share; the rest is queueing (gRPC's
+queues, busy event loops, a busy core), which grows without bound once more calls are admitted
+than the path serves. The budget (`LatencyBudget.target_seconds`) is the queueing allowed: the
+median share of recent answers over the no-load share.
 
-By Little's law a process that finishes answers at a rate λ, each taking the model's M seconds
-and the platform's share s, holds λ·(M + s) calls in flight. Once its path is saturated λ is its
-capacity whatever it admits, and every call admitted beyond λ·(M + s) only waits in a queue
-(gRPC's, an event loop's, a busy core's) — so when the share stands over its budget, the bound
-that keeps it within is the measured rate times the model's time plus half the budget
-(`Verdict.bound`): taken from what the path does, not from a factor guessed in advance. It is
-the gradient limit's rule (Netflix concurrency-limits: the limit times the latency wanted over
-the latency seen) with the rate measured instead of inferred from the limit.
+The judgement is a gradient, as Netflix concurrency-limits' Gradient2 and Vegas judge round-trip
+time against its no-load value, not an absolute bound:
+
+* the no-load share is the least, over the last minute (`noload_window_seconds`), of a low
+  quantile (`noload_quantile`) of each judgement's answers — a long-window minimum, as Vegas and
+  BBR keep the least round-trip time. Even a path saturated from its first call shows it: the first
+  calls admitted together come back from the model together, and the first of those has no queue;
+* a limit whose answers queue more than the budget is cut by the gradient
+  (`Verdict.gradient`): (model + no-load + half the budget) / (model + share). Under a limit the
+  path keeps busy, calls in flight = answer rate x (model + share) (Little's law), so this is the
+  limit at which the share falls back to half the budget over the no-load share at the same rate;
+* a limit that holds calls back and whose answers queue less than half the budget is raised by
+  `raise_step`, the square root of the limit (Gradient2's queue allowance), once per round trip.
+
+Judging the median against the no-load share, not a high quantile against an absolute budget,
+matters on a machine shared with other work: a stall of the core puts every call of the moment
+in the tail whatever the limit, and a tail-judged limit read those stalls as overload and cut
+itself to half of what the path could serve (docs/performance.md, "Default off"). A rate-based
+bound (answer rate x time) had a fixed point too: under a limit the measured rate *is* the limit
+over the latency, so it read back the limit it was under.
 
 Each judgement reads only answers admitted after the limit last moved (`judge`'s `since`): the
 calls admitted before a change still run, and their latency says nothing about the new limit (as
-TCP reacts once per round trip, not to every loss of one window). That also paces the raises:
-one per round trip of an Ask at most, by what half the budget holds at the measured rate
-(`raise_step`), so probing for room overshoots a saturated path by half the budget at most.
+TCP reacts once per round trip, not to every loss of one window).
 """
 
 from __future__ import annotations
@@ -47,18 +59,24 @@ class Answer:
 class LatencyBudget:
     """How answers are judged. `target_seconds` 0: not judged."""
 
-    target_seconds: float  # the platform's share ...
-    quantile: float = 0.9  # ... of this share of the judged answers stays under it
+    target_seconds: float  # the queueing allowed: the judged share over the no-load share
+    quantile: float = 0.5  # the judged share: this quantile of the answers admitted since the last move
     window_seconds: float = 2.0  # answers finished this recently are judged ...
     min_answers: int = 10  # ... at least this many (the last ones, however old), none judged with fewer
     # While an answer came this recently, answers alone raise the limit — also across a lull between
     # loads (measured: at the start of a 3x load after a quiet spell, the lag's +10 % an interval
     # took the limit from 95 to 159 before the first answer, and the share to 0.7 s at p99).
     governs_seconds: float = 30.0
+    noload_quantile: float = 0.1  # the no-load share: this quantile of each judgement's answers ...
+    noload_window_seconds: float = 60.0  # ... the least seen over this long
 
     @property
     def judged(self) -> bool:
         return self.target_seconds > 0
+
+
+# The least no-load share seen in each second of the no-load window: (second, least share).
+NoLoad = tuple[tuple[int, float], ...]
 
 
 @dataclass(frozen=True)
@@ -66,22 +84,32 @@ class Verdict:
     """What the recent answers say."""
 
     share: float  # the `quantile` of the shares of the answers admitted since the limit last moved
+    noload: float  # the no-load share: the least low quantile of the shares of the last minute
     rate: float  # answers finished a second
     model_seconds: float  # the model's mean time per answer
-    bound: float  # calls in flight that hold the share to half the budget at this rate (Little)
 
     @property
     def unqueued(self) -> float:
         """Calls in flight at this rate with no share at all: only the model's time (Little)."""
         return self.rate * self.model_seconds
 
+    def queueing(self) -> float:
+        """The share over the no-load share: what the answers waited in queues."""
+        return max(0.0, self.share - self.noload)
+
     def over(self, budget: LatencyBudget) -> bool:
-        """The share stands over the budget: the path admits more than it serves in time."""
-        return self.share > budget.target_seconds
+        """The answers queue more than the budget: the path admits more than it serves in time."""
+        return self.queueing() > budget.target_seconds
 
     def roomy(self, budget: LatencyBudget) -> bool:
-        """The share stands within half the budget: there is room to admit more."""
-        return self.share <= budget.target_seconds / 2
+        """The answers queue within half the budget: there is room to admit more."""
+        return self.queueing() <= budget.target_seconds / 2
+
+    def gradient(self, budget: LatencyBudget) -> float:
+        """The share of the calls in flight at which the answers would queue half the budget at the
+        same answer rate (Little's law), at most 1."""
+        wanted = self.model_seconds + self.noload + budget.target_seconds / 2
+        return min(1.0, wanted / (self.model_seconds + self.share))
 
 
 def recent(budget: LatencyBudget, answers: Sequence[Answer], now: float) -> tuple[Answer, ...]:
@@ -93,32 +121,55 @@ def recent(budget: LatencyBudget, answers: Sequence[Answer], now: float) -> tupl
     return tuple(answers[-budget.min_answers :])
 
 
-def judge(budget: LatencyBudget, answers: Sequence[Answer], now: float, since: float) -> Verdict | None:
+def quantile(values: Sequence[float], q: float) -> float:
+    """The `q` quantile (nearest rank) of `values`, which must not be empty."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def noload_seen(budget: LatencyBudget, noload: NoLoad, answers: Sequence[Answer], now: float) -> NoLoad:
+    """The no-load window at `now`, with what `answers` (as `recent` keeps them) show: their
+    `noload_quantile` share, when there are at least `min_answers` of them."""
+    second = math.floor(now)
+    kept = tuple((s, least) for s, least in noload if s > second - budget.noload_window_seconds)
+    if len(answers) < budget.min_answers:
+        return kept
+    low = quantile([a.share for a in answers], budget.noload_quantile)
+    if kept and kept[-1][0] == second:
+        return (*kept[:-1], (second, min(kept[-1][1], low)))
+    return (*kept, (second, low))
+
+
+def judge(
+    budget: LatencyBudget, answers: Sequence[Answer], now: float, since: float, noload: NoLoad = ()
+) -> Verdict | None:
     """The verdict on `answers` (as `recent` keeps them) at `now`, judging the share only of those
-    admitted at or after `since` (when the limit last moved). None until an answer admitted then
-    has had the model's time and the budget to finish (the first to finish are the fastest: judged
-    sooner, a saturated path would look roomy), and with fewer than `min_answers` of those."""
+    admitted at or after `since` (when the limit last moved), against the least no-load share of
+    `noload` and of these answers. None until an answer admitted then has had the model's time and
+    the budget to finish (the first to finish are the fastest: judged sooner, a saturated path
+    would look roomy), and with fewer than `min_answers` of those."""
     if not answers:
         return None
     model_seconds = sum(a.model_seconds for a in answers) / len(answers)
     if now - since < model_seconds + budget.target_seconds:
         return None
-    judged = sorted(a.share for a in answers if a.admitted_at >= since)
+    judged = [a.share for a in answers if a.admitted_at >= since]
     if len(judged) < budget.min_answers:
         return None
-    share = judged[min(len(judged) - 1, math.ceil(budget.quantile * len(judged)) - 1)]
+    least = min([least for _, least in noload], default=math.inf)
+    if len(answers) >= budget.min_answers:
+        least = min(least, quantile([a.share for a in answers], budget.noload_quantile))
     # The rate over the window, or over the span of the answers kept when they are older.
     span = max(budget.window_seconds, now - min(a.done_at for a in answers))
-    rate = len(answers) / span
     return Verdict(
-        share=share,
-        rate=rate,
+        share=quantile(judged, budget.quantile),
+        noload=least,
+        rate=len(answers) / span,
         model_seconds=model_seconds,
-        bound=rate * (model_seconds + budget.target_seconds / 2),
     )
 
 
-def raise_step(budget: LatencyBudget, verdict: Verdict) -> float:
-    """How many calls a raise may add: what half the budget holds at the measured rate — if the
-    path is saturated after all, the extra calls wait that much longer at most (at least one)."""
-    return max(1.0, verdict.rate * budget.target_seconds / 2)
+def raise_step(limit: float) -> float:
+    """How many calls a raise may add: the square root of the limit (Gradient2's queue allowance;
+    at least one) — small against a large limit, so probing a saturated path queues few calls."""
+    return max(1.0, math.sqrt(limit))

@@ -45,12 +45,12 @@ INTERNAL_LAG_TARGET_SECONDS = 0.25
 # lowers its own limit before anything has to be refused inside (ECN, as against a dropped packet).
 # At 80 % load on one shared core generation's lag averaged 3-18 ms, at 3x 34-40 ms.
 INTERNAL_MARK_LAG_SECONDS = 0.02
-# The platform's share of an Ask (its time in the gateway less the model's) that 90 % of recent
-# answers keep within, or the gateway lowers its admission limit to what its answer rate holds
-# within it (core/latency_budget.py): the budget of 250 ms over the model.
-# Off by default: on this project's 2-core bench the budget cut the gateway's limit to what the
-# answer rate under that limit held (Little's law read back from itself) and answered 35 asks/s at
-# 3x where the lag and congestion signals alone answered 62 (docs/performance.md, "Default off").
+# How long the platform's share of an Ask (its time in the gateway less the model's) may queue at
+# the median over its no-load value before the gateway cuts its admission limit by the gradient
+# (core/latency_budget.py); e.g. 0.1 s, so that accepted asks keep p99 within the 250 ms
+# over the model on a path that can serve them. Off by default until measured side by side against
+# the lag and congestion signals alone (an earlier absolute budget judged at p90 cut the limit to
+# half of what the path needed at 3x on this project's shared 2-core bench; docs/performance.md).
 DEFAULT_ADMISSION_LATENCY_TARGET_SECONDS = 0.0
 
 
@@ -160,12 +160,14 @@ class CommonSettings(BaseSettings):
         ge=0,
         le=60,
         description="The gateway: how long the platform's own share of an Ask (its time in the gateway less "
-        "the model's, as the generation service measured it) may take for 90 % of the answers of the last "
-        "2 s; over it, the admission limit falls to the calls the measured answer rate holds within it "
-        "(Little's law), and while answers keep within half of it a limit that holds calls back is raised "
-        "once per round trip of an Ask. It sees what the gateway's loop lag does not: calls waiting in the services "
-        "behind it (their gRPC queues, their loops). 0 (the default): not judged - measured to cost throughput "
-        "at 3x load (docs/performance.md); e.g. 0.25 to try it.",
+        "the model's, as the generation service measured it) may queue at the median of recent answers over its "
+        "no-load value (the least low quantile of the last minute); over it, the admission limit falls by the "
+        "gradient (model + no-load share + half of this) / (model + share), as Netflix's gradient limits judge "
+        "latency, and while answers queue less than half of it a limit that holds calls back rises by its square "
+        "root once per round trip of an Ask. It sees what the gateway's loop lag does not: calls waiting in the "
+        "services behind it (their gRPC queues, their loops); while it governs, their congestion marks do not "
+        "cut the limit. 0 (the default): not judged (the limit follows loop lag and congestion marks only); "
+        "e.g. 0.1 to judge it.",
     )
     admission_retry_after_seconds: float = Field(
         1.0, gt=0, le=60, description="Retry-after hint sent with a call refused by admission control."

@@ -1,12 +1,14 @@
-"""The Ask's latency budget (core/latency_budget.py): what recent answers say about the limit."""
+"""The Ask's latency budget (core/latency_budget.py): what recent answers say about the limit — the
+queueing in their share over the no-load share, and the gradient that would remove it."""
 
 from __future__ import annotations
 
 import pytest
 
-from ragplatform.core.latency_budget import Answer, LatencyBudget, judge, raise_step, recent
+from ragplatform.core.latency_budget import Answer, LatencyBudget, judge, noload_seen, raise_step, recent
 
 BUDGET = LatencyBudget(target_seconds=0.25, quantile=0.9, window_seconds=2.0, min_answers=10)
+MEDIAN = LatencyBudget(target_seconds=0.1)  # the default's shape: the median's queueing, 100 ms
 
 
 def answers(count: int, until: float, every: float, share: float, model: float = 2.0) -> list[Answer]:
@@ -35,13 +37,57 @@ def test_the_verdict_is_a_high_quantile_of_the_share_not_the_best_answer() -> No
     assert verdict.over(BUDGET)
 
 
-def test_the_bound_is_the_answer_rate_times_the_model_and_half_the_budget() -> None:
-    verdict = judge(BUDGET, answers(100, until=10.0, every=0.02, share=1.0), now=10.0, since=0.0)
+def test_the_gradient_is_what_brings_the_queueing_back_to_half_the_budget_at_the_same_rate() -> None:
+    # 50 answers/s, each 1 s of share, on a path whose share with no queue is 40 ms (seen earlier).
+    verdict = judge(MEDIAN, answers(100, until=10.0, every=0.02, share=1.0), now=10.0, since=0.0, noload=((5, 0.04),))
     assert verdict is not None
     assert verdict.rate == pytest.approx(50.0)
     assert verdict.model_seconds == pytest.approx(2.0)
-    assert verdict.bound == pytest.approx(50 * (2.0 + 0.125))
+    assert verdict.noload == pytest.approx(0.04)
+    assert verdict.queueing() == pytest.approx(0.96)
+    assert verdict.over(MEDIAN)
+    # Little: 150 in flight at 50/s and 3 s each; 50/s x (2 + 0.04 + 0.05) s holds the queueing to 50 ms.
+    assert 150 * verdict.gradient(MEDIAN) == pytest.approx(50 * (2.0 + 0.04 + 0.05))
     assert verdict.unqueued == pytest.approx(100.0)
+
+
+def test_the_no_load_share_is_the_least_low_quantile_seen_over_the_window() -> None:
+    fast = answers(40, until=10.0, every=0.05, share=0.03)
+    noload = noload_seen(MEDIAN, (), fast, now=10.0)
+    [(second, least)] = noload
+    assert second == 10
+    assert least == pytest.approx(0.03)
+    # Queued answers later do not raise it ...
+    noload = noload_seen(MEDIAN, noload, answers(40, until=30.0, every=0.05, share=0.8), now=30.0)
+    assert min(least for _, least in noload) == pytest.approx(0.03)
+    # ... until it is older than the window (a minute): then what the path shows now counts.
+    noload = noload_seen(MEDIAN, noload, answers(40, until=80.0, every=0.05, share=0.5), now=80.0)
+    assert min(least for _, least in noload) == pytest.approx(0.5)
+    # Within one second, the least of what was seen.
+    noload = noload_seen(MEDIAN, noload, answers(40, until=80.5, every=0.05, share=0.2), now=80.5)
+    second, least = noload[-1]
+    assert second == 80
+    assert least == pytest.approx(0.2)
+    assert noload_seen(MEDIAN, (), fast[:5], now=10.0) == ()  # too few answers to say
+
+
+def test_the_first_answers_of_a_burst_show_the_no_load_share() -> None:
+    """A path saturated from its first call: the calls admitted together come back from the model
+    together and queue one behind the other — the first of them had no queue."""
+    burst = [Answer(admitted_at=0.0, done_at=2.04 + i / 60, model_seconds=2.0) for i in range(120)]
+    verdict = judge(MEDIAN, burst, now=4.1, since=0.0)
+    assert verdict is not None
+    assert verdict.noload < 0.25
+    assert verdict.share > 0.9
+    assert verdict.over(MEDIAN)
+
+
+def test_a_verdict_of_equal_shares_counts_no_queueing_without_a_lower_no_load_share() -> None:
+    verdict = judge(MEDIAN, answers(100, until=10.0, every=0.02, share=0.3), now=10.0, since=0.0)
+    assert verdict is not None
+    assert verdict.queueing() == 0
+    assert verdict.roomy(MEDIAN)
+    assert verdict.gradient(MEDIAN) == 1.0
 
 
 def test_only_answers_admitted_since_the_limit_moved_are_judged() -> None:
@@ -66,10 +112,6 @@ def test_too_few_answers_give_no_verdict() -> None:
     assert judge(BUDGET, [], now=10.0, since=0.0) is None
 
 
-def test_a_raise_adds_what_half_the_budget_holds_at_the_answer_rate() -> None:
-    verdict = judge(BUDGET, answers(120, until=10.0, every=1 / 60, share=0.05), now=10.0, since=0.0)
-    assert verdict is not None
-    assert raise_step(BUDGET, verdict) == pytest.approx(60 * 0.125, rel=0.02)
-    trickle = judge(BUDGET, answers(10, until=10.0, every=1.0, share=0.05), now=10.0, since=-10.0)
-    assert trickle is not None
-    assert raise_step(BUDGET, trickle) == 1  # at least one call
+def test_a_raise_adds_the_square_root_of_the_limit() -> None:
+    assert raise_step(144.0) == 12.0
+    assert raise_step(0.5) == 1  # at least one call

@@ -69,6 +69,14 @@ def upstream_refused() -> None:
         admission.note_upstream_refusal()
 
 
+def upstream_congested() -> None:
+    """A call made while serving a call was answered marked congested (`CONGESTED`): tell the
+    admission control that admitted the call being served (a no-op outside a served call)."""
+    admission = _serving.get()
+    if admission is not None:
+        admission.note_upstream_congestion()
+
+
 def answer_done(model_seconds: float) -> None:
     """The call being served has its answer, of which the model took `model_seconds`: the rest of
     its time since it was admitted is the platform's share, judged against the latency budget of
@@ -163,6 +171,11 @@ class AdmissionInterceptor(ScopedInterceptor):
     def note_upstream_refusal(self) -> None:
         self._moved(
             self.state, adaptive_limit.upstream_refused(self.policy, self.state, time.monotonic(), self.in_flight)
+        )
+
+    def note_upstream_congestion(self) -> None:
+        self._moved(
+            self.state, adaptive_limit.upstream_congested(self.policy, self.state, time.monotonic(), self.in_flight)
         )
 
     async def watch_event_loop(self) -> None:
