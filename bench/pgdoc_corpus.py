@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.html_pages import cut_pages
 from bench.manpage_corpus import RESULTS
-from ragplatform.domain.parsing import parse_document
 
 SOURCE = Path("/usr/share/doc/postgresql-doc-15/html")
 PGDOC_DIR = RESULTS / "pgdoc"
@@ -74,37 +74,6 @@ PAGES = [
 ]  # fmt: skip
 
 
-def _visible_chars(markup: bytes, name: str) -> int:
-    return len(parse_document(markup, name).text)
-
-
-def cut_page(markup: bytes, name: str, max_chars: int = MAX_TEXT_CHARS) -> bytes:
-    """The longest prefix of `markup` ending just before a tag whose visible text (as the
-    platform's HTML parser renders it) is at most `max_chars` characters; the whole page when it
-    is short enough. Binary search over tag starts: the parser recovers the unclosed elements."""
-    if _visible_chars(markup, name) <= max_chars:
-        return markup
-    starts = [i for i in range(len(markup)) if markup[i : i + 1] == b"<"]
-    low, high = 0, len(starts) - 1  # starts[low] always fits (the page's first tag: no text before it)
-    while low < high:
-        middle = (low + high + 1) // 2
-        if _visible_chars(markup[: starts[middle]], name) <= max_chars:
-            low = middle
-        else:
-            high = middle - 1
-    return markup[: starts[low]]
-
-
 def pgdoc_corpus() -> dict[str, str]:
     """file name (`<page>.html`) -> cut markup, cutting pages not cached yet."""
-    PGDOC_DIR.mkdir(parents=True, exist_ok=True)
-    corpus: dict[str, str] = {}
-    for page in PAGES:
-        cached = PGDOC_DIR / f"{page}.html"
-        if not cached.is_file():
-            source = SOURCE / f"{page}.html"
-            if not source.is_file():
-                continue
-            cached.write_bytes(cut_page(source.read_bytes(), cached.name))
-        corpus[cached.name] = cached.read_text()
-    return corpus
+    return cut_pages(SOURCE, PAGES, PGDOC_DIR, MAX_TEXT_CHARS)

@@ -1,7 +1,7 @@
 """Retrieval quality on a corpus the project did not write: dense, sparse, the plain hybrid (RRF)
 baseline and the platform's default pipeline, side by side in one run.
 
-    python bench/retrieval_quality.py [--corpus manpages|pydoc|pgdoc|all] [--questions FILE]
+    python bench/retrieval_quality.py [--corpus manpages|pydoc|pgdoc|sqlitedoc|all] [--questions FILE]
                                       [--embedder minilm|e5-small]
                                       [--rerank remote --rerank-url http://host:port]
                                       [--rerank llm --rerank-url http://host:port/v1 --rerank-model M]
@@ -14,7 +14,10 @@ Corpora (each with its own questions, task-style, written before any tuning):
   or tune the pipeline;
 * pgdoc: prose documentation, 233 pages of the PostgreSQL 15 manual (DocBook HTML from Debian's
   postgresql-doc-15, ingested as HTML; bench/pgdoc_corpus.py), questions in
-  bench/retrieval_questions_pgdoc.tsv, written and committed before any search ran on it.
+  bench/retrieval_questions_pgdoc.tsv, written and committed before any search ran on it;
+* sqlitedoc: prose documentation the pipeline was never tuned on, 174 pages of the SQLite
+  documentation (HTML from Debian's sqlite3-doc, ingested as HTML; bench/sqlitedoc_corpus.py),
+  questions in bench/retrieval_questions_sqlitedoc.tsv, committed before any search ran on it.
 
 Chunks are cut
 exactly as the ingestion worker cuts them (parse -> chunk at 256 MiniLM tokens, 32 overlap), and
@@ -55,6 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.manpage_corpus import RESULTS, manpage_corpus
 from bench.pgdoc_corpus import pgdoc_corpus
 from bench.pydoc_corpus import pydoc_corpus
+from bench.sqlitedoc_corpus import sqlitedoc_corpus
 from ragplatform.backends.embedders.base import Embedder
 from ragplatform.backends.embedders.e5_small import E5SmallEmbedder
 from ragplatform.backends.embedders.minilm import MiniLMEmbedder
@@ -76,6 +80,7 @@ CORPORA = {
     "manpages": (manpage_corpus, BENCH / "retrieval_questions.tsv"),
     "pydoc": (pydoc_corpus, BENCH / "retrieval_questions_pydoc.tsv"),
     "pgdoc": (pgdoc_corpus, BENCH / "retrieval_questions_pgdoc.tsv"),
+    "sqlitedoc": (sqlitedoc_corpus, BENCH / "retrieval_questions_sqlitedoc.tsv"),
 }
 TENANT = "bench"
 ASK_TOP_K = 5  # the gateway's RAG_DEFAULT_TOP_K
