@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ragplatform.backends.embedders.base import Embedder
+from ragplatform.backends.embedders.tokens import EstimatedTokenCount
 from ragplatform.domain.chunk_context import (
     DEFAULT_DOCUMENT_WEIGHT,
     DEFAULT_HEADING_WEIGHT,
@@ -61,7 +62,13 @@ def chunk_document(
 ) -> list[Chunk]:
     """Chunk a parsed document; each chunk carries the document's heading. Raise
     `DocumentRejected` when nothing indexable is left."""
-    chunks = chunk_text(parsed.text, embedder.count_tokens, policy.chunk_tokens, policy.overlap_tokens)
+    chunks = chunk_text(
+        parsed.text,
+        embedder.count_tokens,
+        policy.chunk_tokens,
+        policy.overlap_tokens,
+        additive=isinstance(embedder, EstimatedTokenCount),
+    )
     if not chunks:
         raise DocumentRejected(
             f"{document.filename} contains no text to index (it may be scanned images or only markup); "

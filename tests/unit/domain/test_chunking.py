@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ragplatform.backends.embedders.tokens import estimate_tokens
 from ragplatform.domain.chunking import chunk_text
 from ragplatform.domain.models import Chunk
 from tests.support.corpus import NORDLYS_TXT
@@ -190,3 +191,21 @@ def test_word_counts_are_reused_across_documents_without_changing_the_chunks() -
     assert again == first
     assert words_counted_first > 0
     assert not any(len(t.split()) == 1 for t in counted)  # every word's count came from the cache
+
+
+# --- counters that add up over words -------------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=_texts, sizes=_sizes)
+def test_an_additive_counter_gives_the_same_chunks_without_recounting_them(text: str, sizes: tuple[int, int]) -> None:
+    size, overlap = sizes
+    counted: list[str] = []
+
+    def counter(piece: str) -> int:  # estimate_tokens: the counter the hashing and OpenAI embedders use
+        counted.append(piece)
+        return estimate_tokens(piece)
+
+    recounted = chunk_text(text, estimate_tokens, size, overlap)
+    assert chunk_text(text, counter, size, overlap, additive=True) == recounted
+    assert all(len(piece.split()) <= 1 for piece in counted)  # words only: no chunk counted whole

@@ -257,3 +257,47 @@ async def test_chunk_vectors_lean_towards_their_whole_documents_centroid() -> No
         assert similarity(with_fold.vector, centroid) > similarity(without.vector, centroid)
     # Progress is still reported per indexed batch, none after the last.
     assert [e for e in folded.events if e[0] == "progress"] == [e for e in unfolded.events if e[0] == "progress"]
+
+
+class CountingHashingEmbedder(HashingEmbedder):
+    """The hashing embedder, keeping every text it is asked to count."""
+
+    def __init__(self, dimension: int) -> None:
+        super().__init__(dimension)
+        self.counted: list[str] = []
+
+    def count_tokens(self, text: str) -> int:
+        self.counted.append(text)
+        return super().count_tokens(text)
+
+
+class CountingTokenizerEmbedder:
+    """An embedder with a tokenizer of its own (not `EstimatedTokenCount`): the hashing embedder's
+    vectors, two tokens a word, every counted text kept."""
+
+    def __init__(self, dimension: int) -> None:
+        self._hashing = HashingEmbedder(dimension)
+        self.name, self.dimension = "counting", dimension
+        self.embed_documents, self.embed_query, self.close = (
+            self._hashing.embed_documents,
+            self._hashing.embed_query,
+            self._hashing.close,
+        )
+        self.counted: list[str] = []
+
+    def count_tokens(self, text: str) -> int:
+        self.counted.append(text)
+        return 2 * len(text.split())
+
+
+def test_chunks_are_counted_whole_only_when_the_embedder_has_a_tokenizer_of_its_own() -> None:
+    data = (DOCS / "corpus" / "zephyr-9-pump-manual.md").read_bytes()
+    policy = ChunkingPolicy(64, 8, 16)
+    estimated = CountingHashingEmbedder(DIMENSION)
+    own = CountingTokenizerEmbedder(DIMENSION)
+    # Estimated counts add up over words: no chunk is counted again as a whole.
+    assert len(split_document(data, document("zephyr-9-pump-manual.md"), estimated, policy)) > 2
+    assert all(len(text.split()) == 1 for text in estimated.counted)
+    # A tokenizer's count of a chunk may differ from its words' sum: every chunk is counted whole.
+    chunks = split_document(data, document("zephyr-9-pump-manual.md"), own, policy)
+    assert {chunk.text for chunk in chunks} <= set(own.counted)

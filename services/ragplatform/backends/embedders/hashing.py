@@ -21,7 +21,7 @@ import re
 from collections import Counter
 from functools import lru_cache
 
-from ragplatform.backends.embedders.tokens import estimate_tokens
+from ragplatform.backends.embedders.tokens import EstimatedTokenCount
 
 _WORDS = re.compile(r"\w+")
 # Stands in for a text without any word, so that it still gets a unit-length vector.
@@ -64,7 +64,7 @@ def hash_embed(text: str, dimension: int) -> list[float]:
     return list(map(norm.__rtruediv__, vector))
 
 
-class HashingEmbedder:
+class HashingEmbedder(EstimatedTokenCount):
     """`Embedder` by feature hashing into `dimension` dimensions (RAG_EMBEDDING_DIMENSION)."""
 
     def __init__(self, dimension: int) -> None:
@@ -93,6 +93,3 @@ class HashingEmbedder:
 
     async def close(self) -> None:
         return None  # nothing held open (a loaded model stays shared by the process)
-
-    def count_tokens(self, text: str) -> int:
-        return estimate_tokens(text)

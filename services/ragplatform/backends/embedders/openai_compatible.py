@@ -18,7 +18,7 @@ import msgspec
 from tenacity import wait_random_exponential
 from tenacity.wait import wait_base
 
-from ragplatform.backends.embedders.tokens import estimate_tokens
+from ragplatform.backends.embedders.tokens import EstimatedTokenCount
 from ragplatform.backends.first_attempt_retries import with_retries
 from ragplatform.backends.openai_errors import Endpoint, is_transient, map_openai_error
 from ragplatform.backends.openai_http import OpenAIHttp
@@ -47,7 +47,7 @@ class _EmbeddingsResponse(msgspec.Struct):
 _RESPONSE = msgspec.json.Decoder(_EmbeddingsResponse)
 
 
-class OpenAIEmbedder:
+class OpenAIEmbedder(EstimatedTokenCount):
     """`Embedder` over an OpenAI-compatible `/embeddings` endpoint. Callers may rely on: one unit-length vector of
     `dimension` floats per text, in order; `FailedPrecondition` when the endpoint's vectors have
     another size, its key is refused or the model is unknown (the message names the setting);
@@ -103,10 +103,6 @@ class OpenAIEmbedder:
     @property
     def dimension(self) -> int:
         return self._settings.embedding_dimension
-
-    def count_tokens(self, text: str) -> int:
-        """An estimate that errs high (the endpoint's tokenizer is not available here)."""
-        return estimate_tokens(text)
 
     async def embed_query(self, text: str) -> list[float]:
         [vector] = await self._embed_batch([text])

@@ -32,3 +32,12 @@ def estimate_tokens(text: str) -> int:
         length = len(piece)
         total += 1 if length <= _WHOLE_WORD_CHARS else -(-length // _CHARS_PER_SUBWORD)
     return total
+
+
+class EstimatedTokenCount:
+    """The token counting of an embedder without a tokenizer of its own: `estimate_tokens`.
+    Its counts add up over words, so the chunker need not count a chunk again as a whole
+    (`chunk_text(..., additive=True)`; the pipeline checks for this class)."""
+
+    def count_tokens(self, text: str) -> int:
+        return estimate_tokens(text)
