@@ -87,6 +87,9 @@ def redact_event(_logger: Any, _method: str, event_dict: MutableMapping[str, Any
     """structlog processor: the safety net that redacts every value of every log line (run it
     after exceptions are formatted, so tracebacks are redacted too)."""
     for key, value in event_dict.items():
-        if isinstance(value, str | Mapping | list | tuple):
+        if type(value) is str:  # most values: a string without a URL is left as it is (no copy)
+            if "://" in value:
+                event_dict[key] = redact_text(value)
+        elif isinstance(value, str | Mapping | list | tuple):
             event_dict[key] = redact_value(value)
     return event_dict
