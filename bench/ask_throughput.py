@@ -463,10 +463,20 @@ def backend_counts(backends: ProductionBackends) -> tuple[int, int]:
     return statements, commands
 
 
-def start_llm_double(latency: float) -> tuple[subprocess.Popen[bytes], str]:
+def start_llm_double(latency: float, token_delay: float = 0.0) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.openai_test_server", "--port", str(port), "--latency", str(latency)],
+        [
+            sys.executable,
+            "-m",
+            "tests.support.openai_test_server",
+            "--port",
+            str(port),
+            "--latency",
+            str(latency),
+            "--token-delay",
+            str(token_delay),
+        ],
         stdout=subprocess.PIPE,
         cwd=Path(__file__).resolve().parents[1],
     )
@@ -825,6 +835,14 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--drivers", type=int, default=2, help="client processes")
     parser.add_argument("--llm-latency", type=float, default=2.0)
+    parser.add_argument(
+        "--llm-token-delay",
+        type=float,
+        default=0.0,
+        help="seconds between the LLM double's streamed tokens (default 0: the whole answer at once after "
+        "--llm-latency); a real model streams tokens apart, and each may become a message at every hop. "
+        "The answer's own time grows by ~40 x this, which 'added over the LLM' does not subtract",
+    )
     parser.add_argument("--service-cpus", type=parse_cpus, default=parse_cpus("0"), help="CPUs of the services")
     parser.add_argument("--harness-cpus", type=parse_cpus, default=parse_cpus("1"), help="CPUs of everything else")
     parser.add_argument(
@@ -865,7 +883,7 @@ def main() -> None:
     processes: PlatformProcesses | None = None
     try:
         backends.start()
-        llm, url = start_llm_double(args.llm_latency)
+        llm, url = start_llm_double(args.llm_latency, args.llm_token_delay)
         # Embeddings from a second instance without the LLM's latency: a query embedding takes
         # milliseconds at a real endpoint, and the 2 s belong to the chat model alone.
         embedder, embedding_url = start_llm_double(0.0)
@@ -903,6 +921,7 @@ def main() -> None:
         print(
             f"platform up: {', '.join(SERVICES)} as separate processes on CPUs {sorted(args.service_cpus)}; "
             f"harness on CPUs {sorted(args.harness_cpus)}; LLM test double at {args.llm_latency:g} s"
+            + (f", a token every {args.llm_token_delay:g} s" if args.llm_token_delay else "")
         )
         print(
             f"floor (same run)   gRPC unary round trip {floor.unary_ms:.3f} ms  streamed message "

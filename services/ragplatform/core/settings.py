@@ -534,6 +534,14 @@ class GenerationSettings(HistorySettings):
     llm_timeout_seconds: float = Field(30.0, gt=0, description="Per-request timeout to the endpoint.")
     llm_max_retries: int = Field(2, ge=0, le=10, description="Retries of a failed request before falling back.")
     llm_max_tokens: int = Field(512, ge=1, le=32768, description="Default upper bound on answer tokens.")
+    answer_delta_interval_seconds: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Least time between two streamed pieces of an answer after the first (which goes at once): "
+        "the tokens the model streams meanwhile go together, so each hop handles fewer messages. 0: every token "
+        "as soon as the stream can take it.",
+    )
     query_rewrite: Literal["auto", "llm", "lexical", "off"] = Field(
         "auto",
         description="How a follow-up question in a conversation is rewritten into a standalone search query: "

@@ -25,7 +25,9 @@ def build_app(settings: GenerationSettings) -> ServiceApp:
             stack.push_async_callback(generator.close)
             rewriter = make_query_rewriter(settings)
             stack.push_async_callback(rewriter.close)
-            servicer = GenerationServicer(GenerationService(generator, settings.llm_max_tokens, rewriter))
+            servicer = GenerationServicer(
+                GenerationService(generator, settings.llm_max_tokens, rewriter, settings.answer_delta_interval_seconds)
+            )
 
             def register(server: grpc.aio.Server) -> Sequence[str]:
                 generation_pb2_grpc.add_GenerationServiceServicer_to_server(servicer, server)

@@ -48,11 +48,17 @@ class AnswerTiming:
 
 class GenerationService:
     def __init__(
-        self, generator: AnswerGenerator, default_max_tokens: int, rewriter: QueryRewriter | None = None
+        self,
+        generator: AnswerGenerator,
+        default_max_tokens: int,
+        rewriter: QueryRewriter | None = None,
+        delta_interval: float = 0.0,
     ) -> None:
         self._generator = generator
         self._default_max_tokens = default_max_tokens
         self._rewriter = rewriter or UnchangedQuery()
+        # Least seconds between two answer messages after the first (see generation/coalesce.py).
+        self._delta_interval = delta_interval
 
     async def rewrite_query(self, tenant_id: str, question: str, history: Sequence[Turn]) -> RewrittenQuery:
         """A standalone search query for a follow-up `question` (the question itself when it needs
@@ -91,7 +97,7 @@ class GenerationService:
             )
         timing = AnswerTiming(request.model or self._generator.name)
         try:
-            async for event in coalesce_deltas(self._generator.generate(request)):
+            async for event in coalesce_deltas(self._generator.generate(request), interval=self._delta_interval):
                 if isinstance(event, AnswerDone):
                     event = timing.done(event)
                     TOKENS_USED.labels(request.tenant_id, event.model, "prompt").inc(event.usage.prompt_tokens)
