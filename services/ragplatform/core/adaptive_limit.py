@@ -83,6 +83,9 @@ class LimitPolicy:
     # ... unless the answers queue this many times the budget: no stall, a standing queue (after a
     # burst at a limit far too high, smoothing would take round trips of seconds each).
     unsmoothed_queueing: float = 4.0
+    # A cut by the answers after which they queue at least this share of what made it is undone
+    # (the queueing was not the limit's doing: see `_judged_cut`).
+    unexplained_share: float = 0.9
     # Under the most calls the path has lately held with no queue (the best answer rate it lately
     # showed times the model's time, `LimitState.sustained`), a raise the answers allow comes every
     # interval and adds this share of the limit (TCP's slow start under its threshold): a limit cut
@@ -117,6 +120,9 @@ class LimitState:
     sustained: float = 0.0  # the most calls the path lately held with no queue (decaying; see the policy)
     cut_by: str = ""  # what made the last cut: "lag", "latency" (the budget) or "upstream"
     noload: NoLoad = ()  # the no-load share's window (core/latency_budget.py)
+    # The last cut by the answers, until the answers of calls admitted after it judge it: the limit
+    # before it, and the queueing and answer rate that made it (see `_judged_cut`).
+    latency_cut: tuple[float, float, float] | None = None
     congested: bool = False  # the last interval's standing lag passed `mark_lag_seconds`
 
 
@@ -178,6 +184,10 @@ def observe_lag(policy: LimitPolicy, state: LimitState, now: float, lag: float, 
     verdict = judge(policy.budget, answers, now, since=since, noload=noload)
     sustained = state.sustained * policy.sustained_decay
     state = replace(state, sustained=sustained if verdict is None else max(sustained, verdict.unqueued))
+    if verdict is not None and state.latency_cut is not None:
+        state, noload = _judged_cut(policy, state, now, verdict, noload)
+        if state.latency_cut is None and state.cut_by == "external":
+            verdict = None  # judged: this round trip's answers are spent on it
     if smallest > policy.lag_target_seconds:
         state = _cut(policy, state, now, in_flight, "lag")
     elif verdict is not None and verdict.over(policy.budget) and in_flight >= state.limit * policy.decrease_factor:
@@ -187,7 +197,9 @@ def observe_lag(policy: LimitPolicy, state: LimitState, now: float, lag: float, 
         far = verdict.queueing() > policy.unsmoothed_queueing * policy.budget.target_seconds
         smoothing = 1.0 if far else policy.gradient_smoothing
         gradient = verdict.gradient(policy.budget)
-        state = _cut(policy, state, now, in_flight, "latency", gradient=gradient, smoothing=smoothing)
+        cut = _cut(policy, state, now, in_flight, "latency", gradient=gradient, smoothing=smoothing)
+        if cut is not state:
+            state = replace(cut, latency_cut=(state.limit, verdict.queueing(), verdict.rate))
     elif state.held_back:
         governing = governed(policy, replace(state, answers=answers), now)
         state = _raised_by_answers(policy, state, now, verdict) if governing else _raised(policy, state, now)
@@ -201,7 +213,30 @@ def observe_lag(policy: LimitPolicy, state: LimitState, now: float, lag: float, 
         cut_by=state.cut_by,
         congested=congested,
         noload=noload,
+        latency_cut=state.latency_cut,
     )
+
+
+def _judged_cut(
+    policy: LimitPolicy, state: LimitState, now: float, verdict: Verdict, noload: NoLoad
+) -> tuple[LimitState, NoLoad]:
+    """The first verdict on the answers of calls admitted after a cut by the answers: a gradient
+    assumes the queueing is the limit's doing (Little's law on a saturated path, whose answer rate
+    is its capacity whatever it holds). If the cut took calls away and both the queueing and the
+    answer rate stayed put or fell with them (at least `unexplained_share` of the queueing, at most
+    that share of the rate), it was not: something
+    the limit does not feed is slow (on this project's bench, the backends and doubles on a busy
+    harness core; in a cluster, a slow database or a noisy neighbour), and cutting again would
+    only refuse more while answering less (measured: a limit cut from 180 to ~60 at 300 streams).
+    Then the cut is undone and that share becomes the no-load share, as Gradient2's long-term
+    latency follows a latency that stays. Otherwise the cut stands."""
+    assert state.latency_cut is not None
+    before, queueing, rate = state.latency_cut
+    state = replace(state, latency_cut=None)
+    if verdict.queueing() < policy.unexplained_share * queueing or verdict.rate > policy.unexplained_share * rate:
+        return state, noload
+    raised = max(0.0, verdict.share - policy.budget.target_seconds / 2)
+    return replace(state, limit=max(state.limit, before), cut_by="external"), ((math.floor(now), raised),)
 
 
 def _raised(policy: LimitPolicy, state: LimitState, now: float) -> LimitState:
