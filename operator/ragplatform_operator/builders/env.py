@@ -176,7 +176,7 @@ def build_tier_env(owner: Owner, spec: PlatformSpec, tier: TierName) -> list[dic
         env += _blob_env(spec)
     if tier in _USES_EMBEDDER:
         env += _embedder_env(spec)
-    if tier == "retrieval":
+    if tier in ("retrieval", "workers"):  # workers write chunks to Qdrant themselves (chunk_writes.py)
         env += _vector_env(owner, spec)
     if tier == "generation":
         env += _llm_env(spec)

@@ -258,13 +258,19 @@ class EmbedderSettings(CommonSettings):
         return self.model_cache_dir or self.data_dir / "model-cache"
 
 
-class VectorSettings(CommonSettings):
+class VectorServerSettings(CommonSettings):
+    """Where the Qdrant server is: read by retrieval and, to write chunks directly, by workers."""
+
     vector_url: Url = Field(
         "",
-        description="`http(s)://HOST:6333` for a Qdrant server; empty: the embedded engine in RAG_DATA_DIR.",
+        description="`http(s)://HOST:6333` for a Qdrant server; empty: the embedded engine in RAG_DATA_DIR "
+        "(retrieval's; workers then store chunks through the retrieval service).",
     )
     vector_api_key: SecretStr | None = Field(None, description="Qdrant API key.")
     vector_collection: str = Field("ragplatform_chunks", description="Collection name.")
+
+
+class VectorSettings(VectorServerSettings):
     vector_index_threshold: int = Field(
         20_000,
         ge=0,
@@ -408,7 +414,10 @@ class ParseSettings(CommonSettings):
     )
 
 
-class WorkerSettings(QueueSettings, BlobSettings, EmbedderSettings, ParseSettings):
+class WorkerSettings(QueueSettings, BlobSettings, EmbedderSettings, ParseSettings, VectorServerSettings):
+    """With RAG_VECTOR_URL (a Qdrant server) a worker writes and trims chunks in Qdrant itself; without
+    it (the embedded engine lives in the retrieval process) it sends them to the retrieval service."""
+
     retrieval_addr: str = Field("127.0.0.1:50053", description="host:port of the retrieval service.")
     worker_concurrency: int = Field(
         16,

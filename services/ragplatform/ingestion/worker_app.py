@@ -1,5 +1,7 @@
 """Wiring of the ingestion worker: a process that serves only gRPC health and metrics, and runs
-one worker loop in the background that handles up to RAG_WORKER_CONCURRENCY jobs at once."""
+one worker loop in the background that handles up to RAG_WORKER_CONCURRENCY jobs at once. Chunks
+go to the Qdrant server directly when RAG_VECTOR_URL is set, else through the retrieval service
+(`chunk_writes.py`)."""
 
 from __future__ import annotations
 
@@ -9,20 +11,20 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import grpc
 
+from ragplatform.backends.embedders.base import Embedder
 from ragplatform.backends.embedders.factory import make_embedder
-from ragplatform.core.clients import open_channel, upstream_errors
+from ragplatform.core.clients import open_channel
 from ragplatform.core.server import ServiceApp, Wiring
 from ragplatform.core.settings import ParseSettings, WorkerSettings
-from ragplatform.domain.models import Document
 from ragplatform.domain.parsers.limits import MIB, ParseLimits
 from ragplatform.ingestion.backends import open_ingestion_backends
-from ragplatform.ingestion.chunk_writes import RetrievalChunkWriter
+from ragplatform.ingestion.chunk_writes import ChunkWriter, RetrievalChunkWriter, VectorStoreChunkWriter
 from ragplatform.ingestion.index_batcher import IndexBatcher
 from ragplatform.ingestion.parse_sandbox import ParseSandbox, SandboxPolicy
 from ragplatform.ingestion.pipeline import ChunkingPolicy
 from ragplatform.ingestion.sweeper import LostMessageSweeper
 from ragplatform.ingestion.worker import IngestionWorker, RetryPolicy
-from ragplatform.v1 import retrieval_pb2, retrieval_pb2_grpc
+from ragplatform.v1 import retrieval_pb2_grpc
 
 
 def build_worker_app(settings: WorkerSettings) -> ServiceApp:
@@ -39,19 +41,9 @@ def build_worker_app(settings: WorkerSettings) -> ServiceApp:
             stack.push_async_callback(embedder.close)
             # Load the model before reporting SERVING: the first job should not pay for it.
             await embedder.embed_documents(["warm up"])
-            channel = open_channel(settings.retrieval_addr, token)
-            stack.push_async_callback(channel.close)
-            retrieval = retrieval_pb2_grpc.RetrievalServiceStub(channel)
-
-            batcher = IndexBatcher(RetrievalChunkWriter(retrieval, embedder.name).write)
+            writer = await open_chunk_writer(stack, settings, token, embedder)
+            batcher = IndexBatcher(writer.write)
             stack.push_async_callback(batcher.close)
-
-            async def trim(document: Document, keep_below: int) -> None:
-                request = retrieval_pb2.DeleteDocumentChunksRequest(
-                    tenant_id=document.tenant_id, document_id=document.document_id, keep_below_index=keep_below
-                )
-                with upstream_errors("retrieval"):
-                    await retrieval.DeleteDocumentChunks(request, timeout=60)
 
             sandbox = ParseSandbox(sandbox_policy(settings))
             await sandbox.start()
@@ -77,7 +69,7 @@ def build_worker_app(settings: WorkerSettings) -> ServiceApp:
                     blobs,
                     embedder,
                     batcher.index,
-                    trim,
+                    writer.trim,
                     chunking,
                     retry,
                     settings.poll_seconds,
@@ -106,6 +98,24 @@ def build_worker_app(settings: WorkerSettings) -> ServiceApp:
             *([sweep] if settings.lost_message_sweep_seconds > 0 else []),
         ],
     )
+
+
+async def open_chunk_writer(
+    stack: AsyncExitStack, settings: WorkerSettings, token: str | None, embedder: Embedder
+) -> ChunkWriter:
+    """Where the worker stores chunks: the Qdrant server itself when RAG_VECTOR_URL names one
+    (opened now: a collection of another dimension or embedding model is refused before any
+    job runs), else the retrieval service. Closed with `stack`."""
+    if settings.vector_url:
+        from ragplatform.backends.vectors.qdrant_server import QdrantServerStore  # qdrant-client: only then
+
+        vectors = QdrantServerStore(settings)
+        stack.push_async_callback(vectors.close)
+        await vectors.open(embedder.dimension, embedder.name)
+        return VectorStoreChunkWriter(vectors)
+    channel = open_channel(settings.retrieval_addr, token)
+    stack.push_async_callback(channel.close)
+    return RetrievalChunkWriter(retrieval_pb2_grpc.RetrievalServiceStub(channel), embedder.name)
 
 
 def sandbox_policy(settings: ParseSettings) -> SandboxPolicy:

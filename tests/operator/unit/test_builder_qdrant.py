@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.operator.unit.conftest import find, names_of, render
 
 
@@ -47,15 +49,17 @@ def test_three_nodes_form_a_cluster_through_the_headless_service(production: dic
     assert {p["name"] for p in headless["spec"]["ports"]} == {"http", "grpc", "p2p"}
 
 
-def test_retrieval_uses_the_client_service_with_the_api_key(production: dict[str, Any]) -> None:
+@pytest.mark.parametrize("tier", ["retrieval", "workers"])
+def test_retrieval_and_workers_use_the_client_service_with_the_api_key(production: dict[str, Any], tier: str) -> None:
     children = render(production, name="rag-prod")
     client = find(children, "Service", "rag-prod-qdrant")
-    retrieval = find(children, "Deployment", "rag-prod-retrieval")["spec"]["template"]["spec"]["containers"][0]
-    env = {e["name"]: e for e in retrieval["env"]}
+    container = find(children, "Deployment", f"rag-prod-{tier}")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in container["env"]}
 
     assert {p["port"] for p in client["spec"]["ports"]} == {6333, 6334}
     assert env["RAG_VECTOR_URL"]["value"] == "http://rag-prod-qdrant.rag-test.svc:6333"
     assert env["RAG_VECTOR_API_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "ragplatform-qdrant"
+    assert env["RAG_VECTOR_COLLECTION"]["value"] == "ragplatform_chunks"
 
 
 def test_snapshot_cronjob_snapshots_the_collection_on_every_node(production: dict[str, Any]) -> None:

@@ -34,13 +34,15 @@ QUEUE = {"RAG_QUEUE_URL", "RAG_QUEUE_NAME"}
 # RAG_S3_ENDPOINT_URL only for non-AWS storage: the production example uses AWS S3.
 BLOBS = {"RAG_BLOB_URL", "RAG_S3_REGION", "RAG_S3_ACCESS_KEY_ID", "RAG_S3_SECRET_ACCESS_KEY"}
 EMBEDDER = {"RAG_EMBEDDER", "RAG_EMBEDDING_URL", "RAG_EMBEDDING_MODEL", "RAG_EMBEDDING_DIMENSION"}
+# Workers too: they write chunks to the Qdrant server themselves.
+VECTORS = {"RAG_VECTOR_URL", "RAG_VECTOR_COLLECTION"}
 REQUIRED: dict[str, set[str]] = {
     "gateway": COMMON
     | STORE
     | {"RAG_REDIS_URL", "RAG_INGESTION_ADDR", "RAG_RETRIEVAL_ADDR", "RAG_GENERATION_ADDR", "RAG_CONVERSATION_ADDR"},
     "ingestion": COMMON | STORE | QUEUE | BLOBS | {"RAG_RETRIEVAL_ADDR"},
-    "ingestion-worker": COMMON | STORE | QUEUE | BLOBS | EMBEDDER | {"RAG_RETRIEVAL_ADDR"},
-    "retrieval": COMMON | EMBEDDER | {"RAG_VECTOR_URL", "RAG_VECTOR_COLLECTION"},
+    "ingestion-worker": COMMON | STORE | QUEUE | BLOBS | EMBEDDER | VECTORS | {"RAG_RETRIEVAL_ADDR"},
+    "retrieval": COMMON | EMBEDDER | VECTORS,
     "generation": COMMON | {"RAG_LLM", "RAG_LLM_URL", "RAG_LLM_MODEL"},
     "conversation": COMMON | STORE,
 }

@@ -52,7 +52,7 @@ from ragplatform.backends.vectors.payload import (
 )
 from ragplatform.backends.vectors.points_writer import PointsWriter
 from ragplatform.core.redaction import redact_url
-from ragplatform.core.settings import VectorSettings
+from ragplatform.core.settings import VectorServerSettings
 from ragplatform.domain.errors import FailedPrecondition, Internal, InvalidArgument, Unavailable
 from ragplatform.domain.fusion import relative_score_fusion
 from ragplatform.domain.models import ChunkPoint, HybridFusion, ScoredPassage, SearchQuery, SparseVector
@@ -85,7 +85,7 @@ class QdrantServerStore:
 
     def __init__(
         self,
-        settings: VectorSettings,
+        settings: VectorServerSettings,
         *,
         client: AsyncQdrantClient | None = None,
         upsert_batch_size: int = DEFAULT_UPSERT_BATCH,
