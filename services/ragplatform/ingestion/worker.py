@@ -6,8 +6,10 @@ again; indexing is idempotent). Retryable failures are retried with exponential 
 RAG_JOB_MAX_ATTEMPTS; after that, or for a document that can never be ingested, the job is
 FAILED with a reason and the message is dead-lettered (retryable) or acked (rejected).
 A worker runs up to `concurrency` jobs at once (RAG_WORKER_CONCURRENCY): one receive takes as
-many messages as there are free slots, and each job runs and records its outcome on its own; a
-job whose success is stored gives its slot to the next message while its ack is sent.
+many messages as there are free slots, and each job runs and records its outcome on its own. A
+job whose chunks are stored gives its slot to the next message while its success is recorded and
+its message acked (round trips that hold no document and take no CPU to speak of); at most
+`concurrency` such jobs more are in hand.
 The jobs' calls to the store and the queue that arrive together (claims, successes, acks) share
 round trips (`GroupCommit`): one statement or command for the jobs that reached that step
 meanwhile, instead of one each. While jobs are in hand, the worker extends their messages'
@@ -113,7 +115,8 @@ class IngestionWorker:
         self._parse = parse
         self._concurrency = max(1, concurrency)
         self._running: dict[str, QueueMessage] = {}  # job id -> its message, for the jobs in hand
-        self._acking: set[str] = set()  # the jobs in hand whose outcome is stored: only the ack is left
+        # The jobs in hand whose chunks are stored: only recording the success and the ack are left.
+        self._finishing: set[str] = set()
         self._slot_freed = asyncio.Event()
         self.consumer = consumer or f"{socket.gethostname()}-{id(self):x}"
         self._depth_reported = 0.0
@@ -132,8 +135,10 @@ class IngestionWorker:
         heartbeat = asyncio.create_task(self._heartbeat()) if self._heartbeat_seconds else None
         try:
             while not stopping.is_set():
-                # A job whose outcome is stored holds its slot no longer: only its ack is left.
-                free = self._concurrency - len(in_hand) + len(self._acking)
+                # A job whose chunks are stored holds its slot no longer (see the module docstring).
+                free = min(
+                    self._concurrency - len(in_hand) + len(self._finishing), 2 * self._concurrency - len(in_hand)
+                )
                 if free <= 0:
                     self._slot_freed.clear()
                     await self._slot_freed.wait()
@@ -204,10 +209,17 @@ class IngestionWorker:
             await _sleep_unless(stopping, min(5.0, self._poll * 2))
         finally:
             self._running.pop(message.job_id, None)
-            self._acking.discard(message.job_id)
+            self._finishing.discard(message.job_id)
 
     def _free_slot(self, *_: object) -> None:
         self._slot_freed.set()
+
+    def _chunks_stored(self, job_id: str) -> None:
+        """The job's document is indexed: its slot goes to the next message while its success is
+        recorded and its message acked (the ack still waits for the durable success)."""
+        if job_id in self._running:  # a job run through `handle` alone has no slot
+            self._finishing.add(job_id)
+            self._free_slot()
 
     async def handle(self, message: QueueMessage) -> None:
         """Process one message to an outcome. Raises `RagError` only when a backend fails while
@@ -265,10 +277,8 @@ class IngestionWorker:
             log.exception("job crashed")
             await self._retry_or_give_up(message, job, f"unexpected error ({type(exc).__name__}); see worker logs")
         else:
-            # The job is done (its success is stored): its slot goes to the next message while
-            # the ack is on its way; `handle` still returns only once the message is acked.
-            self._acking.add(message.job_id)
-            self._free_slot()
+            # Its slot went to the next message once the chunks were stored (`_chunks_stored`);
+            # `handle` still returns only once the message is acked.
             with _timed("ack"):
                 await self._ack(message)
             JOBS_FINISHED.labels("succeeded").inc()
@@ -323,6 +333,7 @@ class IngestionWorker:
             )
             _STAGES["index"].observe(indexing)
             _STAGES["pipeline"].observe(time.perf_counter() - began - indexing)
+            self._chunks_stored(job.job_id)
             # One statement when the document was not uploaded again meanwhile (the usual case).
             with _timed("finish"):
                 succeeded = await self._successes.submit((job.job_id, chunks))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -455,6 +455,38 @@ async def test_a_finished_job_frees_its_slot_while_its_ack_is_on_its_way(rig: Ri
         assert await rig.queue.depth() == 0
     finally:
         await held.close()
+
+
+async def test_a_job_whose_chunks_are_stored_frees_its_slot_while_its_success_is_recorded(rig: Rig) -> None:
+    outcomes = [await rig.upload(f"doc-{i}.txt", f"Document {i} is about pump {i}.".encode()) for i in range(4)]
+    successes_go = asyncio.Event()
+    succeed = rig.store.succeed_latest_jobs
+
+    async def held_successes(jobs: Sequence[tuple[str, int]]) -> list[Job | None]:
+        await successes_go.wait()  # a store slow to record successes, which no real store is on demand
+        return await succeed(jobs)
+
+    rig.store.succeed_latest_jobs = held_successes  # type: ignore[method-assign]
+    stopping = asyncio.Event()
+    running = asyncio.create_task(rig.worker(concurrency=1).run(stopping))
+
+    async def two_indexed() -> bool:  # one slot: the second document ran while the first's success waited
+        return rig.index.calls == 2
+
+    await until(two_indexed)
+    await asyncio.sleep(0.3)
+    assert rig.index.calls == 2  # bounded: at most `concurrency` jobs more wait to finish
+    assert [(await rig.job(o)).state for o in outcomes[:2]] == [JobState.RUNNING] * 2
+    assert await rig.queue.depth() == 4  # nothing acked before its success is stored
+    successes_go.set()
+
+    async def all_succeeded() -> bool:
+        return [(await rig.job(o)).state for o in outcomes] == [JobState.SUCCEEDED] * 4
+
+    await until(all_succeeded)
+    stopping.set()
+    await asyncio.wait_for(running, 10)
+    assert await rig.queue.depth() == 0
 
 
 async def test_one_bad_document_among_concurrent_jobs_fails_alone(rig: Rig) -> None:
