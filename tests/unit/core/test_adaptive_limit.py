@@ -276,15 +276,24 @@ def test_latency_the_limit_does_not_cause_does_not_starve_the_path() -> None:
     path.delay = 0.4
     path.run(15.0, arrivals=180)
     answers = path.run(10.0, arrivals=180)
-    assert len(answers) / 10.0 >= 0.75 * 60
+    assert len(answers) / 10.0 >= 0.7 * 60
     assert path.state.limit >= 100
-    # Without that judgement each cut by the gradient is followed by another, all the way down.
-    blind = replace(BUDGETED, unexplained_share=0.0)
+    # Without that judgement, nor the floor at what the path lately held with no queue, each cut
+    # by the gradient is followed by another, all the way down.
+    blind = replace(BUDGETED, unexplained_share=0.0, sustained_floor=0.0)
     path = SyntheticPath(initial_state(blind, 0.0), capacity=60, policy=blind)
     path.run(20.0, arrivals=180)
     path.delay = 0.4
     path.run(15.0, arrivals=180)
     assert len(path.run(10.0, arrivals=180)) / 10.0 < 0.5 * 60
+
+
+def test_a_cut_by_the_answers_keeps_most_of_what_the_path_lately_held_with_no_queue() -> None:
+    state = run_budgeted(slow_answers(LimitState(limit=150.0, interval_began=0.0, sustained=140.0)), start=10.0)
+    assert state.limit == pytest.approx(0.9 * 140, rel=0.01)  # the gradient alone: ~104
+    assert state.cut_by == "latency"
+    held = LimitState(limit=120.0, interval_began=0.0, sustained=140.0)
+    assert run_budgeted(slow_answers(held), start=10.0).limit == 120  # already under it: no cut
 
 
 def test_after_a_lull_the_limit_waits_for_answers_before_it_rises() -> None:
