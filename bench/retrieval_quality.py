@@ -62,6 +62,7 @@ from bench.sqlitedoc_corpus import sqlitedoc_corpus
 from ragplatform.backends.embedders.base import Embedder
 from ragplatform.backends.embedders.e5_small import E5SmallEmbedder
 from ragplatform.backends.embedders.minilm import MiniLMEmbedder
+from ragplatform.backends.embedders.minilm_onnx import QueryPrecision
 from ragplatform.backends.llms.base import AnswerRequest
 from ragplatform.backends.llms.extractive import ExtractiveAnswerGenerator
 from ragplatform.backends.rerankers.base import Reranker
@@ -92,9 +93,13 @@ class CachedEmbedder:
     text's SHA-1 (queries apart: e5 embeds them with another prefix). Chunks are cut by MiniLM's
     tokenizer whatever the model, so every embedder is compared on the same chunks."""
 
-    def __init__(self, key: str = "minilm", cache: Path | None = None) -> None:
-        self._chunker = MiniLMEmbedder()
+    def __init__(
+        self, key: str = "minilm", cache: Path | None = None, query_precision: QueryPrecision = "fp32"
+    ) -> None:
+        self._chunker = MiniLMEmbedder(cache_dir=RESULTS / "model-cache", query_precision=query_precision)
         self._model: Embedder = self._chunker if key == "minilm" else E5SmallEmbedder()
+        # MiniLM's queries in int8 are other vectors than fp32's: cached under their own keys.
+        self._query_role = "query:" if query_precision == "fp32" or key != "minilm" else f"query-{query_precision}:"
         self._file = cache or RESULTS / f"embeddings-{key}.npz"
         self._cache: dict[str, np.ndarray] = dict(np.load(self._file)) if self._file.exists() else {}
         self.name = f"{self._model.name} (cached)"
@@ -122,7 +127,7 @@ class CachedEmbedder:
         return await self._cached(texts, "")
 
     async def embed_query(self, text: str) -> list[float]:
-        return (await self._cached([text], "query:"))[0]
+        return (await self._cached([text], self._query_role))[0]
 
     async def close(self) -> None:
         await self._model.close()
@@ -301,6 +306,12 @@ async def main() -> None:
         help="the dense model of every row (another than minilm adds the plain RRF baseline with MiniLM dense)",
     )
     parser.add_argument("--embedding-cache", type=Path, help="the --embedder's cache file (default: in bench/results)")
+    parser.add_argument(
+        "--query-precision",
+        choices=["fp32", "int8"],
+        default="fp32",
+        help="MiniLM's query graph (RAG_MINILM_QUERY_PRECISION); documents stay fp32",
+    )
     parser.add_argument("--rerank", choices=["remote", "llm"], help="add a row with this reranker after the default")
     parser.add_argument("--rerank-url", default="", help="the reranker's base URL (TEI/Infinity, or the chat endpoint)")
     parser.add_argument("--rerank-model", default="", help="model name sent to the reranker")
@@ -316,7 +327,7 @@ async def main() -> None:
             RetrievalSettings, rerank=args.rerank, rerank_url=args.rerank_url, rerank_model=args.rerank_model
         )
         reranker = make_reranker(settings)
-    embedder = CachedEmbedder(args.embedder, args.embedding_cache)
+    embedder = CachedEmbedder(args.embedder, args.embedding_cache, args.query_precision)
     minilm = CachedEmbedder() if args.embedder != "minilm" else None
     chunking = CHUNKING
     if args.heading_weight is not None:

@@ -6,6 +6,13 @@ on a 1,000-chunk store, measured in the same run.
 
     python bench/search_latency.py [--sizes 10000 100000] [--queries 300] [--embedder hashing|minilm]
         [--index-threshold 5000] [--service-cpus 0] [--harness-cpus 1] [--gateway-only]
+        [--compare-tree DIR]
+
+`--compare-tree DIR` (a checkout of another commit, e.g. `git worktree add /tmp/base main`)
+replaces phases 3 and 4 with a before/after of the default path: hybrid on the indexed store,
+with DIR's code and with this tree's, each query sent to both in turn (two platforms, so
+less of the services' CPU goes to idle platforms than in phase 3). Both get the same settings
+(the defaults, and --embedder for retrieval).
 
 Phases, per size:
 1. the exact store is generated once and cached under bench/results/search-latency/;
@@ -152,18 +159,27 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
 
 
 def platform(
-    source_data: Path, scratch: Path, name: str, cpus: set[int], env: dict[str, str], embedder: str = "hashing"
+    source_data: Path,
+    scratch: Path,
+    name: str,
+    cpus: set[int],
+    env: dict[str, str],
+    embedder: str = "hashing",
+    tree: Path | None = None,
 ) -> PlatformProcesses:
     """A platform on a copy of `source_data`'s vector store. The copy forgets which embedder
     recorded itself in the store (the vectors are synthetic: any 384-dimensional embedder may
     search them, and the cached index was built by a `hashing` platform). `embedder` is the
     retrieval service's (the one that embeds a Search's query); the others keep `hashing`, so
-    that no idle ingestion worker holds a second copy of the model."""
+    that no idle ingestion worker holds a second copy of the model. `tree`: run another
+    checkout's code (its source roots first on PYTHONPATH) instead of this one's."""
     data = scratch / name
     shutil.copytree(store_dir(source_data), store_dir(data))
     (store_dir(data) / EMBEDDER_RECORD).unlink(missing_ok=True)
     base_env = {"RAG_RATE_LIMIT_RPS": "100000", "RAG_RATE_LIMIT_BURST": "100000", "RAG_VECTOR_INDEX_THRESHOLD": "0"}
     retrieval = {"retrieval": {"RAG_EMBEDDER": embedder, "RAG_MODEL_CACHE_DIR": str(MODEL_CACHE)}}
+    if tree is not None:
+        base_env["PYTHONPATH"] = os.pathsep.join(str(tree / root) for root in ("services", "operator"))
     return PlatformProcesses(data, extra_env=base_env | env, service_env=retrieval, cpus=cpus)
 
 
@@ -303,6 +319,9 @@ async def measure_size(size: int, args: argparse.Namespace, base: np.ndarray, so
         dense, hybrid = {"RAG_RETRIEVAL_MODE": "dense"}, {"RAG_RETRIEVAL_MODE": "hybrid"}
         indexed_env = index_env(args.index_threshold)
         model = args.embedder
+        if args.compare_tree is not None:
+            await compare_trees(size, args.compare_tree, indexed, scratch, cpus, hybrid | indexed_env, model, queries)
+            return
         platforms = {
             "floor (1k chunks)": platform(floor, scratch, "floor", cpus, dense, model),
             "gw dense, exact": platform(exact, scratch, "de", cpus, dense, model),
@@ -346,6 +365,29 @@ async def measure_size(size: int, args: argparse.Namespace, base: np.ndarray, so
             row(size, f"store {mode}, {name}", *percentiles(s), note)
 
 
+async def compare_trees(
+    size: int,
+    tree: Path,
+    indexed: Path,
+    scratch: Path,
+    cpus: set[int],
+    env: dict[str, str],
+    model: str,
+    queries: list[str],
+) -> None:
+    """The default path (hybrid, indexed) with `tree`'s code and with this tree's, side by side."""
+    here = Path(__file__).resolve().parents[1]
+    before, after = f"before: {tree.name}"[:26], f"after: {here.name}"[:26]
+    platforms = {
+        before: platform(indexed, scratch, "before", cpus, env, model, tree=tree.resolve()),
+        after: platform(indexed, scratch, "after", cpus, env, model),
+    }
+    gateway = {name: percentiles(s) for name, s in (await through_gateways(platforms, queries)).items()}
+    before50, before99 = gateway[before]
+    for name, (p50, p99) in gateway.items():
+        row(size, name, p50, p99, f"(x{p50 / before50:.2f} / x{p99 / before99:.2f} before)")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
@@ -357,6 +399,9 @@ async def main() -> None:
         "--embedder", choices=["hashing", "minilm"], default="hashing", help="RAG_EMBEDDER of the measured platforms"
     )
     parser.add_argument("--gateway-only", action="store_true", help="skip the in-process store phase")
+    parser.add_argument(
+        "--compare-tree", type=Path, help="another checkout: its default path side by side with this tree's"
+    )
     args = parser.parse_args()
     os.sched_setaffinity(0, parse_cpus(args.harness_cpus))
     base, source = base_embeddings()

@@ -309,6 +309,31 @@ async def test_minilm_reuses_the_exported_graph_and_survives_a_broken_one(
 
 
 @pytest.mark.localmodel
+@needs_onnx
+async def test_minilm_int8_queries_are_close_to_the_torch_models_vectors_and_cached(tmp_path: Path) -> None:
+    from ragplatform.backends.embedders.minilm import MiniLMEmbedder
+
+    cache = tmp_path / "cache"  # its own: the fp32 graph is exported, then quantized, into it
+    int8 = MiniLMEmbedder(cache_dir=cache, query_precision="int8")
+    texts = real_texts()
+    through_torch = await int8.embed_documents(texts)  # documents stay fp32
+    cosines = [
+        cosine(await int8.embed_query(text), expected) for text, expected in zip(texts, through_torch, strict=True)
+    ]
+    assert int8.query_runtime_used == "onnx"
+    assert min(cosines) >= 0.98
+    assert max(cosines) < 0.99999  # really the rounded weights, not the fp32 graph again
+    [int8_graph] = list(cache.glob("all-MiniLM-L6-v2-*-int8-*.onnx"))
+    [fp32_graph] = [graph for graph in cache.glob("*.onnx") if graph != int8_graph]  # quantized from it
+    # The MatMul weights (~42 of the 90 MB) in int8; the embedding tables stay fp32.
+    assert int8_graph.stat().st_size < 0.7 * fp32_graph.stat().st_size
+    quantized_at = int8_graph.stat().st_mtime_ns
+    again = MiniLMEmbedder(cache_dir=cache, query_precision="int8")
+    assert await again.embed_query(texts[0]) == await int8.embed_query(texts[0])
+    assert int8_graph.stat().st_mtime_ns == quantized_at  # loaded from the cache, not quantized again
+
+
+@pytest.mark.localmodel
 @needs_local_model
 async def test_minilm_queries_fall_back_to_torch_without_onnxruntime(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path

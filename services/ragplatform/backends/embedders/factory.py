@@ -22,7 +22,7 @@ def make_embedder(settings: EmbedderSettings) -> Embedder:
 
         return HashingEmbedder(settings.embedding_dimension)
     if settings.embedder == "minilm":
-        return _shared_minilm(settings.minilm_query_runtime, settings.model_cache)
+        return _shared_minilm(settings.minilm_query_runtime, settings.model_cache, settings.minilm_query_precision)
     if settings.embedder == "e5-small":
         return _shared_e5_small()
     from ragplatform.backends.embedders.openai_compatible import OpenAIEmbedder
@@ -31,12 +31,14 @@ def make_embedder(settings: EmbedderSettings) -> Embedder:
 
 
 @functools.cache
-def _shared_minilm(query_runtime: Literal["onnx", "torch"], cache_dir: Path) -> Embedder:
+def _shared_minilm(
+    query_runtime: Literal["onnx", "torch"], cache_dir: Path, query_precision: Literal["fp32", "int8"] = "fp32"
+) -> Embedder:
     """One MiniLM per process: services sharing a process (`ragplatform dev`) share the model in
     memory and its one-encode-at-a-time lock, instead of loading it twice and thrashing."""
     from ragplatform.backends.embedders.minilm import MiniLMEmbedder
 
-    return MiniLMEmbedder(query_runtime=query_runtime, cache_dir=cache_dir)
+    return MiniLMEmbedder(query_runtime=query_runtime, cache_dir=cache_dir, query_precision=query_precision)
 
 
 @functools.cache

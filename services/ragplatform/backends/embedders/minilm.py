@@ -15,7 +15,9 @@ Callers may rely on: the model loads lazily on the first embedding (a few second
 query path, a few more the first time its graph is exported), once per process; encoding runs in
 a worker thread (the event loop stays free); torch runs one batch at a time (it already uses
 every core for one batch), while ONNX queries run beside it, each on one thread; vectors are unit
-length, and a query's vector is the same whichever path made it (cosine >= 0.9999);
+length, and a query's vector is the same whichever path made it (cosine >= 0.9999), except with
+RAG_MINILM_QUERY_PRECISION=int8 (the ONNX graph's MatMul weights in int8: about half the CPU,
+cosine >= 0.98 to the fp32 vector, checked at load);
 `count_tokens` counts with the model's own WordPiece tokenizer (without [CLS]/[SEP]). The model
 reads at most 256 word pieces per text and silently ignores the rest, so chunks should stay below
 that.
@@ -79,11 +81,13 @@ class MiniLMEmbedder:
         batch_size: int = 32,
         query_runtime: Literal["onnx", "torch"] = "onnx",
         cache_dir: Path = Path(".ragplatform/model-cache"),
+        query_precision: Literal["fp32", "int8"] = "fp32",
     ) -> None:
         require_local_embeddings()
         self._batch_size = batch_size
         self._path = model_path()
         self._query_runtime = query_runtime
+        self._query_precision = query_precision
         self._cache_dir = cache_dir
         self._load_lock = threading.Lock()
         # One torch encode at a time: concurrent torch calls on 2 cores only thrash.
@@ -164,7 +168,7 @@ class MiniLMEmbedder:
         try:
             from ragplatform.backends.embedders import minilm_onnx
 
-            encoder = minilm_onnx.load(self._path, self._cache_dir, model)
+            encoder = minilm_onnx.load(self._path, self._cache_dir, model, self._query_precision)
         except Exception as exc:  # any failure: the torch path still answers, the same vectors
             log.warning(
                 "minilm_onnx_query_path_unavailable",
@@ -175,7 +179,11 @@ class MiniLMEmbedder:
                 "or set RAG_MINILM_QUERY_RUNTIME=torch to silence this",
             )
             return None
-        log.info("minilm_onnx_query_path_ready", seconds=round(time.perf_counter() - started, 2))
+        log.info(
+            "minilm_onnx_query_path_ready",
+            precision=self._query_precision,
+            seconds=round(time.perf_counter() - started, 2),
+        )
         return encoder
 
     def _encode_query(self, text: str) -> list[float]:
