@@ -58,6 +58,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.ask_throughput import backend_counts
 from bench.process_cpu import CpuMeter
 from ragplatform.backends.embedders.factory import make_embedder
 from ragplatform.backends.store.base import Store
@@ -223,6 +224,9 @@ class DrainResult:
     stages: dict[str, tuple[float, float]]  # the worker's job stage -> (sum of seconds, count)
     write_documents: tuple[float, float]  # documents per shared chunk write: (sum, count)
     call_jobs: dict[str, tuple[float, float]]  # the worker's shared call (claim, success, ack) -> jobs (sum, count)
+    # SQL statements PgBouncer passed on and Redis commands during the window, the harness's own
+    # progress polls left out (production backends only).
+    backend_calls: tuple[int, int] | None = None
 
 
 async def unfinished_jobs(store: Store) -> int:
@@ -287,6 +291,7 @@ async def drain(
     meter_pids: dict[str, int],
     worker_cpus: set[int],
     profile: Path | None = None,
+    backends: ProductionBackends | None = None,
 ) -> DrainResult:
     """Start one worker (pinned to `worker_cpus`), wait until it has finished every job, stop it.
     The window measured runs from the first time the harness sees a job finished (polling every
@@ -305,11 +310,14 @@ async def drain(
         meter = CpuMeter({"worker": processes.pid(WORKER), **meter_pids}, trees={"postgres"})
         profilers: list[subprocess.Popen[bytes]] = []
         started, left_at_start = 0.0, len(job_ids)
+        counts_at_start, polls = (0, 0), 0
         while time.time() - launched < timeout:
             left = await unfinished_jobs(store)
+            polls += 1 if started else 0
             if not started and left < len(job_ids):
                 started, left_at_start = time.time(), left
                 meter.start()
+                counts_at_start = backend_counts(backends) if backends else (0, 0)
                 if profile:
                     profiled = {"worker": processes.pid(WORKER), "retrieval": processes.pid("retrieval")}
                     profiled |= {name: pid for name, pid in meter_pids.items() if name == "qdrant double"}
@@ -322,6 +330,12 @@ async def drain(
                 raise RuntimeError(f"the worker exited with {processes.processes[WORKER].returncode}")
             await asyncio.sleep(0.1 if not started else 0.25)
         meter.stop()
+        backend_calls = None
+        if backends is not None:
+            await asyncio.sleep(1.0)  # the ack and the last statements land; nothing else runs now
+            statements, commands = backend_counts(backends)
+            # Each progress poll is two COUNT statements; the Redis INFO reads are one command each.
+            backend_calls = (statements - counts_at_start[0] - 2 * polls, commands - counts_at_start[1] - 1)
         for profiler in profilers:
             stop_profiler(profiler)
         if left := await unfinished_jobs(store):
@@ -335,7 +349,9 @@ async def drain(
     finish = {job_id: job.updated_at.ToDatetime(tzinfo=UTC).timestamp() for job_id, job in jobs.items()}
     chunks = sum(job.chunks_done for job in jobs.values()) * left_at_start // max(1, len(jobs))
     failed = {job_id: job.error for job_id, job in jobs.items() if job.state not in TERMINAL_STATES or job.error}
-    return DrainResult(left_at_start, chunks, max(finish.values()) - started, meter.used, failed, stages, writes, calls)
+    return DrainResult(
+        left_at_start, chunks, max(finish.values()) - started, meter.used, failed, stages, writes, calls, backend_calls
+    )
 
 
 # --- the Qdrant double, in a process of its own ----------------------------------------------------
@@ -434,6 +450,12 @@ def print_drain(result: DrainResult, raw: float, concurrency: str) -> None:
                 f"{call} {total / count:.1f}" for call, (total, count) in sorted(result.call_jobs.items()) if count
             )
             + " (a worker's concurrent jobs share their store and queue calls)"
+        )
+    if result.backend_calls is not None:
+        statements, commands = result.backend_calls
+        print(
+            f"backend calls per doc: {statements / result.documents:.2f} SQL statements (via PgBouncer), "
+            f"{commands / result.documents:.2f} Redis commands"
         )
     if result.failed:
         print(f"FAILED jobs         : {len(result.failed)}, e.g. {next(iter(result.failed.values()))}")
@@ -554,6 +576,7 @@ def main() -> None:
                     {**services, **others},
                     worker_cpus,
                     args.profile if number == 0 else None,
+                    backends,
                 )
             )
             print(f"--- level {number + 1}: {len(uploads.job_ids)} uploads, then one worker drains them")
