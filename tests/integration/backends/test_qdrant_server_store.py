@@ -14,11 +14,17 @@ import math
 from collections.abc import AsyncIterator
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 from qdrant_client import AsyncQdrantClient, models
 
 from ragplatform.backends.vectors.payload import SPARSE_VECTOR, chunk_payload
 from ragplatform.backends.vectors.qdrant_server import QdrantServerStore
 from ragplatform.core.settings import VectorSettings, load_settings
+from ragplatform.core.tracing import disable_tracing, enable_tracing
+from ragplatform.core.tracing_state import tracer
 from ragplatform.domain.errors import FailedPrecondition, Internal, Unavailable
 from ragplatform.domain.fusion import relative_score_fusion
 from ragplatform.domain.models import ChunkPoint, HybridFusion, SearchQuery
@@ -321,5 +327,33 @@ async def test_any_other_refusal_is_internal_and_quotes_qdrant() -> None:
         with pytest.raises(Internal, match=r"refused to store vectors \(404: .*chunks"):
             await store.upsert([point("a", "du", 1, unit(1, 0, 0, 0))])
     finally:
+        await store.close()
+        await double.stop()
+
+
+async def test_an_upsert_to_a_server_is_a_client_span_in_the_callers_trace() -> None:
+    # A worker writes its chunks here directly: the write shows in the ingestion job's trace.
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    double = QdrantRestDouble()
+    await double.start()
+    store = QdrantServerStore(settings(double.url))
+    enable_tracing(provider)
+    try:
+        await store.open(DIM)
+        with tracer().start_as_current_span("ingestion job") as job:
+            await store.upsert([point("a", "du", 0, unit(1, 0, 0, 0))])
+        [put] = [
+            s
+            for s in spans.get_finished_spans()
+            if str((s.attributes or {}).get("url.full", "")).endswith("/collections/chunks/points?wait=true")
+        ]
+        assert (put.name, put.kind) == ("PUT", SpanKind.CLIENT)
+        assert put.parent is not None
+        assert put.parent.span_id == job.get_span_context().span_id
+        assert (put.attributes or {})["http.response.status_code"] == 200
+    finally:
+        disable_tracing()
         await store.close()
         await double.stop()

@@ -1,5 +1,5 @@
-"""Upserts to a Qdrant server as one JSON body over aiohttp: the retrieval service's share of every
-ingested chunk.
+"""Upserts to a Qdrant server as one JSON body over aiohttp: every ingested chunk goes this way
+(from the worker, or from the retrieval service for an older worker).
 
 Why not qdrant-client's `upsert` there: for each point it validates a pydantic `PointStruct`
 (and its sparse vector), re-encodes the models through `jsonable_encoder`, and sends the body
@@ -23,6 +23,7 @@ import msgspec
 from qdrant_client.http.exceptions import UnexpectedResponse
 
 from ragplatform.backends.vectors.payload import SPARSE_VECTOR, chunk_payload, sparse_document_vector
+from ragplatform.core.tracing_state import http_client_span
 from ragplatform.domain.models import ChunkPoint
 
 _ENCODER = msgspec.json.Encoder()
@@ -61,12 +62,18 @@ class PointsWriter:
         """Store `points` and return once Qdrant applied the write (`wait=true`)."""
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
-        async with self._session.put(self._url, data=upsert_body(points), headers=self._headers) as response:
-            content = await response.read()
-            if response.status >= 400:
-                raise UnexpectedResponse(
-                    response.status, response.reason or "", content, httpx.Headers(dict(response.headers))
-                )
+        body = upsert_body(points)
+        headers = dict(self._headers)
+        # A span of its own in the ingestion job's trace: a worker writes here directly.
+        with http_client_span("PUT", self._url, headers) as span:
+            async with self._session.put(self._url, data=body, headers=headers) as response:
+                content = await response.read()
+                if span is not None:
+                    span.set_attribute("http.response.status_code", response.status)
+                if response.status >= 400:
+                    raise UnexpectedResponse(
+                        response.status, response.reason or "", content, httpx.Headers(dict(response.headers))
+                    )
 
     async def close(self) -> None:
         session, self._session = self._session, None
