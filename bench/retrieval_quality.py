@@ -62,7 +62,7 @@ from bench.sqlitedoc_corpus import sqlitedoc_corpus
 from ragplatform.backends.embedders.base import Embedder
 from ragplatform.backends.embedders.e5_small import E5SmallEmbedder
 from ragplatform.backends.embedders.minilm import MiniLMEmbedder
-from ragplatform.backends.embedders.minilm_onnx import QueryPrecision
+from ragplatform.backends.embedders.minilm_onnx import QUANTIZE_RECIPE, QueryPrecision
 from ragplatform.backends.llms.base import AnswerRequest
 from ragplatform.backends.llms.extractive import ExtractiveAnswerGenerator
 from ragplatform.backends.rerankers.base import Reranker
@@ -99,7 +99,7 @@ class CachedEmbedder:
         self._chunker = MiniLMEmbedder(cache_dir=RESULTS / "model-cache", query_precision=query_precision)
         self._model: Embedder = self._chunker if key == "minilm" else E5SmallEmbedder()
         # MiniLM's queries in int8 are other vectors than fp32's: cached under their own keys.
-        self._query_role = "query:" if query_precision == "fp32" or key != "minilm" else f"query-{query_precision}:"
+        self._query_role = "query:" if query_precision == "fp32" or key != "minilm" else f"query-{QUANTIZE_RECIPE}:"
         self._file = cache or RESULTS / f"embeddings-{key}.npz"
         self._cache: dict[str, np.ndarray] = dict(np.load(self._file)) if self._file.exists() else {}
         self.name = f"{self._model.name} (cached)"

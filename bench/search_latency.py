@@ -6,13 +6,14 @@ on a 1,000-chunk store, measured in the same run.
 
     python bench/search_latency.py [--sizes 10000 100000] [--queries 300] [--embedder hashing|minilm]
         [--index-threshold 5000] [--service-cpus 0] [--harness-cpus 1] [--gateway-only]
-        [--compare-tree DIR]
+        [--compare-tree DIR [--after-env NAME=VALUE ...]]
 
 `--compare-tree DIR` (a checkout of another commit, e.g. `git worktree add /tmp/base main`)
 replaces phases 3 and 4 with a before/after of the default path: hybrid on the indexed store,
 with DIR's code and with this tree's, each query sent to both in turn (two platforms, so
 less of the services' CPU goes to idle platforms than in phase 3). Both get the same settings
-(the defaults, and --embedder for retrieval).
+(the defaults, and --embedder for retrieval), except that each `--after-env` adds a third
+platform: this tree's with that one setting changed (e.g. RAG_MINILM_QUERY_PRECISION=int8).
 
 Phases, per size:
 1. the exact store is generated once and cached under bench/results/search-latency/;
@@ -320,7 +321,8 @@ async def measure_size(size: int, args: argparse.Namespace, base: np.ndarray, so
         indexed_env = index_env(args.index_threshold)
         model = args.embedder
         if args.compare_tree is not None:
-            await compare_trees(size, args.compare_tree, indexed, scratch, cpus, hybrid | indexed_env, model, queries)
+            env = hybrid | indexed_env
+            await compare_trees(size, args.compare_tree, indexed, scratch, cpus, env, model, queries, args.after_env)
             return
         platforms = {
             "floor (1k chunks)": platform(floor, scratch, "floor", cpus, dense, model),
@@ -374,14 +376,21 @@ async def compare_trees(
     env: dict[str, str],
     model: str,
     queries: list[str],
+    after_env: list[str],
 ) -> None:
-    """The default path (hybrid, indexed) with `tree`'s code and with this tree's, side by side."""
+    """The default path (hybrid, indexed) with `tree`'s code and with this tree's, side by side;
+    and this tree's with each of `after_env` (NAME=VALUE) set."""
     here = Path(__file__).resolve().parents[1]
     before, after = f"before: {tree.name}"[:26], f"after: {here.name}"[:26]
     platforms = {
         before: platform(indexed, scratch, "before", cpus, env, model, tree=tree.resolve()),
         after: platform(indexed, scratch, "after", cpus, env, model),
     }
+    for i, setting in enumerate(after_env):
+        name, _, value = setting.partition("=")
+        platforms[f"after, {setting.removeprefix('RAG_')}"[:26]] = platform(
+            indexed, scratch, f"after{i}", cpus, env | {name: value}, model
+        )
     gateway = {name: percentiles(s) for name, s in (await through_gateways(platforms, queries)).items()}
     before50, before99 = gateway[before]
     for name, (p50, p99) in gateway.items():
@@ -401,6 +410,13 @@ async def main() -> None:
     parser.add_argument("--gateway-only", action="store_true", help="skip the in-process store phase")
     parser.add_argument(
         "--compare-tree", type=Path, help="another checkout: its default path side by side with this tree's"
+    )
+    parser.add_argument(
+        "--after-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="with --compare-tree: one more platform, this tree's with this setting",
     )
     args = parser.parse_args()
     os.sched_setaffinity(0, parse_cpus(args.harness_cpus))

@@ -248,8 +248,9 @@ class EmbedderSettings(CommonSettings):
     minilm_query_precision: Literal["fp32", "int8"] = Field(
         "fp32",
         description="The weights of `minilm`'s ONNX query graph: `fp32` (the model's own vectors) or `int8` "
-        "(the MatMul weights quantized per channel at first use, cached beside the fp32 graph: about half the "
-        "CPU per query, vectors at cosine ~0.995 of fp32's). Documents are embedded in fp32 either way.",
+        "(most MatMul weights quantized per channel at first use, cached beside the fp32 graph: ~0.6 of the "
+        "CPU per query, vectors at cosine ~0.997 of fp32's; moves single questions, docs/retrieval.md). "
+        "Documents are embedded in fp32 either way.",
     )
     model_cache_dir: Path | None = Field(
         None,

@@ -16,7 +16,7 @@ query path, a few more the first time its graph is exported), once per process; 
 a worker thread (the event loop stays free); torch runs one batch at a time (it already uses
 every core for one batch), while ONNX queries run beside it, each on one thread; vectors are unit
 length, and a query's vector is the same whichever path made it (cosine >= 0.9999), except with
-RAG_MINILM_QUERY_PRECISION=int8 (the ONNX graph's MatMul weights in int8: about half the CPU,
+RAG_MINILM_QUERY_PRECISION=int8 (most of the ONNX graph's MatMul weights in int8: ~0.6 of the CPU,
 cosine >= 0.98 to the fp32 vector, checked at load);
 `count_tokens` counts with the model's own WordPiece tokenizer (without [CLS]/[SEP]). The model
 reads at most 256 word pieces per text and silently ignores the rest, so chunks should stay below
