@@ -436,11 +436,12 @@ class WorkersTierSpec(_TierCommon):
         "only after max(300, this) seconds without an acknowledgement.",
     )
     concurrency: int = Field(
-        16,
+        32,
         ge=1,
         le=64,
         description="Jobs one worker process runs at once (one receive takes as many messages); a slow document "
-        "holds up only its own slot while others go on.",
+        "holds up only its own slot while others go on. Each job in hand holds its document: lower it for "
+        "very large files.",
     )
 
     @model_validator(mode="after")

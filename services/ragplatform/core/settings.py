@@ -427,11 +427,12 @@ class WorkerSettings(QueueSettings, BlobSettings, EmbedderSettings, ParseSetting
 
     retrieval_addr: str = Field("127.0.0.1:50053", description="host:port of the retrieval service.")
     worker_concurrency: int = Field(
-        16,
+        32,
         ge=1,
         le=64,
         description="Jobs one worker process runs at once (one receive takes as many messages); a slow document "
-        "holds up only its own slot while others go on.",
+        "holds up only its own slot while others go on. Each job in hand holds its document: lower it for "
+        "very large files.",
     )
     chunk_tokens: int = Field(256, ge=16, le=8192, description="Target chunk size in tokens.")
     chunk_overlap_tokens: int = Field(32, ge=0, le=4096, description="Tokens repeated between neighbours.")
