@@ -388,9 +388,9 @@ async def compare_trees(
     }
     for i, setting in enumerate(after_env):
         name, _, value = setting.partition("=")
-        platforms[f"after, {setting.removeprefix('RAG_')}"[:26]] = platform(
-            indexed, scratch, f"after{i}", cpus, env | {name: value}, model
-        )
+        label = f"after, {value}"[:26]  # the column is narrow: the setting is named above the rows
+        print(f"{size:>8} # {label}: {after} with {setting}")
+        platforms[label] = platform(indexed, scratch, f"after{i}", cpus, env | {name: value}, model)
     gateway = {name: percentiles(s) for name, s in (await through_gateways(platforms, queries)).items()}
     before50, before99 = gateway[before]
     for name, (p50, p99) in gateway.items():
