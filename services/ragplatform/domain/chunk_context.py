@@ -17,6 +17,7 @@ pages 85.8 -> 87.2, pydoc 82.9 -> 85.4.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Sequence
 
 import numpy as np
@@ -62,6 +63,23 @@ def _without_section_label(title: str) -> str:
     headings' embeddings alike. A title that is nothing but a label is kept."""
     stripped = _SECTION_LABEL.sub("", title.strip(), count=1)
     return stripped if stripped.strip() else title
+
+
+def section_heading(heading: str, section: str) -> str:
+    """A chunk's heading: its document's `heading`, and the section it starts in (label dropped)
+    after a dash when the document marks sections and the section says more than the heading
+    ("Transaction \u2014 DEFERRED, IMMEDIATE, and EXCLUSIVE transactions"). Pure."""
+    section = _without_section_label(section) if section.strip() else ""
+    if not section.strip() or " ".join(section.split()).lower() in heading.lower():
+        return heading
+    return f"{heading} \u2014 {_shorten(section)}" if heading else _shorten(section)
+
+
+def chunk_sections(offsets: Sequence[int], sections: Sequence[tuple[int, str]]) -> list[str]:
+    """For each chunk (by where it starts in the text, in order), the last of `sections`
+    ((offset, heading), in order) that starts at or before it; "" before the first. Pure."""
+    starts = [start for start, _ in sections]
+    return [sections[index - 1][1] if (index := bisect_right(starts, offset)) else "" for offset in offsets]
 
 
 def contextualized(heading: str, text: str) -> str:

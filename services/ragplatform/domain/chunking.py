@@ -97,7 +97,8 @@ def chunk_text(
     empty or only whitespace; no word is split; every chunk's `token_count` (as `count_tokens`
     counts the chunk's text) is at most `chunk_tokens`, except a chunk holding one word that alone
     is longer; neighbouring chunks share at most `overlap_tokens` tokens of words (measured per
-    word); every word of the text is in at least one chunk. Empty or blank text gives `[]`.
+    word); every word of the text is in at least one chunk; `offset` is where the chunk's text
+    starts in `text`. Empty or blank text gives `[]`.
 
     Raises `ValueError` when `chunk_tokens < 1`, `overlap_tokens < 0` or
     `overlap_tokens >= chunk_tokens` (a configuration error: no chunk could make progress).
@@ -118,8 +119,9 @@ def chunk_text(
             token_count = words.before[end] - words.before[start]
         else:
             end, token_count = _fit(text, words, start, end, count_tokens, chunk_tokens)
+        offset = words.starts[start]
         chunks.append(
-            Chunk(index=len(chunks), text=text[words.starts[start] : words.ends[end - 1]], token_count=token_count)
+            Chunk(index=len(chunks), text=text[offset : words.ends[end - 1]], token_count=token_count, offset=offset)
         )
         if end >= len(words):
             break

@@ -101,8 +101,11 @@ class Chunk:
     index: int
     text: str
     token_count: int
-    # The document's heading (`domain.chunk_context`), embedded and indexed with the text.
+    # The document's heading (`domain.chunk_context`), and the section the chunk starts in when
+    # the document marks sections; embedded and indexed with the text.
     heading: str = ""
+    # Where `text` starts in the document's parsed text.
+    offset: int = 0
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,12 @@ from ragplatform.backends.embedders.tokens import EstimatedTokenCount
 from ragplatform.domain.chunk_context import (
     DEFAULT_DOCUMENT_WEIGHT,
     DEFAULT_HEADING_WEIGHT,
+    chunk_sections,
     contextualized,
     document_centroid,
     document_heading,
     fold_vectors,
+    section_heading,
 )
 from ragplatform.domain.chunking import chunk_text
 from ragplatform.domain.errors import DocumentRejected
@@ -75,8 +77,12 @@ def chunk_document(
             "upload a text-based version"
         )
     heading = document_heading(parsed)
+    sections = chunk_sections([chunk.offset for chunk in chunks], parsed.sections)
     # Built directly: dataclasses.replace inspects the fields on every call (~3 % of a worker's CPU).
-    return [Chunk(chunk.index, chunk.text, chunk.token_count, heading) for chunk in chunks]
+    return [
+        Chunk(chunk.index, chunk.text, chunk.token_count, section_heading(heading, section), chunk.offset)
+        for chunk, section in zip(chunks, sections, strict=True)
+    ]
 
 
 def may_hold_stale_chunks(document: Document, job: Job) -> bool:
@@ -124,7 +130,8 @@ async def ingest_document(
     if report:
         await progress(total, 0)
     done = 0
-    heading = chunks[0].heading
+    # The document's own heading (a chunk's may also name its section) leans every chunk vector.
+    heading = document_heading(parsed)
     heading_vector: list[float] = []
     # With a document weight every chunk is embedded before the first is indexed (the centroid
     # needs them all); else each batch is indexed as soon as it is embedded.

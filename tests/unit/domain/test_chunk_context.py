@@ -8,10 +8,12 @@ import pytest
 
 from ragplatform.domain.chunk_context import (
     MAX_HEADING_CHARS,
+    chunk_sections,
     contextualized,
     document_centroid,
     document_heading,
     fold_heading,
+    section_heading,
 )
 from ragplatform.domain.parsers.document import ParsedDocument
 
@@ -92,3 +94,41 @@ def test_document_centroid_is_the_mean_of_the_chunk_vectors() -> None:
     assert document_centroid([[0.3, 0.4]]) == [0.3, 0.4]
     assert document_centroid([]) == []
     assert fold_heading([1.0, 0.0], document_centroid([]), 0.6) == [1.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("heading", "section", "expected"),
+    [
+        (
+            "Transaction",
+            "2.2. DEFERRED, IMMEDIATE, and EXCLUSIVE",
+            "Transaction \u2014 DEFERRED, IMMEDIATE, and EXCLUSIVE",
+        ),
+        (
+            "Modifying Tables (Data Definition)",
+            "5.6.1.\u00a0Adding a Column",
+            "Modifying Tables (Data Definition) \u2014 Adding a Column",
+        ),
+        # Nothing new to say: no section, or one the heading already names (a page's <h1>).
+        ("Transaction", "", "Transaction"),
+        ("Write-Ahead Logging", "Write-Ahead  Logging", "Write-Ahead Logging"),
+        ("", "Valves", "Valves"),
+    ],
+)
+def test_a_chunk_heading_names_its_section(heading: str, section: str, expected: str) -> None:
+    assert section_heading(heading, section) == expected
+
+
+def test_each_chunk_gets_the_section_it_starts_in() -> None:
+    sections = [(12, "Setup"), (40, "Errors")]
+    # Overlapping chunks start anywhere: before the first section, on a heading, inside a section.
+    assert chunk_sections([0, 5, 12, 20, 39, 40, 55], sections) == [
+        "",
+        "",
+        "Setup",
+        "Setup",
+        "Setup",
+        "Errors",
+        "Errors",
+    ]
+    assert chunk_sections([0, 9], []) == ["", ""]

@@ -51,7 +51,7 @@ def test_blank_text_gives_no_chunks() -> None:
 
 def test_short_text_is_one_chunk_with_its_token_count() -> None:
     chunks = chunk_text("  The Zephyr-9 pump's maximum pressure is 42 bar.\n", count_words, 50, 5)
-    assert chunks == [Chunk(index=0, text="The Zephyr-9 pump's maximum pressure is 42 bar.", token_count=8)]
+    assert chunks == [Chunk(index=0, text="The Zephyr-9 pump's maximum pressure is 42 bar.", token_count=8, offset=2)]
 
 
 def test_cuts_at_paragraph_break_rather_than_mid_paragraph() -> None:
@@ -159,6 +159,8 @@ def test_properties_hold_for_any_text(text: str, sizes: tuple[int, int], counter
     # with the same characters, e.g. "05" inside "05002".)
     for chunk in chunks:
         assert re.search(rf"(?:^|(?<=\s)){re.escape(chunk.text)}(?=\s|$)", text), chunk.text
+        assert text[chunk.offset : chunk.offset + len(chunk.text)] == chunk.text  # where it was cut
+    assert [c.offset for c in chunks] == sorted({c.offset for c in chunks})
     # Nothing lost, nothing reordered; chunks are consecutive, overlapping by whole words.
     assert reassemble(chunks) == text.split()
     # The overlap between neighbours stays within the budget (words counted one by one).

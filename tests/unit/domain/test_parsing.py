@@ -259,3 +259,31 @@ def test_a_pdf_expanding_past_the_content_limit_is_refused_before_extraction() -
     # One stream alone over the limit: pypdf's own decompression cap (lowered to ours) stops it.
     with pytest.raises(DocumentRejected, match="more than 1 MB of page content"):
         parse_document(bomb, "bomb.pdf", "", ParseLimits(max_content_bytes=1 * MIB))
+
+
+def test_html_sections_are_its_headings_with_where_they_start() -> None:
+    markup = (
+        b"<html><head><title>Transaction</title></head><body>"
+        b"<h1>\n  Transaction\n</h1><p>Contents: 1. Syntax 2. Details</p>"
+        b"<h2>2.2. DEFERRED, <code>IMMEDIATE</code>\n and EXCLUSIVE</h2><p>A deferred one waits \xee\x80\x80.</p>"
+        b"<nav><h2>Site menu</h2></nav><h3>Errors</h3><p>Rolled back.</p></body></html>"
+    )
+    parsed = parse_document(markup, "page.html", "")
+    # The text is what it was without markers (the page's own private-use character is dropped).
+    assert parsed.text == (
+        "Transaction\n\nContents: 1. Syntax 2. Details\n\n2.2. DEFERRED, IMMEDIATE and EXCLUSIVE\n\n"
+        "A deferred one waits .\n\nErrors\n\nRolled back."
+    )
+    assert [heading for _, heading in parsed.sections] == [
+        "Transaction",
+        "2.2. DEFERRED, IMMEDIATE and EXCLUSIVE",
+        "Errors",
+    ]
+    for offset, heading in parsed.sections:
+        assert parsed.text[offset : offset + len(heading)] == heading
+    # Formats without marked headings have none; Markdown's are HTML's.
+    assert parse_document(b"Title\n\nText", "a.txt", "").sections == ()
+    assert [h for _, h in parse_document(b"# Pumps\n\nText\n\n## Valves\n\nMore", "a.md", "").sections] == [
+        "Pumps",
+        "Valves",
+    ]

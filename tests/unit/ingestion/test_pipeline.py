@@ -233,6 +233,28 @@ async def test_chunks_carry_the_heading_and_their_vectors_lean_towards_it() -> N
         assert similarity(with_fold.vector, heading_vector) > similarity(without.vector, heading_vector)
 
 
+async def test_html_chunks_name_their_section_and_lean_towards_the_pages_own_heading() -> None:
+    body = "".join(f"<h2>{i}. Part {i}</h2><p>" + "The Zephyr-9 pump part is fine. " * 6 + "</p>" for i in (1, 2, 3))
+    markup = f"<html><head><title>Pump manual</title></head><body>{body}</body></html>".encode()
+    embedder = HashingEmbedder(DIMENSION)
+    recorder = Recorder()
+    policy = ChunkingPolicy(
+        chunk_tokens=24, overlap_tokens=0, embed_batch_size=64, heading_weight=1.0, document_weight=0.0
+    )
+    await ingest_document(
+        markup, document("pump.html"), embedder, policy, recorder.index, recorder.trim, recorder.progress
+    )
+    points = [p for batch in recorder.batches for p in batch]
+    headings = [p.heading for p in points]
+    assert headings[0] == "Pump manual \u2014 Part 1"
+    assert "Pump manual \u2014 Part 3" in headings
+    assert headings == sorted(headings)  # in document order
+    # The fold leans towards the page's heading, not towards each chunk's section heading.
+    [page_vector] = await embedder.embed_documents(["Pump manual"])
+    embedded = await embedder.embed_documents([f"{p.heading}\n\n{p.text}" for p in points])
+    assert [p.vector for p in points] == [fold_heading(v, page_vector, 1.0) for v in embedded]
+
+
 async def test_chunk_vectors_lean_towards_their_whole_documents_centroid() -> None:
     embedder = HashingEmbedder(DIMENSION)
     folded, unfolded = Recorder(), Recorder()

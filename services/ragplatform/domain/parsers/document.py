@@ -14,7 +14,9 @@ class ParsedDocument:
     heading, PDF metadata), else "". `parent_title` is the title of the section or chapter the
     document is part of, when the format says so (HTML `<link rel="up" title=...>`, as DocBook
     and Texinfo manuals write it), else "". `page_count` is the number of pages of a paged format
-    (PDF) and 0 otherwise.
+    (PDF) and 0 otherwise. `sections` are the document's own headings (HTML `<h1>`-`<h6>`, so also
+    Markdown's), in order, each as (offset in `text` where its text starts, its text); empty for
+    formats without marked headings.
     """
 
     text: str
@@ -22,3 +24,4 @@ class ParsedDocument:
     title: str = ""
     page_count: int = 0
     parent_title: str = ""
+    sections: tuple[tuple[int, str], ...] = ()

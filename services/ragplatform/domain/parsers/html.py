@@ -37,6 +37,13 @@ _CELLS = frozenset(("th", "td"))
 # Inside these, whitespace is content; everywhere else a run of it is one space (HTML's rule).
 _PREFORMATTED = frozenset(("pre", "textarea"))
 _WHITESPACE = re.compile(r"\s+")
+_HEADINGS = frozenset(("h1", "h2", "h3", "h4", "h5", "h6"))
+# Private-use characters that mark where a heading's text starts and ends while the text is
+# assembled and tidied (offsets are only known after tidying); removed from the page's own text.
+_OPEN, _CLOSE = "\ue000", "\ue001"
+_MARKERS = re.compile(f"[{_OPEN}{_CLOSE}]")
+_MARKER_SPLIT = re.compile(f"([{_OPEN}{_CLOSE}])")
+_MARKER_BLANKS = re.compile(f"({_OPEN})\\s+|\\s+({_CLOSE})")
 
 
 def parse_html(data: bytes, filename: str, limits: ParseLimits) -> ParsedDocument:
@@ -58,12 +65,41 @@ def html_to_document(markup: str, content_type: str, filename: str) -> ParsedDoc
     if root is None:  # nothing but whitespace or comments
         return ParsedDocument(text="", content_type=content_type)
     title = _title(root)
+    text, sections = _sections(_visible_text(root))
     return ParsedDocument(
-        text=tidy_whitespace(_visible_text(root)),
+        text=text,
         content_type=content_type,
         title=title,
         parent_title=_up_title(root, title),
+        sections=sections,
     )
+
+
+def _sections(marked: str) -> tuple[str, tuple[tuple[int, str], ...]]:
+    """The tidied text without its heading markers, and each marked heading as (offset, text)."""
+    # Blanks next to a marker are a heading's line ends, which tidying drops; the marker would keep them.
+    tidy = tidy_whitespace(_MARKER_BLANKS.sub(lambda match: match.group(1) or match.group(2), marked))
+    text: list[str] = []
+    length = depth = start = 0
+    heading: list[str] = []
+    sections: list[tuple[int, str]] = []
+    for piece in _MARKER_SPLIT.split(tidy):
+        if piece == _OPEN:
+            if depth == 0:
+                start, heading = length, []
+            depth += 1
+        elif piece == _CLOSE:
+            depth = max(0, depth - 1)
+            title = " ".join("".join(heading).split()) if depth == 0 else ""
+            if title:
+                sections.append((start, title))
+                heading = []
+        else:
+            text.append(piece)
+            length += len(piece)
+            if depth:
+                heading.append(piece)
+    return "".join(text), tuple(sections)
 
 
 def _visible_text(root: etree._Element) -> str:
@@ -73,6 +109,7 @@ def _visible_text(root: etree._Element) -> str:
 
     def add(text: str | None) -> None:
         if text and not dropped:
+            text = _MARKERS.sub("", text)
             parts.append(text if preformatted else _WHITESPACE.sub(" ", text))
 
     for event, element in etree.iterwalk(root, events=("start", "end")):
@@ -85,6 +122,8 @@ def _visible_text(root: etree._Element) -> str:
                     parts.append("\n\n")
                 elif tag in _LINE_BEFORE:
                     parts.append(_LINE_BEFORE[tag])
+                if tag in _HEADINGS:
+                    parts.append(_OPEN)
             preformatted += tag in _PREFORMATTED
             add(element.text)
         else:
@@ -92,6 +131,8 @@ def _visible_text(root: etree._Element) -> str:
             if tag in _DROPPED:
                 dropped -= 1
             elif not dropped:
+                if tag in _HEADINGS:
+                    parts.append(_CLOSE)
                 if tag in _BLOCKS:
                     parts.append("\n\n")
                 elif tag in _CELLS:
