@@ -12,6 +12,11 @@ document's centroid (the mean of its chunk embeddings; no extra model call), so 
 reflects what its document is about: hits are judged by document. Measured on both benchmark
 corpora (bench/retrieval_quality.py, default hybrid hit@1, document weight 0 -> 0.6): manual
 pages 85.8 -> 87.2, pydoc 82.9 -> 85.4.
+
+A chunk of a document that marks its sections (HTML, Markdown) also names the section it starts
+in (`section_heading`, `chunk_sections`): on the two HTML manuals of the benchmark, first
+citation 69.2 -> 71.3 (SQLite) and hit@1 78.3 -> 79.7 (PostgreSQL), nothing lower
+(docs/retrieval.md, "Section headings").
 """
 
 from __future__ import annotations

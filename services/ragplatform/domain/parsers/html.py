@@ -1,4 +1,5 @@
-"""HTML to readable text: boilerplate dropped, headings and paragraph breaks kept.
+"""HTML to readable text: boilerplate dropped, headings and paragraph breaks kept, and where
+each heading (`<h1>`-`<h6>`) starts in the text recorded (`ParsedDocument.sections`).
 
 Parsed with lxml (libxml2's HTML parser, in C) and read in one non-recursive walk, so the cost
 is linear in the size of the page whatever its shape. libxml2 refuses to nest elements deeper
