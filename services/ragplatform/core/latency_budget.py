@@ -87,7 +87,7 @@ class Verdict:
     """What the recent answers say."""
 
     share: float  # the `quantile` of the shares of the answers admitted since the limit last moved
-    noload: float  # the no-load share: the least low quantile of the shares of the last minute
+    noload: float  # the no-load share: the least median (`noload_quantile`) of the last minute's judgements
     rate: float  # answers finished a second
     model_seconds: float  # the model's mean time per answer
 

@@ -161,7 +161,7 @@ class CommonSettings(BaseSettings):
         le=60,
         description="The gateway: how long the platform's own share of an Ask (its time in the gateway less "
         "the model's, as the generation service measured it) may queue at the median of recent answers over its "
-        "no-load value (the least low quantile of the last minute); over it, the admission limit falls by the "
+        "no-load value (the least median of the last minute); over it, the admission limit falls by the "
         "gradient (model + no-load share + half of this) / (model + share), as Netflix's gradient limits judge "
         "latency, and while answers queue less than half of it a limit that holds calls back rises by its square "
         "root once per round trip of an Ask. It sees what the gateway's loop lag does not: calls waiting in the "
