@@ -4,7 +4,10 @@
 A page's markup is cut where its visible text, as the platform's own HTML parser renders it,
 reaches `max_chars` characters, so that every page weighs about the same in the corpus and the
 questions can be checked against exactly what is indexed. Cut pages are cached as files (the
-directory is also what `ragplatform ingest` takes for the end-to-end check).
+directory is also what `ragplatform ingest` takes for the end-to-end check). A page in a
+subdirectory of its manual (`mod/mod_rewrite`) is cached flat, its path's slashes made dashes
+(`mod-mod_rewrite.html`): manuals repeat page names across directories (`howto/access`,
+`rewrite/access`).
 """
 
 from __future__ import annotations
@@ -36,12 +39,13 @@ def cut_page(markup: bytes, name: str, max_chars: int) -> bytes:
 
 
 def cut_pages(source: Path, pages: list[str], cache: Path, max_chars: int) -> dict[str, str]:
-    """file name (`<page>.html`) -> cut markup of each of `pages` found in `source`, cutting the
-    pages not cached in `cache` yet; pages missing from `source` are left out."""
+    """file name (`<page>.html`, slashes made dashes) -> cut markup of each of `pages` (paths
+    relative to `source`, without `.html`) found in `source`, cutting the pages not cached in
+    `cache` yet; pages missing from `source` are left out."""
     cache.mkdir(parents=True, exist_ok=True)
     corpus: dict[str, str] = {}
     for page in pages:
-        cached = cache / f"{page}.html"
+        cached = cache / f"{page.replace('/', '-')}.html"
         if not cached.is_file():
             original = source / f"{page}.html"
             if not original.is_file():
