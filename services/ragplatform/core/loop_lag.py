@@ -2,6 +2,12 @@
 
 The lag is the process's queueing delay (see core/adaptive_limit.py): every ready callback waits
 about that long for the loop, whether it is waiting for its CPU share or behind other callbacks.
+
+Each sample is a wake-up of its own when the loop has nothing else to do, and on a VM a loop
+woken from idle costs ~60-180 µs of CPU: 40 samples a second cost an idle process ~5-7 ms of CPU
+a second (docs/performance.md). So while the caller says the process is idle (no call in flight
+and a lag that moves nothing), the sampler waits `idle_period` instead of `period`; the first
+sample that finds a call in flight, or a lag that matters, brings the short period back.
 """
 
 from __future__ import annotations
@@ -9,17 +15,28 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-# A sample every 25 ms: the admission limit moves every 100 ms on the smallest of ~4 samples, and
-# 40 wake-ups a second cost a process well under 1 ms of CPU a second.
+# A sample every 25 ms: the admission limit moves every 100 ms on the smallest of ~4 samples.
 SAMPLE_SECONDS = 0.025
+# ... and every 200 ms while idle: 5 wake-ups a second instead of 40. A burst that finds the process
+# idle is seen by the next sample at the latest (whose own lateness shows the burst's lag).
+IDLE_SAMPLE_SECONDS = 0.2
 
 
-async def sample_loop_lag(on_sample: Callable[[float, float], None], period: float = SAMPLE_SECONDS) -> None:
+async def sample_loop_lag(
+    on_sample: Callable[[float, float], None],
+    period: float = SAMPLE_SECONDS,
+    idle: Callable[[float], bool] = lambda lag: False,
+    idle_period: float = IDLE_SAMPLE_SECONDS,
+) -> None:
     """Call `on_sample(now, lag_seconds)` about every `period` seconds, until cancelled (`now` is
-    the loop's monotonic clock)."""
+    the loop's monotonic clock) — every `idle_period` seconds after a sample for which
+    `idle(lag_seconds)` (asked after `on_sample`) is true."""
     loop = asyncio.get_running_loop()
+    wait = period
     while True:
         asked = loop.time()
-        await asyncio.sleep(period)
+        await asyncio.sleep(wait)
         now = loop.time()
-        on_sample(now, max(0.0, now - asked - period))
+        lag = max(0.0, now - asked - wait)
+        on_sample(now, lag)
+        wait = idle_period if idle(lag) else period

@@ -26,6 +26,7 @@ a refusal costs as little as possible (no auth, no access-log line: the refused 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -100,6 +101,9 @@ class AdmissionInterceptor(ScopedInterceptor):
         self._limit_gauge = ADMISSION_LIMIT.labels(service)
         self._limit_gauge.set(int(self.state.limit))
         self._lag = EVENT_LOOP_LAG.labels(service)
+        self._quiet_lag = min(
+            (t for t in (policy.lag_target_seconds, policy.mark_lag_seconds) if t > 0), default=math.inf
+        )
         self._platform_share = ASK_PLATFORM_SECONDS.labels(service)
         self._queued = {
             outcome: ADMISSION_QUEUE_SECONDS.labels(service, outcome) for outcome in ("admitted", "refused")
@@ -178,6 +182,12 @@ class AdmissionInterceptor(ScopedInterceptor):
             self.state, adaptive_limit.upstream_congested(self.policy, self.state, time.monotonic(), self.in_flight)
         )
 
+    def idle(self, lag: float) -> bool:
+        """No call in flight, not congested, and a lag under every threshold the policy judges it
+        by: samples may come less often (core/loop_lag.py); the first that finds a call in flight or
+        a lag that matters brings the short period back."""
+        return self.in_flight == 0 and lag < self._quiet_lag and not self.state.congested
+
     async def watch_event_loop(self) -> None:
         """Sample this process's event-loop lag until cancelled (run it for the server's life)."""
-        await sample_loop_lag(self.observe_lag)
+        await sample_loop_lag(self.observe_lag, idle=self.idle)
