@@ -61,8 +61,10 @@ import grpc
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.admission_trace import AdmissionTrace
+from bench.cpu_weights import operator_niceness
 from bench.harness_cost import DRIVERS, Harness
 from bench.hop_floor import Floor, measure_backend_floor, measure_floor, parse_cpus
+from bench.overload_check import LevelFigures, verdict
 from bench.process_cpu import CpuMeter
 from ragplatform.client import TERMINAL_STATES, GatewayClient
 from ragplatform.core.error_mapping import retry_after_from
@@ -85,6 +87,9 @@ ASK_DEADLINE_SECONDS = 60.0
 UPLOAD_DEADLINE_SECONDS = 30.0
 ASK_PATH = ("gateway", "conversation", "retrieval", "generation")
 REFUSALS = ("RESOURCE_EXHAUSTED", "UNAVAILABLE")
+# A closed-loop level that refused calls with its services' CPUs less busy than this measured the
+# admission limit's ceiling, not the CPU's capacity.
+CPU_BOUND_BUSY = 0.9
 
 
 # --- the client side (runs in driver processes) -------------------------------------------------
@@ -739,6 +744,39 @@ def run_level(
     if any(refused.values()):
         print("  refused by        " + "  ".join(f"{s} {n:.0f}" for s, n in refused.items() if n))
     print(f"  gateway admission  {trace.summary(measure_from, end_at)}")
+    gateway_refused = refused.get("gateway", 0)
+    print(
+        f"  gateway CPU        {1000 * cpu_used['gateway'] / window:.0f} ms/s for {len(latencies) / window:.1f} "
+        f"answers/s and {gateway_refused / window:.1f} refusals/s"
+        + (
+            f": {1000 * cpu_used['gateway'] / gateway_refused:.2f} ms per refusal if refusals took it all"
+            if gateway_refused > 10 * len(latencies)
+            else ""
+        )
+    )
+    if level.streams and (refusals or without_hint) and service_busy < CPU_BOUND_BUSY:
+        print(
+            f"  capacity           NOT the CPU's: calls were refused while the services' CPUs were "
+            f"{100 * service_busy:.0f} % busy (the admission limit's ceiling bound it; x levels scale from it)"
+        )
+    check = verdict(
+        LevelFigures(
+            of_capacity=level.of_capacity,
+            users=level.users,
+            uploaders=level.uploaders,
+            refused=len(refusals),
+            refused_without_hint=without_hint,
+            refusal_p99_seconds=percentile(refusals, 0.99) if refusals else 0.0,
+            added_p99_seconds=p99 - llm if latencies else float("inf"),
+            errors=errors,
+            upload_errors=upload_errors,
+            upload_refusals=sum(r.upload_refusals for r in results),
+            rss_total_mib=sampler.peak_total,
+        ),
+        [f"--env {item}" for item in args.env] + [f"--nice {item}" for item in args.nice],
+    )
+    if check is not None:
+        print(f"  {check}")
     return len(latencies) / window
 
 
@@ -856,6 +894,13 @@ def main() -> None:
         "--profile", type=Path, default=None, metavar="DIR", help="py-spy each Ask-path service into DIR"
     )
     parser.add_argument(
+        "--operator-weights",
+        action="store_true",
+        help="weigh the services on the shared service CPUs as the operator's default CPU requests weigh their pods "
+        "(bench/cpu_weights.py: gateway and retrieval -4, the worker -7, the rest 0; needs root or CAP_SYS_NICE); "
+        "--nice overrides a service's",
+    )
+    parser.add_argument(
         "--nice",
         action="append",
         default=[],
@@ -908,9 +953,13 @@ def main() -> None:
             metrics=True,
         )
         processes.start_all()
+        niceness = operator_niceness() if args.operator_weights else {}
         for item in args.nice:
-            service, _, niceness = item.rpartition(":")
-            renice_threads(processes.pid(service), int(niceness))
+            service, _, value = item.rpartition(":")
+            niceness[service] = int(value)
+        for service, value in niceness.items():
+            if value:
+                renice_threads(processes.pid(service), value)
         key = processes.create_api_key("bench")
         asyncio.run(ingest_corpus(processes.gateway, key))
         assert backends.pgbouncer is not None
@@ -922,6 +971,13 @@ def main() -> None:
             f"platform up: {', '.join(SERVICES)} as separate processes on CPUs {sorted(args.service_cpus)}; "
             f"harness on CPUs {sorted(args.harness_cpus)}; LLM test double at {args.llm_latency:g} s"
             + (f", a token every {args.llm_token_delay:g} s" if args.llm_token_delay else "")
+            + (
+                "; niceness "
+                + ", ".join(f"{s} {n}" for s, n in niceness.items() if n)
+                + (" (the operator's default CPU requests)" if args.operator_weights else "")
+                if any(niceness.values())
+                else ""
+            )
         )
         print(
             f"floor (same run)   gRPC unary round trip {floor.unary_ms:.3f} ms  streamed message "

@@ -1,0 +1,169 @@
+"""What one refusal costs a grpc.aio process in CPU, against the least grpc.aio can do per call.
+
+A server process on `--server-cpu` answers every call to a server-streaming method (an Ask's
+shape) with RESOURCE_EXHAUSTED and a retry-after hint, three ways, one after another:
+
+* `bare`: no interceptor; the method's handler aborts at once — the floor: grpc.aio's own cost of
+  accepting a call and sending its status;
+* `admission`: the platform's `AdmissionInterceptor` (limit reached) alone, refusing before the
+  handler is built (`early_refusal`: the request is not read);
+* `chain`: the gateway's whole interceptor chain (`build_interceptors`, the API-key check as its
+  own interceptor), the admission limit reached.
+
+A client process on `--client-cpu` keeps `--concurrency` calls going until `--calls` have ended;
+the server's CPU time (from /proc) over the calls gives ms of CPU per refusal.
+
+    python bench/refusal_cost.py [--calls 6000] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ragplatform.core.adaptive_limit import LimitPolicy
+from ragplatform.core.error_mapping import retry_after_from
+from ragplatform.core.event_loop import run as run_loop
+from ragplatform.core.interceptors.access_log import AccessLogInterceptor
+from ragplatform.core.interceptors.admission import AdmissionInterceptor
+from ragplatform.core.interceptors.base import ScopedInterceptor, fuse_scopes
+from ragplatform.core.interceptors.deadlines import DeadlineInterceptor
+from ragplatform.core.interceptors.decoding import RequestDecodingInterceptor
+from ragplatform.core.interceptors.errors import ErrorMappingInterceptor
+from ragplatform.core.interceptors.metrics import MetricsInterceptor
+
+METHOD = "/bench.Refuse/Ask"
+PENDING = [("grpc.server.max_pending_requests", 10_000), ("grpc.server.max_pending_requests_hard_limit", 10_000)]
+KINDS = ("bare", "admission", "chain")
+
+
+async def _abort(_request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    context.set_trailing_metadata((("retry-after-seconds", "1"),))
+    await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "at capacity")
+    yield b""  # pragma: no cover
+
+
+class _NeverAdmitted(ScopedInterceptor):
+    """Stands in for an interceptor inside the chain that a refused call never reaches."""
+
+    def scope(self, method: str, context: Any) -> Any:
+        raise AssertionError("a refused call entered a scope")
+
+
+def _interceptors(kind: str) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
+    if kind == "bare":
+        return []
+    admission = AdmissionInterceptor("gateway", LimitPolicy(ceiling=1, lag_target_seconds=0.0), 1.0)
+    admission.in_flight = 1  # the limit is reached: every call is refused
+    if kind == "admission":
+        return [admission]
+    chain: list[grpc.aio.ServerInterceptor[Any, Any]] = [
+        admission,
+        AccessLogInterceptor(trust_tenant_header=False),
+        MetricsInterceptor(),
+        ErrorMappingInterceptor(),
+        _NeverAdmitted(),
+        DeadlineInterceptor(60.0),
+        RequestDecodingInterceptor(),
+    ]
+    return fuse_scopes(chain)
+
+
+def _serve(kind: str, port_out: Any) -> None:
+    async def main() -> None:
+        server = grpc.aio.server(interceptors=_interceptors(kind), options=PENDING)
+        handler = grpc.unary_stream_rpc_method_handler(_abort)
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("bench.Refuse", {"Ask": handler}),))
+        port_out.put(server.add_insecure_port("127.0.0.1:0"))
+        await server.start()
+        await server.wait_for_termination()  # until the bench terminates this process
+
+    run_loop(main(), "uvloop")
+
+
+def _drive(port: int, calls: int, concurrency: int, out: Any) -> None:
+    async def main() -> None:
+        hinted = 0
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            ask = channel.unary_stream(METHOD)
+            remaining = calls
+
+            async def one() -> None:
+                nonlocal remaining, hinted
+                while remaining > 0:
+                    remaining -= 1
+                    try:
+                        async for _ in ask(b"q" * 200, timeout=30):
+                            pass
+                    except grpc.aio.AioRpcError as exc:
+                        hinted += exc.code() is grpc.StatusCode.RESOURCE_EXHAUSTED and (
+                            retry_after_from(exc.trailing_metadata()) is not None
+                        )
+
+            await asyncio.gather(*(one() for _ in range(concurrency)))
+        out.put(hinted)
+
+    run_loop(main(), "uvloop")
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(kind: str, calls: int, concurrency: int, server_cpu: int, client_cpu: int) -> tuple[float, float, int]:
+    """(ms of server CPU per refusal, refusals/s, refusals with a hint)."""
+    context = multiprocessing.get_context("spawn")
+    port_out, out = context.Queue(), context.Queue()
+    server = context.Process(target=_serve, args=(kind, port_out))
+    server.start()
+    assert server.pid is not None
+    os.sched_setaffinity(server.pid, {server_cpu})
+    port = port_out.get(timeout=30)
+    _warm = context.Process(target=_drive, args=(port, 200, 20, out))
+    _warm.start()
+    out.get(timeout=60)
+    _warm.join()
+    client = context.Process(target=_drive, args=(port, calls, concurrency, out))
+    before, began = _cpu_seconds(server.pid), time.monotonic()
+    client.start()
+    assert client.pid is not None
+    os.sched_setaffinity(client.pid, {client_cpu})
+    hinted: int = out.get(timeout=300)
+    used, elapsed = _cpu_seconds(server.pid) - before, time.monotonic() - began
+    client.join()
+    server.terminate()
+    server.join(timeout=30)
+    return 1000 * used / calls, calls / elapsed, hinted
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=6000)
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--server-cpu", type=int, default=0)
+    parser.add_argument("--client-cpu", type=int, default=1)
+    args = parser.parse_args()
+    for round_ in range(1, args.rounds + 1):
+        for kind in KINDS:
+            ms, rate, hinted = measure(kind, args.calls, args.concurrency, args.server_cpu, args.client_cpu)
+            print(
+                f"round {round_}  {kind:9s}  {ms:.3f} ms of server CPU per refusal  {rate:7.0f} refusals/s  "
+                f"{hinted} of {args.calls} with a retry hint",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
