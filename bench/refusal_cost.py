@@ -10,7 +10,9 @@ shape) with RESOURCE_EXHAUSTED and a retry-after hint, three ways, one after ano
 * `chain`: the gateway's whole interceptor chain (`build_interceptors`, the API-key check as its
   own interceptor), the admission limit reached.
 
-A client process on `--client-cpu` keeps `--concurrency` calls going until `--calls` have ended;
+A client process on `--client-cpu` keeps `--concurrency` calls going until `--calls` have ended,
+each with the metadata the ask bench's clients send (a bearer key, an `x-request-start` stamp) and
+a deadline;
 the server's CPU time (from /proc) over the calls gives ms of CPU per refusal.
 
     python bench/refusal_cost.py [--calls 6000] [--rounds 2]
@@ -41,6 +43,7 @@ from ragplatform.core.interceptors.deadlines import DeadlineInterceptor
 from ragplatform.core.interceptors.decoding import RequestDecodingInterceptor
 from ragplatform.core.interceptors.errors import ErrorMappingInterceptor
 from ragplatform.core.interceptors.metrics import MetricsInterceptor
+from ragplatform.core.request_start import REQUEST_START_HEADER, request_start_value
 
 METHOD = "/bench.Refuse/Ask"
 PENDING = [("grpc.server.max_pending_requests", 10_000), ("grpc.server.max_pending_requests_hard_limit", 10_000)]
@@ -102,8 +105,10 @@ def _drive(port: int, calls: int, concurrency: int, out: Any) -> None:
                 nonlocal remaining, hinted
                 while remaining > 0:
                     remaining -= 1
+                    # What the ask bench's clients send: a bearer key and a start stamp.
+                    stamped = (("authorization", f"Bearer {'k' * 43}"), (REQUEST_START_HEADER, request_start_value()))
                     try:
-                        async for _ in ask(b"q" * 200, timeout=30):
+                        async for _ in ask(b"q" * 200, metadata=stamped, timeout=60):
                             pass
                     except grpc.aio.AioRpcError as exc:
                         hinted += exc.code() is grpc.StatusCode.RESOURCE_EXHAUSTED and (
