@@ -6,7 +6,17 @@ on a 1,000-chunk store, measured in the same run.
 
     python bench/search_latency.py [--sizes 10000 100000] [--queries 300] [--embedder hashing|minilm]
         [--index-threshold 5000] [--service-cpus 0] [--harness-cpus 1] [--gateway-only]
-        [--compare-tree DIR [--after-env NAME=VALUE ...]]
+        [--alone [ROUNDS]] [--only TEXT ...] [--compare-tree DIR [--after-env NAME=VALUE ...]]
+
+`--alone` runs phase 3's platforms (or the --compare-tree ones, with the floor added) one at a
+time instead of all at once: each is started, warmed up, searched with its share of the queries
+and stopped before the next starts, so it has the services' CPUs to itself (with several
+platforms up, each one's idle processes wake on the same core and the tail measures them: seven
+platforms on one core gave even the 1k-chunk floor a p99 near 40 ms). With ROUNDS > 1 the
+queries are split into that many turns, A B C A B C ..., so a drift in the machine's load falls
+on all platforms alike. It prints each platform's CPU ms per Search too (/proc: gateway,
+retrieval, and the four idle services together). `--only` keeps only the platforms whose name
+contains one of the given texts (the floor always runs), e.g. `--only "gw hybrid, indexed"`.
 
 `--compare-tree DIR` (a checkout of another commit, e.g. `git worktree add /tmp/base main`)
 replaces phases 3 and 4 with a before/after of the default path: hybrid on the indexed store,
@@ -65,6 +75,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.hop_floor import parse_cpus
+from bench.process_cpu import CpuMeter
 from ragplatform.backends.vectors.edge_index import EdgeIndexSettings
 from ragplatform.backends.vectors.embedded_edge import EdgeVectorStore
 from ragplatform.client import GatewayClient
@@ -232,8 +243,19 @@ async def build_index(
     return path
 
 
-async def through_gateways(platforms: dict[str, PlatformProcesses], queries: list[str]) -> dict[str, list[float]]:
-    """All platforms running at once, each query sent to every one in turn."""
+#: Per platform, CPU ms per measured Search (gateway, retrieval, the four idle services), filled
+#: by `one_at_a_time`.
+CPU_PER_SEARCH: dict[str, dict[str, float]] = {}
+WARM_UP = 30
+
+
+async def through_gateways(
+    platforms: dict[str, PlatformProcesses], queries: list[str], rounds: int = 0
+) -> dict[str, list[float]]:
+    """All platforms running at once, each query sent to every one in turn; with `rounds`, one
+    platform at a time instead (`one_at_a_time`)."""
+    if rounds:
+        return await one_at_a_time(platforms, queries, rounds)
     samples: dict[str, list[float]] = {name: [] for name in platforms}
     clients: dict[str, GatewayClient] = {}
     try:
@@ -253,6 +275,53 @@ async def through_gateways(platforms: dict[str, PlatformProcesses], queries: lis
         for processes in platforms.values():
             processes.stop_all()
     return samples
+
+
+async def one_at_a_time(
+    platforms: dict[str, PlatformProcesses], queries: list[str], rounds: int
+) -> dict[str, list[float]]:
+    """Each platform alone on the services' CPUs: started, warmed up, searched with its share of
+    the queries, stopped; the queries are split into `rounds` parts and the platforms take turns
+    once per part (A B C A B C ...), so that a drift in the machine's load falls on all alike.
+    Fills `CPU_PER_SEARCH` from /proc (the services' CPU over the measured searches only)."""
+    samples: dict[str, list[float]] = {name: [] for name in platforms}
+    cpu: dict[str, dict[str, float]] = {name: {} for name in platforms}
+    keys: dict[str, str] = {}
+    for part in range(rounds):
+        for name, processes in platforms.items():
+            processes.start_all()
+            try:
+                keys.setdefault(name, processes.create_api_key(TENANT))
+                async with GatewayClient(processes.gateway, keys[name]) as client:
+                    for i in range(WARM_UP):
+                        await client.search(f"warm up {part} {i}", top_k=5)
+                    await asyncio.sleep(1.0)  # let start-up's stragglers (first polls, logs) pass
+                    idle = [processes.pid(s) for s in processes.processes if s not in ("gateway", "retrieval")]
+                    groups: dict[str, int | list[int]] = {
+                        "gateway": processes.pid("gateway"),
+                        "retrieval": processes.pid("retrieval"),
+                        "idle services": idle,
+                    }
+                    meter = CpuMeter(groups)
+                    meter.start()
+                    share = queries[part::rounds]
+                    for query in share:
+                        samples[name].append(await timed(lambda q=query: client.search(q, top_k=5)))  # type: ignore[misc]
+                    for group, seconds in meter.stop().items():
+                        cpu[name][group] = cpu[name].get(group, 0.0) + seconds * 1000
+            finally:
+                processes.stop_all()
+    for name, by_group in cpu.items():
+        CPU_PER_SEARCH[name] = {group: ms / len(samples[name]) for group, ms in by_group.items()}
+    return samples
+
+
+def cpu_note(name: str) -> str:
+    """`name`'s CPU ms per Search by service group, when `one_at_a_time` measured it."""
+    if name not in CPU_PER_SEARCH:
+        return ""
+    by_group = CPU_PER_SEARCH[name]
+    return "; cpu ms/search " + ", ".join(f"{group} {ms:.1f}" for group, ms in by_group.items())
 
 
 async def direct(
@@ -279,6 +348,14 @@ async def direct(
         for store in opened.values():
             await store.close()
     return samples
+
+
+FLOOR = "floor (1k chunks)"
+
+
+def chosen(name: str, only: list[str]) -> bool:
+    """Whether `--only` keeps the platform `name` (every one when `only` is empty)."""
+    return not only or any(part in name for part in only)
 
 
 #: The platform that differs from "gw hybrid, indexed" only in its query embedder (`hashing`).
@@ -322,10 +399,23 @@ async def measure_size(size: int, args: argparse.Namespace, base: np.ndarray, so
         model = args.embedder
         if args.compare_tree is not None:
             env = hybrid | indexed_env
-            await compare_trees(size, args.compare_tree, indexed, scratch, cpus, env, model, queries, args.after_env)
+            floor_platform = platform(floor, scratch, "floor", cpus, dense, model) if args.alone else None
+            await compare_trees(
+                size,
+                args.compare_tree,
+                indexed,
+                scratch,
+                cpus,
+                env,
+                model,
+                queries,
+                args.after_env,
+                floor_platform,
+                args.alone,
+            )
             return
         platforms = {
-            "floor (1k chunks)": platform(floor, scratch, "floor", cpus, dense, model),
+            FLOOR: platform(floor, scratch, "floor", cpus, dense, model),
             "gw dense, exact": platform(exact, scratch, "de", cpus, dense, model),
             "gw hybrid, exact": platform(exact, scratch, "he", cpus, hybrid, model),
             "gw dense, indexed": platform(indexed, scratch, "di", cpus, dense | indexed_env, model),
@@ -335,16 +425,21 @@ async def measure_size(size: int, args: argparse.Namespace, base: np.ndarray, so
             platforms[HASHING_TWIN] = platform(indexed, scratch, "hh", cpus, hybrid | indexed_env, "hashing")
             torch_query = {"RAG_MINILM_QUERY_RUNTIME": "torch"}
             platforms[TORCH_TWIN] = platform(indexed, scratch, "ht", cpus, hybrid | indexed_env | torch_query, model)
-        gateway = {name: percentiles(s) for name, s in (await through_gateways(platforms, queries)).items()}
-    floor50, floor99 = gateway["floor (1k chunks)"]
+        platforms = {name: p for name, p in platforms.items() if name == FLOOR or chosen(name, args.only)}
+        samples = await through_gateways(platforms, queries, args.alone)
+        gateway = {name: percentiles(s) for name, s in samples.items()}
+    floor50, floor99 = gateway[FLOOR]
     for name, (p50, p99) in gateway.items():
-        row(size, name, p50, p99, f"(x{p50 / floor50:.2f} / x{p99 / floor99:.2f} the floor)")
+        row(size, name, p50, p99, f"(x{p50 / floor50:.2f} / x{p99 / floor99:.2f} the floor{cpu_note(name)})")
     for kind in ("exact", "indexed"):
-        dense50, hybrid50 = gateway[f"gw dense, {kind}"][0], gateway[f"gw hybrid, {kind}"][0]
-        print(f"{size:>8} {'hybrid adds (' + kind + ')':>26} {hybrid50 - dense50:+9.2f}   ms at p50")
-    if HASHING_TWIN in gateway:
+        if f"gw dense, {kind}" in gateway and f"gw hybrid, {kind}" in gateway:
+            dense50, hybrid50 = gateway[f"gw dense, {kind}"][0], gateway[f"gw hybrid, {kind}"][0]
+            print(f"{size:>8} {'hybrid adds (' + kind + ')':>26} {hybrid50 - dense50:+9.2f}   ms at p50")
+    if HASHING_TWIN in gateway and "gw hybrid, indexed" in gateway:
         twin50, twin99 = gateway[HASHING_TWIN]
         for name, runtime in (("gw hybrid, indexed", "default"), (TORCH_TWIN, "torch")):
+            if name not in gateway:
+                continue
             model50, model99 = gateway[name]
             share = f"(hybrid, indexed; {(model50 - twin50) / model50:.0%} of p50)"
             row(size, f"query model adds ({runtime})", model50 - twin50, model99 - twin99, share)
@@ -377,9 +472,11 @@ async def compare_trees(
     model: str,
     queries: list[str],
     after_env: list[str],
+    floor: PlatformProcesses | None = None,
+    rounds: int = 0,
 ) -> None:
     """The default path (hybrid, indexed) with `tree`'s code and with this tree's, side by side;
-    and this tree's with each of `after_env` (NAME=VALUE) set."""
+    and this tree's with each of `after_env` (NAME=VALUE) set; and the floor, when given."""
     here = Path(__file__).resolve().parents[1]
     before, after = f"before: {tree.name}"[:26], f"after: {here.name}"[:26]
     platforms = {
@@ -391,10 +488,15 @@ async def compare_trees(
         label = f"after, {value}"[:26]  # the column is narrow: the setting is named above the rows
         print(f"{size:>8} # {label}: {after} with {setting}")
         platforms[label] = platform(indexed, scratch, f"after{i}", cpus, env | {name: value}, model)
-    gateway = {name: percentiles(s) for name, s in (await through_gateways(platforms, queries)).items()}
+    if floor is not None:
+        platforms = {FLOOR: floor} | platforms
+    gateway = {name: percentiles(s) for name, s in (await through_gateways(platforms, queries, rounds)).items()}
     before50, before99 = gateway[before]
     for name, (p50, p99) in gateway.items():
-        row(size, name, p50, p99, f"(x{p50 / before50:.2f} / x{p99 / before99:.2f} before)")
+        note = f"x{p50 / before50:.2f} / x{p99 / before99:.2f} before"
+        if FLOOR in gateway:
+            note += f", x{p50 / gateway[FLOOR][0]:.2f} / x{p99 / gateway[FLOOR][1]:.2f} the floor"
+        row(size, name, p50, p99, f"({note}{cpu_note(name)})")
 
 
 async def main() -> None:
@@ -408,6 +510,23 @@ async def main() -> None:
         "--embedder", choices=["hashing", "minilm"], default="hashing", help="RAG_EMBEDDER of the measured platforms"
     )
     parser.add_argument("--gateway-only", action="store_true", help="skip the in-process store phase")
+    parser.add_argument(
+        "--alone",
+        type=int,
+        nargs="?",
+        const=1,
+        default=0,
+        metavar="ROUNDS",
+        help="one platform at a time on the services' CPUs (start, warm up, measure, stop), the queries "
+        "split into ROUNDS turns (default 1); prints CPU ms per Search per service too",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=[],
+        metavar="TEXT",
+        help="phase 3: only the platforms whose name contains one of these (the floor always runs)",
+    )
     parser.add_argument(
         "--compare-tree", type=Path, help="another checkout: its default path side by side with this tree's"
     )
