@@ -6,7 +6,7 @@ on a 1,000-chunk store, measured in the same run.
 
     python bench/search_latency.py [--sizes 10000 100000] [--queries 300] [--embedder hashing|minilm]
         [--index-threshold 5000] [--service-cpus 0] [--harness-cpus 1] [--gateway-only]
-        [--alone [ROUNDS]] [--only TEXT ...] [--compare-tree DIR [--after-env NAME=VALUE ...]]
+        [--alone [ROUNDS]] [--only NAME ...] [--compare-tree DIR [--after-env NAME=VALUE ...]]
 
 `--alone` runs phase 3's platforms (or the --compare-tree ones, with the floor added) one at a
 time instead of all at once: each is started, warmed up, searched with its share of the queries
@@ -15,8 +15,8 @@ platforms up, each one's idle processes wake on the same core and the tail measu
 platforms on one core gave even the 1k-chunk floor a p99 near 40 ms). With ROUNDS > 1 the
 queries are split into that many turns, A B C A B C ..., so a drift in the machine's load falls
 on all platforms alike. It prints each platform's CPU ms per Search too (/proc: gateway,
-retrieval, and the four idle services together). `--only` keeps only the platforms whose name
-contains one of the given texts (the floor always runs), e.g. `--only "gw hybrid, indexed"`.
+retrieval, and the four idle services together). `--only` keeps only the named platforms (the
+floor always runs), e.g. `--only "gw hybrid, indexed"`.
 
 `--compare-tree DIR` (a checkout of another commit, e.g. `git worktree add /tmp/base main`)
 replaces phases 3 and 4 with a before/after of the default path: hybrid on the indexed store,
@@ -59,6 +59,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import hashlib
 import json
 import os
@@ -67,8 +69,9 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -195,6 +198,22 @@ def platform(
     return PlatformProcesses(data, extra_env=base_env | env, service_env=retrieval, cpus=cpus)
 
 
+@contextlib.contextmanager
+def harness_gc_off() -> Iterator[None]:
+    """No cyclic garbage collection in this harness while it times searches: its own full
+    collections (tens of ms: numpy, grpc, qdrant-edge and the platforms' state are many objects)
+    landed inside a timed search and showed as the platform's tail. Startup's objects are frozen
+    and the collector is off until the block ends (reference counting still frees the rest)."""
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.unfreeze()
+
+
 async def timed(call: Callable[[], Awaitable[object]]) -> float:
     started = time.perf_counter()
     await call()
@@ -266,9 +285,10 @@ async def through_gateways(
         for i in range(20):
             for client in clients.values():
                 await client.search(f"warm up {i}", top_k=5)
-        for query in queries:
-            for name, client in clients.items():
-                samples[name].append(await timed(lambda c=client, q=query: c.search(q, top_k=5)))  # type: ignore[misc]
+        with harness_gc_off():
+            for query in queries:
+                for name, client in clients.items():
+                    samples[name].append(await timed(lambda c=client, q=query: c.search(q, top_k=5)))  # type: ignore[misc]
     finally:
         for client in clients.values():
             await client.__aexit__(None, None, None)
@@ -304,9 +324,9 @@ async def one_at_a_time(
                     }
                     meter = CpuMeter(groups)
                     meter.start()
-                    share = queries[part::rounds]
-                    for query in share:
-                        samples[name].append(await timed(lambda q=query: client.search(q, top_k=5)))  # type: ignore[misc]
+                    with harness_gc_off():
+                        for query in queries[part::rounds]:
+                            samples[name].append(await timed(lambda q=query: client.search(q, top_k=5)))  # type: ignore[misc]
                     for group, seconds in meter.stop().items():
                         cpu[name][group] = cpu[name].get(group, 0.0) + seconds * 1000
             finally:
@@ -351,11 +371,15 @@ async def direct(
 
 
 FLOOR = "floor (1k chunks)"
+T = TypeVar("T")
 
 
-def chosen(name: str, only: list[str]) -> bool:
-    """Whether `--only` keeps the platform `name` (every one when `only` is empty)."""
-    return not only or any(part in name for part in only)
+def chosen(recipes: dict[str, T], only: list[str]) -> dict[str, T]:
+    """The floor and the platforms `--only` names (all of them when it names none)."""
+    unknown = sorted(set(only) - recipes.keys())
+    if unknown:
+        raise SystemExit(f"--only: no platform named {unknown}; the names are {sorted(recipes)}")
+    return {name: recipe for name, recipe in recipes.items() if not only or name == FLOOR or name in only}
 
 
 #: The platform that differs from "gw hybrid, indexed" only in its query embedder (`hashing`).
@@ -414,18 +438,18 @@ async def measure_size(size: int, args: argparse.Namespace, base: np.ndarray, so
                 args.alone,
             )
             return
-        platforms = {
-            FLOOR: platform(floor, scratch, "floor", cpus, dense, model),
-            "gw dense, exact": platform(exact, scratch, "de", cpus, dense, model),
-            "gw hybrid, exact": platform(exact, scratch, "he", cpus, hybrid, model),
-            "gw dense, indexed": platform(indexed, scratch, "di", cpus, dense | indexed_env, model),
-            "gw hybrid, indexed": platform(indexed, scratch, "hi", cpus, hybrid | indexed_env, model),
+        recipes: dict[str, Callable[[], PlatformProcesses]] = {  # made when chosen: each copies the store
+            FLOOR: lambda: platform(floor, scratch, "floor", cpus, dense, model),
+            "gw dense, exact": lambda: platform(exact, scratch, "de", cpus, dense, model),
+            "gw hybrid, exact": lambda: platform(exact, scratch, "he", cpus, hybrid, model),
+            "gw dense, indexed": lambda: platform(indexed, scratch, "di", cpus, dense | indexed_env, model),
+            "gw hybrid, indexed": lambda: platform(indexed, scratch, "hi", cpus, hybrid | indexed_env, model),
         }
         if args.embedder != "hashing":
-            platforms[HASHING_TWIN] = platform(indexed, scratch, "hh", cpus, hybrid | indexed_env, "hashing")
-            torch_query = {"RAG_MINILM_QUERY_RUNTIME": "torch"}
-            platforms[TORCH_TWIN] = platform(indexed, scratch, "ht", cpus, hybrid | indexed_env | torch_query, model)
-        platforms = {name: p for name, p in platforms.items() if name == FLOOR or chosen(name, args.only)}
+            recipes[HASHING_TWIN] = lambda: platform(indexed, scratch, "hh", cpus, hybrid | indexed_env, "hashing")
+            torch_query = hybrid | indexed_env | {"RAG_MINILM_QUERY_RUNTIME": "torch"}
+            recipes[TORCH_TWIN] = lambda: platform(indexed, scratch, "ht", cpus, torch_query, model)
+        platforms = {name: make() for name, make in chosen(recipes, args.only).items()}
         samples = await through_gateways(platforms, queries, args.alone)
         gateway = {name: percentiles(s) for name, s in samples.items()}
     floor50, floor99 = gateway[FLOOR]
@@ -524,8 +548,8 @@ async def main() -> None:
         "--only",
         nargs="+",
         default=[],
-        metavar="TEXT",
-        help="phase 3: only the platforms whose name contains one of these (the floor always runs)",
+        metavar="NAME",
+        help="phase 3: only these platforms, by the name printed in the path column (the floor always runs)",
     )
     parser.add_argument(
         "--compare-tree", type=Path, help="another checkout: its default path side by side with this tree's"
