@@ -122,7 +122,10 @@ class CachedEmbedder:
             batch = missing[start : start + 64]
             vectors = await embed([t for _, t in batch])
             self._cache.update({k: np.asarray(v, dtype=np.float32) for (k, _), v in zip(batch, vectors, strict=True)})
-            np.savez(self._file, **self._cache)  # type: ignore[arg-type]
+            # Written aside and renamed: a reader (another run, a replay) never sees half a file.
+            partial = self._file.with_name(f"{self._file.stem}.partial.npz")
+            np.savez(partial, **self._cache)  # type: ignore[arg-type]
+            partial.replace(self._file)
             print(f"# embedded {start + len(batch)}/{len(missing)} new texts", file=sys.stderr, flush=True)
         return [self._cache[k].tolist() for k in keys]
 
@@ -134,6 +137,11 @@ class CachedEmbedder:
 
     async def embed_query(self, text: str) -> list[float]:
         return (await self._cached([text], self._query_role))[0]
+
+    async def embed_queries(self, texts: list[str]) -> None:
+        """Embed and cache the questions not cached yet, saving the cache once per 64 of them
+        (one at a time, a new corpus's first run rewrote the whole cache after every question)."""
+        await self._cached(texts, self._query_role)
 
     async def close(self) -> None:
         await self._model.close()
@@ -247,6 +255,7 @@ async def measure(
     the plain RRF baseline with MiniLM dense vectors, when `embedder` is another model)."""
     corpus = CORPORA[name][0]()
     questions, dropped = load_questions(questions_file, set(corpus))
+    await embedder.embed_queries([q for q, _ in questions])
     indexed = {False: await plain_points(corpus, embedder), True: await worker_points(corpus, embedder, chunking)}
     print(
         f"# {name}: {len(corpus)} documents, {len(indexed[True])} chunks, {len(questions)} questions "
