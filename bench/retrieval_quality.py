@@ -92,6 +92,7 @@ CORPORA = {
 TENANT = "bench"
 ASK_TOP_K = 5  # the gateway's RAG_DEFAULT_TOP_K
 CHUNKING = ChunkingPolicy(chunk_tokens=256, overlap_tokens=32, embed_batch_size=64)
+_SAVE_EVERY = 512  # new vectors between two writes of the embedding cache
 
 
 class CachedEmbedder:
@@ -108,6 +109,7 @@ class CachedEmbedder:
         self._query_role = "query:" if query_precision == "fp32" or key != "minilm" else f"query-{QUANTIZE_RECIPE}:"
         self._file = cache or RESULTS / f"embeddings-{key}.npz"
         self._cache: dict[str, np.ndarray] = dict(np.load(self._file)) if self._file.exists() else {}
+        self._unsaved = 0
         self.name = f"{self._model.name} (cached)"
         self.dimension = self._model.dimension
 
@@ -122,12 +124,22 @@ class CachedEmbedder:
             batch = missing[start : start + 64]
             vectors = await embed([t for _, t in batch])
             self._cache.update({k: np.asarray(v, dtype=np.float32) for (k, _), v in zip(batch, vectors, strict=True)})
-            # Written aside and renamed: a reader (another run, a replay) never sees half a file.
+            self._unsaved += len(batch)
+            print(f"# embedded {start + len(batch)}/{len(missing)} new texts", file=sys.stderr, flush=True)
+        if self._unsaved >= _SAVE_EVERY:
+            self.save()
+        return [self._cache[k].tolist() for k in keys]
+
+    def save(self) -> None:
+        """Write the cache if it has new vectors: aside, then renamed, so that a reader (another
+        run, a replay) never loads half a file. Called every `_SAVE_EVERY` new vectors and after
+        each corpus (the ingestion path embeds a document at a time: saving the whole cache after
+        each one cost more than the embedding)."""
+        if self._unsaved:
             partial = self._file.with_name(f"{self._file.stem}.partial.npz")
             np.savez(partial, **self._cache)  # type: ignore[arg-type]
             partial.replace(self._file)
-            print(f"# embedded {start + len(batch)}/{len(missing)} new texts", file=sys.stderr, flush=True)
-        return [self._cache[k].tolist() for k in keys]
+            self._unsaved = 0
 
     async def _embed_queries(self, texts: list[str]) -> list[list[float]]:
         return [await self._model.embed_query(t) for t in texts]
@@ -139,11 +151,12 @@ class CachedEmbedder:
         return (await self._cached([text], self._query_role))[0]
 
     async def embed_queries(self, texts: list[str]) -> None:
-        """Embed and cache the questions not cached yet, saving the cache once per 64 of them
-        (one at a time, a new corpus's first run rewrote the whole cache after every question)."""
+        """Embed and cache the questions not cached yet, in batches (one at a time they cost a
+        model call each)."""
         await self._cached(texts, self._query_role)
 
     async def close(self) -> None:
+        self.save()
         await self._model.close()
 
 
@@ -257,6 +270,7 @@ async def measure(
     questions, dropped = load_questions(questions_file, set(corpus))
     await embedder.embed_queries([q for q, _ in questions])
     indexed = {False: await plain_points(corpus, embedder), True: await worker_points(corpus, embedder, chunking)}
+    embedder.save()
     print(
         f"# {name}: {len(corpus)} documents, {len(indexed[True])} chunks, {len(questions)} questions "
         f"({dropped} dropped: document missing); heading weight {chunking.heading_weight}, "
@@ -352,6 +366,9 @@ async def main() -> None:
     for name in sorted(CORPORA) if args.corpus == "all" else [args.corpus]:
         questions_file = args.questions or CORPORA[name][1]
         await measure(name, questions_file, embedder, chunking, reranker, args.rerank_candidates, minilm)
+        for cached in (embedder, minilm):
+            if cached is not None:
+                cached.save()
 
 
 if __name__ == "__main__":
