@@ -15,7 +15,10 @@ each with the metadata the ask bench's clients send (a bearer key, an `x-request
 a deadline;
 the server's CPU time (from /proc) over the calls gives ms of CPU per refusal.
 
-    python bench/refusal_cost.py [--calls 6000] [--rounds 2]
+    python bench/refusal_cost.py [--calls 6000] [--rounds 2] [--rate 240]
+
+Flat out, many calls share each wake-up of the server's loop; `--rate` paces them as the ask
+bench's refusals arrive (~240/s at 3x), which is what a refusal costs there.
 """
 
 from __future__ import annotations
@@ -94,16 +97,16 @@ def _serve(kind: str, port_out: Any) -> None:
     run_loop(main(), "uvloop")
 
 
-def _drive(port: int, calls: int, concurrency: int, out: Any) -> None:
+def _drive(port: int, calls: int, concurrency: int, rate: float, out: Any) -> None:
     async def main() -> None:
         hinted = 0
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             ask = channel.unary_stream(METHOD)
             remaining = calls
 
-            async def one() -> None:
+            async def one(paced: bool = False) -> None:
                 nonlocal remaining, hinted
-                while remaining > 0:
+                while remaining > 0 or paced:
                     remaining -= 1
                     # What the ask bench's clients send: a bearer key and a start stamp.
                     stamped = (("authorization", f"Bearer {'k' * 43}"), (REQUEST_START_HEADER, request_start_value()))
@@ -114,8 +117,17 @@ def _drive(port: int, calls: int, concurrency: int, out: Any) -> None:
                         hinted += exc.code() is grpc.StatusCode.RESOURCE_EXHAUSTED and (
                             retry_after_from(exc.trailing_metadata()) is not None
                         )
+                    if paced:
+                        return
 
-            await asyncio.gather(*(one() for _ in range(concurrency)))
+            if not rate:
+                await asyncio.gather(*(one() for _ in range(concurrency)))
+            else:  # one call every 1/rate s, as arrivals at a modest rate come: few calls per wake-up
+                began, tasks = time.monotonic(), []
+                for i in range(calls):
+                    await asyncio.sleep(max(0.0, began + i / rate - time.monotonic()))
+                    tasks.append(asyncio.create_task(one(paced=True)))
+                await asyncio.gather(*tasks)
         out.put(hinted)
 
     run_loop(main(), "uvloop")
@@ -126,7 +138,9 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(kind: str, calls: int, concurrency: int, server_cpu: int, client_cpu: int) -> tuple[float, float, int]:
+def measure(
+    kind: str, calls: int, concurrency: int, rate: float, server_cpu: int, client_cpu: int
+) -> tuple[float, float, int]:
     """(ms of server CPU per refusal, refusals/s, refusals with a hint)."""
     context = multiprocessing.get_context("spawn")
     port_out, out = context.Queue(), context.Queue()
@@ -135,11 +149,11 @@ def measure(kind: str, calls: int, concurrency: int, server_cpu: int, client_cpu
     assert server.pid is not None
     os.sched_setaffinity(server.pid, {server_cpu})
     port = port_out.get(timeout=30)
-    _warm = context.Process(target=_drive, args=(port, 200, 20, out))
+    _warm = context.Process(target=_drive, args=(port, 200, 20, 0.0, out))
     _warm.start()
     out.get(timeout=60)
     _warm.join()
-    client = context.Process(target=_drive, args=(port, calls, concurrency, out))
+    client = context.Process(target=_drive, args=(port, calls, concurrency, rate, out))
     before, began = _cpu_seconds(server.pid), time.monotonic()
     client.start()
     assert client.pid is not None
@@ -157,12 +171,15 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=6000)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="calls a second, one at a time (default 0: --concurrency at once)"
+    )
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--client-cpu", type=int, default=1)
     args = parser.parse_args()
     for round_ in range(1, args.rounds + 1):
         for kind in KINDS:
-            ms, rate, hinted = measure(kind, args.calls, args.concurrency, args.server_cpu, args.client_cpu)
+            ms, rate, hinted = measure(kind, args.calls, args.concurrency, args.rate, args.server_cpu, args.client_cpu)
             print(
                 f"round {round_}  {kind:9s}  {ms:.3f} ms of server CPU per refusal  {rate:7.0f} refusals/s  "
                 f"{hinted} of {args.calls} with a retry hint",
