@@ -82,6 +82,7 @@ from bench.process_cpu import CpuMeter
 from ragplatform.backends.vectors.edge_index import EdgeIndexSettings
 from ragplatform.backends.vectors.embedded_edge import EdgeVectorStore
 from ragplatform.client import GatewayClient
+from ragplatform.core.settings import WorkerSettings
 from ragplatform.domain.models import ChunkPoint, SearchQuery
 from ragplatform.domain.sparse_encoding import query_vector
 from tests.support.platform_processes import PlatformProcesses
@@ -192,6 +193,9 @@ def platform(
     shutil.copytree(store_dir(source_data), store_dir(data))
     (store_dir(data) / EMBEDDER_RECORD).unlink(missing_ok=True)
     base_env = {"RAG_RATE_LIMIT_RPS": "100000", "RAG_RATE_LIMIT_BURST": "100000", "RAG_VECTOR_INDEX_THRESHOLD": "0"}
+    # The idle worker polls its queue as often as it would by default (the test fixture's 0.1 s
+    # makes tests quick, and made ten wake-ups a second on the services' core).
+    base_env["RAG_POLL_SECONDS"] = str(WorkerSettings.model_fields["poll_seconds"].default)
     retrieval = {"retrieval": {"RAG_EMBEDDER": embedder, "RAG_MODEL_CACHE_DIR": str(MODEL_CACHE)}}
     if tree is not None:
         base_env["PYTHONPATH"] = os.pathsep.join(str(tree / root) for root in ("services", "operator"))
