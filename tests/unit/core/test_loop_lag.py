@@ -7,6 +7,8 @@ from dataclasses import replace
 from itertools import pairwise
 from typing import Any, cast
 
+import pytest
+
 from ragplatform.core.adaptive_limit import LimitPolicy
 from ragplatform.core.interceptors.admission import AdmissionInterceptor
 from ragplatform.core.loop_lag import sample_loop_lag
@@ -63,3 +65,11 @@ async def test_admission_lets_the_sampler_idle_only_without_calls_and_below_its_
 def test_without_thresholds_only_calls_in_flight_keep_the_short_period() -> None:
     admission = AdmissionInterceptor("gateway", LimitPolicy(ceiling=10, lag_target_seconds=0), 1.0)
     assert admission.idle(5.0)
+
+
+async def test_an_error_in_a_sample_ends_the_sampler_with_it() -> None:
+    def on_sample(now: float, lag: float) -> None:
+        raise ValueError("broken sample")
+
+    with pytest.raises(ValueError, match="broken sample"):
+        await asyncio.wait_for(sample_loop_lag(on_sample, period=PERIOD), timeout=30)
