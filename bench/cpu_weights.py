@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 
+from kubernetes.utils import parse_quantity
+
 from ragplatform_operator.builders.deployment import DEFAULT_RESOURCES
 
 # The operator's tier of each service process of the bench.
@@ -27,20 +29,15 @@ TIER_OF_SERVICE = {
 NICE_STEP = 1.25
 
 
-def millicores(quantity: str) -> float:
-    """A Kubernetes CPU quantity ("250m", "1", "0.5") in millicores."""
-    return float(quantity[:-1]) if quantity.endswith("m") else 1000 * float(quantity)
-
-
-def niceness_from_requests(requests_m: dict[str, float]) -> dict[str, int]:
-    """Each service's niceness, so that the scheduler's weights are in the ratio of `requests_m`
-    (the smallest request at nice 0)."""
-    least = min(requests_m.values())
-    return {service: -round(math.log(m / least) / math.log(NICE_STEP)) for service, m in requests_m.items()}
+def niceness_from_requests(requests: dict[str, float]) -> dict[str, int]:
+    """Each service's niceness, so that the scheduler's weights are in the ratio of `requests`
+    (CPU, any unit; the smallest request at nice 0)."""
+    least = min(requests.values())
+    return {service: -round(math.log(cpu / least) / math.log(NICE_STEP)) for service, cpu in requests.items()}
 
 
 def operator_niceness() -> dict[str, int]:
     """Each service's niceness from the operator's default CPU requests."""
-    return niceness_from_requests(
-        {service: millicores(DEFAULT_RESOURCES[tier]["requests"]["cpu"]) for service, tier in TIER_OF_SERVICE.items()}
-    )
+    requests = {service: DEFAULT_RESOURCES[tier]["requests"]["cpu"] for service, tier in TIER_OF_SERVICE.items()}
+    cores = {service: float(parse_quantity(cpu)) for service, cpu in requests.items()}  # type: ignore[no-untyped-call]
+    return niceness_from_requests(cores)

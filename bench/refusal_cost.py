@@ -7,8 +7,9 @@ shape) with RESOURCE_EXHAUSTED and a retry-after hint, three ways, one after ano
   accepting a call and sending its status;
 * `admission`: the platform's `AdmissionInterceptor` (limit reached) alone, refusing before the
   handler is built (`early_refusal`: the request is not read);
-* `chain`: the gateway's whole interceptor chain (`build_interceptors`, the API-key check as its
-  own interceptor), the admission limit reached.
+* `chain`: the gateway's whole interceptor chain as `core.server.build_interceptors` builds it
+  from the gateway's settings (its API-key check stood in for by an interceptor that fails if a
+  refused call reaches it), the admission limit reached.
 
 A client process on `--client-cpu` keeps `--concurrency` calls going until `--calls` have ended,
 each with the metadata the ask bench's clients send (a bearer key, an `x-request-start` stamp) and
@@ -36,17 +37,15 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.process_cpu import process_cpu_seconds
 from ragplatform.core.adaptive_limit import LimitPolicy
 from ragplatform.core.error_mapping import retry_after_from
 from ragplatform.core.event_loop import run as run_loop
-from ragplatform.core.interceptors.access_log import AccessLogInterceptor
 from ragplatform.core.interceptors.admission import AdmissionInterceptor
-from ragplatform.core.interceptors.base import ScopedInterceptor, fuse_scopes
-from ragplatform.core.interceptors.deadlines import DeadlineInterceptor
-from ragplatform.core.interceptors.decoding import RequestDecodingInterceptor
-from ragplatform.core.interceptors.errors import ErrorMappingInterceptor
-from ragplatform.core.interceptors.metrics import MetricsInterceptor
+from ragplatform.core.interceptors.base import ScopedInterceptor
 from ragplatform.core.request_start import REQUEST_START_HEADER, request_start_value
+from ragplatform.core.server import ServiceApp, build_interceptors
+from ragplatform.core.settings import GatewaySettings, load_settings
 
 METHOD = "/bench.Refuse/Ask"
 PENDING = [("grpc.server.max_pending_requests", 10_000), ("grpc.server.max_pending_requests_hard_limit", 10_000)]
@@ -73,16 +72,15 @@ def _interceptors(kind: str) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
     admission.in_flight = 1  # the limit is reached: every call is refused
     if kind == "admission":
         return [admission]
-    chain: list[grpc.aio.ServerInterceptor[Any, Any]] = [
-        admission,
-        AccessLogInterceptor(trust_tenant_header=False),
-        MetricsInterceptor(),
-        ErrorMappingInterceptor(),
-        _NeverAdmitted(),
-        DeadlineInterceptor(60.0),
-        RequestDecodingInterceptor(),
-    ]
-    return fuse_scopes(chain)
+    # The gateway's chain as the server builds it, its API-key check (its own interceptor) stood in for.
+    settings = load_settings(GatewaySettings)
+    timeout = settings.ask_timeout_seconds
+    gateway = ServiceApp("gateway", lifespan=_no_lifespan, internal=False, max_call_seconds=timeout)
+    return build_interceptors(gateway, settings, own=[_NeverAdmitted()], admission=admission)
+
+
+def _no_lifespan() -> Any:
+    raise AssertionError("the bench builds the gateway's interceptors only, it never starts the gateway")
 
 
 def _serve(kind: str, port_out: Any) -> None:
@@ -133,11 +131,6 @@ def _drive(port: int, calls: int, concurrency: int, rate: float, out: Any) -> No
     run_loop(main(), "uvloop")
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def measure(
     kind: str, calls: int, concurrency: int, rate: float, server_cpu: int, client_cpu: int
 ) -> tuple[float, float, int]:
@@ -154,12 +147,12 @@ def measure(
     out.get(timeout=60)
     _warm.join()
     client = context.Process(target=_drive, args=(port, calls, concurrency, rate, out))
-    before, began = _cpu_seconds(server.pid), time.monotonic()
+    before, began = process_cpu_seconds(server.pid), time.monotonic()
     client.start()
     assert client.pid is not None
     os.sched_setaffinity(client.pid, {client_cpu})
     hinted: int = out.get(timeout=300)
-    used, elapsed = _cpu_seconds(server.pid) - before, time.monotonic() - began
+    used, elapsed = process_cpu_seconds(server.pid) - before, time.monotonic() - began
     client.join()
     server.terminate()
     server.join(timeout=30)

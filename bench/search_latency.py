@@ -266,19 +266,23 @@ async def build_index(
     return path
 
 
-#: Per platform, CPU ms per measured Search (gateway, retrieval, the four idle services), filled
-#: by `one_at_a_time`.
-CPU_PER_SEARCH: dict[str, dict[str, float]] = {}
 WARM_UP = 30
+#: Per platform, CPU ms per measured Search by service group (gateway, retrieval, idle services).
+CpuPerSearch = dict[str, dict[str, float]]
 
 
 async def through_gateways(
     platforms: dict[str, PlatformProcesses], queries: list[str], rounds: int = 0
-) -> dict[str, list[float]]:
-    """All platforms running at once, each query sent to every one in turn; with `rounds`, one
-    platform at a time instead (`one_at_a_time`)."""
+) -> tuple[dict[str, list[float]], CpuPerSearch]:
+    """Each platform's Search latencies (and CPU per Search, when measured): all platforms at
+    once, each query sent to every one in turn; with `rounds`, one at a time (`one_at_a_time`)."""
     if rounds:
         return await one_at_a_time(platforms, queries, rounds)
+    return await all_at_once(platforms, queries), {}
+
+
+async def all_at_once(platforms: dict[str, PlatformProcesses], queries: list[str]) -> dict[str, list[float]]:
+    """All platforms running at once, each query sent to every one in turn."""
     samples: dict[str, list[float]] = {name: [] for name in platforms}
     clients: dict[str, GatewayClient] = {}
     try:
@@ -303,11 +307,11 @@ async def through_gateways(
 
 async def one_at_a_time(
     platforms: dict[str, PlatformProcesses], queries: list[str], rounds: int
-) -> dict[str, list[float]]:
+) -> tuple[dict[str, list[float]], CpuPerSearch]:
     """Each platform alone on the services' CPUs: started, warmed up, searched with its share of
     the queries, stopped; the queries are split into `rounds` parts and the platforms take turns
     once per part (A B C A B C ...), so that a drift in the machine's load falls on all alike.
-    Fills `CPU_PER_SEARCH` from /proc (the services' CPU over the measured searches only)."""
+    The CPU per Search is read from /proc (the services' CPU over the measured searches only)."""
     samples: dict[str, list[float]] = {name: [] for name in platforms}
     cpu: dict[str, dict[str, float]] = {name: {} for name in platforms}
     keys: dict[str, str] = {}
@@ -335,16 +339,17 @@ async def one_at_a_time(
                         cpu[name][group] = cpu[name].get(group, 0.0) + seconds * 1000
             finally:
                 processes.stop_all()
-    for name, by_group in cpu.items():
-        CPU_PER_SEARCH[name] = {group: ms / len(samples[name]) for group, ms in by_group.items()}
-    return samples
+    per_search = {
+        name: {group: ms / len(samples[name]) for group, ms in by_group.items()} for name, by_group in cpu.items()
+    }
+    return samples, per_search
 
 
-def cpu_note(name: str) -> str:
-    """`name`'s CPU ms per Search by service group, when `one_at_a_time` measured it."""
-    if name not in CPU_PER_SEARCH:
+def cpu_note(cpu: CpuPerSearch, name: str) -> str:
+    """`name`'s CPU ms per Search by service group, when it was measured."""
+    if name not in cpu:
         return ""
-    by_group = CPU_PER_SEARCH[name]
+    by_group = cpu[name]
     return "; cpu ms/search " + ", ".join(f"{group} {ms:.1f}" for group, ms in by_group.items())
 
 
@@ -454,11 +459,11 @@ async def measure_size(size: int, args: argparse.Namespace, base: np.ndarray, so
             torch_query = hybrid | indexed_env | {"RAG_MINILM_QUERY_RUNTIME": "torch"}
             recipes[TORCH_TWIN] = lambda: platform(indexed, scratch, "ht", cpus, torch_query, model)
         platforms = {name: make() for name, make in chosen(recipes, args.only).items()}
-        samples = await through_gateways(platforms, queries, args.alone)
+        samples, cpu = await through_gateways(platforms, queries, args.alone)
         gateway = {name: percentiles(s) for name, s in samples.items()}
     floor50, floor99 = gateway[FLOOR]
     for name, (p50, p99) in gateway.items():
-        row(size, name, p50, p99, f"(x{p50 / floor50:.2f} / x{p99 / floor99:.2f} the floor{cpu_note(name)})")
+        row(size, name, p50, p99, f"(x{p50 / floor50:.2f} / x{p99 / floor99:.2f} the floor{cpu_note(cpu, name)})")
     for kind in ("exact", "indexed"):
         if f"gw dense, {kind}" in gateway and f"gw hybrid, {kind}" in gateway:
             dense50, hybrid50 = gateway[f"gw dense, {kind}"][0], gateway[f"gw hybrid, {kind}"][0]
@@ -518,13 +523,14 @@ async def compare_trees(
         platforms[label] = platform(indexed, scratch, f"after{i}", cpus, env | {name: value}, model)
     if floor is not None:
         platforms = {FLOOR: floor} | platforms
-    gateway = {name: percentiles(s) for name, s in (await through_gateways(platforms, queries, rounds)).items()}
+    samples, cpu = await through_gateways(platforms, queries, rounds)
+    gateway = {name: percentiles(s) for name, s in samples.items()}
     before50, before99 = gateway[before]
     for name, (p50, p99) in gateway.items():
         note = f"x{p50 / before50:.2f} / x{p99 / before99:.2f} before"
         if FLOOR in gateway:
             note += f", x{p50 / gateway[FLOOR][0]:.2f} / x{p99 / gateway[FLOOR][1]:.2f} the floor"
-        row(size, name, p50, p99, f"({note}{cpu_note(name)})")
+        row(size, name, p50, p99, f"({note}{cpu_note(cpu, name)})")
 
 
 async def main() -> None:
