@@ -1,7 +1,8 @@
 """Retrieval quality on a corpus the project did not write: dense, sparse, the plain hybrid (RRF)
 baseline and the platform's default pipeline, side by side in one run.
 
-    python bench/retrieval_quality.py [--corpus manpages|pydoc|pgdoc|sqlitedoc|apachedoc|all] [--questions FILE]
+    python bench/retrieval_quality.py [--corpus manpages|pydoc|pgdoc|sqlitedoc|apachedoc|djangodoc|all]
+                                      [--questions FILE]
                                       [--embedder minilm|e5-small]
                                       [--rerank remote --rerank-url http://host:port]
                                       [--rerank llm --rerank-url http://host:port/v1 --rerank-model M]
@@ -21,7 +22,12 @@ Corpora (each with its own questions, task-style, written before any tuning):
 * apachedoc: a fifth set, held out from every choice made on the four above: 205 English pages of
   the Apache HTTP Server 2.4 manual (HTML from Debian's apache2-doc, ingested as HTML;
   bench/apachedoc_corpus.py), questions in bench/retrieval_questions_apachedoc.tsv, committed
-  before any search ran on it.
+  before any search ran on it;
+* djangodoc: a sixth set, held out from every choice made on the five above and of another kind
+  (a web framework's developer documentation): 218 pages of the Django 3.2 documentation
+  (tutorials, topic guides, how-tos, API reference; HTML from Debian's python-django-doc,
+  ingested as HTML; bench/djangodoc_corpus.py), questions in
+  bench/retrieval_questions_djangodoc.tsv, committed before any search ran on it.
 
 Chunks are cut
 exactly as the ingestion worker cuts them (parse -> chunk at 256 MiniLM tokens, 32 overlap), and
@@ -60,6 +66,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.apachedoc_corpus import apachedoc_corpus
+from bench.djangodoc_corpus import djangodoc_corpus
 from bench.manpage_corpus import RESULTS, manpage_corpus
 from bench.pgdoc_corpus import pgdoc_corpus
 from bench.pydoc_corpus import pydoc_corpus
@@ -88,6 +95,7 @@ CORPORA = {
     "pgdoc": (pgdoc_corpus, BENCH / "retrieval_questions_pgdoc.tsv"),
     "sqlitedoc": (sqlitedoc_corpus, BENCH / "retrieval_questions_sqlitedoc.tsv"),
     "apachedoc": (apachedoc_corpus, BENCH / "retrieval_questions_apachedoc.tsv"),
+    "djangodoc": (djangodoc_corpus, BENCH / "retrieval_questions_djangodoc.tsv"),
 }
 TENANT = "bench"
 ASK_TOP_K = 5  # the gateway's RAG_DEFAULT_TOP_K
