@@ -53,6 +53,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,6 +62,7 @@ import grpc
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.admission_trace import AdmissionTrace
+from bench.capacity_search import SearchPolicy, Step, bracket, found, next_rate
 from bench.cpu_weights import operator_niceness
 from bench.harness_cost import DRIVERS, Harness
 from bench.hop_floor import Floor, measure_backend_floor, measure_floor, parse_cpus
@@ -523,8 +525,11 @@ class Level:
     users: int = 0
     rate: float = 0.0
     uploaders: int = 0
-    # An open-loop rate given as a multiple of the rate the last closed-loop level sustained.
+    # An open-loop rate given as a multiple of the capacity (see `main`).
     of_capacity: float = 0.0
+    # Seconds of the level, warm-up included, and of its warm-up (0: --duration, --warmup).
+    duration: float = 0.0
+    warmup: float = 0.0
 
     def title(self) -> str:
         if self.streams:
@@ -532,7 +537,7 @@ class Level:
         else:
             what = f"{self.users} connected users asking {self.rate:.1f}/s in total (open loop)"
             if self.of_capacity:
-                what += f", {self.of_capacity:g}x the sustained rate"
+                what += f", {self.of_capacity:g}x the capacity"
         return what + (f" + {self.uploaders} uploaders" if self.uploaders else "")
 
 
@@ -544,11 +549,12 @@ def run_level(
     args: argparse.Namespace,
     floor: Floor,
     harness: Harness,
-) -> float:
-    """Run one level, print its figures, and return the asks/s it sustained. `harness` names the
-    processes around the platform (test doubles, backends) whose CPU is reported beside it."""
-    duration: float = args.duration
-    warmup: float = args.warmup
+) -> Step:
+    """Run one level, print its figures, and return what it measured (its asks/s sustained are
+    `answered / measured_seconds`). `harness` names the processes around the platform (test
+    doubles, backends) whose CPU is reported beside it."""
+    duration: float = level.duration or args.duration
+    warmup: float = level.warmup or args.warmup
     drivers: int = args.drivers
     llm: float = args.llm_latency
     context = multiprocessing.get_context("spawn")
@@ -777,7 +783,15 @@ def run_level(
     )
     if check is not None:
         print(f"  {check}")
-    return len(latencies) / window
+    return Step(
+        rate=level.rate,
+        answered=len(latencies),
+        refused=refused_calls + without_hint,
+        # Refusals without a hint are counted among `errors` too: once here, as refused.
+        errors=sum(errors.values()) - without_hint + sum(n for s, n in upload_errors.items() if s != "refused"),
+        added_p99_seconds=p99 - llm if latencies else float("inf"),
+        measured_seconds=window,
+    )
 
 
 def renice_threads(pid: int, niceness: int) -> None:
@@ -839,6 +853,45 @@ def open_loop_level(users: int, rate: str, uploaders: int) -> Level:
     return Level(users=users, rate=float(rate), uploaders=uploaders)
 
 
+def search_capacity(level: Level, args: argparse.Namespace, run_step: Callable[[Level], Step]) -> float:
+    """The sustainable rate (bench/capacity_search.py): open-loop steps of `level`'s users and
+    uploaders, each `--search-duration` s long, at the rates the search picks; prints each step's
+    verdict and what was found, and returns it."""
+    policy = SearchPolicy(start=args.search_start, steps=args.search_steps)
+    steps: list[Step] = []
+    while (rate := next_rate(policy, steps)) is not None:
+        measured = run_step(
+            dataclasses.replace(
+                level, rate=rate, duration=args.search_duration, warmup=min(args.warmup, args.search_duration / 3)
+            )
+        )
+        steps.append(measured)
+        why = measured.failures()
+        print(
+            f"  capacity search    step {len(steps)}: {rate:.1f} asks/s arriving, {measured.answered_per_second:.1f} "
+            f"answered/s: " + ("sustained" if not why else "NOT sustained (" + ", ".join(why) + ")")
+        )
+    best, failed = bracket(steps)
+    capacity = found(steps)
+    print(
+        f"\n== capacity: {capacity:.1f} asks/s sustainable ({level.users} users"
+        + (f" + {level.uploaders} uploaders" if level.uploaders else "")
+        + f"; nothing refused, no error, p99 added <= 250 ms; {len(steps)} steps of {args.search_duration:g} s"
+        + (f"; {failed:.1f}/s was not" if failed < float("inf") else "; no step failed: the search's top was not found")
+        + "). x levels scale from it."
+    )
+    if not best:
+        print("  capacity search    no step was sustainable: x levels would run at 0 asks/s")
+    return capacity
+
+
+def parse_users(text: str) -> tuple[int, int]:
+    users, _, uploaders = text.partition(":")
+    if not users.isdigit() or not (uploaders.isdigit() or not uploaders):
+        raise argparse.ArgumentTypeError("--sustainable takes USERS[:UPLOADERS], e.g. 5000 or 5000:500")
+    return int(users), int(uploaders or 0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -850,7 +903,28 @@ def main() -> None:
         action="append",
         default=[],
         metavar="USERS:RATE[:UPLOADERS]",
-        help="open-loop level; RATE as e.g. 3x: that multiple of the last closed-loop level's sustained rate",
+        help="open-loop level; RATE as e.g. 3x: that multiple of the capacity (--sustainable's, --capacity, or "
+        "else the rate the last closed-loop level sustained)",
+    )
+    parser.add_argument(
+        "--sustainable",
+        type=parse_users,
+        default=None,
+        metavar="USERS[:UPLOADERS]",
+        help="find the sustainable rate (the most asks/s arriving with nothing refused, no error and p99 added "
+        "<= 250 ms) by a bounded search of open-loop steps of USERS askers (and UPLOADERS uploaders), after any "
+        "closed-loop level; x levels scale from it (bench/capacity_search.py)",
+    )
+    parser.add_argument("--search-start", type=float, default=40.0, help="asks/s of the search's first step")
+    parser.add_argument("--search-steps", type=int, default=6, help="steps of the search at most")
+    parser.add_argument("--search-duration", type=float, default=14.0, help="seconds per search step, warm-up included")
+    parser.add_argument(
+        "--capacity",
+        type=float,
+        default=None,
+        metavar="RATE",
+        help="the capacity x levels scale from, in asks/s, not measured (e.g. one a search found, to compare "
+        "settings at the same rates)",
     )
     parser.add_argument("--uploaders", type=int, default=0, help="uploading users beside the open-loop askers")
     parser.add_argument(
@@ -909,11 +983,22 @@ def main() -> None:
         "service CPUs as CPU requests give pods in a cluster (cgroup cpu.weight); below 0 needs root or CAP_SYS_NICE",
     )
     args = parser.parse_args()
-    streams = [100, 1000, 5500] if args.streams is None and not args.open_loop else (args.streams or [])
+    streams = (
+        [100, 1000, 5500]
+        if args.streams is None and not args.open_loop and not args.sustainable
+        else (args.streams or [])
+    )
     levels = [Level(streams=n, uploaders=args.stream_uploaders) for n in streams]
+    if args.sustainable is not None and args.capacity:
+        parser.error("--sustainable measures the capacity and --capacity gives it: use one")
     levels += [open_loop_level(u, r, args.uploaders if up is None else up) for u, r, up in args.open_loop]
-    if levels and levels[0].of_capacity:
-        parser.error("a RATE such as 3x needs a closed-loop level (--streams 100) before it to measure capacity")
+    if any(level.of_capacity for level in levels) and not (
+        args.capacity or args.sustainable or any(level.streams for level in levels)
+    ):
+        parser.error(
+            "a RATE such as 3x is a multiple of the capacity: measure it (--sustainable 5000:500, or a closed-loop "
+            "level such as --streams 300 before it) or give it (--capacity 60)"
+        )
     _raise_open_file_limit()
     available = os.sched_getaffinity(0)
     if not (args.service_cpus <= available and args.harness_cpus <= available):
@@ -995,13 +1080,24 @@ def main() -> None:
                 "moto S3": [backends.s3.pid],
             }
         )
-        capacity = 0.0
-        for level in levels:
+
+        # The capacity x levels scale from: given (--capacity), found by the search (--sustainable),
+        # or, as before the search existed, what the last closed-loop level squeezed through.
+        def run_step(level: Level) -> Step:
+            return run_level(processes, backends, key, level, args, floor, harness)
+
+        capacity = args.capacity or 0.0
+        for level in (level for level in levels if level.streams):
+            step = run_step(level)
+            if not args.capacity and args.sustainable is None:
+                capacity = step.answered_per_second
+        if args.sustainable is not None:
+            users, uploaders = args.sustainable
+            capacity = search_capacity(Level(users=users, uploaders=uploaders), args, run_step)
+        for level in (level for level in levels if not level.streams):
             if level.of_capacity:
                 level = dataclasses.replace(level, rate=level.of_capacity * capacity)
-            sustained = run_level(processes, backends, key, level, args, floor, harness)
-            if level.streams:
-                capacity = sustained
+            run_step(level)
     finally:
         if processes is not None:
             processes.stop_all()
