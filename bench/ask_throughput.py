@@ -7,6 +7,8 @@ platform adds around the model.
     python bench/ask_throughput.py [--streams 100 1000 5500] [--duration 25] [--drivers 2]
     python bench/ask_throughput.py --streams --open-loop 5000:30:500   (5,000 askers, 500 uploaders)
     python bench/ask_throughput.py --streams 100 --follow-ups 0.5   (half the asks continue a conversation)
+    python bench/ask_throughput.py --sustainable 5000:500 --open-loop 5000:3x --open-loop 5000:0.8x:500
+        (the sustainable rate by a bounded search, then issue 8's levels at 3x and 0.8x of it)
 
 Closed loop (`--streams N`): `--drivers` client processes keep N Ask streams open, each asking
 again as soon as its answer is done, over a fixed pool of gRPC channels, for `--duration`

@@ -1,8 +1,9 @@
 """Issue 8's overload lines, judged on one open-loop level of bench/ask_throughput.py (pure).
 
-* Overload — a level at 3x or more of the rate the closed-loop level before it sustained: every
-  refusal carries a retry-after hint and arrives within 50 ms at p99; asks that were accepted keep
-  p99 within the LLM's latency + 250 ms; none ends CANCELLED or DEADLINE_EXCEEDED.
+* Overload — a level at 3x or more of the capacity (the sustainable rate bench/capacity_search.py
+  found, or one given with --capacity): every refusal carries a retry-after hint and arrives
+  within 50 ms at p99; asks that were accepted keep p99 within the LLM's latency + 250 ms; none
+  ends CANCELLED or DEADLINE_EXCEEDED.
 * The seeds' shape — a level at 0.8x or less with at least 5,000 users and 500 uploaders: no error
   and no refusal (asks or uploads), p99 added over the LLM within 250 ms, total RSS within 1 GiB.
 
