@@ -225,11 +225,13 @@ async def worker_points(
     return points
 
 
-async def plain_points(corpus: dict[str, str], embedder: CachedEmbedder) -> list[ChunkPoint]:
+async def plain_points(
+    corpus: dict[str, str], embedder: CachedEmbedder, chunking: ChunkingPolicy = CHUNKING
+) -> list[ChunkPoint]:
     """The same chunks as the platform indexed them before: chunk text alone, no heading."""
     points: list[ChunkPoint] = []
     for filename, text in sorted(corpus.items()):
-        chunks = split_document(text.encode(), bench_document(filename, text), embedder, CHUNKING)
+        chunks = split_document(text.encode(), bench_document(filename, text), embedder, chunking)
         vectors = await embedder.embed_documents([c.text for c in chunks])
         points += [
             ChunkPoint(TENANT, filename, filename, c.index, c.text, v) for c, v in zip(chunks, vectors, strict=True)

@@ -530,6 +530,13 @@ class RetrievalSettings(VectorSettings, EmbedderSettings, TopKSettings, RerankSe
     fusion_candidates: int = Field(
         50, ge=1, le=1000, description="Candidates each list contributes before fusion (at least top_k)."
     )
+    sparse_pair_weight: float = Field(
+        1.0,
+        ge=0,
+        le=100,
+        description='Weight of each pair of adjacent query words ("block size") as a sparse term beside the '
+        "words (weight 1); 0: words only, plain BM25. Read at query time (measured in docs/retrieval.md).",
+    )
     query_vector_cache_size: int = Field(
         1024,
         ge=0,

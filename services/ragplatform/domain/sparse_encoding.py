@@ -13,6 +13,15 @@ a light English stemming (plural and verb endings) so that "compresses" matches 
 Measured on the manual-page benchmark: stemming costs BM25 alone 2 points of hit@1 (64.5 -> 62.4)
 but gives the default hybrid pipeline 2 (83.7 -> 85.8, first citation 85.1 -> 85.8), so it stays.
 
+Term order counts too: each pair of adjacent terms (`"block size"`, `"virtual host"`; stopwords
+are dropped first, so "size of the file" gives `"size file"`) is one more term of the chunk's
+vector, weighted like a word: the sequential-dependence signal of Metzler and Croft ("A Markov
+Random Field Model for Term Dependencies", SIGIR 2005), here the ordered-window-1 feature as plain
+BM25 terms. A query asks for its own pairs with `pair_weight` (RAG_SPARSE_PAIR_WEIGHT; 0 asks for
+words only, which is plain BM25: a pair adds nothing to a word's weight, only terms of its own).
+A chunk whose words follow each other as the question's do then scores above one that merely
+contains them apart (docs/retrieval.md, "Term pairs").
+
 Term ids are a stable hash (CRC-32 of the UTF-8 term), never a per-process vocabulary: every
 process on every machine maps a term to the same id, so workers, the retrieval service and a
 re-index agree without sharing state. All functions are pure and deterministic.
@@ -23,9 +32,10 @@ from __future__ import annotations
 import re
 import zlib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import chain
+from itertools import chain, pairwise
 from typing import Final
 
 from ragplatform.domain.models import SparseVector
@@ -135,9 +145,16 @@ def _is_compound(raw: str) -> bool:
     return any(c.islower() for c in letters) and any(c.isupper() for c in letters[1:])
 
 
+def term_pairs(terms: Sequence[str]) -> list[str]:
+    """Each term of a `tokenize` stream with the next, in order, as one term ("block size")."""
+    return [f"{first} {second}" for first, second in pairwise(terms)]
+
+
 def document_vector(text: str, params: Bm25Parameters = Bm25Parameters()) -> SparseVector:
-    """The sparse vector of a chunk: BM25's saturated term frequency per term (the store's IDF
-    modifier supplies the other factor). Empty when the text has no term."""
+    """The sparse vector of a chunk: BM25's saturated term frequency per term and per pair of
+    adjacent terms (`term_pairs`; the store's IDF modifier supplies the other factor). The length
+    normalisation counts words only, so a word's weight is what it would be without the pairs.
+    Empty when the text has no term."""
     terms = tokenize(text)
     if not terms:
         return SparseVector((), ())
@@ -147,7 +164,7 @@ def document_vector(text: str, params: Bm25Parameters = Bm25Parameters()) -> Spa
     # The retrieval service runs this for every chunk it stores: locals and the cached id
     # function directly (the arithmetic, and so every bit of the result, is unchanged).
     ids = _term_id
-    for term, tf in Counter(terms).items():
+    for term, tf in chain(Counter(terms).items(), Counter(term_pairs(terms)).items()):
         index = ids(term)
         weight = tf * saturation / (tf + norm)
         if index in weights:  # two terms hashing to one id (rare) add up, as one term with both counts would
@@ -157,10 +174,14 @@ def document_vector(text: str, params: Bm25Parameters = Bm25Parameters()) -> Spa
     return _sorted(weights)
 
 
-def query_vector(text: str) -> SparseVector:
+def query_vector(text: str, pair_weight: float = 0.0) -> SparseVector:
     """The sparse vector of a query: weight 1 per distinct term, so the score is the sum of the
-    matching terms' BM25 weights. Empty when the query has no term."""
-    return _sorted(dict.fromkeys((term_id(t) for t in tokenize(text)), 1.0))
+    matching terms' BM25 weights, and `pair_weight` per distinct pair of adjacent terms
+    (`term_pairs`; 0: none, plain BM25). Empty when the query has no term."""
+    terms = tokenize(text)
+    weights = dict.fromkeys(map(term_id, term_pairs(terms)), pair_weight) if pair_weight > 0 else {}
+    weights.update(dict.fromkeys(map(term_id, terms), 1.0))  # a word keeps weight 1 on an id collision
+    return _sorted(weights)
 
 
 def _sorted(weights: dict[int, float]) -> SparseVector:

@@ -35,6 +35,7 @@ def retrieval_policy(settings: RetrievalSettings) -> RetrievalPolicy:
             candidates=settings.fusion_candidates,
         ),
         rerank_candidates=settings.rerank_candidates,
+        sparse_pair_weight=settings.sparse_pair_weight,
     )
 
 

@@ -27,12 +27,16 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True)
 class RetrievalPolicy:
-    """Which candidates a search uses and how they are fused (RAG_RETRIEVAL_MODE, RAG_FUSION*)."""
+    """Which candidates a search uses and how they are fused (RAG_RETRIEVAL_MODE, RAG_FUSION*,
+    RAG_SPARSE_PAIR_WEIGHT)."""
 
     mode: RetrievalMode = "hybrid"
     fusion: HybridFusion = field(default_factory=HybridFusion)
     # Candidates fetched for the reranker (when there is one); it returns the best top_k.
     rerank_candidates: int = 20
+    # The query's adjacent-word pairs as sparse terms at this weight (0: words only, plain BM25;
+    # the settings' default is 1: RAG_SPARSE_PAIR_WEIGHT).
+    sparse_pair_weight: float = 0.0
 
 
 class RetrievalService:
@@ -75,7 +79,7 @@ class RetrievalService:
             raise InvalidArgument("score_threshold must be between 0 and 1")
         mode = self._policy.mode
         # Sparse encoding is microseconds of pure Python; the embedding is the expensive part.
-        sparse = query_vector(query) if mode != "dense" else None
+        sparse = query_vector(query, self._policy.sparse_pair_weight) if mode != "dense" else None
         if mode == "sparse" and not sparse:
             return []  # only stopwords or punctuation: nothing to match lexically
         vector = await self.query_vectors.vector(tenant_id, query) if mode != "sparse" else []

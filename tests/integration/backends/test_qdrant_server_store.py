@@ -27,8 +27,8 @@ from ragplatform.core.tracing import disable_tracing, enable_tracing
 from ragplatform.core.tracing_state import tracer
 from ragplatform.domain.errors import FailedPrecondition, Internal, Unavailable
 from ragplatform.domain.fusion import relative_score_fusion
-from ragplatform.domain.models import ChunkPoint, HybridFusion, SearchQuery
-from ragplatform.domain.sparse_encoding import query_vector
+from ragplatform.domain.models import ChunkPoint, HybridFusion, SearchQuery, SparseVector
+from ragplatform.domain.sparse_encoding import query_vector, term_id
 from tests.e2e.production.qdrant_double import QdrantRestDouble
 from tests.support.servers import free_port
 
@@ -217,17 +217,31 @@ async def test_hybrid_search_fuses_dense_and_sparse_in_one_query_api_call(vector
     assert [h.document_id for h in strict] == ["du", "tar"]
 
 
-async def test_a_collection_made_before_sparse_vectors_is_upgraded_in_place(local_client: AsyncQdrantClient) -> None:
-    # The collection as the previous release made it: the dense vector only.
+@pytest.mark.parametrize("previous", ["dense only", "words-only sparse vector"])
+async def test_a_collection_made_before_sparse_vectors_is_upgraded_in_place(
+    local_client: AsyncQdrantClient, previous: str
+) -> None:
+    # The collection as an earlier release made it: the dense vector only, or words-only sparse
+    # vectors under the name they had before term pairs ("bm25").
+    words_only = "sparse" in previous
     await local_client.create_collection(
-        "chunks", vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE)
+        "chunks",
+        vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE),
+        sparse_vectors_config={"bm25": models.SparseVectorParams(modifier=models.Modifier.IDF)} if words_only else None,
     )
     old = [
         text_point("a", f"doc{i}", text, unit(1, i, 0, 0))
         for i, text in enumerate(["gzip compresses files", "tar writes tape archives", "du estimates disk usage"])
     ]
+
+    def old_vector(p: ChunkPoint) -> models.VectorStruct:
+        words = query_vector(p.text)
+        bm25 = models.SparseVector(indices=list(words.indices), values=list(words.values))
+        return {"": p.vector, "bm25": bm25} if words_only else p.vector
+
     await local_client.upsert(
-        "chunks", points=[models.PointStruct(id=p.point_id, vector=p.vector, payload=chunk_payload(p)) for p in old]
+        "chunks",
+        points=[models.PointStruct(id=p.point_id, vector=old_vector(p), payload=chunk_payload(p)) for p in old],
     )
     store = QdrantServerStore(settings(), client=local_client, upsert_batch_size=2)  # scrolls in pages of 2
     await store.open(DIM)
@@ -237,6 +251,8 @@ async def test_a_collection_made_before_sparse_vectors_is_upgraded_in_place(loca
     hits = await store.search(SearchQuery("a", [], top_k=3, sparse=query_vector("tape archive")))
     assert [h.document_id for h in hits] == ["doc1"]
     assert hits[0].text == "tar writes tape archives"
+    pair = SparseVector((term_id("tape archive"),), (1.0,))  # the pairs are indexed too
+    assert [h.document_id for h in await store.search(SearchQuery("a", [], top_k=3, sparse=pair))] == ["doc1"]
     await store.open(DIM)  # opening again finds the sparse vector and changes nothing
     assert await store.count("a") == 3
 

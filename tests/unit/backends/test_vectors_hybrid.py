@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import qdrant_edge as qe
@@ -14,8 +15,8 @@ from ragplatform.backends.vectors import payload as fields
 from ragplatform.backends.vectors.embedded_edge import EdgeVectorStore
 from ragplatform.backends.vectors.embedded_edge_upgrade import finish_interrupted_upgrade, has_sparse_vector
 from ragplatform.domain.fusion import relative_score_fusion
-from ragplatform.domain.models import ChunkPoint, HybridFusion, SearchQuery
-from ragplatform.domain.sparse_encoding import query_vector
+from ragplatform.domain.models import ChunkPoint, HybridFusion, SearchQuery, SparseVector
+from ragplatform.domain.sparse_encoding import query_vector, term_id
 
 DIM = 4
 
@@ -128,16 +129,29 @@ async def test_relative_fusion_fuses_the_two_lists_by_normalised_score(tmp_path:
         await store.close()
 
 
-async def test_a_store_made_before_sparse_vectors_is_reindexed_on_open(tmp_path: Path) -> None:
+WORDS_ONLY = "bm25"  # the sparse vector's name before adjacent-word pairs were indexed
+
+
+@pytest.mark.parametrize("previous", ["dense only", "words-only sparse vector"])
+async def test_a_store_made_before_sparse_vectors_is_reindexed_on_open(tmp_path: Path, previous: str) -> None:
     path = tmp_path / "old"
     path.mkdir()
-    # A store as the previous release made it: the dense vector only.
-    old = qe.EdgeShard.create(
-        str(path), qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=DIM, distance=qe.Distance.Cosine))
-    )
+    # A store as an earlier release made it: the dense vector only, or words-only sparse vectors.
+    sparse_params = {WORDS_ONLY: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)} if "sparse" in previous else None
+    dense_params = qe.EdgeVectorParams(size=DIM, distance=qe.Distance.Cosine)
+    old = qe.EdgeShard.create(str(path), qe.EdgeConfig(vectors=dense_params, sparse_vectors=sparse_params))
     points = [chunk("t1", name) for name in TEXTS]
+
+    def old_vectors(p: ChunkPoint) -> Any:
+        if sparse_params is None:
+            return p.vector
+        words = query_vector(p.text)  # the words, without the pairs
+        return {"": p.vector, WORDS_ONLY: qe.SparseVector(list(words.indices), list(words.values))}
+
     old.update(
-        qe.UpdateOperation.upsert_points([qe.Point(p.point_id, p.vector, fields.chunk_payload(p)) for p in points])
+        qe.UpdateOperation.upsert_points(
+            [qe.Point(p.point_id, old_vectors(p), fields.chunk_payload(p)) for p in points]
+        )
     )
     old.flush()
     old.close()
@@ -151,6 +165,9 @@ async def test_a_store_made_before_sparse_vectors_is_reindexed_on_open(tmp_path:
         hits = await store.search(SearchQuery("t1", [], top_k=1, sparse=query_vector("tape archive")))
         assert hits[0].document_id == "tar"
         assert hits[0].text == TEXTS["tar"]
+        # The pairs are indexed too: a query for the pair alone finds its chunk.
+        pair = SparseVector((term_id("block sort"),), (1.0,))
+        assert [h.document_id for h in await store.search(SearchQuery("t1", [], top_k=3, sparse=pair))] == ["bzip2"]
         dense = await store.search(SearchQuery("t1", unit(1), top_k=1))
         assert dense[0].document_id == "du"  # dense vectors carried over
     finally:

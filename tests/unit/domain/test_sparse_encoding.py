@@ -7,12 +7,14 @@ import sys
 
 import pytest
 
+from ragplatform.domain.models import SparseVector
 from ragplatform.domain.sparse_encoding import (
     Bm25Parameters,
     document_vector,
     query_vector,
     stem,
     term_id,
+    term_pairs,
     tokenize,
 )
 
@@ -98,3 +100,37 @@ def test_document_weights_saturate_with_term_frequency_and_fall_with_length() ->
 def test_empty_text_gives_an_empty_vector() -> None:
     assert len(document_vector("")) == 0
     assert len(document_vector("... !!! the")) == 0
+
+
+def _weights(vector: SparseVector) -> dict[int, float]:
+    return dict(zip(vector.indices, vector.values, strict=True))
+
+
+def test_adjacent_terms_are_pairs_across_dropped_stopwords() -> None:
+    assert term_pairs(tokenize("the size of a file")) == ["size file"]
+    assert term_pairs(tokenize("--block-size")) == ["block-size block", "block size"]
+    assert term_pairs(tokenize("gzip")) == []
+
+
+def test_a_chunk_indexes_its_pairs_like_words_without_changing_the_words_weights() -> None:
+    params = Bm25Parameters(k1=1.2, b=0.75, avg_terms=10)
+    vector = _weights(document_vector("disk usage, disk usage", params))
+    # Four words long (pairs do not count in the length), each word and the pair twice.
+    norm = params.k1 * (1 - params.b + params.b * 4 / params.avg_terms)
+    twice = 2 * (params.k1 + 1) / (2 + norm)
+    assert vector[term_id("disk")] == pytest.approx(twice)
+    assert vector[term_id("disk usage")] == pytest.approx(twice)
+    once = (params.k1 + 1) / (1 + norm)
+    assert vector[term_id("usage disk")] == pytest.approx(once)
+    assert set(vector) == {term_id(t) for t in ("disk", "usage", "disk usage", "usage disk")}
+
+
+def test_a_query_asks_for_its_pairs_only_with_a_pair_weight() -> None:
+    words = {term_id("disk"), term_id("usage"), term_id("directory")}
+    assert set(query_vector("disk usage of a directory").indices) == words  # plain BM25 by default
+    weighted = _weights(query_vector("disk usage of a directory", pair_weight=0.5))
+    assert weighted == {
+        **dict.fromkeys(words, 1.0),
+        term_id("disk usage"): 0.5,
+        term_id("usage directory"): 0.5,
+    }

@@ -68,7 +68,7 @@ async def test_sparse_mode_never_embeds_and_dense_mode_needs_no_terms(store: Edg
 def test_settings_become_the_policy() -> None:
     default = retrieval_policy(load_settings(RetrievalSettings))
     relative = HybridFusion(method="relative", dense_weight=1.0, sparse_weight=0.5)
-    assert default == RetrievalPolicy(mode="hybrid", fusion=relative, rerank_candidates=20)
+    assert default == RetrievalPolicy(mode="hybrid", fusion=relative, rerank_candidates=20, sparse_pair_weight=1.0)
     # An unset sparse weight is the chosen method's default.
     assert retrieval_policy(load_settings(RetrievalSettings, fusion="rrf")).fusion == HybridFusion(method="rrf")
     tuned = retrieval_policy(
@@ -81,12 +81,14 @@ def test_settings_become_the_policy() -> None:
             fusion_rrf_k=10,
             fusion_candidates=80,
             rerank_candidates=30,
+            sparse_pair_weight=0,
         )
     )
     assert tuned == RetrievalPolicy(
         mode="dense",
         fusion=HybridFusion(method="dbsf", dense_weight=2, sparse_weight=0.5, rrf_k=10, candidates=80),
         rerank_candidates=30,
+        sparse_pair_weight=0.0,
     )
 
 
@@ -103,3 +105,30 @@ async def test_the_service_searches_with_relative_fusion(store: EdgeVectorStore)
     assert [h.document_id for h in await service.search("t", "tape archive", 1, {}, 0.0)] == ["tar"]
     # A threshold above every dense score leaves nothing: the sparse side cannot bring "tar" back.
     assert await service.search("t", "tape archive", 5, {}, 0.99) == []
+
+
+async def test_query_words_in_their_order_rank_the_chunk_that_has_them_adjacent(tmp_path: Path) -> None:
+    # The same words in both chunks, in another order: plain BM25 cannot tell them apart.
+    texts = {
+        "apart": "usage counts per disk block",
+        "adjacent": "disk usage counts per block",
+        "tar": "tar stores many files in one tape archive",
+    }
+    embedder = HashingEmbedder(DIM)
+    vectors = EdgeVectorStore(tmp_path / "pairs")
+    await vectors.open(DIM)
+    try:
+        embedded = await embedder.embed_documents(list(texts.values()))
+        await vectors.upsert(
+            [ChunkPoint("t", n, f"{n}.txt", 0, text, v) for (n, text), v in zip(texts.items(), embedded, strict=True)]
+        )
+        words_only = RetrievalService(embedder, vectors, 50, RetrievalPolicy(mode="sparse"))
+        plain = await words_only.search("t", "disk usage", 5, {}, 0.0)
+        assert {h.document_id for h in plain} == {"apart", "adjacent"}
+        assert plain[0].score == pytest.approx(plain[1].score)
+        paired = RetrievalService(embedder, vectors, 50, RetrievalPolicy(mode="sparse", sparse_pair_weight=1.0))
+        hits = await paired.search("t", "disk usage", 5, {}, 0.0)
+        assert [h.document_id for h in hits] == ["adjacent", "apart"]
+        assert hits[0].score > hits[1].score * 1.2
+    finally:
+        await vectors.close()

@@ -1,4 +1,5 @@
-"""Upgrading an embedded store made before sparse vectors existed, without losing a chunk.
+"""Upgrading an embedded store made before sparse vectors existed, or before their current
+encoding (`payload.SPARSE_VECTOR` names it), without losing a chunk.
 
 The engine cannot add a vector to an existing shard, so the upgrade copies every point (id, dense
 vector, payload) into a new shard beside it, with the sparse vector computed from the chunk text
@@ -27,7 +28,7 @@ def upgrade_dirs(path: Path) -> SwapDirs:
 
 
 def has_sparse_vector(path: Path) -> bool:
-    """Whether the store in `path` already has the sparse vector."""
+    """Whether the store in `path` already has the sparse vector, in the current encoding."""
     try:
         config = json.loads((path / CONFIG_FILE).read_text())
         return fields.SPARSE_VECTOR in (config.get("sparse_vectors") or {})

@@ -22,8 +22,11 @@ TEXT = "text"
 CONTENT_HASH = "content_hash"
 METADATA = "metadata"
 HEADING = "heading"
-#: The named sparse (BM25-style) vector beside the unnamed dense one.
-SPARSE_VECTOR = "bm25"
+#: The named sparse (BM25-style) vector beside the unnamed dense one. Named for its encoding:
+#: words and adjacent-word pairs (`domain.sparse_encoding`). A store whose sparse vector has another
+#: name (`bm25`: words only, before the pairs) is re-indexed from its payloads on open, as one made
+#: before sparse vectors is; a Qdrant server collection keeps the old vector unused beside it.
+SPARSE_VECTOR = "bm25_pairs"
 
 
 def chunk_payload(point: ChunkPoint) -> dict[str, Any]:

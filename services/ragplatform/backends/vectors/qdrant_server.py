@@ -19,9 +19,10 @@ Callers may rely on:
 * Every point has the sparse BM25-style vector `payload.SPARSE_VECTOR` (Qdrant's IDF modifier)
   beside the unnamed dense one; a hybrid search is one Query API call (two prefetches fused by
   weighted RRF or DBSF), or, for `relative` fusion, a batch of two (the dense and the sparse
-  lists with their scores) fused by `domain.fusion`. A collection created before sparse vectors
-  gets the sparse vector added on `open` (Qdrant >= 1.18 adds a named vector in place) and every
-  point's sparse vector computed from its stored text: no document is lost or re-embedded.
+  lists with their scores) fused by `domain.fusion`. A collection created before sparse vectors,
+  or before their current encoding (`payload.SPARSE_VECTOR`), gets the sparse vector added on
+  `open` (Qdrant >= 1.18 adds a named vector in place) and every point's sparse vector computed
+  from its stored text: no document is lost or re-embedded.
 The payload layout is `payload.py`'s, shared with the embedded engine.
 """
 
