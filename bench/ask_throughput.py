@@ -64,7 +64,7 @@ import grpc
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.admission_trace import AdmissionTrace
-from bench.capacity_search import SearchPolicy, Step, bracket, found, next_rate
+from bench.capacity_search import ADDED_P99_SECONDS, SearchPolicy, Step, bracket, found, next_rate
 from bench.cpu_weights import operator_niceness
 from bench.harness_cost import DRIVERS, Harness
 from bench.hop_floor import Floor, measure_backend_floor, measure_floor, parse_cpus
@@ -660,6 +660,11 @@ def run_level(
     if latencies:
         print(f"  total latency      p50 {p50:6.2f} s   p99 {p99:6.2f} s   mean {statistics.fmean(latencies):6.2f} s")
         print(f"  added over the LLM p50 {p50 - llm:6.2f} s   p99 {p99 - llm:6.2f} s")
+        within = sum(1 for x in latencies if x - llm <= ADDED_P99_SECONDS)
+        print(
+            f"  within the SLO     {within / window:.1f} asks/s answered within LLM + {ADDED_P99_SECONDS:g} s "
+            f"({100 * within / len(latencies):.0f} % of answers; the rest answered late)"
+        )
         s50, s99 = percentile(to_sources, 0.5), percentile(to_sources, 0.99)
         f50, f99 = percentile(to_first_token, 0.5), percentile(to_first_token, 0.99)
         print(f"  to sources         p50 {s50:6.2f} s   p99 {s99:6.2f} s   (auth, history, retrieval)")
@@ -925,8 +930,8 @@ def main() -> None:
         type=float,
         default=None,
         metavar="RATE",
-        help="the capacity x levels scale from, in asks/s, not measured (e.g. one a search found, to compare "
-        "settings at the same rates)",
+        help="the capacity x levels scale from, in asks/s (e.g. one a search found in another run, to compare "
+        "settings at the same rates); with --sustainable, the search still runs and prints what it finds",
     )
     parser.add_argument("--uploaders", type=int, default=0, help="uploading users beside the open-loop askers")
     parser.add_argument(
@@ -991,8 +996,6 @@ def main() -> None:
         else (args.streams or [])
     )
     levels = [Level(streams=n, uploaders=args.stream_uploaders) for n in streams]
-    if args.sustainable is not None and args.capacity:
-        parser.error("--sustainable measures the capacity and --capacity gives it: use one")
     levels += [open_loop_level(u, r, args.uploaders if up is None else up) for u, r, up in args.open_loop]
     if any(level.of_capacity for level in levels) and not (
         args.capacity or args.sustainable or any(level.streams for level in levels)
@@ -1095,7 +1098,10 @@ def main() -> None:
                 capacity = step.answered_per_second
         if args.sustainable is not None:
             users, uploaders = args.sustainable
-            capacity = search_capacity(Level(users=users, uploaders=uploaders), args, run_step)
+            found_here = search_capacity(Level(users=users, uploaders=uploaders), args, run_step)
+            capacity = args.capacity or found_here
+            if args.capacity:
+                print(f"  x levels scale from --capacity {args.capacity:g}, not from the {found_here:.1f} found here")
         for level in (level for level in levels if not level.streams):
             if level.of_capacity:
                 level = dataclasses.replace(level, rate=level.of_capacity * capacity)
