@@ -170,6 +170,11 @@ class SyntheticPath:
     finishing: deque[tuple[float, float]] = field(default_factory=deque)  # (admitted_at, done_at) queued
     refusals: int = 0
     delay: float = 0.0  # added to every answer's share by something the limit does not feed
+    # A shared core (processor sharing, not one FIFO server): each call in flight over `knee` adds
+    # `contention` seconds to every answer's share, so the path answers more than it serves in
+    # time, more slowly, instead of queueing only past its capacity.
+    knee: int = 0
+    contention: float = 0.0
 
     def run(self, seconds: float, arrivals: float) -> list[Answer]:
         """Serve `arrivals` Asks a second for `seconds`; the answers finished meanwhile."""
@@ -187,7 +192,8 @@ class SyntheticPath:
             while self.in_model and self.in_model[0] + MODEL <= self.now:  # FIFO: the model takes 2 s each
                 admitted_at = self.in_model.popleft()
                 self.free_at = max(self.free_at, admitted_at + MODEL) + 1 / self.capacity
-                self.finishing.append((admitted_at, self.free_at + self.delay))
+                crowd = self.contention * max(0, len(self.in_model) + len(self.finishing) - self.knee)
+                self.finishing.append((admitted_at, self.free_at + self.delay + crowd))
             while self.finishing and self.finishing[0][1] <= self.now:
                 admitted_at, done_at = self.finishing.popleft()
                 answer = Answer(admitted_at=admitted_at, done_at=done_at, model_seconds=MODEL)
@@ -213,6 +219,21 @@ def test_at_three_times_the_capacity_the_limit_settles_where_the_share_keeps_its
     assert 0.8 * 60 * 2 <= path.state.limit <= 60 * (2 + 0.25)
     assert p99_share(answers) <= 0.25
     assert len(answers) / 20.0 >= 0.8 * 60  # ... without starving the path: it answers near its capacity
+
+
+def test_the_path_s_best_rate_within_the_budget_not_its_saturated_rate_floors_the_limit() -> None:
+    """A shared core answers up to 95/s, but past ~120 calls in flight every answer waits longer:
+    it serves ~60/s within the budget. After a normal load (60/s), 3x arrives: the limit must come
+    down to about what the path held within the budget, not stop at 90 % of what it held
+    saturated (~0.9 x 80/s x 2 s = 144 calls, +0.3 s each), and the answers keep the budget."""
+    path = SyntheticPath(initial_state(BUDGETED, 0.0), capacity=95, knee=120, contention=0.01)
+    path.run(20.0, arrivals=60)
+    assert path.refusals == 0
+    path.run(20.0, arrivals=180)
+    answers = path.run(20.0, arrivals=180)
+    assert path.state.limit <= 140  # without the memory's fix: ~160, and the share's p99 ~0.45 s
+    assert p99_share(answers) <= 0.25
+    assert len(answers) / 20.0 >= 0.85 * 60
 
 
 def test_without_the_budget_the_same_overload_queues_for_seconds() -> None:
