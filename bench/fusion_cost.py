@@ -4,7 +4,10 @@ the dense and the sparse lists apart and fuses them in Python, `domain/fusion.py
 one run, every query sent through both in turn, on the exact (unindexed) stores of
 bench/search_latency.py (generated once and cached under bench/results/search-latency/).
 
-    python bench/fusion_cost.py [--sizes 10000 100000] [--queries 300]
+    python bench/fusion_cost.py [--sizes 10000 100000] [--queries 300] [--pairs]
+
+`--pairs` compares instead what the query's adjacent-word pairs cost (RAG_SPARSE_PAIR_WEIGHT 0
+against 1, relative fusion both): the stored sparse vectors hold the pairs either way.
 
 Prints, per size and method, wall-clock p50 / p99 and CPU time per search (this process; the
 embedded engine runs in it, so that is all the work), through `RetrievalService.search` with
@@ -52,7 +55,19 @@ class FixedEmbedder:
         return None
 
 
-async def measure(size: int, queries: int) -> None:
+def policies(pairs: bool) -> dict[str, RetrievalPolicy]:
+    """The search policies compared, by label: the two fusion methods, or (`pairs`) relative
+    fusion with and without the query's term pairs."""
+    if pairs:
+        relative = HybridFusion(method="relative", sparse_weight=DEFAULT_SPARSE_WEIGHT["relative"])
+        return {f"pairs {w:g}": RetrievalPolicy(fusion=relative, sparse_pair_weight=w) for w in (0.0, 1.0)}
+    return {
+        method: RetrievalPolicy(fusion=HybridFusion(method=method, sparse_weight=DEFAULT_SPARSE_WEIGHT[method]))
+        for method in ("rrf", "relative")
+    }
+
+
+async def measure(size: int, queries: int, pairs: bool) -> None:
     base, source = base_embeddings()
     data = await cached_exact_store(size, base, source)
     store = EdgeVectorStore(store_dir(data), EdgeIndexSettings(threshold=0))
@@ -62,13 +77,8 @@ async def measure(size: int, queries: int) -> None:
     vectors = mixtures(rng, base, queries)
     embedder = FixedEmbedder()
     services = {
-        method: RetrievalService(
-            embedder,  # type: ignore[arg-type]
-            store,
-            50,
-            RetrievalPolicy(fusion=HybridFusion(method=method, sparse_weight=DEFAULT_SPARSE_WEIGHT[method])),
-        )
-        for method in ("rrf", "relative")
+        label: RetrievalService(embedder, store, 50, policy)  # type: ignore[arg-type]
+        for label, policy in policies(pairs).items()
     }
     wall: dict[str, list[float]] = {m: [] for m in services}
     cpu: dict[str, list[float]] = {m: [] for m in services}
@@ -95,9 +105,10 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--pairs", action="store_true", help="compare the query's term pairs off and on")
     args = parser.parse_args()
     for size in args.sizes:
-        await measure(size, args.queries)
+        await measure(size, args.queries, args.pairs)
 
 
 if __name__ == "__main__":

@@ -155,8 +155,9 @@ async def populate(data_dir: Path, size: int, base: np.ndarray, seed: int) -> No
 
 
 async def cached_exact_store(size: int, base: np.ndarray, source: str) -> Path:
-    """A data dir whose vector store holds `size` generated chunks, made once."""
-    key = hashlib.sha256(f"{size}-{source}-{DIMENSION}-{CHUNK_WORDS}-v1".encode()).hexdigest()[:10]
+    """A data dir whose vector store holds `size` generated chunks, made once (v2: sparse vectors
+    with term pairs; a v1 store would be re-indexed on open and lose its HNSW graph)."""
+    key = hashlib.sha256(f"{size}-{source}-{DIMENSION}-{CHUNK_WORDS}-v2".encode()).hexdigest()[:10]
     path = CACHE / f"exact-{size}-{key}"
     if not (path / "complete").is_file():
         shutil.rmtree(path, ignore_errors=True)
