@@ -140,6 +140,8 @@ class Replay:
         self.bm25 = bm25
         self._pairs: dict[str, tuple[dict[int, list[tuple[int, float]]], dict[int, float]]] = {}
         self.windows: dict[int, NDArray[np.float64]] = {}  # chunk -> unit rows of its windows' vectors
+        # Other dense representations of the chunks (unit rows, chunk order), by name.
+        self.representations: dict[str, NDArray[np.float64]] = {}
 
     def pair_index(self, kind: str) -> tuple[dict[int, list[tuple[int, float]]], dict[int, float]]:
         """Postings and IDF of every chunk's term pairs of `kind` (see `term_pairs`), with BM25's
@@ -373,6 +375,32 @@ def window_rescore(replay: Replay, question: int, text: str, weight: float = 0.5
     return sorted(((i, s + weight * best[i]) for i, s in head), key=lambda hit: -hit[1]) + tail
 
 
+async def embed_representations(replay: Replay, embedder: CachedEmbedder) -> None:
+    """The chunks' vectors before the heading and centroid fold (`unfolded`: the embedding of
+    heading + chunk, which the worker computes anyway) and of the chunk text alone (`plain`, the
+    baseline's): both in the embedding cache after a bench run."""
+    c = replay.corpus
+    texts = {
+        "unfolded": [contextualized(h, t) for h, t in zip(c.headings, c.texts, strict=True)],
+        "plain": list(c.texts),
+    }
+    for name, batch in texts.items():
+        if name not in replay.representations:
+            replay.representations[name] = _unit_rows(await embedder.embed_documents(batch))
+
+
+def second_dense_list(replay: Replay, question: int, text: str, name: str = "unfolded", weight: float = 0.5) -> Hits:
+    """A third list: the dense top 50 of another representation of the chunks, fused at `weight`
+    with the default's two (relative fusion)."""
+    dense, sparse = replay.dense(question), replay.sparse(text, pair_weight=PAIR_WEIGHT)
+    scores = replay.representations[name] @ replay.corpus.query_vectors[question]
+    other = [(int(i), float(scores[i])) for i in np.argsort(-scores, kind="stable")[:CANDIDATES]]
+    d, s, o = normalised_scores(dense), normalised_scores(sparse), normalised_scores(other)
+    candidates = list(dict.fromkeys([i for i, _ in dense] + [i for i, _ in sparse] + [i for i, _ in other]))
+    fused = [(i, d.get(i, 0.0) + SPARSE_WEIGHT * s.get(i, 0.0) + weight * o.get(i, 0.0)) for i in candidates]
+    return sorted(fused, key=lambda hit: -hit[1])
+
+
 IDEAS: dict[str, tuple[Idea, Bm25Parameters]] = {
     "default": (default, Bm25Parameters()),
     "words-only": (words_only, Bm25Parameters()),
@@ -391,6 +419,11 @@ IDEAS: dict[str, tuple[Idea, Bm25Parameters]] = {
         f"pairlist-{kind}-{w}": (partial(pairs_as_list, kind=kind, weight=w), Bm25Parameters())
         for kind in ("ordered", "unordered")
         for w in (0.1, 0.2, 0.3)
+    },
+    **{
+        f"second-dense-{name}-{w}": (partial(second_dense_list, name=name, weight=w), Bm25Parameters())
+        for name in ("unfolded", "plain")
+        for w in (0.25, 0.5, 1.0)
     },
     **{f"bm25plus-{d}": (partial(bm25_plus, delta=d), Bm25Parameters()) for d in (0.25, 0.5, 1.0)},
     **{f"coord-{p}": (partial(coordination, power=p), Bm25Parameters()) for p in (0.5, 1.0, 2.0)},
@@ -443,6 +476,8 @@ async def main() -> None:
         for label in args.idea or list(IDEAS):
             idea, bm25 = IDEAS[label]
             replay = replays.setdefault(bm25, Replay(corpus, bm25))
+            if label.startswith("second-dense"):
+                await embed_representations(replay, embedder)
             if "windows" in label:
                 await embed_windows(replay, embedder, (words_only, default))
             s = evaluate(replay, idea)
