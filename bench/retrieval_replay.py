@@ -1,18 +1,24 @@
 """Offline replay of `bench/retrieval_quality.py`'s default pipeline, to judge a general retrieval
 change on every corpus in seconds before building it into the stores:
 
-    python bench/retrieval_replay.py [--corpus all|apachedoc|djangodoc|manpages|pgdoc|pydoc|sqlitedoc] [--idea NAME ...]
+    python bench/retrieval_replay.py [--corpus all|apachedoc|djangodoc|manpages|pgdoc|pydoc|sqlitedoc]
+                                     [--idea NAME ...] [--no-baseline]
+                                     [--chunk-tokens N] [--overlap-tokens N]
 
 Each corpus is indexed as the ingestion worker indexes it (the bench's own `worker_points`, with
 its embedding cache: run the bench once first), then searched in memory: exact dense cosine
 (the embedded store searches collections this small exactly), Okapi BM25 over the same sparse
 vectors with Qdrant's IDF (`ln(1 + (N - n + 0.5) / (n + 0.5))`), the platform's relative score
 fusion (`domain.fusion`) of the two top-50 lists, and the first citation of the extractive
-answerer over the top 5, as the bench measures it. The `default` idea reproduces the bench's
-DEFAULT row exactly on the five corpora it was checked on (2026-11-30; not checked on
-djangodoc, added later); the other ideas are the changes tried for the held-out Apache set
-(docs/retrieval.md, "A fifth corpus"). Prints hit@1, hit@5, MRR@10 and cite@1 per corpus and
-idea.
+answerer over the top 5, as the bench measures it. The `default` idea (the retrieval service's
+settings, term pairs included) reproduces the bench's DEFAULT row exactly on the five corpora it
+was checked on (2026-11-30; not checked on djangodoc, added later); `words-only` is the default
+before term pairs, against which the older ideas were measured (docs/retrieval.md, "A fifth
+corpus", "Term pairs", "Tried for the margin and not taken"). Unless `--no-baseline`, the plain
+RRF baseline is replayed too (chunk text alone, dense + BM25 fused by Qdrant's RRF 1:1) and each
+idea's margin over it printed. `--chunk-tokens` / `--overlap-tokens` cut both sides' chunks
+differently (new chunks are embedded and cached on the first run). Prints hit@1, hit@5, MRR@10
+and cite@1 per corpus and idea.
 """
 
 from __future__ import annotations
