@@ -56,7 +56,7 @@ class Step:
         if self.errors:
             why.append(f"{self.errors} errors")
         if self.answered and not self.added_p99_seconds <= ADDED_P99_SECONDS:
-            why.append(f"p99 added {self.added_p99_seconds:.2f} s > {ADDED_P99_SECONDS:g} s")
+            why.append(f"p99 added {self.added_p99_seconds:.3f} s > {ADDED_P99_SECONDS:g} s")
         return why
 
     @property
