@@ -305,7 +305,7 @@ class TierSpec(_TierCommon):
         description="The gateway: how long the platform's own share of an Ask (its time in the gateway less the "
         "model's) may queue at the median over its no-load value before the pod cuts its admission limit by "
         "the gradient (RAG_ADMISSION_LATENCY_TARGET_SECONDS; see docs/performance.md). 0: not judged. "
-        "Omitted: the service's default (0: not judged).",
+        "Omitted: the service's default (0.1 s).",
     )
 
     @model_validator(mode="after")

@@ -47,11 +47,12 @@ INTERNAL_LAG_TARGET_SECONDS = 0.25
 INTERNAL_MARK_LAG_SECONDS = 0.02
 # How long the platform's share of an Ask (its time in the gateway less the model's) may queue at
 # the median over its no-load value before the gateway cuts its admission limit by the gradient
-# (core/latency_budget.py); e.g. 0.1 s, so that accepted asks keep p99 within the issue's 250 ms
-# over the model on a path that can serve them. Off by default until measured side by side against
-# the lag and congestion signals alone (an earlier absolute budget judged at p90 cut the limit to
-# half of what the path needed at 3x on this project's shared 2-core bench; docs/performance.md).
-DEFAULT_ADMISSION_LATENCY_TARGET_SECONDS = 0.0
+# (core/latency_budget.py). On by default since the bench's capacity is the sustainable rate (p99
+# within 250 ms over the model, nothing refused): against it, side by side at the same rates, the
+# budget answered as many asks at 3x as the lag and congestion signals alone, more of them in time,
+# refused faster, and refused nothing at 0.8x where congestion marks alone cut the limit under the
+# load (docs/performance.md, "Issue 8 against the sustainable rate").
+DEFAULT_ADMISSION_LATENCY_TARGET_SECONDS = 0.1
 
 
 def admission_lag_target(settings: CommonSettings, edge: bool) -> float:
@@ -166,8 +167,7 @@ class CommonSettings(BaseSettings):
         "latency, and while answers queue less than half of it a limit that holds calls back rises by its square "
         "root once per round trip of an Ask. It sees what the gateway's loop lag does not: calls waiting in the "
         "services behind it (their gRPC queues, their loops); while it governs, their congestion marks do not "
-        "cut the limit. 0 (the default): not judged (the limit follows loop lag and congestion marks only); "
-        "e.g. 0.1 to judge it.",
+        "cut the limit. 0: not judged (the limit follows loop lag and congestion marks only).",
     )
     admission_retry_after_seconds: float = Field(
         1.0, gt=0, le=60, description="Retry-after hint sent with a call refused by admission control."
