@@ -283,8 +283,8 @@ async def measure(
     embedder.save()
     print(
         f"# {name}: {len(corpus)} documents, {len(indexed[True])} chunks, {len(questions)} questions "
-        f"({dropped} dropped: document missing); heading weight {chunking.heading_weight}, "
-        f"document weight {chunking.document_weight}"
+        f"({dropped} dropped: document missing); heading weight {chunking.heading_weight} "
+        f"(sectioned documents {chunking.sectioned_heading_weight}), document weight {chunking.document_weight}"
     )
     rows: list[tuple[str, Scores]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -356,6 +356,9 @@ async def main() -> None:
     parser.add_argument("--rerank-model", default="", help="model name sent to the reranker")
     parser.add_argument("--rerank-candidates", type=int, default=20)
     parser.add_argument("--heading-weight", type=float, help="override the worker's heading weight")
+    parser.add_argument(
+        "--sectioned-heading-weight", type=float, help="override it for documents that mark sections (HTML)"
+    )
     parser.add_argument("--document-weight", type=float, help="override the worker's document-centroid weight")
     args = parser.parse_args()
     if args.corpus == "all" and args.questions is not None:
@@ -371,6 +374,8 @@ async def main() -> None:
     chunking = CHUNKING
     if args.heading_weight is not None:
         chunking = replace(chunking, heading_weight=args.heading_weight)
+    if args.sectioned_heading_weight is not None:
+        chunking = replace(chunking, sectioned_heading_weight=args.sectioned_heading_weight)
     if args.document_weight is not None:
         chunking = replace(chunking, document_weight=args.document_weight)
     for name in sorted(CORPORA) if args.corpus == "all" else [args.corpus]:

@@ -442,7 +442,15 @@ class WorkerSettings(QueueSettings, BlobSettings, EmbedderSettings, ParseSetting
         ge=0,
         le=1,
         description="Weight of the document heading's own embedding added to each chunk's vector (a "
-        "document-topic prior; 0 turns it off). The heading is always prepended to the embedded text.",
+        "document-topic prior; 0 turns it off) for a document that marks no sections (plain text, PDF, Word). "
+        "The heading is always prepended to the embedded text.",
+    )
+    chunk_sectioned_heading_weight: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="The same weight for a document that marks its sections (HTML and Markdown headings), whose "
+        "chunks' embedded text already names the page and the section (0: not folded in).",
     )
     chunk_document_weight: float = Field(
         0.6,

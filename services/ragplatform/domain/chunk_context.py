@@ -32,6 +32,10 @@ from ragplatform.domain.parsers.document import ParsedDocument
 
 MAX_HEADING_CHARS = 120
 DEFAULT_HEADING_WEIGHT = 0.3
+# The heading fold for a document that marks its sections (HTML, Markdown): its chunks' embedded
+# text already names the page and the section, and leaning every section towards the page's title
+# blurred them together (docs/retrieval.md, "No heading fold for sectioned documents").
+DEFAULT_SECTIONED_HEADING_WEIGHT = 0.0
 DEFAULT_DOCUMENT_WEIGHT = 0.6
 _LINES_SCANNED = 20
 # "du - estimate file space usage", "json - JSON encoder and decoder", "ls, dir - list ...".

@@ -18,6 +18,7 @@ from ragplatform.backends.embedders.tokens import EstimatedTokenCount
 from ragplatform.domain.chunk_context import (
     DEFAULT_DOCUMENT_WEIGHT,
     DEFAULT_HEADING_WEIGHT,
+    DEFAULT_SECTIONED_HEADING_WEIGHT,
     chunk_sections,
     contextualized,
     document_centroid,
@@ -49,9 +50,17 @@ class ChunkingPolicy:
     embed_batch_size: int
     # Weight of the document heading's own embedding in each chunk's vector (0: not folded in).
     heading_weight: float = DEFAULT_HEADING_WEIGHT
+    # The same for a document that marks its sections (HTML and Markdown headings).
+    sectioned_heading_weight: float = DEFAULT_SECTIONED_HEADING_WEIGHT
     # Weight of the mean of the document's chunk embeddings in each chunk's vector (0: not folded
     # in). Above 0 the whole document is embedded before its first chunk is indexed.
     document_weight: float = DEFAULT_DOCUMENT_WEIGHT
+
+
+def heading_weight_for(parsed: ParsedDocument, policy: ChunkingPolicy) -> float:
+    """How much the document heading's embedding leans each of its chunks' vectors: a document
+    that marks sections has its own weight (its chunks' text already names page and section)."""
+    return policy.sectioned_heading_weight if parsed.sections else policy.heading_weight
 
 
 def split_document(data: bytes, document: Document, embedder: Embedder, policy: ChunkingPolicy) -> list[Chunk]:
@@ -132,6 +141,7 @@ async def ingest_document(
     done = 0
     # The document's own heading (a chunk's may also name its section) leans every chunk vector.
     heading = document_heading(parsed)
+    heading_weight = heading_weight_for(parsed, policy)
     heading_vector: list[float] = []
     # With a document weight every chunk is embedded before the first is indexed (the centroid
     # needs them all); else each batch is indexed as soon as it is embedded.
@@ -142,7 +152,7 @@ async def ingest_document(
         nonlocal done
         for batch, vectors in embedded:
             folded = fold_vectors(
-                fold_vectors(vectors, heading_vector, policy.heading_weight), centroid, policy.document_weight
+                fold_vectors(vectors, heading_vector, heading_weight), centroid, policy.document_weight
             )
             await index(document, _points(document, batch, folded.tolist()))
             done += len(batch)
@@ -153,7 +163,7 @@ async def ingest_document(
     for start in range(0, total, policy.embed_batch_size):
         batch = chunks[start : start + policy.embed_batch_size]
         texts = [contextualized(c.heading, c.text) for c in batch]
-        if start == 0 and heading and policy.heading_weight > 0:
+        if start == 0 and heading and heading_weight > 0:
             # One more short text per document, in the first batch (no extra embedding call).
             *vectors, heading_vector = await embedder.embed_documents([*texts, heading])
         else:

@@ -52,8 +52,9 @@ def build_worker_app(settings: WorkerSettings) -> ServiceApp:
                 settings.chunk_tokens,
                 settings.chunk_overlap_tokens,
                 settings.embed_batch_size,
-                settings.chunk_heading_weight,
-                settings.chunk_document_weight,
+                heading_weight=settings.chunk_heading_weight,
+                sectioned_heading_weight=settings.chunk_sectioned_heading_weight,
+                document_weight=settings.chunk_document_weight,
             )
             retry = RetryPolicy(settings.job_max_attempts, settings.retry_backoff_seconds)
             if settings.lost_message_sweep_seconds > 0:

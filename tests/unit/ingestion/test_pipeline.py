@@ -13,7 +13,7 @@ import pytest
 
 from ragplatform.backends.embedders.hashing import HashingEmbedder
 from ragplatform.backends.vectors.embedded_edge import EdgeVectorStore
-from ragplatform.domain.chunk_context import document_centroid, fold_heading
+from ragplatform.domain.chunk_context import DEFAULT_HEADING_WEIGHT, document_centroid, fold_heading
 from ragplatform.domain.errors import DocumentRejected
 from ragplatform.domain.models import ChunkPoint, Document, Job, JobState, SearchQuery
 from ragplatform.ingestion.pipeline import ChunkingPolicy, ingest_document, may_hold_stale_chunks, split_document
@@ -239,7 +239,12 @@ async def test_html_chunks_name_their_section_and_lean_towards_the_pages_own_hea
     embedder = HashingEmbedder(DIMENSION)
     recorder = Recorder()
     policy = ChunkingPolicy(
-        chunk_tokens=24, overlap_tokens=0, embed_batch_size=64, heading_weight=1.0, document_weight=0.0
+        chunk_tokens=24,
+        overlap_tokens=0,
+        embed_batch_size=64,
+        heading_weight=0.0,
+        sectioned_heading_weight=1.0,
+        document_weight=0.0,
     )
     await ingest_document(
         markup, document("pump.html"), embedder, policy, recorder.index, recorder.trim, recorder.progress
@@ -253,6 +258,29 @@ async def test_html_chunks_name_their_section_and_lean_towards_the_pages_own_hea
     [page_vector] = await embedder.embed_documents(["Pump manual"])
     embedded = await embedder.embed_documents([f"{p.heading}\n\n{p.text}" for p in points])
     assert [p.vector for p in points] == [fold_heading(v, page_vector, 1.0) for v in embedded]
+
+
+async def test_by_default_only_a_document_without_sections_leans_towards_its_heading() -> None:
+    embedder = HashingEmbedder(DIMENSION)
+    policy = ChunkingPolicy(chunk_tokens=24, overlap_tokens=0, embed_batch_size=64, document_weight=0.0)
+    sentences = "The Zephyr-9 pump part is fine. " * 6
+    files = {
+        "pump.html": f"<html><head><title>Pump manual</title></head><body><h2>Parts</h2><p>{sentences}</p></body>",
+        "pump.txt": f"Pump manual\n\n{sentences}",
+    }
+    for filename, text in files.items():
+        recorder = Recorder()
+        await ingest_document(
+            text.encode(), document(filename), embedder, policy, recorder.index, recorder.trim, recorder.progress
+        )
+        points = [p for batch in recorder.batches for p in batch]
+        embedded = await embedder.embed_documents([f"{p.heading}\n\n{p.text}" for p in points])
+        [heading_vector] = await embedder.embed_documents(["Pump manual"])
+        folded = [fold_heading(v, heading_vector, DEFAULT_HEADING_WEIGHT) for v in embedded]
+        if filename == "pump.html":  # sectioned: its chunks' text names page and section; no fold
+            assert [p.vector for p in points] == embedded
+        else:
+            assert [p.vector for p in points] == folded
 
 
 async def test_chunk_vectors_lean_towards_their_whole_documents_centroid() -> None:
