@@ -40,15 +40,18 @@ UNARY_PAYLOAD = b"q" * 200
 DELTA_PAYLOAD = b"d" * 24
 
 
-def _identity(data: bytes) -> bytes:
+def identity(data: bytes) -> bytes:
+    """The echo's (de)serializer: raw bytes, no protobuf."""
     return data
 
 
-async def _unary(request: bytes, context: Any) -> bytes:
+async def echo_unary(request: bytes, context: Any) -> bytes:
+    """The echo's unary method: the request back."""
     return request
 
 
-async def _stream(request: bytes, context: Any) -> AsyncIterator[bytes]:
+async def echo_stream(request: bytes, context: Any) -> AsyncIterator[bytes]:
+    """The echo's streaming method: as many token-sized deltas as the request's number."""
     for _ in range(int(request)):
         yield DELTA_PAYLOAD
 
@@ -56,8 +59,8 @@ async def _stream(request: bytes, context: Any) -> AsyncIterator[bytes]:
 async def _serve(port: int) -> None:
     server = grpc.aio.server()
     handlers = {
-        "Unary": grpc.unary_unary_rpc_method_handler(_unary, _identity, _identity),
-        "Stream": grpc.unary_stream_rpc_method_handler(_stream, _identity, _identity),
+        "Unary": grpc.unary_unary_rpc_method_handler(echo_unary, identity, identity),
+        "Stream": grpc.unary_stream_rpc_method_handler(echo_stream, identity, identity),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
     bound = server.add_insecure_port(f"127.0.0.1:{port}")
@@ -126,8 +129,8 @@ def measure_backend_floor(floor: Floor, dsn: str, redis_url: str, count: int = 2
 
 async def _load(address: str, calls: int, streams: int, per_stream: int, concurrency: int) -> None:
     async with grpc.aio.insecure_channel(address) as channel:
-        unary = channel.unary_unary(UNARY, request_serializer=_identity, response_deserializer=_identity)
-        stream = channel.unary_stream(STREAM, request_serializer=_identity, response_deserializer=_identity)
+        unary = channel.unary_unary(UNARY, request_serializer=identity, response_deserializer=identity)
+        stream = channel.unary_stream(STREAM, request_serializer=identity, response_deserializer=identity)
         await unary(UNARY_PAYLOAD)  # connect outside the measurement
 
         async def unary_worker(n: int) -> None:

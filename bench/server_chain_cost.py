@@ -26,7 +26,6 @@ import multiprocessing
 import os
 import statistics
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.hop_floor import SERVICE, STREAM, UNARY, UNARY_PAYLOAD, echo_stream, echo_unary, identity
 from bench.process_cpu import process_cpu_seconds
 from ragplatform.core.context import INTERNAL_TOKEN_HEADER, REQUEST_ID_HEADER, TENANT_HEADER
 from ragplatform.core.event_loop import run as run_loop
@@ -42,23 +42,7 @@ from ragplatform.core.logging import configure_logging
 from ragplatform.core.server import ServiceApp, build_interceptors
 from ragplatform.core.settings import CommonSettings, load_settings
 
-SERVICE = "bench.Echo"
 TOKEN = "bench-internal-token"
-PAYLOAD = b"q" * 200
-DELTA = b"d" * 24
-
-
-def _identity(data: bytes) -> bytes:
-    return data
-
-
-async def _unary(request: bytes, context: Any) -> bytes:
-    return request
-
-
-async def _stream(request: bytes, context: Any) -> AsyncIterator[bytes]:
-    for _ in range(int(request)):
-        yield DELTA
 
 
 def _no_lifespan() -> Any:
@@ -90,8 +74,8 @@ def _serve(kind: str, log_level: str, port_out: Any) -> None:
     async def main() -> None:
         server = grpc.aio.server(interceptors=interceptors(kind))
         handlers = {
-            "Unary": grpc.unary_unary_rpc_method_handler(_unary, _identity, _identity),
-            "Stream": grpc.unary_stream_rpc_method_handler(_stream, _identity, _identity),
+            "Unary": grpc.unary_unary_rpc_method_handler(echo_unary, identity, identity),
+            "Stream": grpc.unary_stream_rpc_method_handler(echo_stream, identity, identity),
         }
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
         port_out.put(server.add_insecure_port("127.0.0.1:0"))
@@ -105,13 +89,13 @@ def _drive(port: int, method: str, calls: int, concurrency: int, messages: int, 
     async def main() -> None:
         metadata = ((REQUEST_ID_HEADER, "bench-request"), (TENANT_HEADER, "acme"), (INTERNAL_TOKEN_HEADER, TOKEN))
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            unary = channel.unary_unary(f"/{SERVICE}/Unary", _identity, _identity)
-            stream = channel.unary_stream(f"/{SERVICE}/Stream", _identity, _identity)
+            unary = channel.unary_unary(UNARY, identity, identity)
+            stream = channel.unary_stream(STREAM, identity, identity)
 
             async def worker(n: int) -> None:
                 for _ in range(n):
                     if method == "unary":
-                        await unary(PAYLOAD, metadata=metadata, timeout=30)
+                        await unary(UNARY_PAYLOAD, metadata=metadata, timeout=30)
                     else:
                         async for _m in stream(str(messages).encode(), metadata=metadata, timeout=30):
                             pass
