@@ -878,16 +878,16 @@ def search_capacity(level: Level, args: argparse.Namespace, run_step: Callable[[
             f"  capacity search    step {len(steps)}: {rate:.1f} asks/s arriving, {measured.answered_per_second:.1f} "
             f"answered/s: " + ("sustained" if not why else "NOT sustained (" + ", ".join(why) + ")")
         )
-    best, failed = bracket(steps)
-    capacity = found(steps)
+    capacity, failed = found(steps), bracket(steps)[1]
     print(
         f"\n== capacity: {capacity:.1f} asks/s sustainable ({level.users} users"
         + (f" + {level.uploaders} uploaders" if level.uploaders else "")
-        + f"; nothing refused, no error, p99 added <= 250 ms; {len(steps)} steps of {args.search_duration:g} s"
+        + f"; nothing refused, no error, p99 added <= {ADDED_P99_SECONDS * 1000:g} ms; "
+        + f"{len(steps)} steps of {args.search_duration:g} s"
         + (f"; {failed:.1f}/s was not" if failed < float("inf") else "; no step failed: the search's top was not found")
         + "). x levels scale from it."
     )
-    if not best:
+    if not capacity:
         print("  capacity search    no step was sustainable: x levels would run at 0 asks/s")
     return capacity
 
@@ -922,8 +922,10 @@ def main() -> None:
         "<= 250 ms) by a bounded search of open-loop steps of USERS askers (and UPLOADERS uploaders), after any "
         "closed-loop level; x levels scale from it (bench/capacity_search.py)",
     )
-    parser.add_argument("--search-start", type=float, default=40.0, help="asks/s of the search's first step")
-    parser.add_argument("--search-steps", type=int, default=6, help="steps of the search at most")
+    parser.add_argument(
+        "--search-start", type=float, default=SearchPolicy.start, help="asks/s of the search's first step"
+    )
+    parser.add_argument("--search-steps", type=int, default=SearchPolicy.steps, help="steps of the search at most")
     parser.add_argument("--search-duration", type=float, default=14.0, help="seconds per search step, warm-up included")
     parser.add_argument(
         "--capacity",

@@ -81,6 +81,7 @@ from bench.hop_floor import parse_cpus
 from bench.process_cpu import CpuMeter
 from ragplatform.backends.vectors.edge_index import EdgeIndexSettings
 from ragplatform.backends.vectors.embedded_edge import EdgeVectorStore
+from ragplatform.backends.vectors.payload import SPARSE_VECTOR
 from ragplatform.client import GatewayClient
 from ragplatform.core.settings import WorkerSettings
 from ragplatform.domain.models import ChunkPoint, SearchQuery
@@ -155,9 +156,10 @@ async def populate(data_dir: Path, size: int, base: np.ndarray, seed: int) -> No
 
 
 async def cached_exact_store(size: int, base: np.ndarray, source: str) -> Path:
-    """A data dir whose vector store holds `size` generated chunks, made once (v2: sparse vectors
-    with term pairs; a v1 store would be re-indexed on open and lose its HNSW graph)."""
-    key = hashlib.sha256(f"{size}-{source}-{DIMENSION}-{CHUNK_WORDS}-v2".encode()).hexdigest()[:10]
+    """A data dir whose vector store holds `size` generated chunks, made once per sparse encoding
+    (`SPARSE_VECTOR` names it: a store of another encoding would be re-indexed on open and lose
+    its HNSW graph)."""
+    key = hashlib.sha256(f"{size}-{source}-{DIMENSION}-{CHUNK_WORDS}-{SPARSE_VECTOR}".encode()).hexdigest()[:10]
     path = CACHE / f"exact-{size}-{key}"
     if not (path / "complete").is_file():
         shutil.rmtree(path, ignore_errors=True)
