@@ -28,14 +28,15 @@ log = structlog.get_logger(__name__)
 @dataclass(frozen=True)
 class RetrievalPolicy:
     """Which candidates a search uses and how they are fused (RAG_RETRIEVAL_MODE, RAG_FUSION*,
-    RAG_SPARSE_PAIR_WEIGHT)."""
+    RAG_SPARSE_PAIR_WEIGHT). The field defaults describe the plain hybrid baseline (RRF 1:1, words
+    only) that benchmarks compare against; the service's own defaults are its settings', through
+    `retrieval.app.retrieval_policy`."""
 
     mode: RetrievalMode = "hybrid"
     fusion: HybridFusion = field(default_factory=HybridFusion)
     # Candidates fetched for the reranker (when there is one); it returns the best top_k.
     rerank_candidates: int = 20
-    # The query's adjacent-word pairs as sparse terms at this weight (0: words only, plain BM25;
-    # the settings' default is 1: RAG_SPARSE_PAIR_WEIGHT).
+    # The query's adjacent-word pairs as sparse terms at this weight (0: words only, plain BM25).
     sparse_pair_weight: float = 0.0
 
 
