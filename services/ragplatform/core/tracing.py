@@ -10,9 +10,10 @@ exporter, batching and sampling read their usual variables (`OTEL_EXPORTER_OTLP_
 When on: every gRPC server call gets a span (its parent comes from the caller's `traceparent`
 metadata), every call to another service gets a client span that sends `traceparent`, the
 `openai` client's HTTP requests (the LLM's, through httpx) and the embedder's (aiohttp,
-`tracing_state.http_client_span`) get spans, ingestion jobs
-continue the upload's trace across the queue, and log lines carry `trace_id` and `span_id`.
-When off, none of those interceptors or hooks is installed: the call path is unchanged.
+`tracing_state.http_client_span`) get spans, so do SQL statements (asyncpg) and Redis
+commands (redis-py) made inside a trace, ingestion jobs continue the upload's trace across the
+queue, and log lines carry `trace_id` and `span_id`. When off, none of those interceptors or
+hooks is installed and no library is patched: the call path is unchanged.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 
 from ragplatform.core.tracing_state import STATE as _STATE
 from ragplatform.core.tracing_state import tracer
@@ -105,10 +107,15 @@ def configure_tracing(service: str, environ: Mapping[str, str] = os.environ) -> 
 
 def enable_tracing(provider: TracerProvider) -> None:
     """Trace with `provider` from now on (services started later get the interceptors; httpx
-    requests get spans at once). `configure_tracing` calls it; tests call it with an in-memory
-    exporter, and `disable_tracing` afterwards."""
+    requests, SQL statements and Redis commands get spans at once). `configure_tracing` calls it;
+    tests call it with an in-memory exporter, and `disable_tracing` afterwards."""
     _STATE.provider = provider
-    for instrumentor in _http_instrumentors():
+    _instrument(_http_instrumentors(), provider)
+    _instrument(_data_instrumentors(), _within_traces_only(provider))
+
+
+def _instrument(instrumentors: list[Any], provider: TracerProvider) -> None:
+    for instrumentor in instrumentors:
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument(tracer_provider=provider)
 
@@ -124,10 +131,41 @@ def _http_instrumentors() -> list[Any]:
     return found
 
 
+def _data_instrumentors() -> list[Any]:
+    """Instrumentors for the store's and Redis's client libraries (they patch the classes, so
+    pools and clients opened earlier are covered too).
+
+    asyncpg: a CLIENT span per statement (`execute`, `fetch*`, a transaction's BEGIN/COMMIT),
+    named by its first word, with the statement text (placeholders, never the parameters:
+    `capture_parameters` stays off), database, user and address. redis-py: a CLIENT span per
+    command or pipeline, named by the command, whose `db.statement` keeps only the command
+    name (`EVALSHA ? ? ? ?`): no key, value or script argument is recorded."""
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+    return [AsyncPGInstrumentor(capture_parameters=False), RedisInstrumentor()]  # type: ignore[no-untyped-call]
+
+
+def _within_traces_only(provider: TracerProvider) -> TracerProvider:
+    """A provider that exports through `provider`'s span processors but starts no trace: a
+    statement or command made inside a span is its child (sampled as its parent is), one made
+    outside any (a worker's queue poll, the gateway's API-key revision poll) makes no span, so
+    background polling does not bury the real traces under one-span traces."""
+    return TracerProvider(
+        sampler=ParentBased(root=ALWAYS_OFF),
+        resource=provider.resource,
+        shutdown_on_exit=False,  # `provider` owns the processors and shuts them down
+        # No public accessor: sharing the processors is what makes these spans part of the
+        # provider's traces (same exporter, same batching).
+        active_span_processor=provider._active_span_processor,
+    )
+
+
 def disable_tracing() -> None:
-    """Stop adding tracing to services started from now on; flush and drop the provider."""
+    """Stop adding tracing to services started from now on, unpatch the client libraries;
+    flush and drop the provider."""
     provider, _STATE.provider = _STATE.provider, None
-    for instrumentor in _http_instrumentors():
+    for instrumentor in [*_http_instrumentors(), *_data_instrumentors()]:
         if instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.uninstrument()
     if provider is not None:

@@ -1,5 +1,6 @@
 """Tracing is off unless the OTEL_* variables ask for it, and then costs nothing: no interceptor,
-no HTTP hook, no log processor. When on, log lines written inside a span carry its ids."""
+no HTTP hook, no patched SQL or Redis client, no log processor. When on, log lines written inside
+a span carry its ids."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from ragplatform.core import tracing, tracing_state
 from ragplatform.core.logging import configure_logging
 from ragplatform.core.server import ServiceApp, build_interceptors, no_resources
 from ragplatform.core.settings import CommonSettings, load_settings
+from tests.support.instrumented_clients import TRACED_METHODS, patched_client_methods
 
 
 @pytest.mark.parametrize(
@@ -53,7 +55,7 @@ def _app() -> ServiceApp:
     return ServiceApp(name="test", lifespan=lambda: no_resources(lambda server: []))
 
 
-def test_off_means_no_interceptor_and_no_http_hook() -> None:
+def test_off_means_no_interceptor_no_http_hook_and_no_patched_client() -> None:
     assert tracing.configure_tracing("gateway", {}) is False
     assert not tracing.tracing_enabled()
     names = [type(i).__module__ for i in build_interceptors(_app(), load_settings(CommonSettings))]
@@ -63,6 +65,16 @@ def test_off_means_no_interceptor_and_no_http_hook() -> None:
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
     assert not HTTPXClientInstrumentor().is_instrumented_by_opentelemetry
+    assert patched_client_methods() == []
+
+
+def test_on_patches_the_sql_and_redis_clients_and_off_unpatches_them() -> None:
+    tracing.enable_tracing(TracerProvider())
+    try:
+        assert len(patched_client_methods()) == sum(map(len, TRACED_METHODS.values()))
+    finally:
+        tracing.disable_tracing()
+    assert patched_client_methods() == []
 
 
 @pytest.fixture
