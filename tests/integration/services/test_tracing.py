@@ -2,7 +2,8 @@
 trace, from the gateway (with its write of the exchange to the store) through retrieval and
 generation to the LLM's and the embedder's HTTP requests, each span the child of the call that
 caused it; an ingestion job
-continues its upload's trace across the queue; with tracing off no interceptor is installed."""
+continues its upload's trace across the queue; on the production backends, each SQL statement and
+Redis command is a span under the server span of the call that made it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 
+import grpc
 import pytest
 import pytest_asyncio
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -17,11 +19,16 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from ragplatform.backends.store.api_keys import generate_api_key, hash_api_key
+from ragplatform.backends.store.factory import open_store
 from ragplatform.client import GatewayClient
+from ragplatform.core.settings import StoreSettings, load_settings
 from ragplatform.core.tracing import disable_tracing, enable_tracing
 from ragplatform.gateway.ask import STORE_TURNS_SPAN
+from ragplatform.v1 import gateway_pb2, gateway_pb2_grpc
 from tests.integration.services.conftest import InProcessPlatform, ServiceStarter, start_platform
 from tests.support.openai_test_server import OpenAITestServer
+from tests.support.servers import PostgresDatabase, RedisServer
 
 QUESTION = "What is the shade of the Quokka lamp made of?"
 DOCUMENT = b"The Quokka lamp has a shade of frosted basalt glass. It is assembled in Tromso."
@@ -165,3 +172,46 @@ async def test_one_ask_is_one_trace_through_every_hop_to_the_llm(
     assert all(ancestors(s, by_id)[0] == "SERVER:/ragplatform.v1.RetrievalService/Search" for s in embed)
     # the gateway's span covers every other span of the answer
     assert all(root.start_time <= s.start_time and s.end_time <= root.end_time for s in spans if s is not root)  # type: ignore[operator]
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_sql_statements_and_redis_commands_are_spans_under_the_server_span_that_made_them(
+    starter: ServiceStarter,
+    exporter: InMemorySpanExporter,
+    postgres_database: PostgresDatabase,
+    redis_server: RedisServer,
+) -> None:
+    backends = {"store_url": postgres_database.bouncer_url}
+    conversation = await starter.start("conversation", **backends)
+    gateway = await starter.start(
+        "gateway", conversation_addr=conversation.address, redis_url=redis_server.url, **backends
+    )
+    store = await open_store(load_settings(StoreSettings, store_url=postgres_database.bouncer_url))
+    try:
+        key = generate_api_key()
+        await store.create_api_key("acme", "tracing test", hash_api_key(key))
+    finally:
+        await store.close()
+    exporter.clear()
+    async with grpc.aio.insecure_channel(gateway.address) as channel:
+        await gateway_pb2_grpc.GatewayServiceStub(channel).ListConversations(
+            gateway_pb2.GatewayListConversationsRequest(), metadata=(("authorization", f"Bearer {key}"),)
+        )
+
+    root = await wait_for_span(exporter, named("/ragplatform.v1.GatewayService/ListConversations", SpanKind.SERVER))
+    callee = "SERVER:/ragplatform.v1.ConversationService/ListConversations"
+    await wait_for_span(exporter, lambda s: f"{s.kind.name}:{s.name}" == callee)
+    spans = exporter.get_finished_spans()
+    by_id = {s.context.span_id: s for s in spans}
+    assert {s.context.trace_id for s in spans} == {root.context.trace_id}  # nothing outside the call's trace
+    gateway_span = f"SERVER:{root.name}"
+    sql = [s for s in spans if (s.attributes or {}).get("db.system") == "postgresql"]
+    commands = [s for s in spans if (s.attributes or {}).get("db.system") == "redis"]
+    # the gateway looks the API key up (SQL) and takes a rate-limit token (Redis) inside its span;
+    # the conversation service reads the list inside its own
+    assert {s.kind for s in sql + commands} == {SpanKind.CLIENT}
+    assert gateway_span in {ancestors(s, by_id)[0] for s in sql}
+    assert callee in {ancestors(s, by_id)[0] for s in sql}
+    assert "EVALSHA" in {s.name for s in commands}
+    assert {ancestors(s, by_id)[0] for s in commands} == {gateway_span}
+    assert all(key not in str(s.attributes) for s in spans)
