@@ -11,8 +11,8 @@ its embedding cache: run the bench once first), then searched in memory: exact d
 vectors with Qdrant's IDF (`ln(1 + (N - n + 0.5) / (n + 0.5))`), the platform's relative score
 fusion (`domain.fusion`) of the two top-50 lists, and the first citation of the extractive
 answerer over the top 5, as the bench measures it. The `default` idea (the retrieval service's
-settings, term pairs included) reproduces the bench's DEFAULT row exactly on the five corpora it
-was checked on (2026-11-30; not checked on djangodoc, added later); `words-only` is the default
+settings, term pairs included) reproduces the bench's DEFAULT row exactly on all six corpora
+(checked 2026-11-30, djangodoc with the sectioned-heading default); `words-only` is the default
 before term pairs, against which the older ideas were measured (docs/retrieval.md, "A fifth
 corpus", "Term pairs", "Tried for the margin and not taken"). Unless `--no-baseline`, the plain
 RRF baseline is replayed too (chunk text alone, dense + BM25 fused by Qdrant's RRF 1:1) and each
@@ -439,16 +439,21 @@ IDEAS: dict[str, tuple[Idea, Bm25Parameters]] = {
 
 
 def evaluate(replay: Replay, idea: Idea) -> Scores:
+    return evaluate_questions(replay, idea)[0]
+
+
+def evaluate_questions(replay: Replay, idea: Idea) -> tuple[Scores, list[bool]]:
+    """The idea's scores on the corpus, and per question whether its first citation is right."""
     answerer = ExtractiveAnswerGenerator()
-    rankings, cited = [], 0
+    rankings, cited = [], []
     for number, (question, expected) in enumerate(replay.corpus.questions):
         hits = idea(replay, number, question)
         rankings.append([replay.corpus.files[i] for i, _ in hits[:10]])
         passages = replay.passages(hits[:5])
         citations = assemble_citations(answerer.compose(AnswerRequest(TENANT, question, passages)), passages)
-        cited += bool(citations) and citations[0].filename == expected
+        cited.append(bool(citations) and citations[0].filename == expected)
     scores = score(rankings, [expected for _, expected in replay.corpus.questions])
-    return replace(scores, cite1=100 * cited / len(replay.corpus.questions))
+    return replace(scores, cite1=100 * sum(cited) / len(replay.corpus.questions)), cited
 
 
 def _row(corpus: str, label: str, s: Scores, base: Scores | None = None) -> str:
