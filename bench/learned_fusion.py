@@ -1,6 +1,7 @@
 """A learned combination of the hybrid search's cheap signals, judged leave-one-corpus-out:
 
-    python bench/learned_fusion.py [--features all|scores] [--lambdas 0.01,0.1,1,10]
+    python bench/learned_fusion.py [--features all|scores] [--lambdas 0.001,0.01,0.1,1,10]
+                                   [--exclude CORPUS ...] [--in-sample]
 
 Each corpus of `bench/retrieval_replay.py` (its indexing, embedding cache and in-memory dense and
 BM25 search; run the bench once first) gives, per question, the candidates the default fuses (the
@@ -12,7 +13,10 @@ regularisation is the default exactly); the regularisation strength is chosen pe
 inner leave-one-corpus-out on the training corpora alone (best mean inner hit@1). Each corpus is
 judged by a scorer trained on the others (`--exclude djangodoc` also keeps that set out of every
 fold's training), against the default and the plain RRF baseline in the same run: hit@1, hit@5,
-MRR@10 and cite@1 (the extractive answerer over the new top 5), and the margins.
+MRR@10 and cite@1 (the extractive answerer over the new top 5), and the margins, and how many
+first citations each fold wins and loses. `--in-sample` then trains one scorer on every set and
+judges it on the same sets (the most these features show; not generalisation). Results and the
+adoption rule: docs/retrieval.md, "A learned combination of the signals". About 7 minutes of CPU.
 
 The hypothesis (LETOR-style feature-based ranking): what no single hand-made signal did (each
 gained on some sets and lost on others, docs/retrieval.md), a small learned weighting of several
@@ -68,6 +72,7 @@ FEATURES = (
     "doc chunks",  # log(1 + the document's chunks among the candidates)
 )
 PRIOR = np.array([1.0, SPARSE_WEIGHT] + [0.0] * (len(FEATURES) - 2))  # the default's relative fusion
+Mask = NDArray[np.bool_]  # the features a scorer may use
 SCORE_FEATURES = [0, 1, 2, 3, 4, 5, 6]  # `--features scores`: what the store returns, no payload
 
 
@@ -189,9 +194,7 @@ def stack(corpora: list[CorpusFeatures]) -> Stack:
     )
 
 
-def _loss(
-    params: NDArray[np.float64], data: Stack, lam: float, mask: NDArray[np.bool_]
-) -> tuple[float, NDArray[np.float64]]:
+def _loss(params: NDArray[np.float64], data: Stack, lam: float, mask: Mask) -> tuple[float, NDArray[np.float64]]:
     """Listwise softmax loss (-log of the right document's share of the candidates), plus
     `lam` * ||w - PRIOR||^2; a free scale exp(params[0]) sharpens the softmax without changing the
     ranking, so only the direction of w pays the penalty."""
@@ -213,7 +216,7 @@ def _loss(
     return total, grad
 
 
-def train(corpora: list[CorpusFeatures], lam: float, mask: NDArray[np.bool_]) -> NDArray[np.float64]:
+def train(corpora: list[CorpusFeatures], lam: float, mask: Mask) -> NDArray[np.float64]:
     start = np.concatenate([[math.log(5.0)], PRIOR * mask])
     result = minimize(
         _loss, start, args=(stack(corpora), lam, mask), jac=True, method="L-BFGS-B", options={"maxiter": 1000}
@@ -222,7 +225,7 @@ def train(corpora: list[CorpusFeatures], lam: float, mask: NDArray[np.bool_]) ->
     return weights
 
 
-def choose_lambda(corpora: list[CorpusFeatures], lambdas: list[float], mask: NDArray[np.bool_]) -> float:
+def choose_lambda(corpora: list[CorpusFeatures], lambdas: list[float], mask: Mask) -> float:
     """The regulariser with the best mean hit@1 over an inner leave-one-corpus-out (ties: the
     stronger one)."""
     best, best_lam = -1.0, lambdas[-1]
@@ -242,6 +245,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--features", choices=["all", "scores"], default="all")
     parser.add_argument("--lambdas", default="0.001,0.01,0.1,1,10")
+    parser.add_argument("--in-sample", action="store_true", help="also train on every set and judge in sample")
     parser.add_argument("--exclude", action="append", default=[], help="a corpus never trained on (still judged)")
     args = parser.parse_args()
     lambdas = [float(v) for v in args.lambdas.split(",")]
@@ -285,6 +289,28 @@ async def main() -> None:
     )
     print(f"# all folds: +{sum(g[2] for g in gains)} / -{sum(g[3] for g in gains)} questions")
     print(f"# mean over folds: {sum(g[1] for g in gains) / len(gains):+.2f} points of cite@1")
+    if args.in_sample:
+        in_sample(corpora, [n for n in names if n not in args.exclude], lambdas, mask)
+
+
+def in_sample(corpora: dict[str, CorpusFeatures], trained: list[str], lambdas: list[float], mask: Mask) -> None:
+    """One scorer trained on every set (λ by leave-one-corpus-out over them all) and judged on the
+    same sets: not a measure of generalisation, but the most a weighting of these features shows
+    (the weights the platform would ship); and how often the right document is a candidate at all
+    (the ceiling of any re-ordering)."""
+    training = [corpora[n] for n in trained]
+    lam = choose_lambda(training, lambdas, mask)
+    weights = train(training, lam, mask)
+    shown = weights / np.abs(weights).max()
+    print(f"# trained on {trained} (λ={lam:g}), judged in sample:")
+    print("#   weights (largest 1): " + ", ".join(f"{f} {v:+.3f}" for f, v in zip(FEATURES, shown, strict=True)))
+    for name, features in corpora.items():
+        fitted, base = evaluate(features.replay, features.idea(weights)), evaluate(features.replay, default)
+        ceiling = 100 * sum(q.relevant.any() for q in features.questions) / len(features.questions)
+        print(
+            _row(name, "in sample", fitted) + f"  cite@1 {fitted.cite1 - base.cite1:+5.1f} vs default;"
+            f" right document among the candidates {ceiling:.1f} %"
+        )
 
 
 if __name__ == "__main__":
