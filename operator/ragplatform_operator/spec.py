@@ -279,8 +279,10 @@ class TierSpec(_TierCommon):
         le=100000,
         description="The most calls one pod takes at once (RAG_MAX_IN_FLIGHT), the ceiling of its adaptive "
         "admission limit; the excess is refused at once with RESOURCE_EXHAUSTED and a retry-after hint, "
-        "which clients honour. Omitted: the service's default, "
-        "sized for one core (see docs/performance.md).",
+        "which clients honour. Omitted: the service's default, 158 at the gateway, 256 behind it. The gateway's "
+        "comes from its capacity measured on one core (60 asks/s with a 2 s model): N = rate x (model latency "
+        "+ 0.25 s) Asks in flight, plus 2 x sqrt(N) for random arrivals; for another core or model set it by "
+        "the same sum (see docs/performance.md).",
     )
     admission_lag_target_seconds: float | None = Field(
         None,

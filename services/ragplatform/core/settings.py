@@ -7,6 +7,7 @@ one clear message that names the variable and what it accepts.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -30,10 +31,36 @@ SERVICE_NAMES: tuple[ServiceName, ...] = (
 
 
 # The most calls in flight per process (RAG_MAX_IN_FLIGHT), a ceiling: the admission limit under
-# it adapts to the event loop's lag (core/adaptive_limit.py). A process has one core: an Ask costs
-# it a few ms of CPU and lasts about as long as the LLM (~2 s), so by Little's law one core
-# sustains ~(1000 / cpu_ms) asks/s with ~that x 2 s in flight. See docs/performance.md.
+# it adapts to the event loop's lag and, at the gateway, to the Ask's latency budget
+# (core/adaptive_limit.py, core/latency_budget.py); it never rises above the ceiling.
 DEFAULT_MAX_IN_FLIGHT = 256
+# The gateway's ceiling comes from its measured capacity. By Little's law a gateway serving R asks/s
+# with each Ask within the SLO (the model's latency + 250 ms) holds R x (model + 250 ms) Asks on
+# average; users arrive at random, so the count in flight at a steady rate is Poisson (M/G/inf) and
+# the ceiling adds two of its standard deviations (2 x sqrt(mean)), or the ceiling itself refuses
+# the bursts of a sustainable load. One gateway process with the Ask path on one shared core
+# sustained ~60 asks/s against a 2 s model (bench/ask_throughput.py --sustainable: 38-90 asks/s
+# over runs, median 60): 135 + 2 x 11.6 = 158. The adaptive limit still lowers it on a slower
+# machine; nothing raises it, so a faster core or a slower model needs a higher ceiling by the
+# same sum (the operator's `maxInFlight`). Side by side with 256 at 3x that rate (three clean
+# pairs) it answered 1.1-1.5x as many asks within the SLO, accepted asks' p99 +0.48-0.88 s against
+# +0.88-1.65 s, and at 0.8x it bound nothing; with 135 (no headroom) the capacity search's 55 and
+# 60 asks/s failed on refusals alone (docs/performance.md, "A ceiling from the sustainable rate").
+GATEWAY_SUSTAINABLE_ASKS_PER_SECOND = 60.0
+GATEWAY_SIZING_MODEL_SECONDS = 2.0
+ASK_ADDED_LATENCY_SLO_SECONDS = 0.25
+
+
+def ceiling_for(asks_per_second: float, model_seconds: float) -> int:
+    """The calls in flight a gateway needs to serve `asks_per_second` within the SLO: the mean
+    count (Little's law, each Ask taking the model's time + the SLO's added latency) plus two
+    standard deviations of that count under random arrivals (Poisson: sqrt of the mean)."""
+    mean = asks_per_second * (model_seconds + ASK_ADDED_LATENCY_SLO_SECONDS)
+    return round(mean + 2 * math.sqrt(mean))
+
+
+GATEWAY_MAX_IN_FLIGHT = ceiling_for(GATEWAY_SUSTAINABLE_ASKS_PER_SECOND, GATEWAY_SIZING_MODEL_SECONDS)
+
 # Standing event-loop lag above which a process lowers its admission limit. The gateway (the edge)
 # sheds at a far lower lag than the services behind it: a call refused at the edge has cost nothing
 # downstream, one refused inside has already cost the hops before it and fails an answer under way
@@ -61,6 +88,22 @@ def admission_lag_target(settings: CommonSettings, edge: bool) -> float:
     if settings.admission_lag_target_seconds is not None:
         return settings.admission_lag_target_seconds
     return EDGE_LAG_TARGET_SECONDS if edge else INTERNAL_LAG_TARGET_SECONDS
+
+
+def _max_in_flight_field(default: int) -> Any:
+    """RAG_MAX_IN_FLIGHT with `default`: one description for every service, whose defaults differ."""
+    return Field(
+        default,
+        ge=1,
+        le=100_000,
+        description="The most calls one process takes at once (streamed Asks count until they end): the "
+        "ceiling of its adaptive admission limit. The excess is refused at once with RESOURCE_EXHAUSTED and "
+        "a retry-after hint. Health checks are never refused. The gateway's default comes from its capacity "
+        f"measured on one core, {GATEWAY_SUSTAINABLE_ASKS_PER_SECOND:g} asks/s with a "
+        f"{GATEWAY_SIZING_MODEL_SECONDS:g} s model: the Asks in flight at that rate when each takes the model's "
+        f"time + {ASK_ADDED_LATENCY_SLO_SECONDS:g} s (N = rate x time), plus 2 x sqrt(N) for random arrivals. "
+        "For a faster core or a slower model raise it by the same sum.",
+    )
 
 
 class SettingsError(Exception):
@@ -129,14 +172,7 @@ class CommonSettings(BaseSettings):
         Path(".ragplatform"),
         description="Directory of the embedded backends' files (SQLite, blobs, vectors).",
     )
-    max_in_flight: int = Field(
-        DEFAULT_MAX_IN_FLIGHT,
-        ge=1,
-        le=100_000,
-        description="The most calls one process takes at once (streamed Asks count until they end): the "
-        "ceiling of its adaptive admission limit. The excess is refused at once with RESOURCE_EXHAUSTED and "
-        "a retry-after hint. Health checks are never refused.",
-    )
+    max_in_flight: int = _max_in_flight_field(DEFAULT_MAX_IN_FLIGHT)
     admission_lag_target_seconds: float | None = Field(
         None,
         ge=0,
@@ -348,6 +384,7 @@ class HistorySettings(CommonSettings):
 
 
 class GatewaySettings(UpstreamSettings, StoreSettings, TopKSettings, HistorySettings):
+    max_in_flight: int = _max_in_flight_field(GATEWAY_MAX_IN_FLIGHT)
     redis_url: SecretUrl = Field(
         None, description="Redis for rate limits and the answer cache; empty: in-process (one replica only)."
     )

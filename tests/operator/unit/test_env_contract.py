@@ -14,9 +14,16 @@ from typing import Any
 
 import pytest
 
-from ragplatform.core.settings import SETTINGS_BY_SERVICE, env_var_names, load_settings
+from ragplatform.core.settings import (
+    DEFAULT_MAX_IN_FLIGHT,
+    GATEWAY_MAX_IN_FLIGHT,
+    SETTINGS_BY_SERVICE,
+    CommonSettings,
+    env_var_names,
+    load_settings,
+)
 from ragplatform.core.tracing import OTEL_VARIABLES
-from ragplatform_operator.spec import SERVICE_BY_TIER, TIER_NAMES
+from ragplatform_operator.spec import SERVICE_BY_TIER, TIER_NAMES, TierSpec
 from tests.operator.unit.conftest import EXAMPLE_FILES, REPO_ROOT, find, load_example, render
 
 # What each service needs to run in the production shape (PostgreSQL via PgBouncer, Redis, S3,
@@ -82,22 +89,24 @@ def test_every_setting_the_production_shape_needs_is_rendered(production: dict[s
     assert expected_secrets - rendered == set(), "a configured secret did not reach the service"
 
 
-@pytest.mark.parametrize("example", EXAMPLE_FILES, ids=lambda p: p.name)
-@pytest.mark.parametrize("tier", TIER_NAMES)
-def test_rendered_values_pass_the_services_own_validation(example: Path, tier: str) -> None:
-    document = load_example(example.stem)
-    name = document["metadata"]["name"]
-    service = SERVICE_BY_TIER[tier]  # type: ignore[index]
-    settings_cls = SETTINGS_BY_SERVICE[service]
+def _started_settings(spec: dict[str, Any], name: str, tier: str) -> CommonSettings:
+    """The settings `tier`'s service starts with from the env the operator renders for it."""
     values: dict[str, Any] = {}
-    for var in _env(render(document["spec"], name), name, tier):
+    for var in _env(render(spec, name), name, tier):
         # A Secret's value is only known in the cluster; a placeholder of the right form stands in.
         value = var.get("value")
         if value is None:
             value = "redis://redis:6379/0" if var["name"] in ("RAG_QUEUE_URL", "RAG_REDIS_URL") else "from-a-secret"
         values[var["name"].removeprefix("RAG_").lower()] = value
+    return load_settings(SETTINGS_BY_SERVICE[SERVICE_BY_TIER[tier]], **values)  # type: ignore[index]
 
-    settings = load_settings(settings_cls, **values)
+
+@pytest.mark.parametrize("example", EXAMPLE_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("tier", TIER_NAMES)
+def test_rendered_values_pass_the_services_own_validation(example: Path, tier: str) -> None:
+    document = load_example(example.stem)
+
+    settings = _started_settings(document["spec"], document["metadata"]["name"], tier)
 
     dumped = settings.model_dump()
     if "store_url" in dumped:
@@ -140,3 +149,22 @@ def test_a_job_is_not_redelivered_while_its_worker_may_still_finish_it(
 
     assert env["RAG_VISIBILITY_TIMEOUT_SECONDS"] == expected
     assert float(str(env["RAG_GRACE_PERIOD_SECONDS"])) < float(expected)
+
+
+def test_a_gateway_without_max_in_flight_starts_with_the_ceiling_from_its_measured_capacity(
+    minimal: dict[str, Any],
+) -> None:
+    gateway = _started_settings(minimal, "demo", "gateway")
+    behind = [_started_settings(minimal, "demo", tier) for tier in TIER_NAMES if tier != "gateway"]
+
+    assert gateway.max_in_flight == GATEWAY_MAX_IN_FLIGHT < DEFAULT_MAX_IN_FLIGHT
+    assert {settings.max_in_flight for settings in behind} == {DEFAULT_MAX_IN_FLIGHT}
+    minimal["gateway"] = {"maxInFlight": 300}
+    assert _started_settings(minimal, "demo", "gateway").max_in_flight == 300
+
+
+def test_the_crd_states_the_defaults_the_services_start_with() -> None:
+    description = TierSpec.model_fields["max_in_flight"].description or ""
+
+    assert f"{GATEWAY_MAX_IN_FLIGHT} at the gateway" in description
+    assert f"{DEFAULT_MAX_IN_FLIGHT} behind it" in description

@@ -1,12 +1,20 @@
+import math
+
 import pytest
 
 from ragplatform.core.settings import (
+    ASK_ADDED_LATENCY_SLO_SECONDS,
+    DEFAULT_MAX_IN_FLIGHT,
+    GATEWAY_MAX_IN_FLIGHT,
+    GATEWAY_SIZING_MODEL_SECONDS,
+    GATEWAY_SUSTAINABLE_ASKS_PER_SECOND,
     SETTINGS_BY_SERVICE,
     GatewaySettings,
     RetrievalSettings,
     SettingsError,
     StoreSettings,
     WorkerSettings,
+    ceiling_for,
     env_var_names,
     load_settings,
 )
@@ -90,3 +98,35 @@ def test_the_model_cache_defaults_to_the_data_dir_and_can_be_shared(monkeypatch:
     assert load_settings(RetrievalSettings).model_cache == Path("/srv/rag/model-cache")
     monkeypatch.setenv("RAG_MODEL_CACHE_DIR", "/var/cache/models")
     assert load_settings(WorkerSettings).model_cache == Path("/var/cache/models")
+
+
+def _poisson_tail(mean: float, above: int) -> float:
+    """P(N > above) for N ~ Poisson(mean): how often random arrivals at a steady rate hold more calls."""
+    at_most = sum(math.exp(k * math.log(mean) - mean - math.lgamma(k + 1)) for k in range(above + 1))
+    return 1.0 - at_most
+
+
+def test_the_gateway_ceiling_holds_the_bursts_of_its_sustainable_rate_and_little_more() -> None:
+    in_flight = GATEWAY_SUSTAINABLE_ASKS_PER_SECOND * (GATEWAY_SIZING_MODEL_SECONDS + ASK_ADDED_LATENCY_SLO_SECONDS)
+
+    # the mean alone (Little's law) is exceeded about half the time: it would refuse a sustainable load
+    assert _poisson_tail(in_flight, round(in_flight)) > 0.4
+    # the default is exceeded rarely at that rate, and stays far under the old fixed 256
+    assert _poisson_tail(in_flight, GATEWAY_MAX_IN_FLIGHT) < 0.03
+    assert GATEWAY_MAX_IN_FLIGHT < 1.25 * in_flight < DEFAULT_MAX_IN_FLIGHT
+
+
+def test_a_slower_model_or_a_faster_core_needs_a_higher_ceiling() -> None:
+    base = ceiling_for(GATEWAY_SUSTAINABLE_ASKS_PER_SECOND, GATEWAY_SIZING_MODEL_SECONDS)
+
+    assert ceiling_for(GATEWAY_SUSTAINABLE_ASKS_PER_SECOND, 10.0) > 4 * base
+    assert ceiling_for(2 * GATEWAY_SUSTAINABLE_ASKS_PER_SECOND, GATEWAY_SIZING_MODEL_SECONDS) > 1.9 * base
+
+
+def test_only_the_gateway_defaults_to_the_ceiling_from_its_capacity(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(GatewaySettings).max_in_flight == GATEWAY_MAX_IN_FLIGHT
+    assert {load_settings(cls).max_in_flight for name, cls in SETTINGS_BY_SERVICE.items() if name != "gateway"} == {
+        DEFAULT_MAX_IN_FLIGHT
+    }
+    monkeypatch.setenv("RAG_MAX_IN_FLIGHT", "400")
+    assert load_settings(GatewaySettings).max_in_flight == 400
