@@ -42,6 +42,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import json
 import multiprocessing
 import os
 import random
@@ -512,6 +513,14 @@ async def ingest_corpus(gateway: str, key: str) -> None:
             raise RuntimeError(f"corpus ingestion failed: {states}")
 
 
+def double_lateness(llm_url: str) -> list[float]:
+    """How late each streamed answer's first token left the LLM double so far, beyond its set
+    latency (its own delay on the harness CPU; `GET /test/stats` of tests/support/openai_test_server)."""
+    with urllib.request.urlopen(f"{llm_url.removesuffix('/v1')}/test/stats", timeout=10) as reply:
+        late: list[float] = json.loads(reply.read())["first_token_lateness_seconds"]
+    return late
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -551,6 +560,7 @@ def run_level(
     args: argparse.Namespace,
     floor: Floor,
     harness: Harness,
+    llm_url: str,
 ) -> Step:
     """Run one level, print its figures, and return what it measured (its asks/s sustained are
     `answered / measured_seconds`). `harness` names the processes around the platform (test
@@ -614,6 +624,7 @@ def run_level(
         services_cpu.start()
         harness_cpu.start()
         counts_before = grpc_counts(processes)
+        late_before = len(double_lateness(llm_url))
         sql_before, redis_before = backend_counts(backends)
         service_jiffies = cpu_busy_jiffies(args.service_cpus)
         harness_jiffies = cpu_busy_jiffies(args.harness_cpus)
@@ -623,6 +634,7 @@ def run_level(
         service_busy = _busy_share(service_jiffies, cpu_busy_jiffies(args.service_cpus))
         harness_busy = _busy_share(harness_jiffies, cpu_busy_jiffies(args.harness_cpus))
         counts_after = grpc_counts(processes)
+        late = double_lateness(llm_url)[late_before:]
         sql_after, redis_after = backend_counts(backends)
         results: list[DriverResult] = [out.get(timeout=duration + 120) for _ in workers]
         for w in workers:
@@ -725,7 +737,9 @@ def run_level(
     )
     print(
         f"  LLM double         first token after {counts_after.mean_first_token(counts_before):.2f} s on average "
-        f"as generation saw it (set to {llm:g} s; more is the harness's or generation's delay)"
+        f"as generation saw it (set to {llm:g} s; more is the harness's or generation's delay); the double's own "
+        f"lateness beyond it, from its handler's start, p50 {1000 * percentile(late, 0.5):.0f} ms  "
+        f"p99 {1000 * percentile(late, 0.99):.0f} ms ({len(late)} answers)"
     )
     if latencies:
         ask = counts_after.mean_handling(counts_before, "gateway", "/ragplatform.v1.GatewayService/Ask")
@@ -1091,7 +1105,7 @@ def main() -> None:
         # The capacity x levels scale from: given (--capacity), found by the search (--sustainable),
         # or, as before the search existed, what the last closed-loop level squeezed through.
         def run_step(level: Level) -> Step:
-            return run_level(processes, backends, key, level, args, floor, harness)
+            return run_level(processes, backends, key, level, args, floor, harness, url)
 
         capacity = args.capacity or 0.0
         for level in (level for level in levels if level.streams):

@@ -29,7 +29,9 @@ Behaviour is chosen per model name, so one server serves every test:
 
 Every request waits `latency` seconds first (the model's "thinking" time; a request may set its
 own with the header `x-test-latency`), and streamed deltas are `token_delay` apart. With
-`api_key` set, requests without `Authorization: Bearer <api_key>` get HTTP 401.
+`api_key` set, requests without `Authorization: Bearer <api_key>` get HTTP 401. `GET /test/stats`
+returns how late each streamed answer's first token left beyond that wait (the double's own
+delay, which a benchmark must not count as the platform's).
 
 In tests: the `openai_server` fixture (an in-process server on a free loopback port). As its own
 process (for end-to-end tests and benchmarks)::
@@ -94,6 +96,11 @@ class OpenAITestServer:
     slow_seconds: float = 3600.0
     flaky_failures: int = 1
     requests: list[RecordedRequest] = field(default_factory=list)
+    # Per streamed answer: how late its first token left, in seconds, beyond the latency it was set
+    # to wait (measured from the handler's start: the double's own delay, e.g. on a busy harness
+    # CPU). `GET /test/stats` returns them, so a benchmark can tell the double's tail from the
+    # platform's.
+    first_token_lateness: list[float] = field(default_factory=list)
     _runner: web.AppRunner | None = None
     _served: Counter[str] = field(default_factory=Counter)
 
@@ -111,6 +118,7 @@ class OpenAITestServer:
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/health", self._health)
+        app.router.add_get("/test/stats", self._stats)
         # handler_cancellation: a client that gives up (timeout) cancels its slow handler, so
         # stopping the server never waits for an hour-long sleep.
         runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
@@ -136,6 +144,7 @@ class OpenAITestServer:
     # --- handlers -------------------------------------------------------------------------------
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
         body = await _json_body(request)
         model = str(body.get("model", ""))
         stream = bool(body.get("stream", False))
@@ -175,7 +184,8 @@ class OpenAITestServer:
             )
         # Some servers ignore stream_options; "no-usage-model" behaves like them.
         include_usage = bool((body.get("stream_options") or {}).get("include_usage")) and model != "no-usage-model"
-        return await self._stream_chat(request, completion_id, model, answer, usage if include_usage else None)
+        due = started + self._latency_for(request, model)
+        return await self._stream_chat(request, completion_id, model, answer, usage if include_usage else None, due)
 
     async def _stream_chat(
         self,
@@ -184,6 +194,7 @@ class OpenAITestServer:
         model: str,
         answer: str,
         usage: dict[str, int] | None,
+        due: float,
     ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
@@ -210,6 +221,8 @@ class OpenAITestServer:
                 if self.token_delay:
                     await asyncio.sleep(self.token_delay)
                 await response.write(chunk({"content": piece}, None))
+                if number == 0:
+                    self.first_token_lateness.append(time.perf_counter() - due)
             await response.write(chunk({}, "stop"))
             if usage is not None:
                 payload = {
@@ -264,8 +277,16 @@ class OpenAITestServer:
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": "test-model", "object": "model"}]})
 
+    async def _stats(self, request: web.Request) -> web.Response:
+        return web.json_response({"first_token_lateness_seconds": self.first_token_lateness})
+
     async def _health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
+
+    def _latency_for(self, request: web.Request, model: str) -> float:
+        if model == "slow-model":
+            return self.slow_seconds
+        return float(request.headers.get("x-test-latency", self.latency))
 
     async def _refuse_or_wait(self, request: web.Request, model: str) -> web.Response | None:
         """The configured failure for `model`, or None after waiting the request's latency."""
@@ -282,9 +303,7 @@ class OpenAITestServer:
             return _error(404, f"The model `{model}` does not exist.", "invalid_request_error", "model_not_found")
         if model == "flaky-model" and self._served[model] <= self.flaky_failures:
             return _error(503, "The engine is currently overloaded, please try again later.", "server_error")
-        latency = float(request.headers.get("x-test-latency", self.latency))
-        if model == "slow-model":
-            latency = self.slow_seconds
+        latency = self._latency_for(request, model)
         if latency > 0:
             await asyncio.sleep(latency)
         return None

@@ -9,12 +9,14 @@ import sys
 from pathlib import Path
 from typing import cast
 
+import aiohttp
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionMessageParam
 
 from ragplatform.backends.embedders.hashing import hash_embed
 from ragplatform.domain.models import ScoredPassage
 from ragplatform.domain.prompts import NO_ANSWER, build_chat_messages
+from tests.support.openai_test_server import OpenAITestServer
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -59,3 +61,21 @@ async def test_runs_as_a_process_answers_and_stops_on_sigterm() -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 30) == 0
+
+
+async def test_reports_how_late_each_streamed_first_token_left_beyond_its_latency() -> None:
+    async with OpenAITestServer(latency=0.5) as server:
+        client = AsyncOpenAI(base_url=server.base_url, api_key="any", max_retries=0)
+        passages = [ScoredPassage("c", "d", "aurora.html", 0, "The signature drink is cardamom cold brew.", 1.0)]
+        stream = await client.chat.completions.create(
+            model="m", messages=chat("What is the signature drink?", passages), stream=True
+        )
+        async for _ in stream:
+            pass
+        await client.close()
+        stats_url = f"http://{server.host}:{server.port}/test/stats"
+        async with aiohttp.ClientSession() as session, session.get(stats_url) as reply:
+            stats = await reply.json()
+    [late] = stats["first_token_lateness_seconds"]
+    # The 0.5 s it was told to wait is not lateness; what is left is the double's own delay.
+    assert 0.0 <= late < 0.4
