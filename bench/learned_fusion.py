@@ -49,10 +49,10 @@ from bench.retrieval_replay import (
     Hits,
     Idea,
     Replay,
-    _row,
     default,
     evaluate,
     evaluate_questions,
+    format_row,
     load_corpus,
     rrf_baseline,
 )
@@ -256,6 +256,15 @@ def trees(corpora: list[CorpusFeatures], mask: Mask) -> Scorer:
     return scores
 
 
+def weights_line(weights: NDArray[np.float64], used: list[str]) -> str:
+    """The weights of the features `used`, the largest scaled to 1 (the ranking depends on their
+    direction only)."""
+    shown = weights / np.abs(weights).max()
+    return "#   weights (largest 1): " + ", ".join(
+        f"{f} {v:+.3f}" for f, v in zip(FEATURES, shown, strict=True) if f in used
+    )
+
+
 def choose_lambda(corpora: list[CorpusFeatures], lambdas: list[float], mask: Mask) -> float:
     """The regulariser with the best mean hit@1 over an inner leave-one-corpus-out (ties: the
     stronger one)."""
@@ -308,16 +317,12 @@ async def main() -> None:
         base, base_cited = evaluate_questions(features.replay, default)
         prior = evaluate(features.replay, features.idea(linear(PRIOR)))
         assert prior == base, f"the prior's ranking is not the default's on {held}: {prior} vs {base}"
-        print(_row(held, "baseline (plain, RRF)", baselines[held]))
-        print(_row(held, "default", base, baselines[held]))
+        print(format_row(held, "baseline (plain, RRF)", baselines[held]))
+        print(format_row(held, "default", base, baselines[held]))
         label = "learned (trees)" if weights is None else f"learned (λ={lam:g})"
-        print(_row(held, label, learned, baselines[held]), flush=True)
+        print(format_row(held, label, learned, baselines[held]), flush=True)
         if weights is not None:
-            shown = weights / np.abs(weights).max()  # the ranking depends on the direction only
-            print(
-                "#   weights (largest 1): "
-                + ", ".join(f"{f} {v:+.3f}" for f, v in zip(FEATURES, shown, strict=True) if f in used)
-            )
+            print(weights_line(weights, used))
         won = sum(n and not o for n, o in zip(learned_cited, base_cited, strict=True))
         lost = sum(o and not n for n, o in zip(learned_cited, base_cited, strict=True))
         gains.append((held, learned.cite1 - base.cite1, won, lost))
@@ -339,14 +344,13 @@ def in_sample(corpora: dict[str, CorpusFeatures], trained: list[str], lambdas: l
     training = [corpora[n] for n in trained]
     lam = choose_lambda(training, lambdas, mask)
     weights = train(training, lam, mask)
-    shown = weights / np.abs(weights).max()
     print(f"# trained on {trained} (λ={lam:g}), judged in sample:")
-    print("#   weights (largest 1): " + ", ".join(f"{f} {v:+.3f}" for f, v in zip(FEATURES, shown, strict=True)))
+    print(weights_line(weights, list(FEATURES)))
     for name, features in corpora.items():
         fitted, base = evaluate(features.replay, features.idea(linear(weights))), evaluate(features.replay, default)
         ceiling = 100 * sum(q.relevant.any() for q in features.questions) / len(features.questions)
         print(
-            _row(name, "in sample", fitted) + f"  cite@1 {fitted.cite1 - base.cite1:+5.1f} vs default;"
+            format_row(name, "in sample", fitted) + f"  cite@1 {fitted.cite1 - base.cite1:+5.1f} vs default;"
             f" right document among the candidates {ceiling:.1f} %"
         )
 

@@ -456,7 +456,7 @@ def evaluate_questions(replay: Replay, idea: Idea) -> tuple[Scores, list[bool]]:
     return replace(scores, cite1=100 * sum(cited) / len(replay.corpus.questions)), cited
 
 
-def _row(corpus: str, label: str, s: Scores, base: Scores | None = None) -> str:
+def format_row(corpus: str, label: str, s: Scores, base: Scores | None = None) -> str:
     row = f"{corpus:10} {label:24} {s.hit1:6.1f} {s.hit5:6.1f} {s.mrr10:7.3f} {s.cite1:7.1f}"
     return row if base is None else f"{row}  {s.hit1 - base.hit1:+5.1f} / {s.cite1 - base.cite1:+5.1f}"
 
@@ -481,7 +481,7 @@ async def main() -> None:
         base = None
         if args.baseline:
             base = evaluate(Replay(await load_corpus(name, embedder, True, chunking)), rrf_baseline)
-            print(_row(name, "baseline (plain, RRF)", base))
+            print(format_row(name, "baseline (plain, RRF)", base))
         corpus = await load_corpus(name, embedder, False, chunking)
         replays: dict[Bm25Parameters, Replay] = {}
         for label in args.idea or list(IDEAS):
@@ -492,7 +492,7 @@ async def main() -> None:
             if "windows" in label:
                 await embed_windows(replay, embedder, (words_only, default))
             s = evaluate(replay, idea)
-            print(_row(name, label, s, base), flush=True)
+            print(format_row(name, label, s, base), flush=True)
         embedder.save()
 
 
