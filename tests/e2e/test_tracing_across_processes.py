@@ -125,6 +125,23 @@ def gateway_rpc_lines(log: Path) -> list[dict[str, Any]]:
     return lines
 
 
+async def eventually_ask_line(log: Path, request_id: str) -> dict[str, Any]:
+    """The gateway's access-log line of one Ask, read until it appears.
+
+    One CI run found no such line on a single read right after the stream ended (the cause is not
+    known; the line is written from the call's `finally`), so the test waits for it, and shows the
+    log's tail if it never comes.
+    """
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        for line in gateway_rpc_lines(log):
+            if line.get("request_id") == request_id and line.get("method", "").endswith("/Ask"):
+                return line
+        await asyncio.sleep(0.1)
+    tail = log.read_text(errors="replace")[-3000:]
+    raise AssertionError(f"the gateway logged no Ask line for request {request_id}; its log ends:\n{tail}")
+
+
 async def test_one_ask_is_one_trace_across_the_service_processes(
     traced: PlatformProcesses, collector: tuple[CollectorDouble, int], client: GatewayClient
 ) -> None:
@@ -137,11 +154,7 @@ async def test_one_ask_is_one_trace_across_the_service_processes(
     assert messages[-1].done.conversation_id == conversation_id
     request_id = messages[-1].done.request_id
 
-    line = next(
-        line
-        for line in gateway_rpc_lines(traced.logs["gateway"])
-        if line.get("request_id") == request_id and line.get("method", "").endswith("/Ask")
-    )
+    line = await eventually_ask_line(traced.logs["gateway"], request_id)
     trace_id = line["trace_id"]  # the access-log line carries the call's trace
     names = {f"ragplatform-{s}" for s in ("gateway", "retrieval", "generation")}
     spans = await eventually_spans(double, trace_id, names)
