@@ -698,6 +698,16 @@ def run_level(
                 f"  gateway-side wait  {outcome} {decided}: from the client's stamp to the gateway's decision "
                 f"p50 {1000 * q50:.0f} ms  p99 {1000 * q99:.0f} ms (x-request-start; no client-side queueing after)"
             )
+    behind = [(s, *counts_after.queued_quantiles(counts_before, s, "admitted")) for s in ("retrieval", "generation")]
+    if any(calls for _, calls, _, _ in behind):
+        print(
+            "  wait behind it     "
+            + "  ".join(
+                f"{s} p50 {1000 * q50:.0f} ms  p99 {1000 * q99:.0f} ms ({calls} calls);"
+                for s, calls, q50, q99 in behind
+            )
+            + " from the caller's stamp to the service admitting the call (gRPC's queue, mostly)"
+        )
     judged, s50, s99 = counts_after.platform_share_quantiles(counts_before)
     if judged:
         print(

@@ -3,7 +3,9 @@
 Channels resolve with `dns:///` and balance per call with `round_robin` (a long-lived HTTP/2
 connection defeats kube-proxy's per-connection balancing, so Services are headless). Every call
 forwards the request id and tenant, the internal token, and a timeout no longer than what is
-left of the caller's own deadline. Only read-only methods are retried (on UNAVAILABLE).
+left of the caller's own deadline, and an `x-request-start` stamp of when it was made, so the
+service behind measures the wait in front of it (`ragplatform_admission_queue_seconds`: gRPC's
+queue, mostly). Only read-only methods are retried (on UNAVAILABLE).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ragplatform.core.context import (
 )
 from ragplatform.core.error_mapping import error_for, retry_after_from
 from ragplatform.core.interceptors.admission import CONGESTED, upstream_congested, upstream_refused
+from ragplatform.core.request_start import REQUEST_START_HEADER, request_start_value
 from ragplatform.core.server import MAX_MESSAGE_BYTES
 from ragplatform.core.tracing import client_interceptors as tracing_interceptors
 
@@ -59,9 +62,12 @@ SERVICE_CONFIG = json.dumps(
 def forwarded(
     metadata: Sequence[tuple[str, str | bytes]] | None, timeout: float | None, internal_token: str | None
 ) -> tuple[tuple[tuple[str, str | bytes], ...], float | None]:
-    """A call's metadata with the request id, tenant and internal token added, and its timeout
-    capped at what is left of the caller's own deadline."""
+    """A call's metadata with the request id, tenant, internal token and a stamp of when it was
+    made (`x-request-start`, unless the metadata has one) added, and its timeout capped at what is
+    left of the caller's own deadline."""
     extra: list[tuple[str, str | bytes]] = list(metadata or ())
+    if not any(key == REQUEST_START_HEADER for key, _ in extra):
+        extra.append((REQUEST_START_HEADER, request_start_value()))
     if request_id := request_id_var.get():
         extra.append((REQUEST_ID_HEADER, request_id))
     if tenant := tenant_var.get():

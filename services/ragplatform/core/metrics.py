@@ -41,7 +41,7 @@ ADMISSION_QUEUE_SECONDS = Histogram(
     "ragplatform_admission_queue_seconds",
     "Time from a call's start as its client or proxy stamped it (x-request-start) to admission control "
     "admitting or refusing it: the wait in front of the process (gRPC's queue). Only calls carrying the "
-    "header; by service and outcome (admitted, refused)",
+    "header (every call between services carries its caller's stamp); by service and outcome (admitted, refused)",
     ["service", "outcome"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )

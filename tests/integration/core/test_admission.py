@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
 
 from ragplatform.core.adaptive_limit import LimitPolicy
-from ragplatform.core.clients import note_congestion
+from ragplatform.core.clients import note_congestion, open_channel
 from ragplatform.core.interceptors.admission import AdmissionInterceptor
 from ragplatform.core.request_start import REQUEST_START_HEADER, request_start_value
 from ragplatform.core.server import RunningService, start_service
@@ -118,6 +118,27 @@ async def test_the_wait_before_a_decision_is_measured_from_the_callers_stamp(lim
         assert waited("admitted")[0] == admitted[0] + 1
         for call in held:
             call.cancel()
+
+
+async def test_a_call_between_services_carries_its_stamp_so_the_wait_behind_is_measured(
+    limited: RunningService,
+) -> None:
+    """The channel services call each other through stamps every call with when it was made: the
+    service behind counts the wait in front of it with no stamp from its caller's code, and a
+    stamp the caller gives is kept, not replaced."""
+    async with open_channel(limited.address) as channel:
+        stub = generation_pb2_grpc.GenerationServiceStub(channel)
+        request = generation_pb2.GenerateRequest(tenant_id="t", question="hi")
+        before = waited("admitted")
+        assert [m async for m in stub.Generate(request)][-1].WhichOneof("event") == "done"
+        count, seconds = waited("admitted")
+        assert count == before[0] + 1
+        assert 0 <= seconds - before[1] < 5
+        stamp = ((REQUEST_START_HEADER, request_start_value(time.time() - 0.3)),)
+        assert [m async for m in stub.Generate(request, metadata=stamp)][-1].WhichOneof("event") == "done"
+        count, total = waited("admitted")
+        assert count == before[0] + 2
+        assert 0.3 <= total - seconds < 30
 
 
 async def test_finished_calls_free_their_slots(limited: RunningService) -> None:
