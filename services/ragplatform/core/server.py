@@ -29,7 +29,7 @@ from ragplatform.core.adaptive_limit import LimitPolicy
 from ragplatform.core.garbage_collection import settle_after_startup
 from ragplatform.core.health import IdentifyingHealthServicer
 from ragplatform.core.interceptors.access_log import AccessLogInterceptor
-from ragplatform.core.interceptors.admission import AdmissionInterceptor
+from ragplatform.core.interceptors.admission import AdmissionInterceptor, AdmissionRate
 from ragplatform.core.interceptors.auth import InternalTokenInterceptor
 from ragplatform.core.interceptors.base import fuse_scopes
 from ragplatform.core.interceptors.deadlines import DeadlineInterceptor
@@ -38,7 +38,7 @@ from ragplatform.core.interceptors.errors import ErrorMappingInterceptor
 from ragplatform.core.interceptors.metrics import MetricsInterceptor
 from ragplatform.core.latency_budget import LatencyBudget
 from ragplatform.core.metrics import start_metrics_server
-from ragplatform.core.settings import CommonSettings, admission_lag_target, require_internal_auth
+from ragplatform.core.settings import CommonSettings, admission_lag_target, admission_rate_for, require_internal_auth
 from ragplatform.core.tracing import server_interceptors as tracing_interceptors
 
 log = structlog.get_logger("ragplatform.server")
@@ -135,7 +135,9 @@ def build_admission(app: ServiceApp, settings: CommonSettings) -> AdmissionInter
         mark_lag_seconds=settings.admission_mark_lag_seconds if app.internal else 0.0,
         budget=LatencyBudget(settings.admission_latency_target_seconds),
     )
-    return AdmissionInterceptor(app.name, policy, settings.admission_retry_after_seconds)
+    per_second, burst = admission_rate_for(settings.max_in_flight, settings.admission_pace_seconds)
+    rate = AdmissionRate(per_second, burst) if per_second else None
+    return AdmissionInterceptor(app.name, policy, settings.admission_retry_after_seconds, rate)
 
 
 def build_interceptors(

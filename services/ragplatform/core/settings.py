@@ -61,6 +61,28 @@ def ceiling_for(asks_per_second: float, model_seconds: float) -> int:
 
 GATEWAY_MAX_IN_FLIGHT = ceiling_for(GATEWAY_SUSTAINABLE_ASKS_PER_SECOND, GATEWAY_SIZING_MODEL_SECONDS)
 
+
+def admission_rate_for(ceiling: int, pace_seconds: float) -> tuple[float, int]:
+    """The admission rate that goes with a ceiling of `ceiling` calls in flight, as (calls a second,
+    burst): the ceiling's calls once per `pace_seconds` (the time a call takes: for an Ask, the
+    model's time + the SLO's added latency), and 2 x sqrt(ceiling) at once after a quiet spell (the
+    bursts of random arrivals, as the ceiling's own headroom). (0, 0) when `pace_seconds` is 0: no
+    rate."""
+    if pace_seconds <= 0:
+        return 0.0, 0
+    return ceiling / pace_seconds, max(1, round(2 * math.sqrt(ceiling)))
+
+
+# A ceiling alone admits in waves at 3x its rate: each Ask that ends frees a slot that a waiting
+# caller takes at once, so the asks admitted together end together a model's time later and free
+# their slots together again (with a model of steady latency the wave keeps its shape). A wave of
+# ~100 asks in 0.75 s needs ~1 s of the Ask path's one core, and its later asks queued in front of
+# generation (p99 ~0.3 s; docs/performance.md, "Where the 3x tail went"). Admitting the ceiling's
+# calls at most once per Ask's time within the SLO (158 / 2.25 s = 70 a second) spreads a wave over
+# its cycle; at the sustainable rate neither binds.
+GATEWAY_ADMISSION_PACE_SECONDS = GATEWAY_SIZING_MODEL_SECONDS + ASK_ADDED_LATENCY_SLO_SECONDS
+
+
 # Standing event-loop lag above which a process lowers its admission limit. The gateway (the edge)
 # sheds at a far lower lag than the services behind it: a call refused at the edge has cost nothing
 # downstream, one refused inside has already cost the hops before it and fails an answer under way
@@ -103,6 +125,26 @@ def _max_in_flight_field(default: int) -> Any:
         f"{GATEWAY_SIZING_MODEL_SECONDS:g} s model: the Asks in flight at that rate when each takes the model's "
         f"time + {ASK_ADDED_LATENCY_SLO_SECONDS:g} s (N = rate x time), plus 2 x sqrt(N) for random arrivals. "
         "For a faster core or a slower model raise it by the same sum.",
+    )
+
+
+def _admission_pace_field(default: float) -> Any:
+    """RAG_ADMISSION_PACE_SECONDS with `default`: one description for every service, whose defaults differ."""
+    return Field(
+        default,
+        ge=0,
+        le=3600,
+        description="Admit at most RAG_MAX_IN_FLIGHT calls per this many seconds, paced evenly (every method "
+        "together; health checks never count), with 2 x sqrt(RAG_MAX_IN_FLIGHT) at once after a quiet spell; "
+        "the excess is refused at once with RESOURCE_EXHAUSTED and a retry-after hint. Set it to the time a "
+        "call takes (at the gateway, an Ask: the model's time + the SLO's added latency). Under overload a "
+        "ceiling alone admits in waves (a freed slot is taken at once, so calls admitted together end "
+        "together and free their slots together), and a wave queues on a busy core. 0: no pace, only "
+        f"RAG_MAX_IN_FLIGHT and the adaptive limit. The gateway's default, {GATEWAY_ADMISSION_PACE_SECONDS:g} "
+        f"s, is its sizing model's {GATEWAY_SIZING_MODEL_SECONDS:g} s + {ASK_ADDED_LATENCY_SLO_SECONDS:g} s "
+        f"({GATEWAY_MAX_IN_FLIGHT} / {GATEWAY_ADMISSION_PACE_SECONDS:g} s = "
+        f"{GATEWAY_MAX_IN_FLIGHT / GATEWAY_ADMISSION_PACE_SECONDS:.0f} Asks a second); for a slower model "
+        "raise it with RAG_MAX_IN_FLIGHT.",
     )
 
 
@@ -173,6 +215,7 @@ class CommonSettings(BaseSettings):
         description="Directory of the embedded backends' files (SQLite, blobs, vectors).",
     )
     max_in_flight: int = _max_in_flight_field(DEFAULT_MAX_IN_FLIGHT)
+    admission_pace_seconds: float = _admission_pace_field(0.0)
     admission_lag_target_seconds: float | None = Field(
         None,
         ge=0,
@@ -385,6 +428,7 @@ class HistorySettings(CommonSettings):
 
 class GatewaySettings(UpstreamSettings, StoreSettings, TopKSettings, HistorySettings):
     max_in_flight: int = _max_in_flight_field(GATEWAY_MAX_IN_FLIGHT)
+    admission_pace_seconds: float = _admission_pace_field(GATEWAY_ADMISSION_PACE_SECONDS)
     redis_url: SecretUrl = Field(
         None, description="Redis for rate limits and the answer cache; empty: in-process (one replica only)."
     )

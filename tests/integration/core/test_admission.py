@@ -141,6 +141,52 @@ async def test_a_call_between_services_carries_its_stamp_so_the_wait_behind_is_m
         assert 0.3 <= total - seconds < 30
 
 
+async def test_calls_beyond_the_admission_rate_are_refused_at_once_and_admitted_again_later() -> None:
+    """With RAG_ADMISSION_PACE_SECONDS a process admits its RAG_MAX_IN_FLIGHT calls at most once per
+    that many seconds (2 x sqrt of them at once): the excess is refused like a call over the limit,
+    with the retry hint and a message saying the rate; once the rate's interval has passed, a call
+    is admitted again."""
+    settings = load_settings(
+        GenerationSettings,
+        insecure_internal_calls=True,
+        grpc_host="127.0.0.1",
+        grpc_port=0,
+        metrics_port=0,
+        max_in_flight=1,  # 2 x sqrt(1): two calls at once from idle ...
+        admission_lag_target_seconds=0,
+        admission_retry_after_seconds=0.5,
+        admission_pace_seconds=2,  # ... then one every 2 s
+    )
+    service = await start_service(make_app(ScriptedGenerator()), settings)
+    try:
+        async with grpc.aio.insecure_channel(service.address) as channel:
+            stub = generation_pb2_grpc.GenerationServiceStub(channel)
+
+            async def answer() -> str:
+                messages = [
+                    m async for m in stub.Generate(generation_pb2.GenerateRequest(tenant_id="t", question="hi"))
+                ]
+                return str(messages[-1].WhichOneof("event"))
+
+            began = time.monotonic()
+            assert [await answer(), await answer()] == ["done", "done"]
+            before = refused_so_far()
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await answer()
+            assert time.monotonic() - began < 2.0  # (else the rate's interval had passed: no test)
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "0.5 calls a second at most" in (info.value.details() or "")
+            assert dict(info.value.trailing_metadata() or ())["retry-after-seconds"] == "0.500"
+            assert refused_so_far() == before + 1
+            # Health is never paced.
+            health = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+            assert health.status == health_pb2.HealthCheckResponse.SERVING
+            await asyncio.sleep(max(0.0, began + 2.1 - time.monotonic()))
+            assert await answer() == "done"
+    finally:
+        await service.stop(grace=1.0)
+
+
 async def test_finished_calls_free_their_slots(limited: RunningService) -> None:
     async with grpc.aio.insecure_channel(limited.address) as channel:
         stub = generation_pb2_grpc.GenerationServiceStub(channel)

@@ -1,10 +1,13 @@
 import math
+import random
+from collections import Counter
 
 import pytest
 
 from ragplatform.core.settings import (
     ASK_ADDED_LATENCY_SLO_SECONDS,
     DEFAULT_MAX_IN_FLIGHT,
+    GATEWAY_ADMISSION_PACE_SECONDS,
     GATEWAY_MAX_IN_FLIGHT,
     GATEWAY_SIZING_MODEL_SECONDS,
     GATEWAY_SUSTAINABLE_ASKS_PER_SECOND,
@@ -14,10 +17,12 @@ from ragplatform.core.settings import (
     SettingsError,
     StoreSettings,
     WorkerSettings,
+    admission_rate_for,
     ceiling_for,
     env_var_names,
     load_settings,
 )
+from ragplatform.domain.gcra import gcra
 
 
 def test_defaults_need_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -114,6 +119,52 @@ def test_the_gateway_ceiling_holds_the_bursts_of_its_sustainable_rate_and_little
     # the default is exceeded rarely at that rate, and stays far under the old fixed 256
     assert _poisson_tail(in_flight, GATEWAY_MAX_IN_FLIGHT) < 0.03
     assert GATEWAY_MAX_IN_FLIGHT < 1.25 * in_flight < DEFAULT_MAX_IN_FLIGHT
+
+
+def _paced(arrivals_per_second: float, seconds: float, seed: int) -> tuple[list[float], int]:
+    """Random (Poisson) arrivals at a steady rate through the gateway's default admission rate:
+    the times admitted, and how many were refused."""
+    per_second, burst = admission_rate_for(GATEWAY_MAX_IN_FLIGHT, GATEWAY_ADMISSION_PACE_SECONDS)
+    rng, now, tat = random.Random(seed), 0.0, None
+    admitted: list[float] = []
+    refused = 0
+    while (now := now + rng.expovariate(arrivals_per_second)) < seconds:
+        decision = gcra(tat, now, per_second, burst)
+        if decision.retry_after > 0:
+            refused += 1
+        else:
+            tat = decision.new_tat
+            admitted.append(now)
+    return admitted, refused
+
+
+def test_the_gateway_admission_rate_passes_its_sustainable_rate_and_spreads_an_overload() -> None:
+    """At the sustainable rate (five simulated minutes each, several seeds) the gateway's pace
+    refuses next to nothing; at 3x it admits what the ceiling turns over within the SLO, never in
+    a wave: no quarter of a second admits more than a quarter second's rate and the burst."""
+    per_second, burst = admission_rate_for(GATEWAY_MAX_IN_FLIGHT, GATEWAY_ADMISSION_PACE_SECONDS)
+    refused = sum(_paced(GATEWAY_SUSTAINABLE_ASKS_PER_SECOND, 300, seed)[1] for seed in range(4))
+    assert refused < 0.0005 * 4 * 300 * GATEWAY_SUSTAINABLE_ASKS_PER_SECOND
+    admitted, _ = _paced(3 * GATEWAY_SUSTAINABLE_ASKS_PER_SECOND, 60, seed=7)
+    turnover = GATEWAY_MAX_IN_FLIGHT / (GATEWAY_SIZING_MODEL_SECONDS + ASK_ADDED_LATENCY_SLO_SECONDS)
+    assert turnover * 0.98 < len(admitted) / 60 <= turnover * 1.01
+    per_quarter = Counter(int(t * 4) for t in admitted)
+    assert max(per_quarter.values()) <= per_second / 4 + burst + 1
+
+
+def test_only_the_gateway_paces_its_admissions_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(GatewaySettings).admission_pace_seconds == GATEWAY_ADMISSION_PACE_SECONDS
+    others = {
+        load_settings(cls).admission_pace_seconds for name, cls in SETTINGS_BY_SERVICE.items() if name != "gateway"
+    }
+    assert others == {0}
+    assert admission_rate_for(DEFAULT_MAX_IN_FLIGHT, 0) == (0, 0)  # no pace, no rate
+    # A ceiling raised for a faster core raises the rate with it.
+    monkeypatch.setenv("RAG_MAX_IN_FLIGHT", "316")
+    settings = load_settings(GatewaySettings)
+    assert admission_rate_for(settings.max_in_flight, settings.admission_pace_seconds)[0] == pytest.approx(
+        2 * admission_rate_for(GATEWAY_MAX_IN_FLIGHT, GATEWAY_ADMISSION_PACE_SECONDS)[0]
+    )
 
 
 def test_a_slower_model_or_a_faster_core_needs_a_higher_ceiling() -> None:

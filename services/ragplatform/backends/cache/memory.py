@@ -11,7 +11,7 @@ import time
 from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 
-from ragplatform.backends.cache.gcra import gcra
+from ragplatform.domain.gcra import gcra
 
 DEFAULT_MAX_ENTRIES = 10_000
 

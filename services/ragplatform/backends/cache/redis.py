@@ -25,7 +25,7 @@ from ragplatform.backends.redis_connection import redis_errors
 DEFAULT_NAMESPACE = "ragplatform"
 _SETTING = "RAG_REDIS_URL"
 
-# GCRA (see gcra.py) in one script: read, decide and write happen atomically.
+# GCRA (see domain/gcra.py) in one script: read, decide and write happen atomically.
 # Numbers are written with %.0f because Lua's default number formatting keeps only 14 digits.
 _GCRA_LUA = """
 local t = redis.call('TIME')

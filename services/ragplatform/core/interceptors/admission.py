@@ -19,6 +19,11 @@ it) feeds the latency budget (core/latency_budget.py): the platform's share of r
 over RAG_ADMISSION_LATENCY_TARGET_SECONDS lowers the limit to what the measured answer rate
 holds within it — it sees the queues (gRPC's, the services' behind it) that no loop's lag shows.
 
+Besides the calls in flight, the process may bound the calls it admits per second
+(RAG_MAX_ADMISSION_RATE, a GCRA with RAG_ADMISSION_BURST of tolerance, domain/gcra.py): under
+overload a limit on calls in flight alone admits in waves, since each call that ends frees a slot
+a waiting caller takes at once, and calls admitted together end together; a rate spreads them.
+
 A streamed call (an Ask) counts until its last message is sent. Health checks and reflection
 are never refused: an overloaded process is busy, not dead. The outermost scoped interceptor, so
 a refusal costs as little as possible (no auth, no access-log line: the refused counter says it).
@@ -31,6 +36,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -52,6 +58,7 @@ from ragplatform.core.metrics import (
 )
 from ragplatform.core.request_start import REQUEST_START_HEADER, request_age_seconds
 from ragplatform.domain.errors import ResourceExhausted
+from ragplatform.domain.gcra import gcra
 
 # Trailing metadata of an answer finished while its service was congested.
 CONGESTED = ("x-ragplatform-congested", "1")
@@ -88,14 +95,27 @@ def answer_done(model_seconds: float) -> None:
         admission.note_answer(Answer(_admitted_at.get(), time.monotonic(), model_seconds))
 
 
-class AdmissionInterceptor(ScopedInterceptor):
-    """Bounds the calls this process has in flight (every method together) by an adaptive limit."""
+@dataclass(frozen=True)
+class AdmissionRate:
+    """At most `per_second` calls admitted a second, `burst` of them at once after a quiet spell."""
 
-    def __init__(self, service: str, policy: LimitPolicy, retry_after_seconds: float) -> None:
+    per_second: float
+    burst: int
+
+
+class AdmissionInterceptor(ScopedInterceptor):
+    """Bounds the calls this process has in flight (every method together) by an adaptive limit,
+    and, with a `rate`, the calls it admits per second."""
+
+    def __init__(
+        self, service: str, policy: LimitPolicy, retry_after_seconds: float, rate: AdmissionRate | None = None
+    ) -> None:
         self.service = service
         self.policy = policy
         self.state = initial_state(policy, time.monotonic())
         self.in_flight = 0
+        self.rate = rate
+        self._rate_tat: float | None = None  # the rate's GCRA state (None: nothing admitted yet)
         self._retry_after = retry_after_seconds
         self._in_flight_gauge = ADMISSION_IN_FLIGHT.labels(service)
         self._limit_gauge = ADMISSION_LIMIT.labels(service)
@@ -115,14 +135,24 @@ class AdmissionInterceptor(ScopedInterceptor):
         return int(self.state.limit)
 
     def early_refusal(self, method: str) -> ResourceExhausted | None:
-        return None if admits(self.state, self.in_flight) else self._refuse(method)
+        if not admits(self.state, self.in_flight):
+            return self._refuse(method, self._full())
+        if self.rate is not None:
+            decision = gcra(self._rate_tat, time.monotonic(), self.rate.per_second, self.rate.burst)
+            if decision.retry_after > 0:
+                return self._refuse(method, f"admitting {self.rate.per_second:g} calls a second at most")
+            self._rate_tat = decision.new_tat
+        return None
 
-    def _refuse(self, method: str) -> ResourceExhausted:
+    def _full(self) -> str:
+        return f"{self.in_flight} calls in flight, its limit now {self.limit}"
+
+    def _refuse(self, method: str, why: str) -> ResourceExhausted:
         self.state = refused(self.state)
         GRPC_REFUSED.labels(self.service, method).inc()
         return ResourceExhausted(
-            f"the {self.service} service is at capacity ({self.in_flight} calls in flight, its limit now "
-            f"{self.limit}); retry in {self._retry_after:g} s (with jitter), or add replicas",
+            f"the {self.service} service is at capacity ({why}); retry in {self._retry_after:g} s (with jitter), "
+            "or add replicas",
             retry_after_seconds=self._retry_after,
         )
 
@@ -140,7 +170,7 @@ class AdmissionInterceptor(ScopedInterceptor):
     async def scope(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
         # Calls that passed `early_refusal` together may still find the limit reached here.
         if not admits(self.state, self.in_flight):
-            refusal = self._refuse(method)
+            refusal = self._refuse(method, self._full())
             await read_unread_requests()
             context.set_trailing_metadata(trailing_metadata_for(refusal))
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal.message)

@@ -1,10 +1,11 @@
-"""The generic cell rate algorithm (GCRA), the rate limiter both cache adapters implement.
+"""The generic cell rate algorithm (GCRA): the rate limiter both cache adapters implement, and the
+admission rate of core/interceptors/admission.py.
 
 State per key is one number, the theoretical arrival time (TAT) of the next request. With
 emission interval T = 1 / rate and tolerance tau = T * burst, a request at time `now` is allowed
 when `max(TAT, now) + T - tau <= now`; then TAT becomes `max(TAT, now) + T`. So `burst` requests
 pass at once from idle, then one every T seconds. A refused request changes nothing.
-The Redis adapter runs the same arithmetic inside one Lua script (`redis.py`).
+The Redis adapter runs the same arithmetic inside one Lua script (`backends/cache/redis.py`).
 """
 
 from __future__ import annotations
