@@ -282,7 +282,16 @@ class TierSpec(_TierCommon):
         "which clients honour. Omitted: the service's default, 158 at the gateway, 256 behind it. The gateway's "
         "comes from its capacity measured on one core (60 asks/s with a 2 s model): N = rate x (model latency "
         "+ 0.25 s) Asks in flight, plus 2 x sqrt(N) for random arrivals; for another core or model set it by "
-        "the same sum (see docs/performance.md).",
+        "the same sum, and for another model admissionPaceSeconds too (see docs/performance.md).",
+    )
+    admission_pace_seconds: float | None = Field(
+        None,
+        ge=0,
+        le=3600,
+        description="Admit maxInFlight calls at most once per this many seconds, paced evenly "
+        "(RAG_ADMISSION_PACE_SECONDS), so an overloaded pod does not admit in waves; set it to the time a "
+        "call takes (at the gateway, an Ask: the model's latency + 0.25 s), beside maxInFlight. 0: no pace. "
+        "Omitted: the service's default (2.25 s at the gateway, for a 2 s model; none behind it).",
     )
     admission_lag_target_seconds: float | None = Field(
         None,

@@ -162,6 +162,8 @@ def build_tier_env(owner: Owner, spec: PlatformSpec, tier: TierName) -> list[dic
     if isinstance(tier_spec, TierSpec):
         if tier_spec.max_in_flight is not None:
             env.append(_value("RAG_MAX_IN_FLIGHT", tier_spec.max_in_flight))
+        if tier_spec.admission_pace_seconds is not None:
+            env.append(_value("RAG_ADMISSION_PACE_SECONDS", tier_spec.admission_pace_seconds))
         if tier_spec.admission_lag_target_seconds is not None:
             env.append(_value("RAG_ADMISSION_LAG_TARGET_SECONDS", tier_spec.admission_lag_target_seconds))
         if tier_spec.admission_mark_lag_seconds is not None:

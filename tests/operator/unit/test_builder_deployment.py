@@ -138,7 +138,12 @@ def test_extra_env_replaces_a_rendered_variable_and_appends_new_ones(minimal: di
 
 
 def test_admission_settings_are_rendered_only_for_the_tier_that_sets_them(minimal: dict[str, Any]) -> None:
-    minimal["gateway"] = {"maxInFlight": 300, "admissionLagTargetSeconds": 0.02, "admissionLatencyTargetSeconds": 0.4}
+    minimal["gateway"] = {
+        "maxInFlight": 300,
+        "admissionPaceSeconds": 10.25,
+        "admissionLagTargetSeconds": 0.02,
+        "admissionLatencyTargetSeconds": 0.4,
+    }
     minimal["retrieval"] = {"admissionMarkLagSeconds": 0.005}
     rendered = render(minimal)
     gateway_env = _container(find(rendered, "Deployment", "demo-gateway"))["env"]
@@ -146,12 +151,14 @@ def test_admission_settings_are_rendered_only_for_the_tier_that_sets_them(minima
     retrieval_env = _container(find(rendered, "Deployment", "demo-retrieval"))["env"]
 
     assert {"name": "RAG_MAX_IN_FLIGHT", "value": "300"} in gateway_env
+    assert {"name": "RAG_ADMISSION_PACE_SECONDS", "value": "10.25"} in gateway_env
     assert {"name": "RAG_ADMISSION_LAG_TARGET_SECONDS", "value": "0.02"} in gateway_env
     assert {"name": "RAG_ADMISSION_LATENCY_TARGET_SECONDS", "value": "0.4"} in gateway_env
     assert {"name": "RAG_ADMISSION_MARK_LAG_SECONDS", "value": "0.005"} in retrieval_env
     # unset: the service's own default applies (one source of truth)
     names = [e["name"] for e in generation_env]
     assert "RAG_MAX_IN_FLIGHT" not in names
+    assert "RAG_ADMISSION_PACE_SECONDS" not in names
     assert "RAG_ADMISSION_LAG_TARGET_SECONDS" not in names
     assert "RAG_ADMISSION_MARK_LAG_SECONDS" not in names
     assert "RAG_ADMISSION_LATENCY_TARGET_SECONDS" not in names
