@@ -380,6 +380,15 @@ class VectorSettings(VectorServerSettings):
         description="Embedded store: cores an index build uses (0: all). The build runs niced; one "
         "core leaves the others to searches.",
     )
+    vector_search_threads: int = Field(
+        1,
+        ge=0,
+        le=1024,
+        description="Embedded store: threads a search runs on (0: the engine's default pool, four per core). With 1 "
+        "it runs on the calling thread: a pool's threads wake and spin for every search, ~0.3 ms of CPU "
+        "per Search on a small store (docs/performance.md); more threads search a many-segment store's "
+        "segments in parallel on a machine with cores to spare.",
+    )
     vector_hnsw_m: int = Field(
         16,
         ge=4,

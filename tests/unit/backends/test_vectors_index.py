@@ -105,12 +105,38 @@ def test_the_index_settings_reach_the_embedded_store(tmp_path: Path) -> None:
         vector_hnsw_m=12,
         vector_hnsw_ef_construct=64,
         vector_hnsw_ef=77,
+        vector_search_threads=3,
     )
     store = open_vector_store(settings)
     assert isinstance(store, EdgeVectorStore)
     assert store.index_settings == EdgeIndexSettings(
-        threshold=1234, m=12, ef_construct=64, search_ef=77, build_threads=2, settle_seconds=0.5
+        threshold=1234, m=12, ef_construct=64, search_ef=77, build_threads=2, settle_seconds=0.5, search_threads=3
     )
+    assert load_settings(VectorSettings, data_dir=tmp_path).vector_search_threads == 1
+
+
+def search_threads() -> list[str]:
+    """The names of this process's threads that are the engine's search pool."""
+    names = (Path(f"/proc/self/task/{task}/comm").read_text().strip() for task in os.listdir("/proc/self/task"))
+    return [name for name in names if name.startswith("edge-search")]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+async def test_a_store_searches_on_the_threads_the_setting_gives_it(tmp_path: Path, threads: int) -> None:
+    """RAG_VECTOR_SEARCH_THREADS reaches the engine: its search pool has that many threads (the
+    engine's own default is one per core, at least four), and the store still answers."""
+    rng = np.random.default_rng(3)
+    before = len(search_threads())
+    store = EdgeVectorStore(tmp_path / "v", EdgeIndexSettings(threshold=0, search_threads=threads))
+    await store.open(DIM)
+    try:
+        vectors = clustered(rng, 20, rng.standard_normal((2, DIM)).astype(np.float32))
+        await store.upsert(chunks(vectors, 0))
+        hits = await store.search(SearchQuery(tenant_id="t1", vector=vectors[0].tolist(), top_k=3))
+        assert len(search_threads()) - before == threads
+    finally:
+        await store.close()
+    assert hits[0].chunk_index == 0
 
 
 async def test_a_small_store_stays_exact_and_builds_no_index(tmp_path: Path) -> None:

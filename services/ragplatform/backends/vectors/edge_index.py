@@ -26,6 +26,7 @@ class EdgeIndexSettings:
     search_ef: int = 128
     build_threads: int = 1
     settle_seconds: float = 5.0
+    search_threads: int = 1
 
     @property
     def enabled(self) -> bool:

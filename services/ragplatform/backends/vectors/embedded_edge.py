@@ -102,11 +102,14 @@ def search_filter(query: SearchQuery) -> Any:
 
 def edge_config(dimension: int, index: EdgeIndexSettings | None = None) -> Any:
     """The engine configuration of a store: cosine dense vectors, the IDF-weighted sparse one,
-    and the HNSW index settings (`edge_index.py`)."""
+    the HNSW index settings (`edge_index.py`) and the threads a search runs on (1: the calling
+    thread, no pool to wake; 0: the engine's default pool)."""
+    settings = index or EdgeIndexSettings()
     return qe.EdgeConfig(
         vectors=qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine),
         sparse_vectors={fields.SPARSE_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
-        **engine_index_config(index or EdgeIndexSettings(), dimension),
+        max_search_threads=settings.search_threads or None,
+        **engine_index_config(settings, dimension),
     )
 
 

@@ -27,6 +27,7 @@ def open_vector_store(settings: VectorSettings) -> VectorStore:
             search_ef=settings.vector_hnsw_ef,
             build_threads=settings.vector_index_build_threads,
             settle_seconds=settings.vector_index_settle_seconds,
+            search_threads=settings.vector_search_threads,
         )
         return EdgeVectorStore(embedded_vector_dir(settings), index)
     from ragplatform.backends.vectors.qdrant_server import QdrantServerStore
