@@ -22,7 +22,8 @@ holds within it — it sees the queues (gRPC's, the services' behind it) that no
 Besides the calls in flight, the process may bound the calls it admits per second
 (RAG_MAX_ADMISSION_RATE, a GCRA with RAG_ADMISSION_BURST of tolerance, domain/gcra.py): under
 overload a limit on calls in flight alone admits in waves, since each call that ends frees a slot
-a waiting caller takes at once, and calls admitted together end together; a rate spreads them.
+a waiting caller takes at once, and calls admitted together end together; a rate spreads them. A
+call refused at the limit drains the rate's burst, so slots freed together refill at the rate.
 
 A streamed call (an Ask) counts until its last message is sent. Health checks and reflection
 are never refused: an overloaded process is busy, not dead. The outermost scoped interceptor, so
@@ -136,6 +137,7 @@ class AdmissionInterceptor(ScopedInterceptor):
 
     def early_refusal(self, method: str) -> ResourceExhausted | None:
         if not admits(self.state, self.in_flight):
+            self._drain_rate()
             return self._refuse(method, self._full())
         if self.rate is not None:
             decision = gcra(self._rate_tat, time.monotonic(), self.rate.per_second, self.rate.burst)
@@ -143,6 +145,16 @@ class AdmissionInterceptor(ScopedInterceptor):
                 return self._refuse(method, f"admitting {self.rate.per_second:g} calls a second at most")
             self._rate_tat = decision.new_tat
         return None
+
+    def _drain_rate(self) -> None:
+        """A call refused at the limit: the rate's burst is for quiet spells, not for a saturated
+        process, so no credit is left (the next call is admitted at once, the ones after at the rate).
+        Else the credit a saturated process does not spend would let the slots that free up together
+        fill at once, and the waves the rate spreads would come back."""
+        if self.rate is not None:
+            interval = 1.0 / self.rate.per_second
+            drained = time.monotonic() + interval * (max(1, self.rate.burst) - 1)
+            self._rate_tat = drained if self._rate_tat is None else max(self._rate_tat, drained)
 
     def _full(self) -> str:
         return f"{self.in_flight} calls in flight, its limit now {self.limit}"
@@ -170,6 +182,7 @@ class AdmissionInterceptor(ScopedInterceptor):
     async def scope(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
         # Calls that passed `early_refusal` together may still find the limit reached here.
         if not admits(self.state, self.in_flight):
+            self._drain_rate()
             refusal = self._refuse(method, self._full())
             await read_unread_requests()
             context.set_trailing_metadata(trailing_metadata_for(refusal))

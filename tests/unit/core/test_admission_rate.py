@@ -1,0 +1,42 @@
+"""The admission rate (RAG_ADMISSION_PACE_SECONDS) inside admission control, driven directly: a
+quiet process admits its burst at once and then the rate; a process refusing at its limit keeps
+no burst, so the slots that free up together refill at the rate, not in a wave. (Through real
+gRPC: tests/integration/core/test_admission.py.)"""
+
+from __future__ import annotations
+
+from ragplatform.core.adaptive_limit import LimitPolicy
+from ragplatform.core.interceptors.admission import AdmissionInterceptor, AdmissionRate
+
+METHOD = "/ragplatform.v1.GenerationService/Generate"
+
+
+def paced(burst: int) -> AdmissionInterceptor:
+    """Two calls at once at most (a fixed limit), one admitted every 2 s, `burst` at once."""
+    policy = LimitPolicy(ceiling=2, lag_target_seconds=0)
+    return AdmissionInterceptor("generation", policy, 1.0, AdmissionRate(per_second=0.5, burst=burst))
+
+
+def test_a_quiet_process_admits_its_burst_at_once_then_the_rate() -> None:
+    admission = paced(burst=3)
+
+    # (the calls are decided, not served: none is in flight, so only the rate can refuse)
+    assert [admission.early_refusal(METHOD) for _ in range(3)] == [None, None, None]
+    refusal = admission.early_refusal(METHOD)
+    assert refusal is not None
+    assert "0.5 calls a second at most" in refusal.message
+    assert refusal.retry_after_seconds == 1.0
+
+
+def test_a_refusal_at_the_limit_leaves_no_burst_for_the_slots_that_free_up_together() -> None:
+    admission = paced(burst=3)
+    admission.in_flight = 2  # at its limit of 2 ...
+    refusal = admission.early_refusal(METHOD)
+    assert refusal is not None
+    assert "calls in flight" in refusal.message
+    admission.in_flight = 0  # ... then both calls end together
+
+    assert admission.early_refusal(METHOD) is None  # one slot refills at once ...
+    refusal = admission.early_refusal(METHOD)
+    assert refusal is not None  # ... the other at the rate, not from a burst saved while saturated
+    assert "calls a second at most" in refusal.message
