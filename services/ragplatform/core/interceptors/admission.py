@@ -19,8 +19,9 @@ it) feeds the latency budget (core/latency_budget.py): the platform's share of r
 over RAG_ADMISSION_LATENCY_TARGET_SECONDS lowers the limit to what the measured answer rate
 holds within it — it sees the queues (gRPC's, the services' behind it) that no loop's lag shows.
 
-Besides the calls in flight, the process may bound the calls it admits per second
-(RAG_MAX_ADMISSION_RATE, a GCRA with RAG_ADMISSION_BURST of tolerance, domain/gcra.py): under
+Besides the calls in flight, the process may pace the calls it admits: RAG_ADMISSION_PACE_SECONDS
+admits RAG_MAX_IN_FLIGHT calls at most once per that many seconds, 2 x sqrt(RAG_MAX_IN_FLIGHT) of
+them at once after a quiet spell (`settings.admission_rate_for`; a GCRA, domain/gcra.py). Under
 overload a limit on calls in flight alone admits in waves, since each call that ends frees a slot
 a waiting caller takes at once, and calls admitted together end together; a rate spreads them. A
 call refused at the limit drains the rate's burst, so slots freed together refill at the rate.
