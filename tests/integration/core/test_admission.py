@@ -27,17 +27,24 @@ from tests.integration.core.test_server import ScriptedGenerator, make_app
 METHOD = "/ragplatform.v1.GenerationService/Generate"
 
 
-@pytest.fixture
-async def limited() -> AsyncIterator[RunningService]:
-    settings = load_settings(
+def generation_settings(**admission: float) -> GenerationSettings:
+    """A generation service on a free loopback port, with these admission settings."""
+    return load_settings(
         GenerationSettings,
         insecure_internal_calls=True,
         grpc_host="127.0.0.1",
         grpc_port=0,
         metrics_port=0,
+        admission_retry_after_seconds=0.5,
+        **admission,
+    )
+
+
+@pytest.fixture
+async def limited() -> AsyncIterator[RunningService]:
+    settings = generation_settings(
         max_in_flight=2,
         admission_lag_target_seconds=0,  # a fixed limit of 2, however loaded the machine
-        admission_retry_after_seconds=0.5,
     )
     service = await start_service(make_app(ScriptedGenerator()), settings)
     yield service
@@ -146,15 +153,9 @@ async def test_calls_beyond_the_admission_rate_are_refused_at_once_and_admitted_
     that many seconds (2 x sqrt of them at once): the excess is refused like a call over the limit,
     with the retry hint and a message saying the rate; once the rate's interval has passed, a call
     is admitted again."""
-    settings = load_settings(
-        GenerationSettings,
-        insecure_internal_calls=True,
-        grpc_host="127.0.0.1",
-        grpc_port=0,
-        metrics_port=0,
+    settings = generation_settings(
         max_in_flight=1,  # 2 x sqrt(1): two calls at once from idle ...
         admission_lag_target_seconds=0,
-        admission_retry_after_seconds=0.5,
         admission_pace_seconds=2,  # ... then one every 2 s
     )
     service = await start_service(make_app(ScriptedGenerator()), settings)
@@ -215,16 +216,7 @@ async def until(condition: Callable[[], bool], what: str, within: float = 30.0) 
 
 @pytest.fixture
 async def adaptive() -> AsyncIterator[tuple[RunningService, ScriptedGenerator]]:
-    settings = load_settings(
-        GenerationSettings,
-        insecure_internal_calls=True,
-        grpc_host="127.0.0.1",
-        grpc_port=0,
-        metrics_port=0,
-        max_in_flight=100,
-        admission_lag_target_seconds=0.01,
-        admission_retry_after_seconds=0.5,
-    )
+    settings = generation_settings(max_in_flight=100, admission_lag_target_seconds=0.01)
     generator = ScriptedGenerator()
     service = await start_service(make_app(generator), settings)
     yield service, generator
