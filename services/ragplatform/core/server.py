@@ -71,6 +71,8 @@ class ServiceApp:
     max_call_seconds: float | None = None
     # Background tasks run while serving (e.g. the worker loop); cancelled/drained on stop.
     background: Sequence[Callable[[asyncio.Event], Any]] = field(default_factory=tuple)
+    # The methods RAG_ADMISSION_PACE_SECONDS paces (full names), the calls whose time it is; empty: all.
+    paced_methods: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -136,7 +138,7 @@ def build_admission(app: ServiceApp, settings: CommonSettings) -> AdmissionInter
         budget=LatencyBudget(settings.admission_latency_target_seconds),
     )
     per_second, burst = admission_rate_for(settings.max_in_flight, settings.admission_pace_seconds)
-    rate = AdmissionRate(per_second, burst) if per_second else None
+    rate = AdmissionRate(per_second, burst, app.paced_methods) if per_second else None
     return AdmissionInterceptor(app.name, policy, settings.admission_retry_after_seconds, rate)
 
 

@@ -134,9 +134,10 @@ def _admission_pace_field(default: float) -> Any:
         default,
         ge=0,
         le=3600,
-        description="Admit at most RAG_MAX_IN_FLIGHT calls per this many seconds, paced evenly (every method "
-        "together; health checks never count), with 2 x sqrt(RAG_MAX_IN_FLIGHT) at once after a quiet spell; "
-        "the excess is refused at once with RESOURCE_EXHAUSTED and a retry-after hint. Set it to the time a "
+        description="Admit at most RAG_MAX_IN_FLIGHT calls per this many seconds, paced evenly (at the gateway "
+        "only Asks count; elsewhere every method together; health checks never count), with "
+        "2 x sqrt(RAG_MAX_IN_FLIGHT) at once after a quiet spell; the excess is refused at once with "
+        "RESOURCE_EXHAUSTED and a retry-after hint. Set it to the time a "
         "call takes (at the gateway, an Ask: the model's time + the SLO's added latency). Under overload a "
         "ceiling alone admits in waves (a freed slot is taken at once, so calls admitted together end "
         "together and free their slots together), and a wave queues on a busy core. 0: no pace, only "

@@ -25,6 +25,9 @@ from ragplatform.v1 import (
 )
 
 SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
+# The call the admission pace is sized for (RAG_ADMISSION_PACE_SECONDS: an Ask's time); uploads and
+# reads are short, and count only against RAG_MAX_IN_FLIGHT.
+ASK_METHOD = f"/{SERVICE_NAME}/Ask"
 
 
 def build_app(settings: GatewaySettings) -> ServiceApp:
@@ -93,4 +96,5 @@ def build_app(settings: GatewaySettings) -> ServiceApp:
         lifespan=lifespan,
         internal=False,
         max_call_seconds=settings.ask_timeout_seconds,
+        paced_methods=frozenset({ASK_METHOD}),
     )

@@ -1,12 +1,15 @@
 """The admission rate (RAG_ADMISSION_PACE_SECONDS) inside admission control, driven directly: a
 quiet process admits its burst at once and then the rate; a process refusing at its limit keeps
 no burst, so the slots that free up together refill at the rate, not in a wave. (Through real
-gRPC: tests/integration/core/test_admission.py.)"""
+gRPC: tests/integration/core/test_admission.py.) At the gateway only Asks are paced."""
 
 from __future__ import annotations
 
 from ragplatform.core.adaptive_limit import LimitPolicy
 from ragplatform.core.interceptors.admission import AdmissionInterceptor, AdmissionRate
+from ragplatform.core.server import build_admission
+from ragplatform.core.settings import GatewaySettings, load_settings
+from ragplatform.gateway.app import ASK_METHOD, build_app
 
 METHOD = "/ragplatform.v1.GenerationService/Generate"
 
@@ -40,3 +43,26 @@ def test_a_refusal_at_the_limit_leaves_no_burst_for_the_slots_that_free_up_toget
     refusal = admission.early_refusal(METHOD)
     assert refusal is not None  # ... the other at the rate, not from a burst saved while saturated
     assert "calls a second at most" in refusal.message
+
+
+def test_only_the_paced_methods_count_against_the_rate() -> None:
+    """At the gateway the pace is an Ask's time: uploads and reads neither wait for it nor spend it."""
+    ask, upload = "/ragplatform.v1.GatewayService/Ask", "/ragplatform.v1.GatewayService/Ingest"
+    policy = LimitPolicy(ceiling=2, lag_target_seconds=0)
+    rate = AdmissionRate(per_second=0.5, burst=1, methods=frozenset({ask}))
+    admission = AdmissionInterceptor("gateway", policy, 1.0, rate)
+
+    assert [admission.early_refusal(upload) for _ in range(5)] == [None] * 5
+    assert admission.early_refusal(ask) is None  # the uploads spent none of the burst
+    refusal = admission.early_refusal(ask)
+    assert refusal is not None
+    assert "calls a second at most" in refusal.message
+    assert admission.early_refusal(upload) is None  # an upload is still admitted
+
+
+def test_the_gateway_paces_its_asks_only() -> None:
+    settings = load_settings(GatewaySettings)
+    admission = build_admission(build_app(settings), settings)
+    assert admission.rate is not None
+    assert admission.rate.methods == frozenset({ASK_METHOD})
+    assert ASK_METHOD == "/ragplatform.v1.GatewayService/Ask"  # the path gRPC calls it by

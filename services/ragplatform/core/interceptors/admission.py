@@ -21,7 +21,9 @@ holds within it — it sees the queues (gRPC's, the services' behind it) that no
 
 Besides the calls in flight, the process may pace the calls it admits: RAG_ADMISSION_PACE_SECONDS
 admits RAG_MAX_IN_FLIGHT calls at most once per that many seconds, 2 x sqrt(RAG_MAX_IN_FLIGHT) of
-them at once after a quiet spell (`settings.admission_rate_for`; a GCRA, domain/gcra.py). Under
+them at once after a quiet spell (`settings.admission_rate_for`; a GCRA, domain/gcra.py). Only the
+calls of the service's paced methods count (`ServiceApp.paced_methods`; the gateway's: Ask, the
+call whose time the pace is; none named: every call). Under
 overload a limit on calls in flight alone admits in waves, since each call that ends frees a slot
 a waiting caller takes at once, and calls admitted together end together; a rate spreads them. A
 call refused at the limit drains the rate's burst, so slots freed together refill at the rate.
@@ -99,10 +101,16 @@ def answer_done(model_seconds: float) -> None:
 
 @dataclass(frozen=True)
 class AdmissionRate:
-    """At most `per_second` calls admitted a second, `burst` of them at once after a quiet spell."""
+    """At most `per_second` calls admitted a second, `burst` of them at once after a quiet spell.
+    With `methods`, only calls of those methods count and are paced (the long calls the pace is
+    sized for: at the gateway, an Ask); empty: every call."""
 
     per_second: float
     burst: int
+    methods: frozenset[str] = frozenset()
+
+    def paces(self, method: str) -> bool:
+        return not self.methods or method in self.methods
 
 
 class AdmissionInterceptor(ScopedInterceptor):
@@ -140,7 +148,7 @@ class AdmissionInterceptor(ScopedInterceptor):
         if not admits(self.state, self.in_flight):
             self._drain_rate()
             return self._refuse(method, self._full())
-        if self.rate is not None:
+        if self.rate is not None and self.rate.paces(method):
             decision = gcra(self._rate_tat, time.monotonic(), self.rate.per_second, self.rate.burst)
             if decision.retry_after > 0:
                 return self._refuse(method, f"admitting {self.rate.per_second:g} calls a second at most")
