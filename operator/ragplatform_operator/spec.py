@@ -289,9 +289,10 @@ class TierSpec(_TierCommon):
         ge=0,
         le=3600,
         description="Admit maxInFlight calls at most once per this many seconds, paced evenly "
-        "(RAG_ADMISSION_PACE_SECONDS), so an overloaded pod does not admit in waves; set it to the time a "
-        "call takes (at the gateway, an Ask: the model's latency + 0.25 s), beside maxInFlight. 0: no pace. "
-        "Omitted: the service's default (2.25 s at the gateway, for a 2 s model; none behind it).",
+        "(RAG_ADMISSION_PACE_SECONDS; at the gateway only Asks count), so an overloaded pod does not "
+        "admit in waves; set it to the time a call takes (at the gateway, an Ask: the model's latency "
+        "+ 0.25 s), beside maxInFlight. 0: no pace. Omitted: the service's default (2.25 s at the "
+        "gateway, for a 2 s model; none behind it).",
     )
     admission_lag_target_seconds: float | None = Field(
         None,
