@@ -146,8 +146,7 @@ class AdmissionInterceptor(ScopedInterceptor):
 
     def early_refusal(self, method: str) -> ResourceExhausted | None:
         if not admits(self.state, self.in_flight):
-            self._drain_rate()
-            return self._refuse(method, self._full())
+            return self._refuse_at_limit(method)
         if self.rate is not None and self.rate.paces(method):
             decision = gcra(self._rate_tat, time.monotonic(), self.rate.per_second, self.rate.burst)
             if decision.retry_after > 0:
@@ -155,18 +154,16 @@ class AdmissionInterceptor(ScopedInterceptor):
             self._rate_tat = decision.new_tat
         return None
 
-    def _drain_rate(self) -> None:
-        """A call refused at the limit: the rate's burst is for quiet spells, not for a saturated
-        process, so no credit is left (the next call is admitted at once, the ones after at the rate).
-        Else the credit a saturated process does not spend would let the slots that free up together
-        fill at once, and the waves the rate spreads would come back."""
+    def _refuse_at_limit(self, method: str) -> ResourceExhausted:
+        """A call refused at the limit. It also drains the rate's burst: the burst is for quiet
+        spells, not for a saturated process, so no credit is left (the next call is admitted at once,
+        the ones after at the rate). Else the credit a saturated process does not spend would let the
+        slots that free up together fill at once, and the waves the rate spreads would come back."""
         if self.rate is not None:
             interval = 1.0 / self.rate.per_second
             drained = time.monotonic() + interval * (max(1, self.rate.burst) - 1)
             self._rate_tat = drained if self._rate_tat is None else max(self._rate_tat, drained)
-
-    def _full(self) -> str:
-        return f"{self.in_flight} calls in flight, its limit now {self.limit}"
+        return self._refuse(method, f"{self.in_flight} calls in flight, its limit now {self.limit}")
 
     def _refuse(self, method: str, why: str) -> ResourceExhausted:
         self.state = refused(self.state)
@@ -191,8 +188,7 @@ class AdmissionInterceptor(ScopedInterceptor):
     async def scope(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
         # Calls that passed `early_refusal` together may still find the limit reached here.
         if not admits(self.state, self.in_flight):
-            self._drain_rate()
-            refusal = self._refuse(method, self._full())
+            refusal = self._refuse_at_limit(method)
             await read_unread_requests()
             context.set_trailing_metadata(trailing_metadata_for(refusal))
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal.message)
