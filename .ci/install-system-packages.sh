@@ -26,3 +26,5 @@ echo "system packages: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# The downloaded .deb files are not needed once installed; CI machines can be short of disk.
+$SUDO apt-get clean

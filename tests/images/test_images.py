@@ -5,9 +5,10 @@ numeric non-root user the rendered pods run as, with no compiler or pip cache le
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
-from tests.operator.unit.conftest import REPO_ROOT
 from tests.support.image_builder import ImageBuilder
 
 pytestmark = [pytest.mark.images, pytest.mark.slow, pytest.mark.timeout(2400)]
@@ -22,9 +23,10 @@ def _assert_lean(builder: ImageBuilder, image: str) -> None:
     assert leftovers.output.strip() == "", f"build tools or caches left in {image}: {leftovers.output}"
 
 
-def test_the_operator_image_builds_and_starts_as_non_root(image_builder: ImageBuilder) -> None:
-    image = "localhost/ragplatform-operator:image-test"
-    image_builder.build(REPO_ROOT, "Dockerfile.operator", image)
+def test_the_operator_image_builds_and_starts_as_non_root(
+    image_builder: ImageBuilder, build_image: Callable[[str, str], str]
+) -> None:
+    image = build_image("Dockerfile.operator", "localhost/ragplatform-operator:image-test")
 
     assert image_builder.user(image) == NON_ROOT_USER
     whoami = image_builder.run(image, "id", "-u")
@@ -41,9 +43,10 @@ def test_the_operator_image_builds_and_starts_as_non_root(image_builder: ImageBu
     print(f"operator image: {image_builder.size(image)}")
 
 
-def test_the_services_image_builds_and_its_cli_runs_as_non_root(image_builder: ImageBuilder) -> None:
-    image = "localhost/ragplatform:image-test"
-    image_builder.build(REPO_ROOT, "Dockerfile.services", image)
+def test_the_services_image_builds_and_its_cli_runs_as_non_root(
+    image_builder: ImageBuilder, build_image: Callable[[str, str], str]
+) -> None:
+    image = build_image("Dockerfile.services", "localhost/ragplatform:image-test")
 
     assert image_builder.user(image) == NON_ROOT_USER
     helped = image_builder.run(image, "ragplatform", "--help")

@@ -28,6 +28,17 @@ WORK_DIR = Path("/var/tmp/ragplatform-image-tests")
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
+# runc, not the build, sometimes fails to start a RUN step's process on a busy machine ("Close_Fd
+# sealing memfd copy: Device or resource busy"); the same build passes when run again. Only that
+# message is retried: any other failure is the build's and is reported as it is.
+RUNTIME_FLAKES = ("sealing memfd copy: Device or resource busy",)
+RUNTIME_FLAKE_ATTEMPTS = 3
+
+
+def is_runtime_flake(output: str) -> bool:
+    return any(flake in output for flake in RUNTIME_FLAKES)
+
+
 @dataclass(frozen=True)
 class RunResult:
     returncode: int
@@ -48,13 +59,16 @@ class ImageBuilder:
         return [tool for tool in ("buildah", "debootstrap") if shutil.which(tool) is None]
 
     def _buildah(self, *args: str, timeout: float = 900, check: bool = True) -> RunResult:
-        completed = subprocess.run(
-            ["buildah", "--storage-driver", "vfs", *self._storage, *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        output = completed.stdout + completed.stderr
+        for attempt in range(1, RUNTIME_FLAKE_ATTEMPTS + 1):
+            completed = subprocess.run(
+                ["buildah", "--storage-driver", "vfs", *self._storage, *args],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+            output = completed.stdout + completed.stderr
+            if completed.returncode == 0 or not is_runtime_flake(output) or attempt == RUNTIME_FLAKE_ATTEMPTS:
+                break
         if check and completed.returncode != 0:
             raise AssertionError(f"buildah {' '.join(args)} failed ({completed.returncode}):\n{output[-6000:]}")
         return RunResult(completed.returncode, output)
@@ -111,6 +125,9 @@ class ImageBuilder:
         return self._buildah(
             "bud",
             "--pull=never",
+            # A failed build's working container is a whole copy of its filesystem under vfs:
+            # removed, so that a failure does not also eat the machine's disk.
+            "--force-rm",
             "--isolation",
             "chroot",
             "--network",
@@ -135,9 +152,22 @@ class ImageBuilder:
         finally:
             self._buildah("rm", container, check=False)
 
+    def remove(self, image: str) -> None:
+        """Remove an image and the layers only it used (vfs stores each layer as a whole copy)."""
+        self._buildah("rmi", "--force", image, check=False)
+        self.prune()
+
     def prune(self) -> None:
         """Remove images no tag names any more (each run's build replaces the last one's tag)."""
         self._buildah("rmi", "--prune", check=False)
+
+    def remove_store(self) -> None:
+        """Remove the builder's whole store, the base image included."""
+        self._buildah("rm", "--all", check=False)
+        shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def free_bytes(self) -> int:
+        return shutil.disk_usage(self.work_dir).free
 
     def size(self, image: str) -> str:
         """The image's size as buildah prints it (e.g. "357 MB")."""
