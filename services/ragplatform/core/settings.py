@@ -552,6 +552,12 @@ class WorkerSettings(QueueSettings, BlobSettings, EmbedderSettings, ParseSetting
         "from now on; existing chunks keep their vectors until their document is re-indexed.",
     )
     retry_backoff_seconds: float = Field(5.0, ge=0, description="First retry delay; doubles per attempt.")
+    job_attempt_timeout_seconds: float = Field(
+        1800.0,
+        ge=0,
+        description="Longest one attempt at a job (parse, embed, index) may run; then it is stopped and retried "
+        "like any failed attempt (0: no limit). Generous: it bounds a backend that hangs, not a large document.",
+    )
     poll_seconds: float = Field(1.0, gt=0, description="Longest wait for a message before polling again.")
     lost_message_sweep_seconds: float = Field(
         60.0,

@@ -9,7 +9,9 @@ A worker runs up to `concurrency` jobs at once (RAG_WORKER_CONCURRENCY): one rec
 many messages as there are free slots, and each job runs and records its outcome on its own. A
 job whose chunks are stored gives its slot to the next message while its success is recorded and
 its message acked (round trips that hold no document and take no CPU to speak of); at most
-`concurrency` such jobs more are in hand.
+`concurrency` such jobs more are in hand. One attempt's parse, embedding and indexing may take
+at most RAG_JOB_ATTEMPT_TIMEOUT_SECONDS: a backend that hangs without a timeout of its own
+costs that attempt, not the slot for good (its lease would be extended for as long as it hangs).
 The jobs' calls to the store and the queue that arrive together (claims, successes, acks) share
 round trips (`GroupCommit`): one statement or command for the jobs that reached that step
 meanwhile, instead of one each. While jobs are in hand, the worker extends their messages'
@@ -26,7 +28,7 @@ import contextlib
 import hashlib
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -48,7 +50,7 @@ from ragplatform.core.metrics import (
     WORKER_CALL_JOBS,
 )
 from ragplatform.core.tracing import job_span
-from ragplatform.domain.errors import DocumentRejected, InvalidArgument, NotFound, RagError
+from ragplatform.domain.errors import DeadlineExceeded, DocumentRejected, InvalidArgument, NotFound, RagError
 from ragplatform.domain.models import ChunkPoint, Document, Job, JobClaim, JobState
 from ragplatform.ingestion.group_commit import GroupCommit
 from ragplatform.ingestion.parse_sandbox import ParseDocument, parse_in_process
@@ -78,10 +80,31 @@ class _DeletedWhileRunning(Exception):
 class RetryPolicy:
     max_attempts: int
     backoff_seconds: float
+    attempt_timeout_seconds: float = 0.0  # 0: an attempt may run as long as it runs
 
     def delay(self, attempt: int) -> float:
         """Backoff before attempt `attempt + 1`: backoff, 2x, 4x ... capped at 10 minutes."""
         return float(min(600.0, self.backoff_seconds * (2 ** max(0, attempt - 1))))
+
+
+@contextlib.asynccontextmanager
+async def attempt_deadline(seconds: float) -> AsyncIterator[None]:
+    """Stop the block after `seconds` (0: never) with `DeadlineExceeded`, a retryable failure.
+    A `TimeoutError` raised inside the block by something else passes through as it is."""
+    if seconds <= 0:
+        yield
+        return
+    deadline = asyncio.timeout(seconds)
+    try:
+        async with deadline:
+            yield
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        raise DeadlineExceeded(
+            f"the attempt ran past its limit of {seconds:g} s (RAG_JOB_ATTEMPT_TIMEOUT_SECONDS) and was stopped; "
+            "it is retried like any failed attempt. If the document is just very large, raise the limit"
+        ) from None
 
 
 class IngestionWorker:
@@ -328,9 +351,10 @@ class IngestionWorker:
         try:
             trim = trim_for(document, job, self._trim)
             began = time.perf_counter()
-            chunks = await ingest_document(
-                data, document, self._embedder, self._chunking, index, trim, progress, self._parse
-            )
+            async with attempt_deadline(self._retry.attempt_timeout_seconds):
+                chunks = await ingest_document(
+                    data, document, self._embedder, self._chunking, index, trim, progress, self._parse
+                )
             _STAGES["index"].observe(indexing)
             _STAGES["pipeline"].observe(time.perf_counter() - began - indexing)
             self._chunks_stored(job.job_id)

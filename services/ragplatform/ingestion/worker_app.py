@@ -56,7 +56,9 @@ def build_worker_app(settings: WorkerSettings) -> ServiceApp:
                 sectioned_heading_weight=settings.chunk_sectioned_heading_weight,
                 document_weight=settings.chunk_document_weight,
             )
-            retry = RetryPolicy(settings.job_max_attempts, settings.retry_backoff_seconds)
+            retry = RetryPolicy(
+                settings.job_max_attempts, settings.retry_backoff_seconds, settings.job_attempt_timeout_seconds
+            )
             if settings.lost_message_sweep_seconds > 0:
                 sweepers.append(
                     LostMessageSweeper(

@@ -32,7 +32,7 @@ from ragplatform.domain.errors import Unavailable
 from ragplatform.domain.models import ChunkPoint, Document, Job, JobState, SearchQuery, UploadOutcome
 from ragplatform.ingestion.pipeline import ChunkingPolicy
 from ragplatform.ingestion.service import IngestionService, UploadHeader
-from ragplatform.ingestion.worker import IngestionWorker, RetryPolicy, carries_document
+from ragplatform.ingestion.worker import IngestionWorker, RetryPolicy, attempt_deadline, carries_document
 
 DOCS = Path(__file__).resolve().parents[2] / "fixtures" / "docs"
 DIMENSION = 64
@@ -71,7 +71,12 @@ class Rig:
     uploads: IngestionService
 
     def worker(
-        self, max_attempts: int = 3, backoff_seconds: float = 0.0, concurrency: int = 1, queue: JobQueue | None = None
+        self,
+        max_attempts: int = 3,
+        backoff_seconds: float = 0.0,
+        concurrency: int = 1,
+        queue: JobQueue | None = None,
+        attempt_timeout_seconds: float = 0.0,
     ) -> IngestionWorker:
         async def trim(document: Document, keep_below: int) -> None:
             await self.vectors.delete_document(document.tenant_id, document.document_id, keep_below)
@@ -84,7 +89,7 @@ class Rig:
             self.index,
             trim,
             ChunkingPolicy(chunk_tokens=12, overlap_tokens=0, embed_batch_size=2),
-            RetryPolicy(max_attempts, backoff_seconds),
+            RetryPolicy(max_attempts, backoff_seconds, attempt_timeout_seconds),
             poll_seconds=0.05,
             concurrency=concurrency,
         )
@@ -203,6 +208,41 @@ async def test_a_job_that_keeps_failing_is_dead_lettered_with_the_reason(rig: Ri
     assert await rig.queue.replay_dead_letters() == 1
     await worker.handle(await rig.receive())
     assert (await rig.job(outcome)).state == JobState.SUCCEEDED
+
+
+async def test_an_attempt_that_hangs_is_stopped_at_its_limit_retried_and_then_dead_lettered(rig: Rig) -> None:
+    outcome = await rig.upload("zephyr.txt", TEXT)
+    rig.index.hold = asyncio.Event()  # an index call that never returns: a backend hanging with no timeout of its own
+    worker = rig.worker(max_attempts=2, attempt_timeout_seconds=0.3)
+
+    await asyncio.wait_for(worker.handle(await rig.receive()), 10)
+    job = await rig.job(outcome)
+    assert job.state == JobState.QUEUED
+    assert "attempt 1 failed: the attempt ran past its limit of 0.3 s (RAG_JOB_ATTEMPT_TIMEOUT_SECONDS)" in job.error
+
+    await asyncio.wait_for(worker.handle(await rig.receive()), 10)
+    job = await rig.job(outcome)
+    assert job.state == JobState.FAILED
+    assert job.error.startswith("gave up after 2 attempt(s): the attempt ran past its limit of 0.3 s")
+    assert len(await rig.queue.dead_letters()) == 1
+    assert rig.index.calls == 2
+
+    # Nothing is lost: once the backend answers again, the replayed job completes.
+    rig.index.hold.set()
+    await rig.store.requeue_job(outcome.job.job_id, "replayed from the dead-letter queue")
+    assert await rig.queue.replay_dead_letters() == 1
+    await worker.handle(await rig.receive())
+    job = await rig.job(outcome)
+    assert job.state == JobState.SUCCEEDED
+    assert await rig.vectors.count("acme") == job.chunks_total
+
+
+async def test_a_timeout_raised_inside_an_attempt_is_not_taken_for_its_deadline() -> None:
+    with pytest.raises(TimeoutError, match="a library's own"):
+        async with attempt_deadline(30):
+            raise TimeoutError("a library's own timeout")
+    async with attempt_deadline(0):  # no limit
+        await asyncio.sleep(0.01)
 
 
 async def test_a_message_delivered_past_the_limit_is_dead_lettered_without_running(rig: Rig) -> None:
