@@ -125,9 +125,6 @@ class ImageBuilder:
         return self._buildah(
             "bud",
             "--pull=never",
-            # A failed build's working container is a whole copy of its filesystem under vfs:
-            # removed, so that a failure does not also eat the machine's disk.
-            "--force-rm",
             "--isolation",
             "chroot",
             "--network",
@@ -153,7 +150,9 @@ class ImageBuilder:
             self._buildah("rm", container, check=False)
 
     def remove(self, image: str) -> None:
-        """Remove an image and the layers only it used (vfs stores each layer as a whole copy)."""
+        """Remove an image and the layers only it used (vfs stores each layer as a whole copy), and
+        any working container a failed build or run left (each a whole copy of its filesystem)."""
+        self._buildah("rm", "--all", check=False)
         self._buildah("rmi", "--force", image, check=False)
         self.prune()
 
