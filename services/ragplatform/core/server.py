@@ -38,7 +38,7 @@ from ragplatform.core.interceptors.errors import ErrorMappingInterceptor
 from ragplatform.core.interceptors.metrics import MetricsInterceptor
 from ragplatform.core.latency_budget import LatencyBudget
 from ragplatform.core.metrics import start_metrics_server
-from ragplatform.core.settings import CommonSettings, admission_lag_target, admission_rate_for, require_internal_auth
+from ragplatform.core.settings import CommonSettings, admission_burst_for, admission_lag_target, require_internal_auth
 from ragplatform.core.tracing import server_interceptors as tracing_interceptors
 
 log = structlog.get_logger("ragplatform.server")
@@ -137,8 +137,8 @@ def build_admission(app: ServiceApp, settings: CommonSettings) -> AdmissionInter
         mark_lag_seconds=settings.admission_mark_lag_seconds if app.internal else 0.0,
         budget=LatencyBudget(settings.admission_latency_target_seconds),
     )
-    per_second, burst = admission_rate_for(settings.max_in_flight, settings.admission_pace_seconds)
-    rate = AdmissionRate(per_second, burst, app.paced_methods) if per_second else None
+    pace = settings.admission_pace_seconds
+    rate = AdmissionRate(pace, admission_burst_for(settings.max_in_flight), app.paced_methods) if pace > 0 else None
     return AdmissionInterceptor(app.name, policy, settings.admission_retry_after_seconds, rate)
 
 

@@ -62,15 +62,11 @@ def ceiling_for(asks_per_second: float, model_seconds: float) -> int:
 GATEWAY_MAX_IN_FLIGHT = ceiling_for(GATEWAY_SUSTAINABLE_ASKS_PER_SECOND, GATEWAY_SIZING_MODEL_SECONDS)
 
 
-def admission_rate_for(ceiling: int, pace_seconds: float) -> tuple[float, int]:
-    """The admission rate that goes with a ceiling of `ceiling` calls in flight, as (calls a second,
-    burst): the ceiling's calls once per `pace_seconds` (the time a call takes: for an Ask, the
-    model's time + the SLO's added latency), and 2 x sqrt(ceiling) at once after a quiet spell (the
-    bursts of random arrivals, as the ceiling's own headroom). (0, 0) when `pace_seconds` is 0: no
-    rate."""
-    if pace_seconds <= 0:
-        return 0.0, 0
-    return ceiling / pace_seconds, max(1, round(2 * math.sqrt(ceiling)))
+def admission_burst_for(ceiling: int) -> int:
+    """The calls a paced process admits at once after a quiet spell (its rate being its admission
+    limit's calls once per RAG_ADMISSION_PACE_SECONDS): 2 x sqrt(ceiling), the bursts of random
+    arrivals, as the ceiling's own headroom."""
+    return max(1, round(2 * math.sqrt(ceiling)))
 
 
 # A ceiling alone admits in waves at 3x its rate: each Ask that ends frees a slot that a waiting
@@ -134,8 +130,10 @@ def _admission_pace_field(default: float) -> Any:
         default,
         ge=0,
         le=3600,
-        description="Admit at most RAG_MAX_IN_FLIGHT calls per this many seconds, paced evenly (at the gateway "
-        "only Asks count; elsewhere every method together; health checks never count), with "
+        description="Admit at most the admission limit's calls per this many seconds, paced evenly: "
+        "RAG_MAX_IN_FLIGHT's while the limit is at its ceiling, fewer while the lag or the latency budget holds "
+        "it lower (at the gateway only Asks count; elsewhere every method together; health checks never count), "
+        "with "
         "2 x sqrt(RAG_MAX_IN_FLIGHT) at once after a quiet spell; the excess is refused at once with "
         "RESOURCE_EXHAUSTED and a retry-after hint. Set it to the time a "
         "call takes (at the gateway, an Ask: the model's time + the SLO's added latency). Under overload a "

@@ -1,9 +1,12 @@
 """The admission rate (RAG_ADMISSION_PACE_SECONDS) inside admission control, driven directly: a
 quiet process admits its burst at once and then the rate; a process refusing at its limit keeps
-no burst, so the slots that free up together refill at the rate, not in a wave. (Through real
-gRPC: tests/integration/core/test_admission.py.) At the gateway only Asks are paced."""
+no burst, so the slots that free up together refill at the rate, not in a wave; a cut limit slows
+the rate with it. (Through real gRPC: tests/integration/core/test_admission.py.) At the gateway
+only Asks are paced."""
 
 from __future__ import annotations
+
+import dataclasses
 
 from ragplatform.core.adaptive_limit import LimitPolicy
 from ragplatform.core.interceptors.admission import AdmissionInterceptor, AdmissionRate
@@ -15,9 +18,9 @@ METHOD = "/ragplatform.v1.GenerationService/Generate"
 
 
 def paced(burst: int) -> AdmissionInterceptor:
-    """Two calls at once at most (a fixed limit), one admitted every 2 s, `burst` at once."""
+    """Two calls at once at most (a fixed limit), admitted once per 4 s (one every 2 s), `burst` at once."""
     policy = LimitPolicy(ceiling=2, lag_target_seconds=0)
-    return AdmissionInterceptor("generation", policy, 1.0, AdmissionRate(per_second=0.5, burst=burst))
+    return AdmissionInterceptor("generation", policy, 1.0, AdmissionRate(pace_seconds=4.0, burst=burst))
 
 
 def test_a_quiet_process_admits_its_burst_at_once_then_the_rate() -> None:
@@ -45,11 +48,27 @@ def test_a_refusal_at_the_limit_leaves_no_burst_for_the_slots_that_free_up_toget
     assert "calls a second at most" in refusal.message
 
 
+def test_a_cut_limit_slows_the_rate_with_it() -> None:
+    """The pace is the limit's calls per call time: a limit the budget or the lag cut to what the
+    path holds in time admits fewer calls a second too, not the ceiling's rate into a smaller limit."""
+    policy = LimitPolicy(ceiling=10, lag_target_seconds=0)
+    admission = AdmissionInterceptor("gateway", policy, 1.0, AdmissionRate(pace_seconds=10.0, burst=1))
+    assert admission.early_refusal(METHOD) is None
+    refusal = admission.early_refusal(METHOD)
+    assert refusal is not None
+    assert "admitting 1 calls a second at most" in refusal.message
+
+    admission.state = dataclasses.replace(admission.state, limit=5.0)
+    refusal = admission.early_refusal(METHOD)
+    assert refusal is not None
+    assert "admitting 0.5 calls a second at most" in refusal.message
+
+
 def test_only_the_paced_methods_count_against_the_rate() -> None:
     """At the gateway the pace is an Ask's time: uploads and reads neither wait for it nor spend it."""
     ask, upload = "/ragplatform.v1.GatewayService/Ask", "/ragplatform.v1.GatewayService/Ingest"
     policy = LimitPolicy(ceiling=2, lag_target_seconds=0)
-    rate = AdmissionRate(per_second=0.5, burst=1, methods=frozenset({ask}))
+    rate = AdmissionRate(pace_seconds=4.0, burst=1, methods=frozenset({ask}))
     admission = AdmissionInterceptor("gateway", policy, 1.0, rate)
 
     assert [admission.early_refusal(upload) for _ in range(5)] == [None] * 5

@@ -4,6 +4,7 @@ from collections import Counter
 
 import pytest
 
+from ragplatform.core.server import build_admission
 from ragplatform.core.settings import (
     ASK_ADDED_LATENCY_SLO_SECONDS,
     DEFAULT_MAX_IN_FLIGHT,
@@ -17,12 +18,13 @@ from ragplatform.core.settings import (
     SettingsError,
     StoreSettings,
     WorkerSettings,
-    admission_rate_for,
+    admission_burst_for,
     ceiling_for,
     env_var_names,
     load_settings,
 )
 from ragplatform.domain.gcra import gcra
+from ragplatform.gateway.app import build_app
 
 
 def test_defaults_need_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -121,10 +123,19 @@ def test_the_gateway_ceiling_holds_the_bursts_of_its_sustainable_rate_and_little
     assert GATEWAY_MAX_IN_FLIGHT < 1.25 * in_flight < DEFAULT_MAX_IN_FLIGHT
 
 
+def _gateway_rate() -> tuple[float, int]:
+    """The gateway's default admission rate while its limit is at the ceiling, and its burst."""
+    settings = load_settings(GatewaySettings)
+    rate = build_admission(build_app(settings), settings).rate
+    assert rate is not None
+    assert rate.burst == admission_burst_for(GATEWAY_MAX_IN_FLIGHT)
+    return rate.per_second(GATEWAY_MAX_IN_FLIGHT), rate.burst
+
+
 def _paced(arrivals_per_second: float, seconds: float, seed: int) -> tuple[list[float], int]:
     """Random (Poisson) arrivals at a steady rate through the gateway's default admission rate:
     the times admitted, and how many were refused."""
-    per_second, burst = admission_rate_for(GATEWAY_MAX_IN_FLIGHT, GATEWAY_ADMISSION_PACE_SECONDS)
+    per_second, burst = _gateway_rate()
     rng, now, tat = random.Random(seed), 0.0, None
     admitted: list[float] = []
     refused = 0
@@ -142,7 +153,7 @@ def test_the_gateway_admission_rate_passes_its_sustainable_rate_and_spreads_an_o
     """At the sustainable rate (five simulated minutes each, several seeds) the gateway's pace
     refuses next to nothing; at 3x it admits what the ceiling turns over within the SLO, never in
     a wave: no quarter of a second admits more than a quarter second's rate and the burst."""
-    per_second, burst = admission_rate_for(GATEWAY_MAX_IN_FLIGHT, GATEWAY_ADMISSION_PACE_SECONDS)
+    per_second, burst = _gateway_rate()
     refused = sum(_paced(GATEWAY_SUSTAINABLE_ASKS_PER_SECOND, 300, seed)[1] for seed in range(4))
     assert refused < 0.0005 * 4 * 300 * GATEWAY_SUSTAINABLE_ASKS_PER_SECOND
     admitted, _ = _paced(3 * GATEWAY_SUSTAINABLE_ASKS_PER_SECOND, 60, seed=7)
@@ -158,13 +169,17 @@ def test_only_the_gateway_paces_its_admissions_by_default(monkeypatch: pytest.Mo
         load_settings(cls).admission_pace_seconds for name, cls in SETTINGS_BY_SERVICE.items() if name != "gateway"
     }
     assert others == {0}
-    assert admission_rate_for(DEFAULT_MAX_IN_FLIGHT, 0) == (0, 0)  # no pace, no rate
+    default_rate = _gateway_rate()[0]
+    monkeypatch.setenv("RAG_ADMISSION_PACE_SECONDS", "0")
+    settings = load_settings(GatewaySettings)
+    assert build_admission(build_app(settings), settings).rate is None  # no pace, no rate
     # A ceiling raised for a faster core raises the rate with it.
+    monkeypatch.setenv("RAG_ADMISSION_PACE_SECONDS", str(GATEWAY_ADMISSION_PACE_SECONDS))
     monkeypatch.setenv("RAG_MAX_IN_FLIGHT", "316")
     settings = load_settings(GatewaySettings)
-    assert admission_rate_for(settings.max_in_flight, settings.admission_pace_seconds)[0] == pytest.approx(
-        2 * admission_rate_for(GATEWAY_MAX_IN_FLIGHT, GATEWAY_ADMISSION_PACE_SECONDS)[0]
-    )
+    admission = build_admission(build_app(settings), settings)
+    assert admission.rate is not None
+    assert admission.rate.per_second(admission.limit) == pytest.approx(2 * default_rate)
 
 
 def test_a_slower_model_or_a_faster_core_needs_a_higher_ceiling() -> None:

@@ -20,8 +20,9 @@ over RAG_ADMISSION_LATENCY_TARGET_SECONDS lowers the limit to what the measured 
 holds within it — it sees the queues (gRPC's, the services' behind it) that no loop's lag shows.
 
 Besides the calls in flight, the process may pace the calls it admits: RAG_ADMISSION_PACE_SECONDS
-admits RAG_MAX_IN_FLIGHT calls at most once per that many seconds, 2 x sqrt(RAG_MAX_IN_FLIGHT) of
-them at once after a quiet spell (`settings.admission_rate_for`; a GCRA, domain/gcra.py). Only the
+admits the limit's calls at most once per that many seconds (RAG_MAX_IN_FLIGHT's while the limit
+is at its ceiling; a cut limit slows the rate with it), 2 x sqrt(RAG_MAX_IN_FLIGHT) of them at
+once after a quiet spell (`settings.admission_burst_for`; a GCRA, domain/gcra.py). Only the
 calls of the service's paced methods count (`ServiceApp.paced_methods`; the gateway's: Ask, the
 call whose time the pace is; none named: every call). Under
 overload a limit on calls in flight alone admits in waves, since each call that ends frees a slot
@@ -101,16 +102,21 @@ def answer_done(model_seconds: float) -> None:
 
 @dataclass(frozen=True)
 class AdmissionRate:
-    """At most `per_second` calls admitted a second, `burst` of them at once after a quiet spell.
-    With `methods`, only calls of those methods count and are paced (the long calls the pace is
-    sized for: at the gateway, an Ask); empty: every call."""
+    """The admission limit's calls admitted at most once per `pace_seconds` (the time a call takes),
+    `burst` of them at once after a quiet spell. The rate follows the adaptive limit: a limit cut to
+    what the path holds in time also slows what it admits. With `methods`, only calls of those
+    methods count and are paced (the long calls the pace is sized for: at the gateway, an Ask);
+    empty: every call."""
 
-    per_second: float
+    pace_seconds: float
     burst: int
     methods: frozenset[str] = frozenset()
 
     def paces(self, method: str) -> bool:
         return not self.methods or method in self.methods
+
+    def per_second(self, limit: float) -> float:
+        return max(1.0, limit) / self.pace_seconds
 
 
 class AdmissionInterceptor(ScopedInterceptor):
@@ -148,9 +154,10 @@ class AdmissionInterceptor(ScopedInterceptor):
         if not admits(self.state, self.in_flight):
             return self._refuse_at_limit(method)
         if self.rate is not None and self.rate.paces(method):
-            decision = gcra(self._rate_tat, time.monotonic(), self.rate.per_second, self.rate.burst)
+            per_second = self.rate.per_second(self.state.limit)
+            decision = gcra(self._rate_tat, time.monotonic(), per_second, self.rate.burst)
             if decision.retry_after > 0:
-                return self._refuse(method, f"admitting {self.rate.per_second:g} calls a second at most")
+                return self._refuse(method, f"admitting {per_second:.3g} calls a second at most")
             self._rate_tat = decision.new_tat
         return None
 
@@ -160,7 +167,7 @@ class AdmissionInterceptor(ScopedInterceptor):
         the ones after at the rate). Else the credit a saturated process does not spend would let the
         slots that free up together fill at once, and the waves the rate spreads would come back."""
         if self.rate is not None:
-            interval = 1.0 / self.rate.per_second
+            interval = 1.0 / self.rate.per_second(self.state.limit)
             drained = time.monotonic() + interval * (max(1, self.rate.burst) - 1)
             self._rate_tat = drained if self._rate_tat is None else max(self._rate_tat, drained)
         return self._refuse(method, f"{self.in_flight} calls in flight, its limit now {self.limit}")
