@@ -1,9 +1,9 @@
 """Fixtures of the image tests: one builder, and the stand-in base image made once per session.
 
 Under the vfs driver every layer is a whole copy of its filesystem: building both images took
-up to ~2 GB under the builder's store here (sampled every 15 s during a CI run), and the base
-image ~0.3 GB of it. The builds are skipped, saying so, when the disk has less than that with a
-margin; each test removes its image, and a CI run (a fresh machine, nothing to reuse) removes
+up to ~2 GB under the builder's store here (sampled every 15 s during a CI run; 1.2 GB stayed
+after it, the base image and both images). The builds are skipped, saying so, when the disk has
+less than that with a margin; each test removes its image, and a CI run (a fresh machine, nothing to reuse) removes
 the whole store at the end.
 """
 
