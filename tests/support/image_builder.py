@@ -81,20 +81,7 @@ class ImageBuilder:
         if self.has_image(BASE_IMAGE):
             return
         rootfs = self.work_dir / "base-rootfs"
-        shutil.rmtree(rootfs, ignore_errors=True)
-        subprocess.run(
-            [
-                "debootstrap",
-                "--variant=minbase",
-                "--include=python3,python3-venv,python-is-python3,ca-certificates",
-                "bookworm",
-                str(rootfs),
-                DEBIAN_MIRROR,
-            ],
-            check=True,
-            capture_output=True,
-            timeout=1200,
-        )
+        self._debootstrap(rootfs)
         for cache in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man"):
             shutil.rmtree(rootfs / cache, ignore_errors=True)
         container = self._buildah("from", "scratch").output.strip().splitlines()[-1]
@@ -114,6 +101,36 @@ class ImageBuilder:
         finally:
             self._buildah("rm", container, check=False)
             shutil.rmtree(rootfs, ignore_errors=True)
+
+    @staticmethod
+    def _debootstrap(rootfs: Path) -> None:
+        """Debian 12 with its Python into `rootfs`, from Debian's mirror: tried twice (a download
+        that fails half-way leaves a partial tree, removed before the next try); a second failure
+        is reported with debootstrap's own words and the tail of its log."""
+        for _ in range(2):
+            shutil.rmtree(rootfs, ignore_errors=True)
+            completed = subprocess.run(
+                [
+                    "debootstrap",
+                    "--variant=minbase",
+                    "--include=python3,python3-venv,python-is-python3,ca-certificates",
+                    "bookworm",
+                    str(rootfs),
+                    DEBIAN_MIRROR,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=1200,
+            )
+            if completed.returncode == 0:
+                return
+        log = rootfs / "debootstrap" / "debootstrap.log"
+        tail = log.read_text(errors="replace")[-3000:] if log.exists() else "(no log)"
+        shutil.rmtree(rootfs, ignore_errors=True)
+        raise AssertionError(
+            f"debootstrap of the stand-in base image failed twice ({completed.returncode}):\n"
+            f"{(completed.stdout + completed.stderr)[-3000:]}\nits log ends:\n{tail}"
+        )
 
     def build(self, context: Path, dockerfile: str, tag: str) -> str:
         """`buildah bud` the Dockerfile as it is; returns the build log."""
