@@ -438,9 +438,26 @@ class IngestionWorker:
             # would show QUEUED/RUNNING forever with nothing left to move it.
             await self._release_later(message, f"could not record the failure: {exc.message}")
             return
+        await self._remove_partial_chunks(job)
         await self._queue.dead_letter(message, final)
         JOBS_FINISHED.labels("failed").inc()
         log.warning("job dead-lettered", reason=reason)
+
+    async def _remove_partial_chunks(self, job: Job) -> None:
+        """A document whose only version never finished ingesting is not searchable: the chunks an
+        attempt indexed before it failed (some batches of a document stopped half-way) are removed,
+        so answers cannot cite a FAILED document. Not when an earlier version succeeded (its
+        chunks are what search has) or a newer upload's job now owns the document."""
+        try:
+            current = await self._store.get_document(job.tenant_id, job.document_id)
+        except RagError:
+            return  # deleted (its chunks went with it), or the store is down: left as they are
+        if current.chunk_count > 0 or current.latest_job_id not in ("", job.job_id):
+            return
+        try:
+            await self._trim(current, 0)
+        except RagError as exc:
+            log.warning("could not remove the chunks of a failed document", reason=exc.message)
 
     async def _release(self, message: QueueMessage, reason: str) -> None:
         with contextlib.suppress(RagError, InvalidArgument):

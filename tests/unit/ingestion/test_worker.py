@@ -41,11 +41,13 @@ TEXT = b"The Zephyr-9 pump delivers 42 bar at most.\n\nIts impeller is made of b
 
 @dataclass
 class ControlledIndex:
-    """Test double around the real vector store: fails the next `fail_times` calls with
-    `Unavailable`, and, when `hold` is set, waits on it (after signalling `entered`)."""
+    """Test double around the real vector store: fails the next `fail_times` calls (or every call
+    after the first `fail_after`) with `Unavailable`, and, when `hold` is set, waits on it (after
+    signalling `entered`)."""
 
     vectors: EdgeVectorStore
     fail_times: int = 0
+    fail_after: int | None = None  # calls that succeed before every later one fails
     hold: asyncio.Event | None = None
     entered: asyncio.Event = field(default_factory=asyncio.Event)
     calls: int = 0
@@ -53,8 +55,8 @@ class ControlledIndex:
     async def __call__(self, document: Document, points: list[ChunkPoint]) -> None:
         self.calls += 1
         self.entered.set()
-        if self.fail_times > 0:
-            self.fail_times -= 1
+        if self.fail_times > 0 or (self.fail_after is not None and self.calls > self.fail_after):
+            self.fail_times = max(0, self.fail_times - 1)
             raise Unavailable("the retrieval service is unavailable (connection refused); retry shortly")
         if self.hold is not None:
             await self.hold.wait()
@@ -235,6 +237,27 @@ async def test_an_attempt_that_hangs_is_stopped_at_its_limit_retried_and_then_de
     job = await rig.job(outcome)
     assert job.state == JobState.SUCCEEDED
     assert await rig.vectors.count("acme") == job.chunks_total
+
+
+async def test_a_new_document_that_fails_half_way_leaves_no_chunk_to_cite(rig: Rig) -> None:
+    outcome = await rig.upload("zephyr.txt", TEXT)
+    rig.index.fail_after = 1  # the first batch is indexed, then retrieval goes away
+    await rig.worker(max_attempts=1).handle(await rig.receive())
+    job = await rig.job(outcome)
+    assert job.state == JobState.FAILED
+    assert rig.index.calls == 2
+    assert await rig.vectors.count("acme") == 0  # the first batch's chunks are gone too
+
+
+async def test_a_failed_new_version_leaves_the_last_good_version_searchable(rig: Rig) -> None:
+    first = await rig.upload("zephyr.txt", TEXT)
+    worker = rig.worker(max_attempts=1)
+    await worker.handle(await rig.receive())
+    indexed = (await rig.job(first)).chunks_total
+    await rig.upload("zephyr.txt", TEXT + b"\n\nIt was painted blue in 2024.")
+    rig.index.fail_times = 100
+    await worker.handle(await rig.receive())
+    assert await rig.vectors.count("acme") == indexed  # not removed: search still has a version
 
 
 async def test_a_timeout_raised_inside_an_attempt_is_not_taken_for_its_deadline() -> None:
