@@ -290,9 +290,9 @@ class TierSpec(_TierCommon):
         le=3600,
         description="Admit maxInFlight calls at most once per this many seconds, paced evenly (fewer "
         "while the adaptive limit is cut below maxInFlight; RAG_ADMISSION_PACE_SECONDS; at the gateway "
-        "only Asks count), so an overloaded pod does not "
-        "admit in waves; set it to the time a call takes (at the gateway, an Ask: the model's latency "
-        "+ 0.25 s), beside maxInFlight. 0: no pace. Omitted: the service's default (2.25 s at the "
+        "only Asks count), so an overloaded pod does not admit in waves; set it to the time a call takes "
+        "(at the gateway, an Ask: the model's latency + 0.25 s), beside maxInFlight. 0: no pace. "
+        "Omitted: the service's default (2.25 s at the "
         "gateway, for a 2 s model; none behind it).",
     )
     admission_lag_target_seconds: float | None = Field(

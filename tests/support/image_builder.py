@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from tenacity import RetryCallState, Retrying, before_nothing, retry_if_result, stop_after_attempt
 
 BASE_IMAGE = "docker.io/library/python:3.11-slim-bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
@@ -35,8 +38,27 @@ RUNTIME_FLAKES = ("sealing memfd copy: Device or resource busy",)
 RUNTIME_FLAKE_ATTEMPTS = 3
 
 
-def is_runtime_flake(output: str) -> bool:
-    return any(flake in output for flake in RUNTIME_FLAKES)
+def _failed_on_a_runtime_flake(completed: subprocess.CompletedProcess[str]) -> bool:
+    return completed.returncode != 0 and any(flake in completed.stdout + completed.stderr for flake in RUNTIME_FLAKES)
+
+
+def _failed(completed: subprocess.CompletedProcess[str]) -> bool:
+    return completed.returncode != 0
+
+
+def _retried(
+    attempts: int,
+    retry_when: Callable[[subprocess.CompletedProcess[str]], bool],
+    before: Callable[[RetryCallState], None] | None = None,
+) -> Retrying:
+    """Run a command up to `attempts` times while `retry_when` says so (tenacity, as the client's
+    retries); after the last attempt its result is returned as it is, for the caller to report."""
+    return Retrying(
+        stop=stop_after_attempt(attempts),
+        retry=retry_if_result(retry_when),
+        before=before or before_nothing,
+        retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -59,16 +81,14 @@ class ImageBuilder:
         return [tool for tool in ("buildah", "debootstrap") if shutil.which(tool) is None]
 
     def _buildah(self, *args: str, timeout: float = 900, check: bool = True) -> RunResult:
-        for attempt in range(1, RUNTIME_FLAKE_ATTEMPTS + 1):
-            completed = subprocess.run(
-                ["buildah", "--storage-driver", "vfs", *self._storage, *args],
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-            )
-            output = completed.stdout + completed.stderr
-            if completed.returncode == 0 or not is_runtime_flake(output) or attempt == RUNTIME_FLAKE_ATTEMPTS:
-                break
+        completed = _retried(RUNTIME_FLAKE_ATTEMPTS, _failed_on_a_runtime_flake)(
+            subprocess.run,
+            ["buildah", "--storage-driver", "vfs", *self._storage, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        output = completed.stdout + completed.stderr
         if check and completed.returncode != 0:
             raise AssertionError(f"buildah {' '.join(args)} failed ({completed.returncode}):\n{output[-6000:]}")
         return RunResult(completed.returncode, output)
@@ -107,23 +127,22 @@ class ImageBuilder:
         """Debian 12 with its Python into `rootfs`, from Debian's mirror: tried twice (a download
         that fails half-way leaves a partial tree, removed before the next try); a second failure
         is reported with debootstrap's own words and the tail of its log."""
-        for _ in range(2):
-            shutil.rmtree(rootfs, ignore_errors=True)
-            completed = subprocess.run(
-                [
-                    "debootstrap",
-                    "--variant=minbase",
-                    "--include=python3,python3-venv,python-is-python3,ca-certificates",
-                    "bookworm",
-                    str(rootfs),
-                    DEBIAN_MIRROR,
-                ],
-                capture_output=True,
-                text=True,
-                timeout=1200,
-            )
-            if completed.returncode == 0:
-                return
+        completed = _retried(2, _failed, before=lambda _: shutil.rmtree(rootfs, ignore_errors=True))(
+            subprocess.run,
+            [
+                "debootstrap",
+                "--variant=minbase",
+                "--include=python3,python3-venv,python-is-python3,ca-certificates",
+                "bookworm",
+                str(rootfs),
+                DEBIAN_MIRROR,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
+        if completed.returncode == 0:
+            return
         log = rootfs / "debootstrap" / "debootstrap.log"
         tail = log.read_text(errors="replace")[-3000:] if log.exists() else "(no log)"
         shutil.rmtree(rootfs, ignore_errors=True)
